@@ -1,0 +1,114 @@
+"""Settings: every knob of the service, read once from the environment (prefix ``CRM_``).
+
+Values that are secret (SMTP password, narrator key, service-account key) are not here: settings
+hold only their *names*, and ``shared.adapters.secrets`` resolves them (env/file locally, Secret
+Manager in the cloud). Which adapters are built from these settings is decided in one place,
+``shared.wiring``.
+"""
+
+from __future__ import annotations
+
+import functools
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from typing_extensions import Annotated
+
+GOOGLE_ID_TOKEN_CERTS_URL = "https://www.googleapis.com/oauth2/v1/certs"
+GOOGLE_ID_TOKEN_ISSUERS = ("https://accounts.google.com", "accounts.google.com")
+
+
+class StoreBackend(StrEnum):
+    SQLITE = "sqlite"
+    FIRESTORE = "firestore"
+
+
+class SecretsBackend(StrEnum):
+    ENV = "env"
+    SECRET_MANAGER = "secret_manager"
+
+
+class QueueBackend(StrEnum):
+    """``local``: in-process queue of the one-machine server; ``pubsub``: Cloud Pub/Sub topics."""
+
+    LOCAL = "local"
+    PUBSUB = "pubsub"
+
+
+def _split_csv(value: object) -> object:
+    """Lists come from the environment as comma-separated text (``a@x.com,b@x.com``)."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+CsvList = Annotated[list[str], NoDecode]
+
+
+class Settings(BaseSettings):
+    """The service's configuration. Defaults are the one-machine embedded default."""
+
+    model_config = SettingsConfigDict(env_prefix="CRM_", extra="ignore", frozen=True)
+
+    # --- state -----------------------------------------------------------------------------
+    store_backend: StoreBackend = StoreBackend.SQLITE
+    sqlite_path: Path = Path("var/crm.sqlite3")
+    gcp_project: str = ""
+    firestore_database: str = "(default)"
+
+    # --- secrets ---------------------------------------------------------------------------
+    secrets_backend: SecretsBackend = SecretsBackend.ENV
+    # env/file adapter: a secret named ``smtp-password`` is read from ``CRM_SECRET_SMTP_PASSWORD``
+    # or, failing that, from the file ``<secrets_dir>/smtp-password``.
+    secrets_dir: Path | None = None
+    # Secret Manager adapter: empty means Google's endpoint; tests point it at a loopback stand-in.
+    secret_manager_endpoint: str = ""
+
+    # --- fan-out ---------------------------------------------------------------------------
+    queue_backend: QueueBackend = QueueBackend.LOCAL
+    pubsub_endpoint: str = ""
+
+    # --- who may call ----------------------------------------------------------------------
+    # ID tokens are verified against these certs (Google's v1 format: {kid: PEM certificate}).
+    token_certs_url: str = GOOGLE_ID_TOKEN_CERTS_URL
+    token_issuers: CsvList = Field(default_factory=lambda: list(GOOGLE_ID_TOKEN_ISSUERS))
+    # Audience of people's tokens: the admin console's OAuth client id.
+    people_audience: str = ""
+    # Audience of service callers' tokens is the called function's URL: ``<base>/<function>``.
+    functions_base_url: str = "http://127.0.0.1:8080"
+    scheduler_identity: str = ""
+    push_identity: str = ""
+    drafting_agent_identities: CsvList = Field(default_factory=list)
+    cors_origins: CsvList = Field(default_factory=list)
+    bootstrap_admin: str = ""
+    clock_skew_seconds: int = Field(default=10, ge=0, le=300)
+
+    # --- operations ------------------------------------------------------------------------
+    log_level: str = "INFO"
+    fund_time_zone: str = "UTC"
+
+    _split = field_validator(
+        "token_issuers", "drafting_agent_identities", "cors_origins", mode="before"
+    )(_split_csv)
+
+    @field_validator("scheduler_identity", "push_identity", "bootstrap_admin")
+    @classmethod
+    def _lower(cls, value: str) -> str:
+        return value.strip().lower()
+
+    @field_validator("drafting_agent_identities")
+    @classmethod
+    def _lower_all(cls, value: list[str]) -> list[str]:
+        return [item.strip().lower() for item in value]
+
+    def function_url(self, function_name: str) -> str:
+        """The URL a function is reached at: the audience of service callers' tokens."""
+        return f"{self.functions_base_url.rstrip('/')}/{function_name}"
+
+
+@functools.cache
+def get_settings() -> Settings:
+    """Settings of this process, read once; tests call ``get_settings.cache_clear()``."""
+    return Settings()

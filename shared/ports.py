@@ -1,0 +1,242 @@
+"""Ports: what services need from the outside world, as ``typing.Protocol``s.
+
+Adapters implement them structurally (no shared base class), and the contract suite in
+``tests/contract/`` runs every Store method against every adapter, so the two stores cannot drift.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Generic, Protocol, TypeVar
+
+from shared.domain.models import (
+    Activity,
+    AuditEntry,
+    Caller,
+    Contact,
+    Email,
+    EmailAccount,
+    Guard,
+    Investor,
+    InvestorLink,
+    Organization,
+    Proposal,
+    ProposalStatus,
+    Role,
+    ServiceRole,
+    Sighting,
+    SyncState,
+    User,
+)
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    """One page of a listing: the items and an opaque token for the next page (empty = done)."""
+
+    items: list[T]
+    next_token: str = ""
+
+
+@dataclass(frozen=True)
+class SyncStateChange:
+    """Fields of a mailbox's sync state to change; ``None`` means "leave as it is".
+
+    ``history_id`` is applied as ``max(stored, given)``: a late, slower run can never move the
+    cursor backwards. Only ``reset_history`` (a full resync after Gmail's 404) may lower it.
+    """
+
+    status: Any = None
+    history_id: int | None = None
+    reset_history: bool = False
+    last_success_at: datetime | None = None
+    last_attempt_at: datetime | None = None
+    last_error: str | None = None
+    watch_expiration: datetime | None = None
+    backfill_page_token: str | None = None
+    backfill_done: bool | None = None
+    messages_total: int | None = None
+    messages_done: int | None = None
+    messages_failed: int | None = None
+    coverage_gap: int | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Outcome of deciding a proposal: the proposal now, and whether this call changed it."""
+
+    proposal: Proposal
+    changed: bool
+    activity: Activity | None = None
+
+
+class Store(Protocol):
+    """Every read and write of the service's state.
+
+    Every method that reads a shared document and writes it back does both in one transaction
+    (Firestore ``@transactional``; SQLite ``BEGIN IMMEDIATE``), so concurrent writers never lose
+    an update. ``create_*`` and ``add_*`` methods are create-if-absent and return whether they
+    created.
+    """
+
+    # -- users -------------------------------------------------------------------------------
+    def add_user(self, user: User) -> bool: ...
+    def get_user(self, user_id: str) -> User | None: ...
+    def get_user_by_email(self, email: str) -> User | None: ...
+    def list_users(self, *, active_only: bool = False) -> list[User]: ...
+    def list_active_admins(self) -> list[User]: ...
+    def change_user(
+        self, user_id: str, *, role: Role | None = None, is_active: bool | None = None
+    ) -> User:
+        """Change role or activity; raises ConflictError if no active admin would remain."""
+        ...
+
+    def bootstrap_admin(self, email: str, name: str = "") -> bool:
+        """Create (or promote and reactivate) an admin only while no active admin exists."""
+        ...
+
+    # -- mailboxes ---------------------------------------------------------------------------
+    def add_email_account(self, account: EmailAccount) -> bool: ...
+    def get_email_account(self, account_id: str) -> EmailAccount | None: ...
+    def get_email_account_by_address(self, address: str) -> EmailAccount | None: ...
+    def list_email_accounts(self, *, include_deleted: bool = False) -> list[EmailAccount]: ...
+    def set_email_account_paused(self, account_id: str, paused: bool) -> EmailAccount: ...
+    def update_sync_state(self, account_id: str, change: SyncStateChange) -> SyncState: ...
+    def own_addresses(self) -> set[str]:
+        """Every address (and alias) of every non-deleted team mailbox: decides direction."""
+        ...
+
+    # -- CRM records -------------------------------------------------------------------------
+    def upsert_organization(self, organization: Organization) -> None: ...
+    def upsert_investor(self, investor: Investor) -> None: ...
+    def upsert_contact(self, contact: Contact) -> None: ...
+    def get_organization(self, organization_id: str) -> Organization | None: ...
+    def get_investor(self, investor_id: str) -> Investor | None: ...
+    def get_contact(self, contact_id: str) -> Contact | None: ...
+    def find_contacts_by_addresses(self, addresses: Iterable[str]) -> list[Contact]:
+        """Live contacts holding any of the addresses."""
+        ...
+
+    def find_investors_by_addresses(self, addresses: Iterable[str]) -> list[Investor]:
+        """Live investors whose own address list holds any of the addresses."""
+        ...
+
+    def find_organizations_by_domains(self, domains: Iterable[str]) -> list[Organization]:
+        """Live organisations owning any of the domains."""
+        ...
+
+    def find_investors_by_domains(self, domains: Iterable[str]) -> list[Investor]: ...
+    def list_investors(
+        self, *, include_graveyard: bool = True, include_deleted: bool = False
+    ) -> list[Investor]:
+        """Sorted by name (case-insensitive), then id."""
+        ...
+
+    # -- emails, sightings, links ------------------------------------------------------------
+    def upsert_email(self, email: Email) -> bool:
+        """Insert or refresh an email's captured fields; True if it was new.
+
+        The denormalised fields (``matched``, ``investor_ids``, ``live_account_ids``) are never
+        taken from the argument: they are recomputed from sightings and links.
+        """
+        ...
+
+    def get_email(self, email_id: str) -> Email | None: ...
+    def record_sighting(self, sighting: Sighting) -> bool:
+        """Insert or refresh one mailbox's sighting; True if new. Updates the email's live set."""
+        ...
+
+    def set_sighting_deleted(self, account_id: str, gmail_message_id: str, deleted: bool) -> bool:
+        """Soft-delete or restore a sighting; False if there is no such sighting."""
+        ...
+
+    def get_sighting(self, account_id: str, gmail_message_id: str) -> Sighting | None: ...
+    def list_sightings(self, email_id: str) -> list[Sighting]: ...
+    def link_email_to_investor(self, link: InvestorLink) -> bool:
+        """Record why an email matched; True if new. Marks the email matched."""
+        ...
+
+    def unlink_email_from_investor(self, email_id: str, investor_id: str) -> int:
+        """Remove every link of the pair; returns how many. Unmatches the email if none remain."""
+        ...
+
+    def list_links(self, email_id: str) -> list[InvestorLink]: ...
+    def find_emails_by_participants(
+        self, *, addresses: Sequence[str] = (), domains: Sequence[str] = (), limit: int = 500
+    ) -> list[Email]:
+        """Emails with any of the addresses or domains among their participants (re-match)."""
+        ...
+
+    # -- proposals and activities ------------------------------------------------------------
+    def create_proposal(self, proposal: Proposal) -> bool: ...
+    def get_proposal(self, proposal_id: str) -> Proposal | None: ...
+    def decide_proposal(self, proposal_id: str, status: ProposalStatus, actor: str) -> Decision:
+        """Approve (creating the activity), reject or withdraw. Idempotent for the same decision;
+        raises ConflictError naming the state if it was already decided otherwise."""
+        ...
+
+    def list_proposals(
+        self,
+        *,
+        status: ProposalStatus | None = None,
+        investor_id: str | None = None,
+        limit: int = 50,
+        page_token: str = "",
+    ) -> Page[Proposal]:
+        """Newest first; stable across pages."""
+        ...
+
+    def get_activity(self, activity_id: str) -> Activity | None: ...
+
+    # -- settings, guards, audit -------------------------------------------------------------
+    def get_setting(self, key: str) -> Any | None: ...
+    def set_setting(self, key: str, value: Any) -> None: ...
+    def update_setting(self, key: str, change: Callable[[Any | None], Any]) -> Any:
+        """Read-modify-write of one setting in a transaction; returns the new value."""
+        ...
+
+    def create_guard(self, guard: Guard) -> bool:
+        """Create-if-absent; True if this caller created it (and so owns the work)."""
+        ...
+
+    def get_guard(self, guard_id: str) -> Guard | None: ...
+    def update_guard(self, guard_id: str, change: Callable[[Guard], Guard | None]) -> Guard | None:
+        """Read-modify-write of a guard in a transaction; ``change`` returning None keeps it."""
+        ...
+
+    def append_audit(self, entry: AuditEntry) -> None: ...
+    def list_audit(self, *, target: str | None = None, limit: int = 100) -> list[AuditEntry]:
+        """Newest first."""
+        ...
+
+
+class Secrets(Protocol):
+    """Secret values by name (``smtp-password``). Implementations cache once per instance."""
+
+    def get(self, name: str) -> str: ...
+    def get_optional(self, name: str) -> str | None: ...
+
+
+class TokenVerifier(Protocol):
+    """Turns a bearer token into a verified caller, or raises Unauthenticated/Forbidden."""
+
+    def verify(self, token: str | None, *, audience_for: str) -> Caller: ...
+
+
+class Queue(Protocol):
+    """Fan-out: Pub/Sub topics in the cloud, an in-process queue on one machine."""
+
+    def publish(self, topic: str, message: Mapping[str, Any]) -> str: ...
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+AllowedRoles = frozenset[Role | ServiceRole]
