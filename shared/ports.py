@@ -7,7 +7,7 @@ Adapters implement them structurally (no shared base class), and the contract su
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -30,7 +30,6 @@ from shared.domain.models import (
     SyncState,
     User,
 )
-
 
 T = TypeVar("T")
 
@@ -64,7 +63,6 @@ class SyncStateChange:
     messages_done: int | None = None
     messages_failed: int | None = None
     coverage_gap: int | None = None
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,9 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 # is one "@", no whitespace, and a domain with a dot-free-or-dotted label. Parsing RFC 5322 is the
 # parser's job (issue 3), validation here guards the store against garbage keys.
 _ADDRESS_RE = re.compile(r"^[^@\s]+@[^@\s]+$")
-_DOMAIN_RE = re.compile(r"^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9-]{1,63})*$")
+_DOMAIN_RE = re.compile(
+    r"^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9-]{1,63})*$"
+)
 _ID_RE = re.compile(r"^[A-Za-z0-9_.:@+=-]{1,200}$")
 
 
@@ -54,8 +56,10 @@ def normalize_domain(value: str) -> str:
 
 def _check_id(value: str) -> str:
     # Ids become Firestore document names: no "/", not "." or "..", not "__x__" (FACTS.md).
-    if not _ID_RE.match(value) or value in {".", ".."} or (
-        value.startswith("__") and value.endswith("__")
+    if (
+        not _ID_RE.match(value)
+        or value in {".", ".."}
+        or (value.startswith("__") and value.endswith("__"))
     ):
         raise ValueError(f"invalid id: {value!r}")
     return value

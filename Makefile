@@ -1,0 +1,51 @@
+# Everything installs into the project: .venv (Python) and node_modules (the Firestore emulator).
+# Nothing here relies on what a previous session left on the machine.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+VENV_STAMP := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
+
+.PHONY: setup lint test test-fast demo serve bench clean
+
+setup: $(VENV_STAMP) $(NODE_STAMP)
+
+$(VENV_STAMP): requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt -r requirements-dev.txt
+	touch $@
+
+# npm ci installs exactly what package-lock.json pins.
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+lint: $(VENV_STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+test: setup lint
+	$(PY) -m pytest --durations=25
+
+# The suite without lint, for a quick loop while editing.
+test-fast: setup
+	$(PY) -m pytest -q -x
+
+demo: setup
+	$(PY) -m embedded.demo
+
+# The embedded default as a long-running service (configure with CRM_* variables; see README).
+serve: setup
+	$(PY) -m embedded
+
+bench: setup
+	@for script in bench/[a-z]*.py; do \
+		echo "== $$script"; \
+		PYTHONPATH=. $(PY) $$script || exit 1; \
+	done
+
+clean:
+	rm -rf $(VENV) node_modules build .mypy_cache .ruff_cache .pytest_cache

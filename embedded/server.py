@@ -1,0 +1,220 @@
+"""The one-machine runtime: every entry point of ``functions/main.py`` in one local HTTP server.
+
+Each function is loaded by functions-framework exactly as Cloud Functions would serve it
+(``create_app(target, source)``) and mounted under ``/<name>``, so a request reaches the same
+Flask app, the same token check and the same handler as in the cloud. Beside them: ``GET
+/healthz``, a ticker that calls the scheduled functions on the catalog's cron schedules (as
+Cloud Scheduler would, with an OIDC token for the scheduler identity), and the in-process queue
+delivering push envelopes to subscribing functions (as a Pub/Sub push subscription would, with
+a token for the push identity). Tokens for those two identities are minted by ``token_minter``:
+the sandbox issuer in tests and the demo.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from werkzeug.middleware.dispatcher import DispatcherMiddleware
+from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.wrappers import Request, Response
+
+from shared import wiring
+from shared.catalog import FUNCTIONS, FunctionSpec, Topic, Trigger, subscriber_of
+from shared.config import get_settings
+from shared.domain.models import utcnow
+from shared.domain.pubsub import encode_push_envelope
+
+logger = logging.getLogger(__name__)
+
+MAIN_SOURCE = Path(__file__).resolve().parent.parent / "functions" / "main.py"
+
+# (email of the identity, audience) -> signed ID token
+TokenMinter = Callable[[str, str], str]
+
+
+def _healthz_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    request = Request(environ)
+    if request.path in ("/healthz", "/healthz/"):
+        response = Response(
+            json.dumps({"status": "ok", "functions": [spec.name for spec in FUNCTIONS]}),
+            mimetype="application/json",
+        )
+    else:
+        response = Response(
+            json.dumps({"error": "not_found", "reason": f"no function at {request.path}"}),
+            status=404,
+            mimetype="application/json",
+        )
+    return response(environ, start_response)
+
+
+def build_wsgi_app(functions: Iterable[FunctionSpec] = FUNCTIONS) -> DispatcherMiddleware:
+    """One WSGI app mounting each function's functions-framework app under ``/<name>``."""
+    import functions_framework
+
+    mounts = {
+        f"/{spec.name}": functions_framework.create_app(spec.name, str(MAIN_SOURCE))
+        for spec in functions
+    }
+    return DispatcherMiddleware(_healthz_app, mounts)
+
+
+class Ticker:
+    """Calls each scheduled function when its cron schedule fires, like Cloud Scheduler.
+
+    Fire times are computed from the catalog's cron expression in its time zone; a tick that
+    comes late still fires once (Cloud Scheduler never overlaps runs of a job either).
+    """
+
+    def __init__(
+        self,
+        call: Callable[[FunctionSpec], int],
+        *,
+        now: Callable[[], datetime] = utcnow,
+        interval_s: float = 1.0,
+        functions: Iterable[FunctionSpec] = FUNCTIONS,
+    ) -> None:
+        self._call = call
+        self._now = now
+        self.interval_s = interval_s
+        self.scheduled = [spec for spec in functions if spec.trigger is Trigger.SCHEDULE]
+        self._next: dict[str, datetime] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.calls: list[tuple[str, datetime, int]] = []
+
+    def next_fire(self, spec: FunctionSpec, after: datetime) -> datetime:
+        from croniter import croniter
+
+        local = after.astimezone(ZoneInfo(spec.time_zone))
+        fire: datetime = croniter(spec.schedule, local).get_next(datetime)
+        return fire.astimezone(after.tzinfo)
+
+    def tick(self) -> list[str]:
+        """Fire every job that is due now; returns the names fired."""
+        now = self._now()
+        fired = []
+        for spec in self.scheduled:
+            due = self._next.setdefault(spec.name, self.next_fire(spec, now - timedelta(seconds=1)))
+            if due <= now:
+                status = self._call(spec)
+                self.calls.append((spec.name, now, status))
+                fired.append(spec.name)
+                self._next[spec.name] = self.next_fire(spec, now)
+        return fired
+
+    def fire_now(self, name: str) -> int:
+        """Run one scheduled job at once (the demo; Cloud Scheduler's "force run")."""
+        spec = next(s for s in self.scheduled if s.name == name)
+        status = self._call(spec)
+        self.calls.append((spec.name, self._now(), status))
+        return status
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="ticker", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                self.tick()
+            except Exception:
+                logger.exception("ticker failed", extra={"fields": {"event": "ticker_error"}})
+
+
+class LocalServer:
+    """The local server: functions, health, ticker and queue delivery, on a loopback port."""
+
+    def __init__(
+        self,
+        *,
+        token_minter: TokenMinter,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        tick_interval_s: float = 1.0,
+        start_ticker: bool = True,
+    ) -> None:
+        self.token_minter = token_minter
+        self.app = build_wsgi_app()
+        self._server: BaseWSGIServer = make_server(host, port, self.app, threaded=True)
+        self.base_url = f"http://{host}:{self._server.server_port}"
+        self._thread: threading.Thread | None = None
+        self.ticker = Ticker(self.call_scheduled, interval_s=tick_interval_s)
+        self._start_ticker = start_ticker
+        self._http = threading.local()
+
+    # -- calling functions as Google's services would ------------------------------------------
+
+    def _session(self) -> Any:
+        import requests
+
+        session = getattr(self._http, "session", None)
+        if session is None:
+            session = self._http.session = requests.Session()
+        return session
+
+    def post(self, name: str, identity: str, body: Mapping[str, Any]) -> int:
+        """POST to a function with an OIDC token for ``identity``, audience = its URL."""
+        settings = get_settings()
+        token = self.token_minter(identity, settings.function_url(name))
+        response = self._session().post(
+            f"{self.base_url}/{name}",
+            json=dict(body),
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=600,
+        )
+        return int(response.status_code)
+
+    def call_scheduled(self, spec: FunctionSpec) -> int:
+        return self.post(spec.name, get_settings().scheduler_identity, {"job": spec.name})
+
+    def deliver(self, topic: str, message: Mapping[str, Any], message_id: str) -> int:
+        spec = subscriber_of(Topic(topic))
+        envelope = encode_push_envelope(
+            message,
+            message_id=message_id,
+            subscription=f"projects/local/subscriptions/{topic}-push",
+            published_at=utcnow(),
+        )
+        return self.post(spec.name, get_settings().push_identity, envelope)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> LocalServer:
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="local-server", daemon=True
+        )
+        self._thread.start()
+        wiring.local_queue().attach(self.deliver)
+        if self._start_ticker:
+            self.ticker.start()
+        logger.info(
+            "local server listening",
+            extra={"fields": {"url": self.base_url, "functions": [s.name for s in FUNCTIONS]}},
+        )
+        return self
+
+    def stop(self) -> None:
+        self.ticker.stop()
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(5)
+
+    def __enter__(self) -> LocalServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

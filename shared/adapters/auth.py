@@ -1,0 +1,316 @@
+"""The one TokenVerifier: a Google ID token in, a verified and resolved :class:`Caller` out.
+
+Every HTTP entry point is reached with its invoker IAM check disabled, so this code is the only
+gate (ARCHITECTURE.md, "TokenVerifier"). Hence:
+
+* The signature is checked by ``google.oauth2.id_token.verify_token`` against the certs URL from
+  settings (Google's in production, the sandbox issuer locally); then issuer, audience, expiry and
+  ``email_verified`` are checked here explicitly, so what we accept does not depend on a library
+  default.
+* The audience says who the caller claims to be: the console's OAuth client id for people, the
+  called function's URL for services (Scheduler, Pub/Sub push, the drafting agent). A service
+  account's token made out to the people audience, or a person's token made out to a function
+  URL, is refused: one audience, one kind of caller.
+* 401 (:class:`UnauthenticatedError`) when the token itself is wrong; 403
+  (:class:`ForbiddenError`) when it is genuine but its holder may not call. The token never
+  appears in a message, a log line or a chained exception.
+* There is no switch that skips any of this.
+
+Cold start: importing this module imports neither ``requests`` nor ``google.oauth2``; the HTTP
+session (with its certs cache) is built on the first verification and reused after that.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+import threading
+import time
+from collections.abc import Callable, Collection, Mapping
+from typing import TYPE_CHECKING, Any, cast
+from urllib.parse import urlsplit
+
+from shared.domain.models import Caller, ServiceRole, User
+from shared.errors import (
+    ConfigurationError,
+    ForbiddenError,
+    RetryableError,
+    UnauthenticatedError,
+)
+
+if TYPE_CHECKING:
+    from google.auth import transport
+
+    from shared.config import Settings
+
+UserLookup = Callable[[str], User | None]
+
+# Google signs ID tokens with RS256 only. Refusing every other ``alg`` up front closes the door on
+# algorithm-confusion tricks whatever the library would accept.
+ACCEPTED_ALGORITHMS = frozenset({"RS256"})
+# Google's ID tokens are about 1 KiB; anything this large is not one, and is refused before any
+# decoding or certs fetch.
+MAX_TOKEN_LENGTH = 16 * 1024
+CERTS_FETCH_TIMEOUT_SECONDS = 10.0
+_JWT_SHAPE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
+_LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+
+
+class GoogleTokenVerifier:
+    """Verifies Google ID tokens and resolves them to callers (implements ``ports.TokenVerifier``).
+
+    Build one per process (``shared.wiring`` caches it): it holds the HTTP session whose cache
+    keeps the issuer's certs for as long as their ``Cache-Control: max-age`` allows, so a warm
+    instance verifies without a network round trip.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        lookup_user: UserLookup,
+        *,
+        certs_timeout: float = CERTS_FETCH_TIMEOUT_SECONDS,
+    ) -> None:
+        _check_certs_url(settings.token_certs_url)
+        if not settings.token_issuers:
+            raise ConfigurationError("CRM_TOKEN_ISSUERS is empty: no token could ever be accepted")
+        self._settings = settings
+        self._lookup_user = lookup_user
+        self._certs_timeout = certs_timeout
+        self._issuers = frozenset(settings.token_issuers)
+        self._service_roles = _service_roles(settings)
+        self._lock = threading.Lock()
+        self._request: transport.Request | None = None
+
+    def verify(self, token: str | None, *, audience_for: str) -> Caller:
+        """The caller behind ``token``, presented to the function named ``audience_for``.
+
+        Raises UnauthenticatedError (401) for a missing, malformed, forged, expired, wrongly
+        addressed or wrongly issued token, ForbiddenError (403) for a genuine token whose holder
+        may not call (unverified e-mail, unknown or inactive user, unknown service identity), and
+        RetryableError (503) when the certs cannot be fetched (not the caller's fault).
+        """
+        if not token:
+            raise UnauthenticatedError("missing bearer token")
+        header, unverified = _peek(token)
+        if header.get("alg") not in ACCEPTED_ALGORITHMS:
+            raise UnauthenticatedError("token signing algorithm not accepted")
+        claims = self._verify_signature(token, unverified)
+        service_audience = self._settings.function_url(audience_for)
+        people_audience = self._settings.people_audience
+        email = check_claims(
+            claims,
+            issuers=self._issuers,
+            audiences=(service_audience, people_audience),
+            now=time.time(),
+            clock_skew_seconds=self._settings.clock_skew_seconds,
+        )
+        if claims["aud"] == service_audience:
+            return self._service_caller(email)
+        return self._person_caller(email)
+
+    # -- steps -------------------------------------------------------------------------------
+
+    def _verify_signature(self, token: str, unverified: Mapping[str, Any]) -> Mapping[str, Any]:
+        """Signature, key id, ``iat`` and ``exp`` by google-auth; failures become 401 or 503.
+
+        Exceptions are re-raised ``from None``: google-auth's messages quote the token, and a
+        chained exception would carry it into any logged traceback.
+        """
+        from google.auth import exceptions as google_exceptions
+        from google.oauth2 import id_token
+
+        try:
+            claims = id_token.verify_token(
+                token,
+                self._transport(),
+                audience=None,  # checked explicitly, against the audience of this call
+                certs_url=self._settings.token_certs_url,
+                clock_skew_in_seconds=self._settings.clock_skew_seconds,
+            )
+        except google_exceptions.TransportError:
+            raise RetryableError("token certificates are unavailable; try again") from None
+        except (ValueError, TypeError, KeyError, google_exceptions.GoogleAuthError):
+            reason = _failure_reason(unverified, self._settings.clock_skew_seconds)
+            raise UnauthenticatedError(reason) from None
+        return claims
+
+    def _service_caller(self, email: str) -> Caller:
+        role = self._service_roles.get(email)
+        if role is None:
+            raise ForbiddenError("caller is not a service identity of this deployment")
+        return Caller(email=email, role=role)
+
+    def _person_caller(self, email: str) -> Caller:
+        if email in self._service_roles:
+            # A service account holding a token for the console's audience is not a person.
+            raise ForbiddenError("service identities must address the function's URL")
+        user = self._lookup_user(email)
+        if user is None:
+            raise ForbiddenError("unknown user")
+        if not user.is_active:
+            raise ForbiddenError("user is inactive")
+        return Caller(email=user.email, role=user.role, user_id=user.id)
+
+    def _transport(self) -> transport.Request:
+        """The HTTP transport with a certs cache, built once (on first use, for cold start)."""
+        with self._lock:
+            if self._request is None:
+                self._request = _cached_transport(self._certs_timeout)
+            return self._request
+
+
+def check_claims(
+    claims: Mapping[str, Any],
+    *,
+    issuers: Collection[str],
+    audiences: Collection[str],
+    now: float,
+    clock_skew_seconds: int,
+) -> str:
+    """Explicit checks of verified claims; returns the caller's e-mail, lower-cased.
+
+    A pure function so that each rule is tested on its own. Issuer, audience and expiry failures
+    are 401 (the token is not for us, or no longer valid); a missing or unverified e-mail is 403
+    (the token is genuine, but does not identify anyone we may admit).
+    """
+    if claims.get("iss") not in issuers:
+        raise UnauthenticatedError("token issuer not accepted")
+    audience = claims.get("aud")
+    # Google issues one audience per ID token, as a string; an empty configured audience (people
+    # audience not set) must never match anything.
+    if not isinstance(audience, str) or not audience or audience not in audiences:
+        raise UnauthenticatedError("token audience not accepted")
+    expiry = claims.get("exp")
+    if not _is_number(expiry):
+        raise UnauthenticatedError("token has no expiry")
+    if float(expiry) + clock_skew_seconds <= now:
+        raise UnauthenticatedError("token expired")
+    email = claims.get("email")
+    if not isinstance(email, str) or not email.strip():
+        raise ForbiddenError("token carries no e-mail address")
+    if not _is_true(claims.get("email_verified")):
+        raise ForbiddenError("token e-mail address is not verified")
+    return email.strip().lower()
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def _peek(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Header and claims of a token, unverified: used only to refuse garbage early and to say why
+    a verification failed. Nothing read here is trusted."""
+    if len(token) > MAX_TOKEN_LENGTH or not _JWT_SHAPE.fullmatch(token):
+        raise UnauthenticatedError("malformed token")
+    encoded_header, encoded_claims, _ = token.split(".")
+    try:
+        header = json.loads(_b64decode(encoded_header))
+        claims = json.loads(_b64decode(encoded_claims))
+    except (ValueError, binascii.Error):
+        raise UnauthenticatedError("malformed token") from None
+    if not isinstance(header, dict) or not isinstance(claims, dict):
+        raise UnauthenticatedError("malformed token")
+    return header, claims
+
+
+def _b64decode(segment: str) -> bytes:
+    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+
+
+def _failure_reason(unverified: Mapping[str, Any], clock_skew_seconds: int) -> str:
+    """Why google-auth refused a token, from its own (unverified) claims: safe to show."""
+    now = time.time()
+    expiry, issued = unverified.get("exp"), unverified.get("iat")
+    if not _is_number(expiry):
+        return "token has no expiry"
+    if not _is_number(issued):
+        return "token has no issue time"
+    if float(expiry) + clock_skew_seconds < now:
+        return "token expired"
+    if float(issued) - clock_skew_seconds > now:
+        return "token used before its issue time"
+    return "token signature could not be verified"
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _is_true(value: object) -> bool:
+    # Google's ID tokens carry a JSON boolean; some older Google token formats carried the string
+    # "true". Both say the same thing, and both are signed.
+    return value is True or (isinstance(value, str) and value.lower() == "true")
+
+
+def _check_certs_url(url: str) -> None:
+    """Certs define whose signatures we trust: fetch them over TLS, or from this machine only."""
+    parts = urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return
+    if parts.scheme == "http" and parts.hostname in _LOOPBACK_HOSTS:
+        return
+    raise ConfigurationError(
+        "CRM_TOKEN_CERTS_URL must be an https URL (or http on a loopback address for the sandbox)"
+    )
+
+
+def _service_roles(settings: Settings) -> dict[str, ServiceRole]:
+    """Service identity e-mail -> role. One identity, one role: a shared service account would
+    make e.g. every scheduler job a valid Pub/Sub push, so that configuration is refused."""
+    pairs = [
+        ("CRM_SCHEDULER_IDENTITY", settings.scheduler_identity, ServiceRole.SCHEDULER),
+        ("CRM_PUSH_IDENTITY", settings.push_identity, ServiceRole.PUBSUB_PUSH),
+        *(
+            ("CRM_DRAFTING_AGENT_IDENTITIES", identity, ServiceRole.DRAFTING_AGENT)
+            for identity in settings.drafting_agent_identities
+        ),
+    ]
+    roles: dict[str, ServiceRole] = {}
+    for variable, identity, role in pairs:
+        email = identity.strip().lower()
+        if not email:
+            continue
+        if roles.get(email, role) is not role:
+            raise ConfigurationError(
+                f"{variable}: one service identity may hold one role only ({email})"
+            )
+        roles[email] = role
+    return roles
+
+
+class _TimedRequest:
+    """google-auth's requests transport with a bounded timeout (its default is 120 s)."""
+
+    def __init__(self, inner: Callable[..., Any], timeout: float) -> None:
+        self._inner = inner
+        self._timeout = timeout
+
+    def __call__(
+        self,
+        url: str,
+        method: str = "GET",
+        body: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        return self._inner(
+            url,
+            method=method,
+            body=body,
+            headers=headers,
+            timeout=timeout if timeout is not None else self._timeout,
+            **kwargs,
+        )
+
+
+def _cached_transport(timeout: float) -> transport.Request:
+    """A google-auth transport over a CacheControl session: certs are fetched once per max-age."""
+    import cachecontrol
+    import requests
+    from google.auth.transport.requests import Request
+
+    session = cachecontrol.CacheControl(requests.Session())
+    return cast("transport.Request", _TimedRequest(Request(session=session), timeout))

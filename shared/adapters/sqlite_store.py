@@ -1,0 +1,777 @@
+"""The Store on SQLite: the embedded default, and the fast path for most tests.
+
+Each record is a row holding the model as JSON (``doc``) plus the columns its queries filter or
+order on; side tables index the CRM's addresses/domains and each email's participants so that
+lookups by address or domain use an index instead of scanning JSON.
+
+Concurrency: WAL journal (readers never block the writer), one connection per thread (sqlite3
+connections must not be shared across threads), and every read-modify-write in ``BEGIN
+IMMEDIATE`` so the write lock is taken *before* the read: a second writer waits (busy timeout)
+instead of reading a value that is about to change. ``SqliteHooks.after_read`` lets a test pause
+a writer between its read and its write to prove that.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+
+from shared.domain.models import (
+    Activity,
+    AuditEntry,
+    Contact,
+    Email,
+    EmailAccount,
+    Guard,
+    Investor,
+    InvestorLink,
+    Organization,
+    Proposal,
+    ProposalStatus,
+    Role,
+    Sighting,
+    SyncState,
+    User,
+    normalize_address,
+    normalize_domain,
+    sighting_id_for,
+    utcnow,
+)
+from shared.domain.store_rules import (
+    apply_sync_change,
+    decide,
+    denormalised_email_fields,
+    merge_captured_email,
+)
+from shared.errors import BadRequestError, ConflictError, NotFoundError
+from shared.ports import Decision, Page, SyncStateChange
+
+M = TypeVar("M", bound=BaseModel)
+
+# Each entry migrates the schema from version i to i+1 (PRAGMA user_version). Never edit a
+# shipped entry: append a new one, so every existing database file upgrades the same way.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE users (
+        id TEXT PRIMARY KEY, email TEXT NOT NULL UNIQUE, role TEXT NOT NULL,
+        is_active INTEGER NOT NULL, doc TEXT NOT NULL);
+    CREATE TABLE email_accounts (
+        id TEXT PRIMARY KEY, address TEXT NOT NULL UNIQUE, deleted INTEGER NOT NULL,
+        doc TEXT NOT NULL);
+    CREATE TABLE organizations (id TEXT PRIMARY KEY, deleted INTEGER NOT NULL, doc TEXT NOT NULL);
+    CREATE TABLE investors (
+        id TEXT PRIMARY KEY, name_key TEXT NOT NULL, graveyard INTEGER NOT NULL,
+        deleted INTEGER NOT NULL, doc TEXT NOT NULL);
+    CREATE INDEX investors_by_name ON investors (name_key, id);
+    CREATE TABLE contacts (id TEXT PRIMARY KEY, deleted INTEGER NOT NULL, doc TEXT NOT NULL);
+    -- kind: what the value is (contact_address, investor_domain, ...), value: the key
+    CREATE TABLE crm_keys (
+        kind TEXT NOT NULL, value TEXT NOT NULL, record_id TEXT NOT NULL,
+        PRIMARY KEY (kind, value, record_id));
+    CREATE INDEX crm_keys_by_record ON crm_keys (kind, record_id);
+    CREATE TABLE emails (id TEXT PRIMARY KEY, matched INTEGER NOT NULL, doc TEXT NOT NULL);
+    -- kind: address | domain
+    CREATE TABLE email_participants (
+        kind TEXT NOT NULL, value TEXT NOT NULL, email_id TEXT NOT NULL,
+        PRIMARY KEY (kind, value, email_id));
+    CREATE INDEX email_participants_by_email ON email_participants (email_id);
+    CREATE TABLE sightings (
+        id TEXT PRIMARY KEY, account_id TEXT NOT NULL, gmail_message_id TEXT NOT NULL,
+        email_id TEXT NOT NULL, deleted INTEGER NOT NULL, doc TEXT NOT NULL,
+        UNIQUE (account_id, gmail_message_id));
+    CREATE INDEX sightings_by_email ON sightings (email_id);
+    CREATE TABLE investor_links (
+        id TEXT PRIMARY KEY, email_id TEXT NOT NULL, investor_id TEXT NOT NULL,
+        doc TEXT NOT NULL);
+    CREATE INDEX investor_links_by_email ON investor_links (email_id);
+    CREATE INDEX investor_links_by_investor ON investor_links (investor_id);
+    CREATE TABLE proposals (
+        id TEXT PRIMARY KEY, status TEXT NOT NULL, investor_id TEXT NOT NULL,
+        sort_key TEXT NOT NULL, doc TEXT NOT NULL);
+    CREATE INDEX proposals_by_key ON proposals (sort_key);
+    CREATE INDEX proposals_by_status ON proposals (status, sort_key);
+    CREATE INDEX proposals_by_investor ON proposals (investor_id, sort_key);
+    CREATE TABLE activities (id TEXT PRIMARY KEY, doc TEXT NOT NULL);
+    CREATE TABLE app_settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE guards (id TEXT PRIMARY KEY, doc TEXT NOT NULL);
+    CREATE TABLE audit (
+        id TEXT PRIMARY KEY, target TEXT NOT NULL, at TEXT NOT NULL, doc TEXT NOT NULL);
+    CREATE INDEX audit_by_time ON audit (at, id);
+    CREATE INDEX audit_by_target ON audit (target, at, id);
+    """,
+)
+
+_BUSY_TIMEOUT_S = 30.0
+
+
+@dataclass
+class SqliteHooks:
+    """Test seams. ``after_read(operation)`` runs inside a read-modify-write, after its reads and
+    before its writes, while the write lock is held."""
+
+    after_read: Callable[[str], None] | None = None
+
+
+def _dump(model: BaseModel) -> str:
+    return model.model_dump_json()
+
+
+def _load(cls: type[M], doc: str) -> M:
+    return cls.model_validate_json(doc)
+
+
+def _time_key(value: datetime) -> str:
+    """Fixed-width UTC text so that string order is time order."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def encode_page_token(key: str) -> str:
+    return base64.urlsafe_b64encode(key.encode("utf-8")).decode("ascii")
+
+
+def decode_page_token(token: str) -> str:
+    try:
+        return base64.urlsafe_b64decode(token.encode("ascii")).decode("utf-8")
+    except (ValueError, UnicodeError) as exc:
+        raise BadRequestError("page_token is not valid") from exc
+
+
+def _placeholders(values: Sequence[object]) -> str:
+    return ",".join("?" * len(values))
+
+
+class SqliteStore:
+    """Store adapter over one SQLite file (path from settings)."""
+
+    def __init__(self, path: Path, *, hooks: SqliteHooks | None = None) -> None:
+        self.path = Path(path)
+        self.hooks = hooks or SqliteHooks()
+        # One connection per thread; it closes when its thread ends and the local is collected.
+        self._local = threading.local()
+        if str(self.path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._migrate()
+
+    # -- connections and transactions --------------------------------------------------------
+
+    def _connection(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            # isolation_level=None: no implicit transactions; we say BEGIN IMMEDIATE ourselves.
+            conn = sqlite3.connect(
+                self.path, timeout=_BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=True
+            )
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute(f"PRAGMA busy_timeout={int(_BUSY_TIMEOUT_S * 1000)}")
+            self._local.conn = conn
+        return conn
+
+    def close(self) -> None:
+        """Close this thread's connection (other threads' connections close with them)."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        conn = self._connection()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def _after_read(self, operation: str) -> None:
+        if self.hooks.after_read is not None:
+            self.hooks.after_read(operation)
+
+    def _migrate(self) -> None:
+        with self._write() as conn:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            for index in range(version, len(MIGRATIONS)):
+                for statement in MIGRATIONS[index].split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute(f"PRAGMA user_version={index + 1}")
+
+    def schema_version(self) -> int:
+        return int(self._connection().execute("PRAGMA user_version").fetchone()[0])
+
+    def _one(self, cls: type[M], sql: str, params: Sequence[object] = ()) -> M | None:
+        row = self._connection().execute(sql, params).fetchone()
+        return _load(cls, row[0]) if row else None
+
+    def _many(self, cls: type[M], sql: str, params: Sequence[object] = ()) -> list[M]:
+        return [_load(cls, row[0]) for row in self._connection().execute(sql, params)]
+
+    # -- users --------------------------------------------------------------------------------
+
+    @staticmethod
+    def _put_user(conn: sqlite3.Connection, user: User) -> None:
+        conn.execute(
+            "INSERT OR REPLACE INTO users (id, email, role, is_active, doc) VALUES (?,?,?,?,?)",
+            (user.id, user.email, user.role.value, int(user.is_active), _dump(user)),
+        )
+
+    def add_user(self, user: User) -> bool:
+        with self._write() as conn:
+            exists = conn.execute(
+                "SELECT 1 FROM users WHERE id = ? OR email = ?", (user.id, user.email)
+            ).fetchone()
+            if exists:
+                return False
+            self._put_user(conn, user)
+            return True
+
+    def get_user(self, user_id: str) -> User | None:
+        return self._one(User, "SELECT doc FROM users WHERE id = ?", (user_id,))
+
+    def get_user_by_email(self, email: str) -> User | None:
+        return self._one(User, "SELECT doc FROM users WHERE email = ?", (email.strip().lower(),))
+
+    def list_users(self, *, active_only: bool = False) -> list[User]:
+        where = "WHERE is_active = 1" if active_only else ""
+        return self._many(User, f"SELECT doc FROM users {where} ORDER BY email")  # noqa: S608
+
+    def list_active_admins(self) -> list[User]:
+        return self._many(
+            User,
+            "SELECT doc FROM users WHERE is_active = 1 AND role = ? ORDER BY email",
+            (Role.ADMIN.value,),
+        )
+
+    def change_user(
+        self, user_id: str, *, role: Role | None = None, is_active: bool | None = None
+    ) -> User:
+        with self._write() as conn:
+            row = conn.execute("SELECT doc FROM users WHERE id = ?", (user_id,)).fetchone()
+            if row is None:
+                raise NotFoundError("no such user", user_id=user_id)
+            user = _load(User, row[0])
+            other_admins = conn.execute(
+                "SELECT COUNT(*) FROM users WHERE is_active = 1 AND role = ? AND id != ?",
+                (Role.ADMIN.value, user_id),
+            ).fetchone()[0]
+            self._after_read("change_user")
+            changed = user.model_copy(
+                update={
+                    "role": role if role is not None else user.role,
+                    "is_active": is_active if is_active is not None else user.is_active,
+                    "updated_at": utcnow(),
+                }
+            )
+            was_admin = user.is_active and user.role is Role.ADMIN
+            still_admin = changed.is_active and changed.role is Role.ADMIN
+            if was_admin and not still_admin and other_admins == 0:
+                raise ConflictError("the change would leave no active admin", user_id=user_id)
+            self._put_user(conn, changed)
+            return changed
+
+    def bootstrap_admin(self, email: str, name: str = "") -> bool:
+        address = normalize_address(email)
+        with self._write() as conn:
+            admins = conn.execute(
+                "SELECT COUNT(*) FROM users WHERE is_active = 1 AND role = ?", (Role.ADMIN.value,)
+            ).fetchone()[0]
+            row = conn.execute("SELECT doc FROM users WHERE email = ?", (address,)).fetchone()
+            self._after_read("bootstrap_admin")
+            if admins:
+                return False
+            if row is None:
+                user = User.new(address, name, Role.ADMIN)
+            else:
+                user = _load(User, row[0]).model_copy(
+                    update={"role": Role.ADMIN, "is_active": True, "updated_at": utcnow()}
+                )
+            self._put_user(conn, user)
+            return True
+
+    # -- mailboxes ----------------------------------------------------------------------------
+
+    @staticmethod
+    def _put_account(conn: sqlite3.Connection, account: EmailAccount) -> None:
+        conn.execute(
+            "INSERT OR REPLACE INTO email_accounts (id, address, deleted, doc) VALUES (?,?,?,?)",
+            (account.id, account.address, int(account.deleted), _dump(account)),
+        )
+
+    def add_email_account(self, account: EmailAccount) -> bool:
+        with self._write() as conn:
+            exists = conn.execute(
+                "SELECT 1 FROM email_accounts WHERE id = ? OR address = ?",
+                (account.id, account.address),
+            ).fetchone()
+            if exists:
+                return False
+            self._put_account(conn, account)
+            return True
+
+    def get_email_account(self, account_id: str) -> EmailAccount | None:
+        return self._one(EmailAccount, "SELECT doc FROM email_accounts WHERE id = ?", (account_id,))
+
+    def get_email_account_by_address(self, address: str) -> EmailAccount | None:
+        return self._one(
+            EmailAccount,
+            "SELECT doc FROM email_accounts WHERE address = ?",
+            (address.strip().lower(),),
+        )
+
+    def list_email_accounts(self, *, include_deleted: bool = False) -> list[EmailAccount]:
+        where = "" if include_deleted else "WHERE deleted = 0"
+        return self._many(
+            EmailAccount,
+            f"SELECT doc FROM email_accounts {where} ORDER BY address",  # noqa: S608
+        )
+
+    def _modify_account(
+        self, account_id: str, operation: str, change: Callable[[EmailAccount], EmailAccount]
+    ) -> EmailAccount:
+        with self._write() as conn:
+            row = conn.execute(
+                "SELECT doc FROM email_accounts WHERE id = ?", (account_id,)
+            ).fetchone()
+            if row is None:
+                raise NotFoundError("no such mailbox", account_id=account_id)
+            self._after_read(operation)
+            account = change(_load(EmailAccount, row[0]))
+            self._put_account(conn, account)
+            return account
+
+    def set_email_account_paused(self, account_id: str, paused: bool) -> EmailAccount:
+        return self._modify_account(
+            account_id,
+            "set_email_account_paused",
+            lambda a: a.model_copy(update={"paused": paused}),
+        )
+
+    def update_sync_state(self, account_id: str, change: SyncStateChange) -> SyncState:
+        account = self._modify_account(
+            account_id,
+            "update_sync_state",
+            lambda a: a.model_copy(update={"sync": apply_sync_change(a.sync, change)}),
+        )
+        return account.sync
+
+    def own_addresses(self) -> set[str]:
+        return {
+            address for account in self.list_email_accounts() for address in account.addresses()
+        }
+
+    # -- CRM records --------------------------------------------------------------------------
+
+    @staticmethod
+    def _put_keys(
+        conn: sqlite3.Connection, kind: str, record_id: str, values: Iterable[str]
+    ) -> None:
+        conn.execute("DELETE FROM crm_keys WHERE kind = ? AND record_id = ?", (kind, record_id))
+        conn.executemany(
+            "INSERT OR IGNORE INTO crm_keys (kind, value, record_id) VALUES (?,?,?)",
+            [(kind, value, record_id) for value in values],
+        )
+
+    def upsert_organization(self, organization: Organization) -> None:
+        with self._write() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO organizations (id, deleted, doc) VALUES (?,?,?)",
+                (organization.id, int(organization.deleted), _dump(organization)),
+            )
+            self._put_keys(conn, "organization_domain", organization.id, organization.domains)
+
+    def upsert_investor(self, investor: Investor) -> None:
+        with self._write() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO investors (id, name_key, graveyard, deleted, doc)"
+                " VALUES (?,?,?,?,?)",
+                (
+                    investor.id,
+                    investor.name_key,
+                    int(investor.graveyard),
+                    int(investor.deleted),
+                    _dump(investor),
+                ),
+            )
+            self._put_keys(conn, "investor_address", investor.id, investor.emails)
+            self._put_keys(conn, "investor_domain", investor.id, investor.domains)
+
+    def upsert_contact(self, contact: Contact) -> None:
+        with self._write() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO contacts (id, deleted, doc) VALUES (?,?,?)",
+                (contact.id, int(contact.deleted), _dump(contact)),
+            )
+            self._put_keys(conn, "contact_address", contact.id, contact.emails)
+
+    def get_organization(self, organization_id: str) -> Organization | None:
+        return self._one(
+            Organization, "SELECT doc FROM organizations WHERE id = ?", (organization_id,)
+        )
+
+    def get_investor(self, investor_id: str) -> Investor | None:
+        return self._one(Investor, "SELECT doc FROM investors WHERE id = ?", (investor_id,))
+
+    def get_contact(self, contact_id: str) -> Contact | None:
+        return self._one(Contact, "SELECT doc FROM contacts WHERE id = ?", (contact_id,))
+
+    def _find_by_keys(self, cls: type[M], table: str, kind: str, values: Iterable[str]) -> list[M]:
+        keys = sorted(set(values))
+        if not keys:
+            return []
+        sql = (
+            f"SELECT t.doc FROM {table} t WHERE t.deleted = 0 AND t.id IN ("  # noqa: S608
+            f" SELECT record_id FROM crm_keys WHERE kind = ? AND value IN ({_placeholders(keys)}))"
+            " ORDER BY t.id"
+        )
+        return self._many(cls, sql, (kind, *keys))
+
+    def find_contacts_by_addresses(self, addresses: Iterable[str]) -> list[Contact]:
+        keys = [normalize_address(a) for a in addresses]
+        return self._find_by_keys(Contact, "contacts", "contact_address", keys)
+
+    def find_investors_by_addresses(self, addresses: Iterable[str]) -> list[Investor]:
+        keys = [normalize_address(a) for a in addresses]
+        return self._find_by_keys(Investor, "investors", "investor_address", keys)
+
+    def find_organizations_by_domains(self, domains: Iterable[str]) -> list[Organization]:
+        keys = [normalize_domain(d) for d in domains]
+        return self._find_by_keys(Organization, "organizations", "organization_domain", keys)
+
+    def find_investors_by_domains(self, domains: Iterable[str]) -> list[Investor]:
+        keys = [normalize_domain(d) for d in domains]
+        return self._find_by_keys(Investor, "investors", "investor_domain", keys)
+
+    def list_investors(
+        self, *, include_graveyard: bool = True, include_deleted: bool = False
+    ) -> list[Investor]:
+        clauses = []
+        if not include_graveyard:
+            clauses.append("graveyard = 0")
+        if not include_deleted:
+            clauses.append("deleted = 0")
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        return self._many(
+            Investor,
+            f"SELECT doc FROM investors {where} ORDER BY name_key, id",  # noqa: S608
+        )
+
+    # -- emails, sightings, links -------------------------------------------------------------
+
+    def _refresh_email(self, conn: sqlite3.Connection, email: Email) -> Email:
+        """Recompute the denormalised fields from sightings and links, inside the caller's
+        transaction, and write the email."""
+        live = sorted(
+            {
+                row[0]
+                for row in conn.execute(
+                    "SELECT account_id FROM sightings WHERE email_id = ? AND deleted = 0",
+                    (email.id,),
+                )
+            }
+        )
+        investors = sorted(
+            {
+                row[0]
+                for row in conn.execute(
+                    "SELECT investor_id FROM investor_links WHERE email_id = ?", (email.id,)
+                )
+            }
+        )
+        email = email.model_copy(update=denormalised_email_fields(email, live, investors))
+        conn.execute(
+            "INSERT OR REPLACE INTO emails (id, matched, doc) VALUES (?,?,?)",
+            (email.id, int(email.matched), _dump(email)),
+        )
+        return email
+
+    def _stored_email(self, conn: sqlite3.Connection, email_id: str) -> Email | None:
+        row = conn.execute("SELECT doc FROM emails WHERE id = ?", (email_id,)).fetchone()
+        return _load(Email, row[0]) if row else None
+
+    def upsert_email(self, email: Email) -> bool:
+        with self._write() as conn:
+            stored = self._stored_email(conn, email.id)
+            self._after_read("upsert_email")
+            merged = merge_captured_email(stored, email)
+            conn.execute("DELETE FROM email_participants WHERE email_id = ?", (email.id,))
+            conn.executemany(
+                "INSERT OR IGNORE INTO email_participants (kind, value, email_id) VALUES (?,?,?)",
+                [("address", a, email.id) for a in merged.participant_addresses]
+                + [("domain", d, email.id) for d in merged.participant_domains],
+            )
+            self._refresh_email(conn, merged)
+            return stored is None
+
+    def get_email(self, email_id: str) -> Email | None:
+        return self._one(Email, "SELECT doc FROM emails WHERE id = ?", (email_id,))
+
+    def record_sighting(self, sighting: Sighting) -> bool:
+        with self._write() as conn:
+            email = self._stored_email(conn, sighting.email_id)
+            if email is None:
+                raise NotFoundError("sighting of an unknown email", email_id=sighting.email_id)
+            existed = conn.execute(
+                "SELECT 1 FROM sightings WHERE id = ?", (sighting.id,)
+            ).fetchone()
+            self._after_read("record_sighting")
+            conn.execute(
+                "INSERT OR REPLACE INTO sightings"
+                " (id, account_id, gmail_message_id, email_id, deleted, doc) VALUES (?,?,?,?,?,?)",
+                (
+                    sighting.id,
+                    sighting.account_id,
+                    sighting.gmail_message_id,
+                    sighting.email_id,
+                    int(sighting.deleted),
+                    _dump(sighting),
+                ),
+            )
+            self._refresh_email(conn, email)
+            return existed is None
+
+    def set_sighting_deleted(self, account_id: str, gmail_message_id: str, deleted: bool) -> bool:
+        sighting_id = sighting_id_for(account_id, gmail_message_id)
+        with self._write() as conn:
+            row = conn.execute("SELECT doc FROM sightings WHERE id = ?", (sighting_id,)).fetchone()
+            if row is None:
+                return False
+            sighting = _load(Sighting, row[0])
+            email = self._stored_email(conn, sighting.email_id)
+            self._after_read("set_sighting_deleted")
+            if sighting.deleted != deleted:
+                sighting = sighting.model_copy(
+                    update={"deleted": deleted, "deleted_at": utcnow() if deleted else None}
+                )
+                conn.execute(
+                    "UPDATE sightings SET deleted = ?, doc = ? WHERE id = ?",
+                    (int(deleted), _dump(sighting), sighting_id),
+                )
+            if email is not None:
+                self._refresh_email(conn, email)
+            return True
+
+    def get_sighting(self, account_id: str, gmail_message_id: str) -> Sighting | None:
+        return self._one(
+            Sighting,
+            "SELECT doc FROM sightings WHERE id = ?",
+            (sighting_id_for(account_id, gmail_message_id),),
+        )
+
+    def list_sightings(self, email_id: str) -> list[Sighting]:
+        return self._many(
+            Sighting, "SELECT doc FROM sightings WHERE email_id = ? ORDER BY id", (email_id,)
+        )
+
+    def link_email_to_investor(self, link: InvestorLink) -> bool:
+        with self._write() as conn:
+            email = self._stored_email(conn, link.email_id)
+            if email is None:
+                raise NotFoundError("link of an unknown email", email_id=link.email_id)
+            existed = conn.execute(
+                "SELECT 1 FROM investor_links WHERE id = ?", (link.id,)
+            ).fetchone()
+            self._after_read("link_email_to_investor")
+            if existed is None:
+                conn.execute(
+                    "INSERT INTO investor_links (id, email_id, investor_id, doc) VALUES (?,?,?,?)",
+                    (link.id, link.email_id, link.investor_id, _dump(link)),
+                )
+            self._refresh_email(conn, email)
+            return existed is None
+
+    def unlink_email_from_investor(self, email_id: str, investor_id: str) -> int:
+        with self._write() as conn:
+            email = self._stored_email(conn, email_id)
+            self._after_read("unlink_email_from_investor")
+            removed = conn.execute(
+                "DELETE FROM investor_links WHERE email_id = ? AND investor_id = ?",
+                (email_id, investor_id),
+            ).rowcount
+            if email is not None and removed:
+                self._refresh_email(conn, email)
+            return int(removed)
+
+    def list_links(self, email_id: str) -> list[InvestorLink]:
+        return self._many(
+            InvestorLink,
+            "SELECT doc FROM investor_links WHERE email_id = ? ORDER BY id",
+            (email_id,),
+        )
+
+    def find_emails_by_participants(
+        self, *, addresses: Sequence[str] = (), domains: Sequence[str] = (), limit: int = 500
+    ) -> list[Email]:
+        keys = [("address", normalize_address(a)) for a in addresses] + [
+            ("domain", normalize_domain(d)) for d in domains
+        ]
+        if not keys:
+            return []
+        condition = " OR ".join("(kind = ? AND value = ?)" for _ in keys)
+        params: list[object] = [part for key in keys for part in key]
+        sql = (
+            "SELECT doc FROM emails WHERE id IN ("  # noqa: S608
+            f" SELECT email_id FROM email_participants WHERE {condition})"
+            " ORDER BY id LIMIT ?"
+        )
+        return self._many(Email, sql, (*params, limit))
+
+    # -- proposals and activities -------------------------------------------------------------
+
+    @staticmethod
+    def _put_proposal(conn: sqlite3.Connection, proposal: Proposal) -> None:
+        conn.execute(
+            "INSERT OR REPLACE INTO proposals (id, status, investor_id, sort_key, doc)"
+            " VALUES (?,?,?,?,?)",
+            (
+                proposal.id,
+                proposal.status.value,
+                proposal.investor_id,
+                proposal.sort_key,
+                _dump(proposal),
+            ),
+        )
+
+    def create_proposal(self, proposal: Proposal) -> bool:
+        with self._write() as conn:
+            if conn.execute("SELECT 1 FROM proposals WHERE id = ?", (proposal.id,)).fetchone():
+                return False
+            self._put_proposal(conn, proposal)
+            return True
+
+    def get_proposal(self, proposal_id: str) -> Proposal | None:
+        return self._one(Proposal, "SELECT doc FROM proposals WHERE id = ?", (proposal_id,))
+
+    def decide_proposal(self, proposal_id: str, status: ProposalStatus, actor: str) -> Decision:
+        with self._write() as conn:
+            row = conn.execute("SELECT doc FROM proposals WHERE id = ?", (proposal_id,)).fetchone()
+            if row is None:
+                raise NotFoundError("no such proposal", proposal_id=proposal_id)
+            proposal = _load(Proposal, row[0])
+            activity_row = conn.execute(
+                "SELECT doc FROM activities WHERE id = ?", (proposal_id,)
+            ).fetchone()
+            email = self._stored_email(conn, proposal.email_id)
+            self._after_read("decide_proposal")
+            existing = _load(Activity, activity_row[0]) if activity_row else None
+            outcome = decide(proposal, status, actor, email=email, existing_activity=existing)
+            if outcome.changed:
+                self._put_proposal(conn, outcome.proposal)
+                if outcome.activity is not None and existing is None:
+                    conn.execute(
+                        "INSERT INTO activities (id, doc) VALUES (?,?)",
+                        (outcome.activity.id, _dump(outcome.activity)),
+                    )
+            return outcome
+
+    def list_proposals(
+        self,
+        *,
+        status: ProposalStatus | None = None,
+        investor_id: str | None = None,
+        limit: int = 50,
+        page_token: str = "",
+    ) -> Page[Proposal]:
+        clauses: list[str] = []
+        params: list[object] = []
+        if status is not None:
+            clauses.append("status = ?")
+            params.append(status.value)
+        if investor_id is not None:
+            clauses.append("investor_id = ?")
+            params.append(investor_id)
+        if page_token:
+            clauses.append("sort_key < ?")
+            params.append(decode_page_token(page_token))
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = self._many(
+            Proposal,
+            f"SELECT doc FROM proposals {where} ORDER BY sort_key DESC LIMIT ?",  # noqa: S608
+            (*params, limit + 1),
+        )
+        items = rows[:limit]
+        more = len(rows) > limit
+        return Page(items, encode_page_token(items[-1].sort_key) if more else "")
+
+    def get_activity(self, activity_id: str) -> Activity | None:
+        return self._one(Activity, "SELECT doc FROM activities WHERE id = ?", (activity_id,))
+
+    # -- settings, guards, audit --------------------------------------------------------------
+
+    def get_setting(self, key: str) -> Any | None:
+        row = (
+            self._connection()
+            .execute("SELECT value FROM app_settings WHERE key = ?", (key,))
+            .fetchone()
+        )
+        return json.loads(row[0]) if row else None
+
+    def set_setting(self, key: str, value: Any) -> None:
+        with self._write() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO app_settings (key, value) VALUES (?,?)",
+                (key, json.dumps(value)),
+            )
+
+    def update_setting(self, key: str, change: Callable[[Any | None], Any]) -> Any:
+        with self._write() as conn:
+            row = conn.execute("SELECT value FROM app_settings WHERE key = ?", (key,)).fetchone()
+            self._after_read("update_setting")
+            value = change(json.loads(row[0]) if row else None)
+            conn.execute(
+                "INSERT OR REPLACE INTO app_settings (key, value) VALUES (?,?)",
+                (key, json.dumps(value)),
+            )
+            return value
+
+    def create_guard(self, guard: Guard) -> bool:
+        with self._write() as conn:
+            cursor = conn.execute(
+                "INSERT OR IGNORE INTO guards (id, doc) VALUES (?,?)", (guard.id, _dump(guard))
+            )
+            return cursor.rowcount == 1
+
+    def get_guard(self, guard_id: str) -> Guard | None:
+        return self._one(Guard, "SELECT doc FROM guards WHERE id = ?", (guard_id,))
+
+    def update_guard(self, guard_id: str, change: Callable[[Guard], Guard | None]) -> Guard | None:
+        with self._write() as conn:
+            row = conn.execute("SELECT doc FROM guards WHERE id = ?", (guard_id,)).fetchone()
+            if row is None:
+                return None
+            current = _load(Guard, row[0])
+            self._after_read("update_guard")
+            updated = change(current.model_copy(deep=True))
+            if updated is None:
+                return current
+            conn.execute("UPDATE guards SET doc = ? WHERE id = ?", (_dump(updated), guard_id))
+            return updated
+
+    def append_audit(self, entry: AuditEntry) -> None:
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO audit (id, target, at, doc) VALUES (?,?,?,?)",
+                (entry.id, entry.target, _time_key(entry.at), _dump(entry)),
+            )
+
+    def list_audit(self, *, target: str | None = None, limit: int = 100) -> list[AuditEntry]:
+        if target is None:
+            return self._many(
+                AuditEntry, "SELECT doc FROM audit ORDER BY at DESC, id DESC LIMIT ?", (limit,)
+            )
+        return self._many(
+            AuditEntry,
+            "SELECT doc FROM audit WHERE target = ? ORDER BY at DESC, id DESC LIMIT ?",
+            (target, limit),
+        )

@@ -1,0 +1,82 @@
+"""The one place that names each function: its trigger, schedule or topic, and who may call it.
+
+The local server mounts from it, the local ticker schedules from it, the in-process queue routes
+from it, and the deployment spec (infra/) deploys from it, so the four cannot disagree. Kept free
+of heavy imports: ``functions/main.py`` reads it on the cold-start path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from shared.domain.models import Role, ServiceRole
+
+
+class Trigger(StrEnum):
+    # Called by people (admin console) or agents with a Google ID token.
+    HTTP = "http"
+    # Called by Cloud Scheduler (OIDC token, audience = the function URL) on ``schedule``.
+    SCHEDULE = "schedule"
+    # Called by a Pub/Sub push subscription on ``topic`` (OIDC token, audience = function URL).
+    PUSH = "push"
+
+
+class Topic(StrEnum):
+    SYNC_REQUESTS = "sync-requests"
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    name: str
+    trigger: Trigger
+    callers: frozenset[Role | ServiceRole]
+    summary: str
+    schedule: str = ""  # unix cron, in ``time_zone``
+    time_zone: str = "UTC"
+    topic: Topic | None = None
+    timeout_s: int = 60
+    memory_mb: int = 256
+    secrets: tuple[str, ...] = field(default=())
+
+
+FUNCTIONS: tuple[FunctionSpec, ...] = (
+    FunctionSpec(
+        name="admin_api",
+        trigger=Trigger.HTTP,
+        # Each route narrows this further (most routes are admin-only).
+        callers=frozenset({Role.ADMIN, Role.MEMBER, ServiceRole.DRAFTING_AGENT}),
+        summary="The admin console's API: who am I, users, mailboxes.",
+    ),
+    FunctionSpec(
+        name="sync_poll",
+        trigger=Trigger.SCHEDULE,
+        callers=frozenset({ServiceRole.SCHEDULER}),
+        summary="Asks for a sync of every active mailbox (one message each on the sync topic).",
+        schedule="*/5 * * * *",
+    ),
+    FunctionSpec(
+        name="sync_mailbox",
+        trigger=Trigger.PUSH,
+        callers=frozenset({ServiceRole.PUBSUB_PUSH}),
+        summary="One bounded sync run of one mailbox, at most one at a time per mailbox.",
+        topic=Topic.SYNC_REQUESTS,
+        timeout_s=540,
+        memory_mb=512,
+    ),
+)
+
+
+def function_spec(name: str) -> FunctionSpec:
+    for spec in FUNCTIONS:
+        if spec.name == name:
+            return spec
+    raise KeyError(name)
+
+
+def subscriber_of(topic: Topic) -> FunctionSpec:
+    """The function a topic's push subscription delivers to (exactly one per topic)."""
+    matches = [spec for spec in FUNCTIONS if spec.topic is topic]
+    if len(matches) != 1:
+        raise LookupError(f"topic {topic} must have exactly one push subscriber")
+    return matches[0]

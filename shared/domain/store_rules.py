@@ -1,0 +1,130 @@
+"""Rules every Store adapter applies inside its transactions, written once so they cannot drift.
+
+Pure functions of stored values: the adapters read, call these, and write what they return.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from shared.domain.models import (
+    Activity,
+    Email,
+    Proposal,
+    ProposalStatus,
+    SyncState,
+    utcnow,
+)
+from shared.errors import ConflictError
+from shared.ports import Decision, SyncStateChange
+
+_DENORMALISED = ("matched", "matched_at", "investor_ids", "live_account_ids")
+
+
+def apply_sync_change(state: SyncState, change: SyncStateChange) -> SyncState:
+    """The new sync state; the history id never moves backwards except on an explicit reset."""
+    update: dict[str, Any] = {}
+    for name in (
+        "status",
+        "last_success_at",
+        "last_attempt_at",
+        "last_error",
+        "watch_expiration",
+        "backfill_page_token",
+        "backfill_done",
+        "messages_total",
+        "messages_done",
+        "messages_failed",
+        "coverage_gap",
+    ):
+        value = getattr(change, name)
+        if value is not None:
+            update[name] = value
+    if change.reset_history:
+        update["history_id"] = change.history_id or 0
+    elif change.history_id is not None:
+        update["history_id"] = max(state.history_id, change.history_id)
+    return state.model_validate({**state.model_dump(), **update})
+
+
+def denormalised_email_fields(
+    email: Email, live_account_ids: Sequence[str], investor_ids: Sequence[str]
+) -> dict[str, Any]:
+    """``matched``/``investor_ids`` from links, ``live_account_ids`` from live sightings.
+
+    ``matched_at`` is when the mail became known as investor mail: set on the first link, kept
+    while any link remains (the digest's window is on it), cleared when the last link goes.
+    """
+    investors = sorted(set(investor_ids))
+    matched = bool(investors)
+    matched_at = (email.matched_at or utcnow()) if matched else None
+    return {
+        "live_account_ids": sorted(set(live_account_ids)),
+        "investor_ids": investors,
+        "matched": matched,
+        "matched_at": matched_at,
+    }
+
+
+def merge_captured_email(stored: Email | None, captured: Email) -> Email:
+    """The email to write when capture hands us ``captured``.
+
+    Captured fields replace the stored ones, except that the first sighting time is kept and
+    the denormalised fields are the stored ones (the adapter recomputes them right after): a
+    caller can never mark mail as matched or live by passing those fields.
+    """
+    if stored is None:
+        return captured.model_copy(
+            update={
+                "matched": False,
+                "matched_at": None,
+                "investor_ids": [],
+                "live_account_ids": [],
+            }
+        )
+    keep = {name: getattr(stored, name) for name in _DENORMALISED}
+    keep["first_seen_at"] = min(stored.first_seen_at, captured.first_seen_at)
+    return captured.model_copy(update=keep)
+
+
+def decide(
+    proposal: Proposal,
+    status: ProposalStatus,
+    actor: str,
+    *,
+    email: Email | None,
+    existing_activity: Activity | None,
+) -> Decision:
+    """Apply a human's (or the re-match job's withdrawal) decision to a proposal.
+
+    Deciding the same way twice is a no-op that reports ``changed=False``; deciding differently
+    once decided is a conflict naming the current state. Approval creates the activity, keyed by
+    the proposal id so there can only ever be one.
+    """
+    if status is ProposalStatus.PROPOSED:
+        raise ConflictError("a proposal cannot be reopened", proposal_id=proposal.id)
+    if proposal.status is status:
+        return Decision(proposal=proposal, changed=False, activity=existing_activity)
+    if proposal.status is not ProposalStatus.PROPOSED:
+        raise ConflictError(
+            f"proposal already {proposal.status.value}",
+            proposal_id=proposal.id,
+            state=proposal.status.value,
+        )
+    decided = proposal.model_copy(
+        update={"status": status, "decided_by": actor, "decided_at": utcnow()}
+    )
+    activity = None
+    if status is ProposalStatus.APPROVED:
+        activity = existing_activity or Activity(
+            id=proposal.id,
+            proposal_id=proposal.id,
+            email_id=proposal.email_id,
+            investor_id=proposal.investor_id,
+            contact_id=proposal.contact_id,
+            occurred_at=email.date if email else None,
+            summary=email.subject if email else "",
+            created_by=actor,
+        )
+    return Decision(proposal=decided, changed=True, activity=activity)

@@ -1,0 +1,336 @@
+"""The thin HTTP glue every function uses: CORS, the bearer token, roles, and errors as JSON.
+
+Why one module: every entry point is reached with the platform's invoker check disabled, so each
+must authenticate in code (ARCHITECTURE.md, "TokenVerifier"). Doing it here, once, means no
+function can forget a step or answer an error differently:
+
+1. ``OPTIONS`` is a CORS preflight: answered without a token, for the origins in
+   ``settings.cors_origins`` only (a foreign origin gets a 403 and no CORS headers).
+2. Every other request needs ``Authorization: Bearer <Google ID token>``, verified for this
+   function's audience by the verifier (401/403), then the caller's role must be one the route
+   admits (403).
+3. ``AppError``s become ``{"error": code, "reason": message}`` with their status; anything else is
+   a 500 ``internal error``, logged with its stack, with the token scrubbed from the log.
+
+Functions stay thin (functions-framework passes a ``flask.Request``)::
+
+    @functions_framework.http
+    @guarded("gmail_push", {ServiceRole.PUBSUB_PUSH}, verifier=wiring.verifier)
+    def gmail_push(request: flask.Request, caller: Caller) -> ResponseReturnValue: ...
+
+    api = Router("admin_api", verifier=wiring.verifier)
+
+    @api.route("POST", "/proposals/<proposal_id>/approve", roles=ADMINS)
+    def approve(request: flask.Request, caller: Caller, proposal_id: str) -> ResponseReturnValue:
+        ...
+
+    @functions_framework.http
+    def admin_api(request: flask.Request) -> flask.Response:
+        return api(request)
+
+The verifier comes from a zero-argument callable (``wiring.verifier``), called per request, so
+importing this module builds nothing and imports no Google client library.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import traceback
+from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import flask
+from flask.typing import ResponseReturnValue
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
+from werkzeug.routing import Map, RequestRedirect, Rule
+
+from shared.config import get_settings
+from shared.domain.models import Caller, Role, ServiceRole
+from shared.errors import (
+    AppError,
+    ForbiddenError,
+    NotFoundError,
+    UnauthenticatedError,
+)
+from shared.ports import TokenVerifier
+
+logger = logging.getLogger(__name__)
+
+AnyRole = Role | ServiceRole
+VerifierFactory = Callable[[], TokenVerifier]
+# A handler is called as handler(request, caller, **path_params), like a Flask view.
+Handler = Callable[..., ResponseReturnValue]
+HttpFunction = Callable[[flask.Request], flask.Response]
+
+ADMINS: frozenset[AnyRole] = frozenset({Role.ADMIN})
+PEOPLE: frozenset[AnyRole] = frozenset({Role.ADMIN, Role.MEMBER})
+
+CORS_ALLOWED_HEADERS = "Authorization, Content-Type"
+CORS_MAX_AGE_SECONDS = 3600
+_REDACTED = "[redacted]"
+
+
+class MethodNotAllowedError(AppError):
+    """The path exists but not for this method."""
+
+    status = 405
+    code = "method_not_allowed"
+
+
+def bearer_token(request: flask.Request) -> str | None:
+    """The token of an ``Authorization: Bearer`` header; None when there is no header at all.
+
+    Any other scheme, or a header with no token or extra parts, is a 401 (RFC 6750; the scheme
+    name is case-insensitive).
+    """
+    header = request.headers.get("Authorization")
+    if header is None:
+        return None
+    parts = header.split()
+    if len(parts) != 2 or parts[0].lower() != "bearer":
+        raise UnauthenticatedError("authorization header must be 'Bearer <token>'")
+    return parts[1]
+
+
+def json_response(body: Any, status: int = 200) -> flask.Response:
+    """A JSON response that needs no Flask app context (errors may happen outside one)."""
+    return flask.Response(json.dumps(body), status=status, mimetype="application/json")
+
+
+def error_response(error: AppError) -> flask.Response:
+    """An AppError as the API answers it: ``{"error": code, "reason": message, ...}``."""
+    response = json_response(error.to_json(), error.status)
+    if error.status == 401:
+        response.headers["WWW-Authenticate"] = "Bearer"
+    return response
+
+
+def guarded(
+    function_name: str,
+    roles: Iterable[AnyRole],
+    *,
+    verifier: VerifierFactory,
+    methods: Iterable[str] = ("POST",),
+) -> Callable[[Handler], HttpFunction]:
+    """Decorate a single-purpose HTTP function: ``handler(request, caller)`` runs only for a
+    verified caller whose role is in ``roles``, and only for ``methods`` (405 otherwise)."""
+    admitted = frozenset(roles)
+    allowed = frozenset(method.upper() for method in methods)
+    endpoint = _Endpoint(function_name, verifier, allowed)
+
+    def decorate(handler: Handler) -> HttpFunction:
+        def dispatch(request: flask.Request, caller: Caller) -> ResponseReturnValue:
+            if request.method.upper() not in allowed:
+                raise MethodNotAllowedError("method not allowed", allowed=sorted(allowed))
+            _admit(caller, admitted)
+            return handler(request, caller)
+
+        @functools.wraps(handler)
+        def http_function(request: flask.Request) -> flask.Response:
+            return endpoint.handle(request, dispatch)
+
+        return http_function
+
+    return decorate
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    roles: frozenset[AnyRole]
+    handler: Handler
+
+
+class Router:
+    """One HTTP function serving several ``(method, path)`` routes, each naming its roles.
+
+    Paths use werkzeug's rule syntax (``/proposals/<proposal_id>``); captured parts are passed to
+    the handler as keyword arguments. The token is verified before routing, so an unauthenticated
+    caller learns nothing about which paths exist: it gets 401 everywhere. An authenticated
+    caller gets 404 for an unknown path and 405 for a known path with another method.
+    """
+
+    def __init__(self, function_name: str, *, verifier: VerifierFactory) -> None:
+        self.function_name = function_name
+        self._routes: dict[str, Route] = {}
+        self._map = Map(strict_slashes=False, merge_slashes=False)
+        self._endpoint = _Endpoint(function_name, verifier, self._methods)
+
+    def route(self, method: str, path: str, *, roles: Iterable[AnyRole]) -> Callable[[Handler], Handler]:
+        """Register ``handler`` for ``method path``, admitting callers whose role is in ``roles``."""
+
+        def register(handler: Handler) -> Handler:
+            key = f"{method.upper()} {path}"
+            if key in self._routes:
+                raise ValueError(f"route registered twice: {key}")
+            self._routes[key] = Route(method.upper(), path, frozenset(roles), handler)
+            self._map.add(Rule(path, methods=[method.upper()], endpoint=key))
+            return handler
+
+        return register
+
+    @property
+    def routes(self) -> list[Route]:
+        return list(self._routes.values())
+
+    def __call__(self, request: flask.Request) -> flask.Response:
+        return self._endpoint.handle(request, self._dispatch)
+
+    def _methods(self) -> frozenset[str]:
+        return frozenset(route.method for route in self._routes.values())
+
+    def _dispatch(self, request: flask.Request, caller: Caller) -> ResponseReturnValue:
+        path = _strip_function_prefix(request.path, self.function_name)
+        try:
+            key, params = self._map.bind("localhost").match(path, method=request.method)
+        except MethodNotAllowed as exc:
+            raise MethodNotAllowedError(
+                "method not allowed", allowed=sorted(exc.valid_methods or [])
+            ) from None
+        except (NotFound, RequestRedirect):
+            raise NotFoundError("no such route") from None
+        route = self._routes[key]
+        _admit(caller, route.roles)
+        return route.handler(request, caller, **params)
+
+
+class _Endpoint:
+    """What every HTTP function does around its handler: CORS, auth, error mapping."""
+
+    def __init__(
+        self,
+        function_name: str,
+        verifier: VerifierFactory,
+        methods: Collection[str] | Callable[[], Collection[str]],
+    ) -> None:
+        self.function_name = function_name
+        self._verifier = verifier
+        self._methods = methods
+
+    def handle(
+        self,
+        request: flask.Request,
+        dispatch: Callable[[flask.Request, Caller], ResponseReturnValue],
+    ) -> flask.Response:
+        origin = _allowed_origin(request.headers.get("Origin"))
+        if request.method.upper() == "OPTIONS":
+            return self._preflight(origin)
+        token: str | None = None
+        try:
+            token = bearer_token(request)
+            caller = self._verifier().verify(token, audience_for=self.function_name)
+            response = _to_response(dispatch(request, caller))
+        except AppError as error:
+            self._log_refusal(request, error)
+            response = _scrubbed(error_response(error), token)
+        except HTTPException as exc:
+            # Raised by Flask itself, e.g. request.get_json() on a body that is not JSON.
+            code = (exc.name or "error").lower().replace(" ", "_")
+            response = json_response({"error": code, "reason": exc.description}, exc.code or 400)
+        except Exception as exc:
+            self._log_crash(request, exc, token)
+            response = json_response({"error": "internal", "reason": "internal error"}, 500)
+        if origin is not None:
+            response.headers["Access-Control-Allow-Origin"] = origin
+            response.headers.add("Vary", "Origin")
+        return response
+
+    def _preflight(self, origin: str | None) -> flask.Response:
+        if origin is None:
+            return json_response(
+                {"error": ForbiddenError.code, "reason": "origin not allowed"}, 403
+            )
+        methods = self._methods() if callable(self._methods) else self._methods
+        response = flask.Response(status=204)
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Access-Control-Allow-Methods"] = ", ".join(
+            sorted({*methods, "OPTIONS"})
+        )
+        response.headers["Access-Control-Allow-Headers"] = CORS_ALLOWED_HEADERS
+        response.headers["Access-Control-Max-Age"] = str(CORS_MAX_AGE_SECONDS)
+        response.headers["Vary"] = "Origin"
+        return response
+
+    def _log_refusal(self, request: flask.Request, error: AppError) -> None:
+        level = logging.ERROR if error.status >= 500 else logging.INFO
+        if error.status == 503:
+            level = logging.WARNING
+        logger.log(
+            level,
+            "%s %s %s -> %s %s: %s",
+            self.function_name,
+            request.method,
+            request.path,
+            error.status,
+            error.code,
+            error.message,
+        )
+
+    def _log_crash(self, request: flask.Request, exc: Exception, token: str | None) -> None:
+        # Formatted here rather than with exc_info so that the text can be scrubbed: an exception
+        # message may quote the Authorization header, and tokens must never reach a log.
+        text = "".join(traceback.format_exception(exc))
+        logger.error(
+            "%s %s %s -> 500 unhandled\n%s",
+            self.function_name,
+            request.method,
+            request.path,
+            _scrub(text, token, request.headers.get("Authorization")),
+        )
+
+
+def _admit(caller: Caller, roles: frozenset[AnyRole]) -> None:
+    if caller.role not in roles:
+        raise ForbiddenError("caller's role is not admitted on this route")
+
+
+def _allowed_origin(origin: str | None) -> str | None:
+    """The request's Origin if it is one of ``settings.cors_origins`` (exact match), else None."""
+    if not origin:
+        return None
+    wanted = origin.strip().rstrip("/").lower()
+    for allowed in get_settings().cors_origins:
+        if allowed.strip().rstrip("/").lower() == wanted:
+            return origin.strip()
+    return None
+
+
+def _strip_function_prefix(path: str, function_name: str) -> str:
+    """``/admin_api/users`` -> ``/users``: a server that mounts functions under ``/<name>``
+    (the local one, matching ``settings.function_url``) routes the same as Cloud Run."""
+    prefix = f"/{function_name}"
+    if path == prefix:
+        return "/"
+    if path.startswith(prefix + "/"):
+        return path[len(prefix) :]
+    return path
+
+
+def _to_response(value: ResponseReturnValue) -> flask.Response:
+    if isinstance(value, flask.Response):
+        return value
+    if flask.has_app_context():
+        return flask.current_app.make_response(value)
+    if isinstance(value, Mapping | list):
+        return json_response(value)
+    raise TypeError(f"handler returned {type(value).__name__} outside a Flask app context")
+
+
+def _scrub(text: str, *secrets: str | None) -> str:
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, _REDACTED)
+    return text
+
+
+def _scrubbed(response: flask.Response, token: str | None) -> flask.Response:
+    """Error bodies are built from messages that must never hold a token; make sure of it."""
+    if token:
+        body = response.get_data(as_text=True)
+        if token in body:
+            response.set_data(_scrub(body, token))
+    return response

@@ -1,0 +1,108 @@
+"""The composition root: the one module that reads settings to choose and build adapters.
+
+Everything is built lazily, on first use, and once per instance (``functools.cache``): a cold
+start pays only for what the called function touches (``admin_api`` never imports the Gmail
+client), and tests can set the environment before anything connects. ``reset()`` forgets every
+built adapter (tests, and the local server when it reconfigures).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from typing import TYPE_CHECKING
+
+from shared.config import QueueBackend, SecretsBackend, StoreBackend, get_settings
+
+if TYPE_CHECKING:
+    from shared.adapters.queue import LocalQueue
+    from shared.ports import Clock, Queue, Secrets, Store, TokenVerifier
+
+logger = logging.getLogger(__name__)
+
+
+@functools.cache
+def store() -> Store:
+    settings = get_settings()
+    if settings.store_backend is StoreBackend.FIRESTORE:
+        from google.cloud import firestore
+
+        from shared.adapters.firestore_store import FirestoreStore
+
+        client = firestore.Client(
+            project=settings.gcp_project or None, database=settings.firestore_database
+        )
+        return FirestoreStore(client)
+    from shared.adapters.sqlite_store import SqliteStore
+
+    return SqliteStore(settings.sqlite_path)
+
+
+@functools.cache
+def secrets() -> Secrets:
+    settings = get_settings()
+    if settings.secrets_backend is SecretsBackend.SECRET_MANAGER:
+        from shared.adapters.secrets import SecretManagerSecrets
+
+        return SecretManagerSecrets(settings.gcp_project, endpoint=settings.secret_manager_endpoint)
+    from shared.adapters.secrets import EnvFileSecrets
+
+    return EnvFileSecrets(settings.secrets_dir)
+
+
+@functools.cache
+def local_queue() -> LocalQueue:
+    """The process-wide in-process queue (one machine); the local server attaches delivery."""
+    from shared.adapters.queue import LocalQueue
+
+    return LocalQueue()
+
+
+@functools.cache
+def queue() -> Queue:
+    settings = get_settings()
+    if settings.queue_backend is QueueBackend.PUBSUB:
+        from shared.adapters.queue import PubSubQueue
+
+        return PubSubQueue(settings.gcp_project, endpoint=settings.pubsub_endpoint)
+    return local_queue()
+
+
+@functools.cache
+def verifier() -> TokenVerifier:
+    from shared.adapters.auth import GoogleTokenVerifier
+
+    ensure_bootstrap_admin()
+    return GoogleTokenVerifier(get_settings(), user_lookup=store().get_user_by_email)
+
+
+@functools.cache
+def clock() -> Clock:
+    from shared.adapters.clock import SystemClock
+
+    return SystemClock()
+
+
+@functools.cache
+def ensure_bootstrap_admin() -> bool:
+    """Create ``CRM_BOOTSTRAP_ADMIN`` as the first admin, once per instance, only while no active
+    admin exists (the store enforces that atomically)."""
+    email = get_settings().bootstrap_admin
+    if not email:
+        return False
+    created = store().bootstrap_admin(email)
+    if created:
+        logger.warning(
+            "bootstrap admin created", extra={"fields": {"event": "bootstrap_admin", "user": email}}
+        )
+    return created
+
+
+def reset() -> None:
+    """Forget every built adapter and the settings (tests; reconfiguration)."""
+    for cached in (store, secrets, queue, verifier, clock, ensure_bootstrap_admin):
+        cached.cache_clear()
+    if local_queue.cache_info().currsize:
+        local_queue().close()
+    local_queue.cache_clear()
+    get_settings.cache_clear()
