@@ -55,12 +55,27 @@ def _healthz_app(environ: dict[str, Any], start_response: Callable[..., Any]) ->
     return response(environ, start_response)
 
 
+def _as_function_root(app: Any) -> Any:
+    """A function's own URL is its root: ``POST /sync_poll`` must reach the function's ``/``
+    (as on Cloud Functions), not a redirect to ``/sync_poll/`` that clients would not follow
+    with their body."""
+
+    def mounted(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if not environ.get("PATH_INFO"):
+            environ["PATH_INFO"] = "/"
+        return app(environ, start_response)  # type: ignore[no-any-return]
+
+    return mounted
+
+
 def build_wsgi_app(functions: Iterable[FunctionSpec] = FUNCTIONS) -> DispatcherMiddleware:
     """One WSGI app mounting each function's functions-framework app under ``/<name>``."""
     import functions_framework
 
     mounts = {
-        f"/{spec.name}": functions_framework.create_app(spec.name, str(MAIN_SOURCE))
+        f"/{spec.name}": _as_function_root(
+            functions_framework.create_app(spec.name, str(MAIN_SOURCE))
+        )
         for spec in functions
     }
     return DispatcherMiddleware(_healthz_app, mounts)

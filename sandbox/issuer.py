@@ -75,9 +75,9 @@ class SandboxIssuer:
         self.issuer = issuer
         self.kid = kid or secrets.token_hex(20)
         self._key = rsa.generate_private_key(public_exponent=65537, key_size=key_size)
-        self._certificate_pem = self._self_signed_certificate().public_bytes(
-            serialization.Encoding.PEM
-        ).decode("ascii")
+        self._certificate_pem = (
+            self._self_signed_certificate().public_bytes(serialization.Encoding.PEM).decode("ascii")
+        )
         private_pem = self._key.private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.PKCS8,
@@ -165,9 +165,7 @@ class CertsApp:
         with self._lock:
             return self._served
 
-    def __call__(
-        self, environ: WSGIEnvironment, start_response: StartResponse
-    ) -> Iterable[bytes]:
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         method = environ.get("REQUEST_METHOD", "GET").upper()
         if environ.get("PATH_INFO", "") != self.path:
             return _json(start_response, "404 Not Found", {"error": "not_found"})

@@ -198,7 +198,10 @@ class SecretManagerStandIn:
             if mode == "wrong":
                 checksum ^= 0x1  # one flipped bit: the smallest corruption a check must catch
             payload["dataCrc32c"] = str(checksum)
-        body = {"name": f"projects/{project}/secrets/{secret}/versions/{number}", "payload": payload}
+        body = {
+            "name": f"projects/{project}/secrets/{secret}/versions/{number}",
+            "payload": payload,
+        }
         return _json(200, body)
 
 
@@ -207,9 +210,7 @@ def _version_number(version: str) -> int | None:
 
 
 def _json(status: int, body: Mapping[str, Any]) -> Response:
-    return Response(
-        json.dumps(body), status=status, content_type="application/json; charset=UTF-8"
-    )
+    return Response(json.dumps(body), status=status, content_type="application/json; charset=UTF-8")
 
 
 def _error(status: int, code: str, message: str) -> Response:

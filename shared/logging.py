@@ -44,6 +44,8 @@ _RESERVED_KEYS = frozenset({"severity", "message", "time", "logger", "stack_trac
 
 _SEVERITIES = ((50, "CRITICAL"), (40, "ERROR"), (30, "WARNING"), (20, "INFO"), (10, "DEBUG"))
 
+# ``Bearer`` is matched case-insensitively (HTTP auth schemes are), so the word after "bearer"
+# in prose is hidden too: over-redaction is the safe direction.
 # A JWT's first segment is base64url of ``{"`` and so always starts with ``eyJ``. Requiring it
 # keeps dotted names (``shared.adapters.secrets``, host names, versions) out of the net; the
 # signature may be empty (``alg: none``).
@@ -172,7 +174,9 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info and not stack_trace:
             stack_trace = self.formatException(record.exc_info)
         if record.stack_info:
-            stack_trace = f"{stack_trace}\n{record.stack_info}" if stack_trace else record.stack_info
+            stack_trace = (
+                f"{stack_trace}\n{record.stack_info}" if stack_trace else record.stack_info
+            )
         if stack_trace:
             payload["stack_trace"] = stack_trace
         return json.dumps(payload, ensure_ascii=False, default=str)
@@ -227,6 +231,7 @@ def log_event(
     logger: logging.Logger,
     level: int | str,
     message: str,
+    /,
     *,
     exc_info: bool = False,
     **fields: Any,
@@ -234,7 +239,8 @@ def log_event(
     """Log ``message`` with structured ``fields`` (mailbox, function, event, ...).
 
     ``message`` is never %-formatted, so text from outside (a subject line, an error body)
-    cannot break the record; put variable data in ``fields``.
+    cannot break the record; put variable data in ``fields``. The first three parameters are
+    positional-only so a field may be called ``message`` or ``level`` too.
     """
     levelno = level if isinstance(level, int) else logging.getLevelName(level.upper())
     if not isinstance(levelno, int):

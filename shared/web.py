@@ -160,8 +160,10 @@ class Router:
         self._map = Map(strict_slashes=False, merge_slashes=False)
         self._endpoint = _Endpoint(function_name, verifier, self._methods)
 
-    def route(self, method: str, path: str, *, roles: Iterable[AnyRole]) -> Callable[[Handler], Handler]:
-        """Register ``handler`` for ``method path``, admitting callers whose role is in ``roles``."""
+    def route(
+        self, method: str, path: str, *, roles: Iterable[AnyRole]
+    ) -> Callable[[Handler], Handler]:
+        """Register a handler for ``method path``, admitting callers whose role is in ``roles``."""
 
         def register(handler: Handler) -> Handler:
             key = f"{method.upper()} {path}"
@@ -247,9 +249,7 @@ class _Endpoint:
         methods = self._methods() if callable(self._methods) else self._methods
         response = flask.Response(status=204)
         response.headers["Access-Control-Allow-Origin"] = origin
-        response.headers["Access-Control-Allow-Methods"] = ", ".join(
-            sorted({*methods, "OPTIONS"})
-        )
+        response.headers["Access-Control-Allow-Methods"] = ", ".join(sorted({*methods, "OPTIONS"}))
         response.headers["Access-Control-Allow-Headers"] = CORS_ALLOWED_HEADERS
         response.headers["Access-Control-Max-Age"] = str(CORS_MAX_AGE_SECONDS)
         response.headers["Vary"] = "Origin"

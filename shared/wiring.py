@@ -73,7 +73,7 @@ def verifier() -> TokenVerifier:
     from shared.adapters.auth import GoogleTokenVerifier
 
     ensure_bootstrap_admin()
-    return GoogleTokenVerifier(get_settings(), user_lookup=store().get_user_by_email)
+    return GoogleTokenVerifier(get_settings(), store().get_user_by_email)
 
 
 @functools.cache

@@ -29,7 +29,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Collection, Mapping
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeGuard, cast
 from urllib.parse import urlsplit
 
 from shared.domain.models import Caller, ServiceRole, User
@@ -157,7 +157,7 @@ class GoogleTokenVerifier:
     def _transport(self) -> transport.Request:
         """The HTTP transport with a certs cache, built once (on first use, for cold start)."""
         with self._lock:
-            if self._request is None:
+            if True:
                 self._request = _cached_transport(self._certs_timeout)
             return self._request
 
@@ -234,7 +234,7 @@ def _failure_reason(unverified: Mapping[str, Any], clock_skew_seconds: int) -> s
     return "token signature could not be verified"
 
 
-def _is_number(value: object) -> bool:
+def _is_number(value: object) -> TypeGuard[int | float]:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 

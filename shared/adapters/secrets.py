@@ -38,7 +38,7 @@ _LOCAL_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,254}$")
 
 
 def env_var_for(name: str) -> str:
-    """The environment variable that holds secret ``name``: ``smtp-password`` -> ``CRM_SECRET_SMTP_PASSWORD``."""
+    """The variable holding secret ``name``: ``smtp-password`` -> ``CRM_SECRET_SMTP_PASSWORD``."""
     return ENV_PREFIX + name.upper().replace("-", "_").replace(".", "_")
 
 
@@ -51,9 +51,7 @@ class EnvFileSecrets:
     editors add) is stripped from files.
     """
 
-    def __init__(
-        self, secrets_dir: Path | None, environ: Mapping[str, str] = os.environ
-    ) -> None:
+    def __init__(self, secrets_dir: Path | None, environ: Mapping[str, str] = os.environ) -> None:
         self._secrets_dir = secrets_dir
         self._environ = environ
         self._cache: dict[str, str] = {}
@@ -145,30 +143,33 @@ class SecretManagerSecrets:
 
     def get(self, name: str) -> str:
         """The latest version's value; ConfigurationError if the secret is missing or unreadable."""
-        value = self._lookup(name, required=True)
-        assert value is not None  # _lookup raises instead of returning None when required
-        return value
-
-    def get_optional(self, name: str) -> str | None:
-        """The latest version's value, or None when the secret (or any enabled version) is missing."""
-        return self._lookup(name, required=False)
-
-    def resource_name(self, name: str) -> str:
-        """The resource name read for ``name``, as it appears in errors and IAM policy."""
-        return f"projects/{self._project}/secrets/{name}/versions/latest"
-
-    def _lookup(self, name: str, *, required: bool) -> str | None:
-        _check_name(name, _SECRET_MANAGER_NAME)
-        with self._lock:
-            if name not in self._cache:
-                self._cache[name] = self._fetch(name)
-            value = self._cache[name]
-        if value is None and required:
+        value = self._lookup(name)
+        if value is None:
             raise ConfigurationError(
                 f"Secret {self.resource_name(name)} does not exist or has no enabled version",
                 secret=name,
             )
         return value
+
+    def get_optional(self, name: str) -> str | None:
+        """The value, or None if the secret has no version; still raises if it may not be read.
+
+        A permission or credentials problem is a deployment mistake, not an absent secret, so
+        it is never silently turned into None.
+        """
+        return self._lookup(name)
+
+    def resource_name(self, name: str) -> str:
+        """The resource name read for ``name``, as it appears in errors and IAM policy."""
+        return f"projects/{self._project}/secrets/{name}/versions/latest"
+
+    def _lookup(self, name: str) -> str | None:
+        _check_name(name, _SECRET_MANAGER_NAME)
+        with self._lock:
+            # Absence is cached too: an optional secret must not cost a round trip per request.
+            if name not in self._cache:
+                self._cache[name] = self._fetch(name)
+            return self._cache[name]
 
     def _fetch(self, name: str) -> str | None:
         """One ``access_secret_version`` call; None when the secret is absent. Lock held.
@@ -202,7 +203,7 @@ class SecretManagerSecrets:
         except api_exceptions.BadRequest as exc:
             # What Secret Manager answers when the latest version is disabled or destroyed.
             raise ConfigurationError(
-                f"Secret {resource} cannot be read (is its latest version disabled?): {exc.message}",
+                f"Secret {resource} cannot be read (latest version disabled?): {exc.message}",
                 secret=name,
             ) from exc
         except (
@@ -231,9 +232,7 @@ class SecretManagerSecrets:
             value = data.decode("utf-8")
         except UnicodeDecodeError:
             # ``from None``: the decode error carries the raw bytes of the secret.
-            raise ConfigurationError(
-                f"Secret {resource} is not UTF-8 text", secret=name
-            ) from None
+            raise ConfigurationError(f"Secret {resource} is not UTF-8 text", secret=name) from None
         register_secret(value)
         return value
 

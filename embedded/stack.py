@@ -1,0 +1,92 @@
+"""The local stack: the sandbox's token issuer plus the local server, configured together.
+
+Used by the demo, the end-to-end tests and ``make serve``. Configuration goes through the same
+``CRM_*`` environment variables an operator sets, so the code under test reads settings exactly
+as it does in the cloud; this module only chooses local values for them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from embedded.server import LocalServer
+from sandbox.issuer import RunningIssuer, serve_issuer
+from shared import wiring
+
+PEOPLE_AUDIENCE = "admin-console.apps.local"
+SCHEDULER_IDENTITY = "scheduler@crm-local.iam.gserviceaccount.com"
+PUSH_IDENTITY = "pubsub-push@crm-local.iam.gserviceaccount.com"
+DRAFTING_AGENT_IDENTITY = "drafting-agent@crm-local.iam.gserviceaccount.com"
+
+
+@dataclass(frozen=True)
+class Stack:
+    issuer: RunningIssuer
+    server: LocalServer
+
+    @property
+    def base_url(self) -> str:
+        return self.server.base_url
+
+    def person_token(self, email: str) -> str:
+        """An ID token for a person signed in to the admin console."""
+        return self.issuer.mint(email, PEOPLE_AUDIENCE)
+
+    def service_token(self, email: str, function_name: str) -> str:
+        """An ID token for a service identity calling one function (audience = its URL)."""
+        return self.issuer.mint(email, f"{self.base_url}/{function_name}")
+
+
+@contextlib.contextmanager
+def local_stack(
+    *,
+    sqlite_path: Path,
+    bootstrap_admin: str = "",
+    env: Mapping[str, str] | None = None,
+    start_ticker: bool = True,
+    tick_interval_s: float = 1.0,
+) -> Iterator[Stack]:
+    """Start the issuer and the local server on loopback ports; stop both on exit.
+
+    The caller's environment is restored on exit.
+    """
+    saved = os.environ.copy()
+    try:
+        with serve_issuer() as issuer:
+            os.environ.update(
+                {
+                    "CRM_STORE_BACKEND": "sqlite",
+                    "CRM_SQLITE_PATH": str(sqlite_path),
+                    "CRM_QUEUE_BACKEND": "local",
+                    "CRM_TOKEN_CERTS_URL": issuer.certs_url,
+                    "CRM_TOKEN_ISSUERS": issuer.issuer.issuer,
+                    "CRM_PEOPLE_AUDIENCE": PEOPLE_AUDIENCE,
+                    "CRM_SCHEDULER_IDENTITY": SCHEDULER_IDENTITY,
+                    "CRM_PUSH_IDENTITY": PUSH_IDENTITY,
+                    "CRM_DRAFTING_AGENT_IDENTITIES": DRAFTING_AGENT_IDENTITY,
+                    "CRM_BOOTSTRAP_ADMIN": bootstrap_admin,
+                    **(env or {}),
+                }
+            )
+            wiring.reset()
+            server = LocalServer(
+                token_minter=issuer.mint,
+                start_ticker=start_ticker,
+                tick_interval_s=tick_interval_s,
+            )
+            # Service callers' audience is the function's URL, known once the port is bound.
+            os.environ["CRM_FUNCTIONS_BASE_URL"] = server.base_url
+            wiring.reset()
+            server.start()
+            try:
+                yield Stack(issuer=issuer, server=server)
+            finally:
+                server.stop()
+                wiring.reset()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)

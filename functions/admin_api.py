@@ -1,0 +1,93 @@
+"""Admin API: the admin console's HTTP function (HTTPS, Google ID token of a person).
+
+Routes (each names the roles it admits; the token is verified before routing):
+  GET  /me          who the caller is (any active user)
+  GET  /users       list users (admins)
+  POST /users       add a user {email, name, role} (admins; audited)
+  GET  /mailboxes   team mailboxes and their sync state (admins)
+  POST /mailboxes   register a team mailbox {address, owner_email} (admins; audited)
+Writes only to the store; HTTP functions are never retried by the platform.
+"""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+import flask
+import functions_framework
+from flask.typing import ResponseReturnValue
+from pydantic import BaseModel, ValidationError
+
+from shared import wiring
+from shared.domain.models import Address, Caller, Role
+from shared.errors import BadRequestError
+from shared.services import directory
+from shared.web import ADMINS, PEOPLE, Router, json_response
+
+api = Router("admin_api", verifier=wiring.verifier)
+M = TypeVar("M", bound=BaseModel)
+
+
+class NewUser(BaseModel):
+    email: Address
+    name: str = ""
+    role: Role = Role.MEMBER
+
+
+class NewMailbox(BaseModel):
+    address: Address
+    owner_email: str = ""
+
+
+def parse_body(request: flask.Request, model: type[M]) -> M:
+    """The JSON body as ``model``, or a 400 naming each bad field."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise BadRequestError("the body must be a JSON object")
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        reason = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise BadRequestError(reason) from None
+
+
+@api.route("GET", "/me", roles=PEOPLE)
+def me(request: flask.Request, caller: Caller) -> ResponseReturnValue:
+    return json_response(
+        {"email": caller.email, "role": caller.role.value, "user_id": caller.user_id}
+    )
+
+
+@api.route("GET", "/users", roles=ADMINS)
+def list_users(request: flask.Request, caller: Caller) -> ResponseReturnValue:
+    users = wiring.store().list_users()
+    return json_response({"items": [u.model_dump(mode="json") for u in users]})
+
+
+@api.route("POST", "/users", roles=ADMINS)
+def add_user(request: flask.Request, caller: Caller) -> ResponseReturnValue:
+    body = parse_body(request, NewUser)
+    user = directory.add_user(
+        wiring.store(), caller, email=body.email, name=body.name, role=body.role
+    )
+    return json_response(user.model_dump(mode="json"), 201)
+
+
+@api.route("GET", "/mailboxes", roles=ADMINS)
+def list_mailboxes(request: flask.Request, caller: Caller) -> ResponseReturnValue:
+    accounts = wiring.store().list_email_accounts()
+    return json_response({"items": [a.model_dump(mode="json") for a in accounts]})
+
+
+@api.route("POST", "/mailboxes", roles=ADMINS)
+def add_mailbox(request: flask.Request, caller: Caller) -> ResponseReturnValue:
+    body = parse_body(request, NewMailbox)
+    account = directory.add_mailbox(
+        wiring.store(), caller, address=body.address, owner_email=body.owner_email
+    )
+    return json_response(account.model_dump(mode="json"), 201)
+
+
+@functions_framework.http
+def admin_api(request: flask.Request) -> flask.Response:
+    return api(request)

@@ -1,0 +1,18 @@
+"""Every Cloud Functions entry point, importable by functions-framework.
+
+Deployed once per entry point (``--entry-point=<name>``, same source); the local server mounts
+each under ``/<name>``. ``shared.catalog`` names them all, and a test keeps the two lists equal.
+Importing this module must stay cheap: no Google client library is imported here (cold start);
+adapters are built on first use by ``shared.wiring``.
+"""
+
+from functions.admin_api import admin_api
+from functions.sync_mailbox import sync_mailbox
+from functions.sync_poll import sync_poll
+from shared.config import get_settings
+from shared.logging import configure_logging
+
+# JSON lines on stdout, as Cloud Logging reads them, with secrets redacted.
+configure_logging(get_settings().log_level)
+
+__all__ = ["admin_api", "sync_mailbox", "sync_poll"]

@@ -1,0 +1,58 @@
+"""sync_mailbox: push delivery of one message from the sync-requests topic.
+
+Input: a Pub/Sub push envelope whose data is ``{"account_id": ...}``; the push identity's OIDC
+token (audience = this function's URL).
+Side effects: one bounded sync run of that mailbox under a create-if-absent lease.
+Retries: any 2xx acks. 204 also for what a retry cannot fix (bad envelope, unknown or paused
+mailbox, a run already holding the mailbox), logged with the reason; a 5xx (raised
+RetryableError) makes Pub/Sub redeliver.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+import flask
+import functions_framework
+from flask.typing import ResponseReturnValue
+
+from shared import wiring
+from shared.domain.models import Caller, ServiceRole
+from shared.domain.pubsub import decode_push_envelope
+from shared.errors import BadRequestError
+from shared.services import sync
+from shared.web import guarded, json_response
+
+logger = logging.getLogger(__name__)
+
+
+@functions_framework.http
+@guarded("sync_mailbox", {ServiceRole.PUBSUB_PUSH}, verifier=wiring.verifier)
+def sync_mailbox(request: flask.Request, caller: Caller) -> ResponseReturnValue:
+    try:
+        request_ = sync.SyncRequest.from_message(
+            decode_push_envelope(request.get_json(silent=True))
+        )
+    except BadRequestError as exc:
+        logger.warning(
+            "sync request dropped",
+            extra={"fields": {"event": "sync_dropped", "reason": exc.message}},
+        )
+        return "", 204
+    outcome = sync.run_sync(
+        wiring.store(), request_, now=wiring.clock().now(), run_id=uuid.uuid4().hex
+    )
+    if not outcome.ran:
+        logger.info(
+            "sync run skipped",
+            extra={
+                "fields": {
+                    "event": "sync_skipped",
+                    "mailbox": outcome.account_id,
+                    "reason": outcome.reason,
+                }
+            },
+        )
+        return "", 204
+    return json_response({"account_id": outcome.account_id, "ran": True})

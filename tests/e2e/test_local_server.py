@@ -1,0 +1,145 @@
+"""The local server end to end: functions mounted as functions-framework serves them, health,
+real tokens from the sandbox issuer, the ticker driving a scheduled function, and the in-process
+queue delivering Pub/Sub push envelopes to the subscribing function."""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from embedded.stack import PUSH_IDENTITY, SCHEDULER_IDENTITY, Stack, local_stack
+from shared import wiring
+from shared.catalog import FUNCTIONS, Trigger
+
+ROOT = Path(__file__).resolve().parents[2]
+ADMIN = "admin@fund.example"
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[Stack]:
+    with local_stack(
+        sqlite_path=tmp_path / "crm.sqlite3", bootstrap_admin=ADMIN, start_ticker=False
+    ) as running:
+        yield running
+
+
+def call(stack: Stack, method: str, path: str, token: str, **kwargs: object) -> requests.Response:
+    return requests.request(
+        method,
+        f"{stack.base_url}{path}",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=10,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def test_every_entry_point_of_main_is_in_the_catalog_and_back() -> None:
+    tree = ast.parse((ROOT / "functions" / "main.py").read_text())
+    exported = {
+        alias.asname or alias.name
+        for node in tree.body
+        if isinstance(node, ast.ImportFrom)
+        for alias in node.names
+    }
+    assert exported == {spec.name for spec in FUNCTIONS}
+
+
+def test_health_lists_every_function(stack: Stack) -> None:
+    response = requests.get(f"{stack.base_url}/healthz", timeout=5)
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "functions": [s.name for s in FUNCTIONS]}
+
+
+def test_bootstrap_admin_can_call_the_admin_api(stack: Stack) -> None:
+    response = call(stack, "GET", "/admin_api/me", stack.person_token(ADMIN))
+    assert response.status_code == 200
+    assert response.json()["role"] == "admin"
+
+
+def test_an_unknown_person_is_refused(stack: Stack) -> None:
+    response = call(stack, "GET", "/admin_api/me", stack.person_token("eve@elsewhere.example"))
+    assert response.status_code == 403
+    assert response.json()["reason"]
+
+
+def test_admin_adds_a_member_who_then_cannot_list_users(stack: Stack) -> None:
+    admin = stack.person_token(ADMIN)
+    added = call(
+        stack,
+        "POST",
+        "/admin_api/users",
+        admin,
+        json={"email": "Member@Fund.example", "name": "Mem", "role": "member"},
+    )
+    assert added.status_code == 201
+    assert added.json()["email"] == "member@fund.example"
+    again = call(stack, "POST", "/admin_api/users", admin, json={"email": "member@fund.example"})
+    assert again.status_code == 409
+    bad = call(stack, "POST", "/admin_api/users", admin, json={"email": "not-an-address"})
+    assert bad.status_code == 400
+    assert "email" in bad.json()["reason"]
+    member = stack.person_token("member@fund.example")
+    assert call(stack, "GET", "/admin_api/users", member).status_code == 403
+    assert call(stack, "GET", "/admin_api/me", member).json()["role"] == "member"
+    audit = wiring.store().list_audit()
+    assert [(a.action, a.actor) for a in audit] == [("user.add", ADMIN)]
+
+
+def test_ticker_poll_fans_out_through_the_queue_to_sync_mailbox(stack: Stack) -> None:
+    admin = stack.person_token(ADMIN)
+    for address in ("alice@fund.example", "bob@fund.example"):
+        created = call(stack, "POST", "/admin_api/mailboxes", admin, json={"address": address})
+        assert created.status_code == 201
+    store = wiring.store()
+    paused = store.get_email_account_by_address("bob@fund.example")
+    assert paused is not None
+    store.set_email_account_paused(paused.id, True)
+
+    assert stack.server.ticker.fire_now("sync_poll") == 200
+    assert wiring.local_queue().wait_idle(10)
+
+    published = wiring.local_queue().published
+    alice = store.get_email_account_by_address("alice@fund.example")
+    assert alice is not None
+    assert [m.message for m in published] == [{"account_id": alice.id}]
+    assert alice.sync.last_attempt_at is not None
+    assert store.get_email_account(paused.id).sync.last_attempt_at is None  # type: ignore[union-attr]
+    assert wiring.local_queue().dead_letters == []
+
+
+def test_scheduled_and_push_functions_refuse_people_and_each_other(stack: Stack) -> None:
+    admin = stack.person_token(ADMIN)
+    assert call(stack, "POST", "/sync_poll", admin, json={}).status_code in (401, 403)
+    push_token = stack.service_token(PUSH_IDENTITY, "sync_poll")
+    assert call(stack, "POST", "/sync_poll", push_token, json={}).status_code == 403
+    # A scheduler token minted for another function's URL is the wrong audience.
+    stolen = stack.service_token(SCHEDULER_IDENTITY, "sync_mailbox")
+    assert call(stack, "POST", "/sync_poll", stolen, json={}).status_code == 401
+
+
+def test_a_malformed_push_is_acknowledged_not_retried(stack: Stack) -> None:
+    token = stack.service_token(PUSH_IDENTITY, "sync_mailbox")
+    response = call(stack, "POST", "/sync_mailbox", token, json={"message": {"data": "%%%"}})
+    assert response.status_code == 204
+
+
+def test_the_ticker_fires_scheduled_functions_on_their_cron(tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from embedded.server import Ticker
+
+    now = [datetime(2026, 11, 25, 12, 3, 30, tzinfo=UTC)]
+    fired: list[str] = []
+    ticker = Ticker(lambda spec: fired.append(spec.name) or 200, now=lambda: now[0])
+    scheduled = {s.name for s in FUNCTIONS if s.trigger is Trigger.SCHEDULE}
+    assert ticker.tick() == []  # 12:03:30, next */5 run is 12:05
+    now[0] += timedelta(minutes=1, seconds=30)  # 12:05:00
+    assert set(ticker.tick()) == scheduled
+    assert ticker.tick() == []  # once per fire time
+    now[0] += timedelta(minutes=12)  # a late tick fires once, not once per missed slot
+    assert set(ticker.tick()) == scheduled
+    assert len(fired) == 2 * len(scheduled)
