@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 VENV_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: setup lint test test-fast demo serve bench clean
+.PHONY: setup lint test test-fast demo bench clean
 
 setup: $(VENV_STAMP) $(NODE_STAMP)
 
@@ -36,10 +36,6 @@ test-fast: setup
 
 demo: setup
 	$(PY) -m embedded.demo
-
-# The embedded default as a long-running service (configure with CRM_* variables; see README).
-serve: setup
-	$(PY) -m embedded
 
 bench: setup
 	@for script in bench/[a-z]*.py; do \

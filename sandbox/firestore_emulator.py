@@ -24,6 +24,7 @@ Run ``python -m sandbox.firestore_emulator`` to keep one running for a manual se
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import queue
 import signal
@@ -108,11 +109,10 @@ class FirestoreEmulator:
             ) from exc
         self._process = process
         ready: queue.Queue[str] = queue.Queue()
-        assert process.stdout is not None and process.stderr is not None
+        assert process.stdout is not None
+        assert process.stderr is not None
         self._threads = [
-            threading.Thread(
-                target=self._pump_stdout, args=(process.stdout, ready), daemon=True
-            ),
+            threading.Thread(target=self._pump_stdout, args=(process.stdout, ready), daemon=True),
             threading.Thread(target=self._pump_stderr, args=(process.stderr,), daemon=True),
         ]
         for thread in self._threads:
@@ -146,23 +146,17 @@ class FirestoreEmulator:
         if process is None:
             return
         if process.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
             try:
                 process.wait(timeout=5)
             except subprocess.TimeoutExpired:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.killpg(process.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
                 process.wait(timeout=5)
         if process.stdin is not None:
-            try:
+            with contextlib.suppress(OSError):
                 process.stdin.close()
-            except OSError:
-                pass
         self._join_pumps()
 
     def __enter__(self) -> FirestoreEmulator:

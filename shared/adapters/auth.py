@@ -157,7 +157,7 @@ class GoogleTokenVerifier:
     def _transport(self) -> transport.Request:
         """The HTTP transport with a certs cache, built once (on first use, for cold start)."""
         with self._lock:
-            if True:
+            if self._request is None:
                 self._request = _cached_transport(self._certs_timeout)
             return self._request
 

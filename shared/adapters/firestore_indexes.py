@@ -90,6 +90,13 @@ class QueryShape:
         implicit = [(name, Direction.ASCENDING) for name in self.inequality if name not in ordered]
         return (*implicit, *explicit)
 
+    def fields(self) -> set[str]:
+        """Every field the query filters or orders on."""
+        names = set(self.equality) | set(self.inequality) | {name for name, _ in self.order_by}
+        if self.array_contains:
+            names.add(self.array_contains)
+        return names
+
     def describe(self) -> str:
         """Human-readable form for failure messages."""
         parts = [f"{name} ==" for name in sorted(self.equality)]
@@ -97,9 +104,7 @@ class QueryShape:
             parts.append(f"{self.array_contains} array-contains")
         parts += [f"{name} <>" for name in self.inequality]
         if self.order_by:
-            parts.append(
-                "order by " + ", ".join(f"{name} {d.value}" for name, d in self.order_by)
-            )
+            parts.append("order by " + ", ".join(f"{name} {d.value}" for name, d in self.order_by))
         return f"{self.collection}: " + ("; ".join(parts) if parts else "(all documents)")
 
 
@@ -167,9 +172,27 @@ def parse_indexes(document: Mapping[str, Any]) -> list[Index]:
     return indexes
 
 
+def parse_exemptions(document: Mapping[str, Any]) -> set[tuple[str, str]]:
+    """``(collection, field)`` pairs whose single-field indexes are switched off.
+
+    A ``fieldOverrides`` entry with ``"indexes": []`` exempts a field (large text such as an
+    email body, which no query touches) from indexing: no query may then filter or order on it.
+    """
+    return {
+        (entry["collectionGroup"], entry["fieldPath"])
+        for entry in document.get("fieldOverrides", [])
+        if entry.get("indexes") == []
+    }
+
+
 def load_indexes(path: Path = DEFAULT_INDEX_FILE) -> list[Index]:
     """Read and parse an index file (default: ``infra/firestore.indexes.json``)."""
     return parse_indexes(json.loads(path.read_text(encoding="utf-8")))
+
+
+def load_exemptions(path: Path = DEFAULT_INDEX_FILE) -> set[tuple[str, str]]:
+    """The single-field exemptions of an index file."""
+    return parse_exemptions(json.loads(path.read_text(encoding="utf-8")))
 
 
 def needs_composite_index(shape: QueryShape) -> bool:
@@ -242,10 +265,21 @@ class CoverageReport:
 
     missing: list[QueryShape]
     unused: list[Index]
+    on_exempt_fields: list[QueryShape] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not self.missing and not self.unused
+        return not self.missing and not self.unused and not self.on_exempt_fields
+
+    def describe(self) -> str:
+        """Every problem, one per line, for an assertion message."""
+        lines = [f"no declared index serves: {shape.describe()}" for shape in self.missing]
+        lines += [f"declared index never used (stale): {index.describe()}" for index in self.unused]
+        lines += [
+            f"query touches a field exempted from indexing: {shape.describe()}"
+            for shape in self.on_exempt_fields
+        ]
+        return "\n".join(lines)
 
 
 def check_coverage(
@@ -253,15 +287,21 @@ def check_coverage(
     indexes: Sequence[Index],
     *,
     reserved: Iterable[Index] = (),
+    exempt_fields: Iterable[tuple[str, str]] = (),
 ) -> CoverageReport:
-    """Shapes that need an index none declares, and declared indexes no shape uses.
+    """Shapes that need an index none declares, declared indexes no shape uses, and shapes that
+    filter or order on a field exempted from indexing.
 
     ``reserved`` indexes are declared on purpose ahead of the code that will use them and are not
     reported as unused.
     """
     missing: list[QueryShape] = []
+    on_exempt: list[QueryShape] = []
     used: set[Index] = set()
+    exempt = set(exempt_fields)
     for shape in sorted(set(shapes), key=QueryShape.describe):
+        if any((shape.collection, name) in exempt for name in shape.fields()):
+            on_exempt.append(shape)
         if not needs_composite_index(shape):
             continue
         serving = find_serving_index(shape, indexes)
@@ -271,4 +311,4 @@ def check_coverage(
             used.add(serving)
     reserved_set = set(reserved)
     unused = [index for index in indexes if index not in used and index not in reserved_set]
-    return CoverageReport(missing=missing, unused=unused)
+    return CoverageReport(missing=missing, unused=unused, on_exempt_fields=on_exempt)

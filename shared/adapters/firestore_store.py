@@ -1,0 +1,908 @@
+"""The Store on Firestore (native mode): the scale-out adapter used by the Cloud Functions.
+
+Documents. One collection per record type (``users``, ``email_accounts``, ``organizations``,
+``investors``, ``contacts``, ``emails``, ``email_account_messages`` (sightings),
+``email_investor_links``, ``proposals``, ``activities``, ``app_settings``, ``guards``, ``audit``);
+the document id is the model's id, which is deterministic wherever a retry must land on the same
+key (``user_id_for``, ``account_id_for``, ``sighting_id_for``, ``link_id_for``,
+``proposal_id_for``). A document is the model's ``model_dump(mode="python")``: datetimes stay
+native timestamps, enums are stored as their string values, nested models (the mailbox's sync
+state, an email's address headers) are maps. The only storage-only field is ``sort_key`` on
+proposals and audit entries: a fixed-width ``<UTC time>|<id>`` string, unique and totally
+ordered, that listings page on. Every field a query filters or orders on is top-level and always
+present with one type (``deleted: false``, never a missing field): Firestore leaves documents that
+lack an ordered field out of the result, and cannot filter on ``== null`` through this emulator.
+
+Queries. Every query is built by :meth:`FirestoreStore._query` from a small declarative
+:class:`_Query` and reported, as a :class:`QueryShape`, to the optional recorder first; the
+contract suite checks each recorded shape against ``infra/firestore.indexes.json`` by Firestore's
+index rule (``shared.adapters.firestore_indexes``), because the emulator runs any query while
+production refuses one without an index. No cursors and no offsets (the emulator ignores both):
+listings page with a ``sort_key < last`` filter. No ``== None``, nested-field, ``__name__`` or
+collection-group filters (the emulator gets them wrong or cannot run them).
+``array_contains_any`` takes at most 30 values, so lookups by many addresses are chunked.
+
+Transactions. Every read-modify-write runs in ``@firestore.transactional`` with all reads before
+the first write (writes are buffered until commit). Production Firestore locks what a
+transaction reads, documents returned by queries included, until commit, and retries the
+function on contention; the emulator never rejects a conflicting transaction, so the interleaving
+tests run on SQLite instead. No field transforms (``ArrayUnion``, ``Increment``,
+``SERVER_TIMESTAMP``): the emulator mishandles them, and computing the value inside the
+transaction is what makes the rules (history id only grows, last admin stays) enforceable anyway.
+
+An email's denormalised fields (``matched``, ``matched_at``, ``investor_ids``,
+``live_account_ids``) are recomputed from its sightings and links inside every transaction that
+changes either. Every such transaction reads the email document first and sightings/links can only
+be written for an existing email, so the email document is the lock that serialises them.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import Enum
+from typing import Any, TypeVar, cast
+
+from google.api_core import exceptions as google_exceptions
+from google.cloud import firestore
+from pydantic import BaseModel
+
+from shared.adapters.firestore_indexes import Direction, QueryRecorder, QueryShape
+from shared.domain.models import (
+    Activity,
+    AuditEntry,
+    Contact,
+    Email,
+    EmailAccount,
+    Guard,
+    Investor,
+    InvestorLink,
+    Organization,
+    Proposal,
+    ProposalStatus,
+    Role,
+    Sighting,
+    SyncState,
+    User,
+    normalize_address,
+    normalize_domain,
+    sighting_id_for,
+    utcnow,
+)
+from shared.domain.store_rules import (
+    apply_sync_change,
+    decide,
+    denormalised_email_fields,
+    merge_captured_email,
+)
+from shared.errors import BadRequestError, ConflictError, NotFoundError, RetryableError
+from shared.ports import Decision, Page, SyncStateChange
+
+M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
+
+USERS = "users"
+EMAIL_ACCOUNTS = "email_accounts"
+ORGANIZATIONS = "organizations"
+INVESTORS = "investors"
+CONTACTS = "contacts"
+EMAILS = "emails"
+SIGHTINGS = "email_account_messages"
+LINKS = "email_investor_links"
+PROPOSALS = "proposals"
+ACTIVITIES = "activities"
+APP_SETTINGS = "app_settings"
+GUARDS = "guards"
+AUDIT = "audit"
+
+# Firestore's documented limit on disjunctions (array-contains-any / in values) per query.
+MAX_DISJUNCTIONS = 30
+# Fields written next to the model that the model itself does not have.
+_STORAGE_ONLY = frozenset({"sort_key"})
+# Free-form ``dict[str, Any]`` fields are stored in their JSON form, as SQLite stores them, so
+# both stores hand back the same values (a datetime inside ``details`` comes back as text).
+_JSON_FIELDS: dict[type[BaseModel], tuple[str, ...]] = {
+    AuditEntry: ("details",),
+    Guard: ("data",),
+}
+# Setting keys that are safe document ids are used as they are; anything else is hashed behind a
+# "~", a character the safe form cannot contain, so the two forms never collide.
+_SAFE_KEY = re.compile(r"^[A-Za-z0-9_.:@+=-]{1,200}$")
+# The bootstrap sentinel lives among the settings under an id no setting key can map to.
+_BOOTSTRAP_SENTINEL = "~bootstrap_admin"
+
+
+# -- conversions ------------------------------------------------------------------------------
+
+
+def _to_store(value: Any) -> Any:
+    """Python values Firestore encodes without surprises: enums as their values, lists."""
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, Mapping):
+        return {str(k): _to_store(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_to_store(v) for v in value]
+    return value
+
+
+def _from_store(value: Any) -> Any:
+    """Plain Python values from a snapshot: ``DatetimeWithNanoseconds`` becomes ``datetime``."""
+    if isinstance(value, datetime):
+        return datetime(
+            value.year,
+            value.month,
+            value.day,
+            value.hour,
+            value.minute,
+            value.second,
+            value.microsecond,
+            tzinfo=value.tzinfo or UTC,
+        )
+    if isinstance(value, Mapping):
+        return {k: _from_store(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_from_store(v) for v in value]
+    return value
+
+
+def _document(model: BaseModel, **storage_only: Any) -> dict[str, Any]:
+    """The document written for a model (plus storage-only fields)."""
+    data: dict[str, Any] = _to_store(model.model_dump(mode="python"))
+    json_fields = _JSON_FIELDS.get(type(model), ())
+    if json_fields:
+        as_json = model.model_dump(mode="json", include=set(json_fields))
+        data.update(as_json)
+    data.update(storage_only)
+    return data
+
+
+def _model(cls: type[M], data: Mapping[str, Any]) -> M:
+    """The model read back from a document, storage-only fields dropped."""
+    fields = {k: _from_store(v) for k, v in data.items() if k not in _STORAGE_ONLY}
+    return cls.model_validate(fields)
+
+
+def _snapshot_model(cls: type[M], snapshot: firestore.DocumentSnapshot) -> M | None:
+    data = snapshot.to_dict() if snapshot.exists else None
+    return _model(cls, data) if data is not None else None
+
+
+def _time_key(value: datetime) -> str:
+    """Fixed-width UTC text, so that string order is time order (as ``Proposal.sort_key``)."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _audit_sort_key(entry: AuditEntry) -> str:
+    return f"{_time_key(entry.at)}|{entry.id}"
+
+
+def encode_page_token(key: str) -> str:
+    """Opaque page token: the last item's sort key (same format as the SQLite store's)."""
+    return base64.urlsafe_b64encode(key.encode("utf-8")).decode("ascii")
+
+
+def decode_page_token(token: str) -> str:
+    try:
+        return base64.urlsafe_b64decode(token.encode("ascii")).decode("utf-8")
+    except (ValueError, UnicodeError) as exc:
+        raise BadRequestError("page_token is not valid") from exc
+
+
+def _valid_document_id(value: str) -> bool:
+    """Whether ``value`` can name a document (FACTS.md): lookups of anything else find nothing."""
+    return (
+        bool(value)
+        and "/" not in value
+        and value not in {".", ".."}
+        and not (value.startswith("__") and value.endswith("__"))
+        and len(value.encode("utf-8")) <= 1500
+    )
+
+
+def _setting_document_id(key: str) -> str:
+    if _SAFE_KEY.match(key):
+        return key
+    return "~" + hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def _json_value(value: Any) -> Any:
+    """A setting value as the SQLite store keeps it (through JSON): same types back from both.
+
+    Raises TypeError for values JSON cannot hold, like the SQLite store.
+    """
+    return json.loads(json.dumps(value))
+
+
+def _chunks(values: Sequence[T], size: int) -> list[Sequence[T]]:
+    return [values[i : i + size] for i in range(0, len(values), size)]
+
+
+def _check_limit(limit: int) -> int:
+    if limit < 1:
+        raise BadRequestError("limit must be at least 1", limit=limit)
+    return limit
+
+
+# -- queries ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Query:
+    """One query, declaratively: equality filters, at most one array-contains-any, at most one
+    range filter, order-bys, a limit. Its :meth:`shape` is what the index check sees."""
+
+    collection: str
+    equals: tuple[tuple[str, Any], ...] = ()
+    contains_any: tuple[str, tuple[Any, ...]] | None = None
+    range: tuple[str, str, Any] | None = None
+    order_by: tuple[tuple[str, Direction], ...] = ()
+    limit: int | None = None
+
+    def __post_init__(self) -> None:
+        # The emulator answers "== None" with every document and cannot filter nested fields;
+        # production has neither problem, but one code path for both is the point.
+        for name, value in self.equals:
+            if value is None:
+                raise ValueError(f"{self.collection}.{name} == None: store a sentinel instead")
+        for name in self._fields():
+            if "." in name or name.startswith("__"):
+                raise ValueError(f"{self.collection}: filter/order on {name!r} is not portable")
+        if self.contains_any is not None and not (
+            0 < len(self.contains_any[1]) <= MAX_DISJUNCTIONS
+        ):
+            raise ValueError(f"array_contains_any takes 1..{MAX_DISJUNCTIONS} values")
+        if self.range is not None and self.range[1] not in {"<", "<=", ">", ">="}:
+            raise ValueError(f"unsupported range operator {self.range[1]!r}")
+
+    def _fields(self) -> list[str]:
+        names = [name for name, _ in self.equals] + [name for name, _ in self.order_by]
+        if self.contains_any:
+            names.append(self.contains_any[0])
+        if self.range:
+            names.append(self.range[0])
+        return names
+
+    def shape(self) -> QueryShape:
+        return QueryShape.of(
+            self.collection,
+            equality=(name for name, _ in self.equals),
+            array_contains=self.contains_any[0] if self.contains_any else None,
+            inequality=(self.range[0],) if self.range else (),
+            order_by=self.order_by,
+        )
+
+
+_ACTIVE_ADMINS = _Query(USERS, equals=(("role", Role.ADMIN.value), ("is_active", True)))
+
+
+def _by_email(address: str, *, limit: int | None = 1) -> _Query:
+    return _Query(USERS, equals=(("email", address),), limit=limit)
+
+
+def _sightings_of(email_id: str) -> _Query:
+    return _Query(SIGHTINGS, equals=(("email_id", email_id),))
+
+
+def _links_of(email_id: str) -> _Query:
+    return _Query(LINKS, equals=(("email_id", email_id),))
+
+
+class FirestoreStore:
+    """Store adapter over a ``google.cloud.firestore.Client`` (production or the emulator).
+
+    ``recorder`` receives the shape of every query before it runs (index coverage tests).
+    """
+
+    def __init__(self, client: firestore.Client, *, recorder: QueryRecorder | None = None) -> None:
+        self._client = client
+        self._recorder = recorder
+
+    # -- plumbing -----------------------------------------------------------------------------
+
+    def _ref(self, collection: str, document_id: str) -> firestore.DocumentReference:
+        return self._client.collection(collection).document(document_id)
+
+    def _query(
+        self, spec: _Query, transaction: firestore.Transaction | None = None
+    ) -> list[firestore.DocumentSnapshot]:
+        """Run one query (inside ``transaction`` if given); the only place queries are built."""
+        if self._recorder is not None:
+            self._recorder.record(spec.shape())
+        query: Any = self._client.collection(spec.collection)
+        for name, value in spec.equals:
+            query = query.where(filter=firestore.FieldFilter(name, "==", _to_store(value)))
+        if spec.contains_any is not None:
+            name, values = spec.contains_any
+            query = query.where(
+                filter=firestore.FieldFilter(name, "array_contains_any", list(values))
+            )
+        if spec.range is not None:
+            name, op, value = spec.range
+            query = query.where(filter=firestore.FieldFilter(name, op, _to_store(value)))
+        for name, direction in spec.order_by:
+            query = query.order_by(name, direction=direction.value)
+        if spec.limit is not None:
+            query = query.limit(spec.limit)
+        return list(query.stream(transaction=transaction))
+
+    def _query_models(
+        self, cls: type[M], spec: _Query, transaction: firestore.Transaction | None = None
+    ) -> list[M]:
+        return [_model(cls, snap.to_dict() or {}) for snap in self._query(spec, transaction)]
+
+    def _get(
+        self,
+        cls: type[M],
+        collection: str,
+        document_id: str,
+        transaction: firestore.Transaction | None = None,
+    ) -> M | None:
+        if not _valid_document_id(document_id):
+            return None
+        snapshot = self._ref(collection, document_id).get(transaction=transaction)
+        return _snapshot_model(cls, snapshot)
+
+    def _exists(self, ref: firestore.DocumentReference, transaction: firestore.Transaction) -> bool:
+        return bool(ref.get(transaction=transaction).exists)
+
+    def _create(self, ref: firestore.DocumentReference, document: Mapping[str, Any]) -> bool:
+        """Create-if-absent: the server refuses the write if the document exists."""
+        try:
+            ref.create(dict(document))
+        except google_exceptions.Conflict:  # AlreadyExists is a Conflict (409)
+            return False
+        return True
+
+    def _transact(self, body: Callable[[firestore.Transaction], T]) -> T:
+        """Run ``body`` in a transaction, retried on contention by the client library.
+
+        ``body`` must do every read before its first write. Its exceptions (ConflictError,
+        NotFoundError) roll the transaction back and propagate unchanged.
+        """
+
+        @firestore.transactional
+        def run(transaction: firestore.Transaction) -> T:
+            return body(transaction)
+
+        try:
+            return cast(T, run(self._client.transaction()))
+        except ValueError as exc:
+            # The library gives up with ValueError("Failed to commit transaction in 5 attempts.")
+            # wrapping Aborted: contention, which a later retry of the request can get through.
+            if isinstance(exc.__cause__, google_exceptions.Aborted):
+                raise RetryableError("too much contention; try again") from exc
+            raise
+
+    # -- users --------------------------------------------------------------------------------
+
+    def add_user(self, user: User) -> bool:
+        """Create-if-absent by id *and* by address (ids derive from the address via
+        ``User.new``; the query covers a user created under some other id)."""
+        ref = self._ref(USERS, user.id)
+
+        def body(transaction: firestore.Transaction) -> bool:
+            exists = self._exists(ref, transaction)
+            same_address = self._query(_by_email(user.email), transaction)
+            if exists or same_address:
+                return False
+            transaction.create(ref, _document(user))
+            return True
+
+        try:
+            return self._transact(body)
+        except google_exceptions.Conflict:
+            return False
+
+    def get_user(self, user_id: str) -> User | None:
+        return self._get(User, USERS, user_id)
+
+    def get_user_by_email(self, email: str) -> User | None:
+        found = self._query_models(User, _by_email(email.strip().lower()))
+        return found[0] if found else None
+
+    def list_users(self, *, active_only: bool = False) -> list[User]:
+        spec = _Query(USERS, equals=(("is_active", True),) if active_only else ())
+        # A team's users: few enough to sort here rather than pay for an index.
+        return sorted(self._query_models(User, spec), key=lambda u: (u.email, u.id))
+
+    def list_active_admins(self) -> list[User]:
+        return sorted(self._query_models(User, _ACTIVE_ADMINS), key=lambda u: (u.email, u.id))
+
+    def change_user(
+        self, user_id: str, *, role: Role | None = None, is_active: bool | None = None
+    ) -> User:
+        """Reads the user and every active admin in the transaction: production locks all of
+        them, so two admins demoting each other at once cannot both succeed."""
+        ref = self._ref(USERS, user_id)
+
+        def body(transaction: firestore.Transaction) -> User:
+            user = self._get(User, USERS, user_id, transaction)
+            if user is None:
+                raise NotFoundError("no such user", user_id=user_id)
+            admins = self._query_models(User, _ACTIVE_ADMINS, transaction)
+            changed = user.model_copy(
+                update={
+                    "role": role if role is not None else user.role,
+                    "is_active": is_active if is_active is not None else user.is_active,
+                    "updated_at": utcnow(),
+                }
+            )
+            was_admin = user.is_active and user.role is Role.ADMIN
+            still_admin = changed.is_active and changed.role is Role.ADMIN
+            others = [admin for admin in admins if admin.id != user_id]
+            if was_admin and not still_admin and not others:
+                raise ConflictError("the change would leave no active admin", user_id=user_id)
+            transaction.set(ref, _document(changed))
+            return changed
+
+        return self._transact(body)
+
+    def bootstrap_admin(self, email: str, name: str = "") -> bool:
+        """Create or promote an admin while none is active.
+
+        "No active admin" is the absence of documents, and locking what a query did *not*
+        return is not something to rely on; so every bootstrap also reads and writes one
+        sentinel document, on which two concurrent bootstraps conflict in production.
+        """
+        address = normalize_address(email)
+        sentinel = self._ref(APP_SETTINGS, _BOOTSTRAP_SENTINEL)
+
+        def body(transaction: firestore.Transaction) -> bool:
+            sentinel.get(transaction=transaction)
+            admins = self._query(_ACTIVE_ADMINS, transaction)
+            existing = self._query_models(User, _by_email(address), transaction)
+            if admins:
+                return False
+            if existing:
+                user = existing[0].model_copy(
+                    update={"role": Role.ADMIN, "is_active": True, "updated_at": utcnow()}
+                )
+            else:
+                user = User.new(address, name, Role.ADMIN)
+            transaction.set(self._ref(USERS, user.id), _document(user))
+            transaction.set(
+                sentinel, {"user_id": user.id, "email": address, "bootstrapped_at": utcnow()}
+            )
+            return True
+
+        return self._transact(body)
+
+    # -- mailboxes ----------------------------------------------------------------------------
+
+    def add_email_account(self, account: EmailAccount) -> bool:
+        ref = self._ref(EMAIL_ACCOUNTS, account.id)
+        by_address = _Query(EMAIL_ACCOUNTS, equals=(("address", account.address),), limit=1)
+
+        def body(transaction: firestore.Transaction) -> bool:
+            exists = self._exists(ref, transaction)
+            same_address = self._query(by_address, transaction)
+            if exists or same_address:
+                return False
+            transaction.create(ref, _document(account))
+            return True
+
+        try:
+            return self._transact(body)
+        except google_exceptions.Conflict:
+            return False
+
+    def get_email_account(self, account_id: str) -> EmailAccount | None:
+        return self._get(EmailAccount, EMAIL_ACCOUNTS, account_id)
+
+    def get_email_account_by_address(self, address: str) -> EmailAccount | None:
+        spec = _Query(EMAIL_ACCOUNTS, equals=(("address", address.strip().lower()),), limit=1)
+        found = self._query_models(EmailAccount, spec)
+        return found[0] if found else None
+
+    def list_email_accounts(self, *, include_deleted: bool = False) -> list[EmailAccount]:
+        spec = _Query(EMAIL_ACCOUNTS, equals=() if include_deleted else (("deleted", False),))
+        return sorted(self._query_models(EmailAccount, spec), key=lambda a: (a.address, a.id))
+
+    def _modify_account(
+        self, account_id: str, change: Callable[[EmailAccount], EmailAccount]
+    ) -> EmailAccount:
+        ref = self._ref(EMAIL_ACCOUNTS, account_id)
+
+        def body(transaction: firestore.Transaction) -> EmailAccount:
+            account = self._get(EmailAccount, EMAIL_ACCOUNTS, account_id, transaction)
+            if account is None:
+                raise NotFoundError("no such mailbox", account_id=account_id)
+            changed = change(account)
+            transaction.set(ref, _document(changed))
+            return changed
+
+        return self._transact(body)
+
+    def set_email_account_paused(self, account_id: str, paused: bool) -> EmailAccount:
+        return self._modify_account(account_id, lambda a: a.model_copy(update={"paused": paused}))
+
+    def update_sync_state(self, account_id: str, change: SyncStateChange) -> SyncState:
+        """The history id is ``max(stored, given)`` computed from the value read in the same
+        transaction, so a slow run finishing late can never move the cursor back."""
+        account = self._modify_account(
+            account_id, lambda a: a.model_copy(update={"sync": apply_sync_change(a.sync, change)})
+        )
+        return account.sync
+
+    def own_addresses(self) -> set[str]:
+        return {
+            address for account in self.list_email_accounts() for address in account.addresses()
+        }
+
+    # -- CRM records --------------------------------------------------------------------------
+
+    def upsert_organization(self, organization: Organization) -> None:
+        self._ref(ORGANIZATIONS, organization.id).set(_document(organization))
+
+    def upsert_investor(self, investor: Investor) -> None:
+        self._ref(INVESTORS, investor.id).set(_document(investor))
+
+    def upsert_contact(self, contact: Contact) -> None:
+        self._ref(CONTACTS, contact.id).set(_document(contact))
+
+    def get_organization(self, organization_id: str) -> Organization | None:
+        return self._get(Organization, ORGANIZATIONS, organization_id)
+
+    def get_investor(self, investor_id: str) -> Investor | None:
+        return self._get(Investor, INVESTORS, investor_id)
+
+    def get_contact(self, contact_id: str) -> Contact | None:
+        return self._get(Contact, CONTACTS, contact_id)
+
+    def _find_live(
+        self, cls: type[M], collection: str, array_field: str, keys: Iterable[str]
+    ) -> list[M]:
+        """Live (``deleted == false``) records whose ``array_field`` holds any key, by id.
+
+        One query per 30 keys (Firestore's disjunction limit), merged: a record matching keys
+        of two chunks comes back twice and is kept once.
+        """
+        wanted = sorted(set(keys))
+        found: dict[str, M] = {}
+        for chunk in _chunks(wanted, MAX_DISJUNCTIONS):
+            spec = _Query(
+                collection,
+                equals=(("deleted", False),),
+                contains_any=(array_field, tuple(chunk)),
+            )
+            for record in self._query_models(cls, spec):
+                found[cast(str, getattr(record, "id"))] = record  # noqa: B009
+        return [found[key] for key in sorted(found)]
+
+    def find_contacts_by_addresses(self, addresses: Iterable[str]) -> list[Contact]:
+        keys = [normalize_address(a) for a in addresses]
+        return self._find_live(Contact, CONTACTS, "emails", keys)
+
+    def find_investors_by_addresses(self, addresses: Iterable[str]) -> list[Investor]:
+        keys = [normalize_address(a) for a in addresses]
+        return self._find_live(Investor, INVESTORS, "emails", keys)
+
+    def find_organizations_by_domains(self, domains: Iterable[str]) -> list[Organization]:
+        keys = [normalize_domain(d) for d in domains]
+        return self._find_live(Organization, ORGANIZATIONS, "domains", keys)
+
+    def find_investors_by_domains(self, domains: Iterable[str]) -> list[Investor]:
+        keys = [normalize_domain(d) for d in domains]
+        return self._find_live(Investor, INVESTORS, "domains", keys)
+
+    def list_investors(
+        self, *, include_graveyard: bool = True, include_deleted: bool = False
+    ) -> list[Investor]:
+        """Sorted by ``name_key`` then id. Equality filters only (served by merged single-field
+        indexes) and the sort done here: a fund's investor list is hundreds to a few thousand
+        records, and the picker wants all of them."""
+        equals: list[tuple[str, Any]] = []
+        if not include_graveyard:
+            equals.append(("graveyard", False))
+        if not include_deleted:
+            equals.append(("deleted", False))
+        investors = self._query_models(Investor, _Query(INVESTORS, equals=tuple(equals)))
+        return sorted(investors, key=lambda i: (i.name_key, i.id))
+
+    # -- emails, sightings, links -------------------------------------------------------------
+
+    def _email_sources(
+        self, email_id: str, transaction: firestore.Transaction
+    ) -> tuple[list[Sighting], list[InvestorLink]]:
+        """An email's sightings and links, read (and so locked) in the transaction."""
+        sightings = self._query_models(Sighting, _sightings_of(email_id), transaction)
+        links = self._query_models(InvestorLink, _links_of(email_id), transaction)
+        return sightings, links
+
+    @staticmethod
+    def _denormalised(
+        email: Email, sightings: Iterable[Sighting], links: Iterable[InvestorLink]
+    ) -> Email:
+        live = [s.account_id for s in sightings if not s.deleted]
+        investors = [link.investor_id for link in links]
+        return email.model_copy(update=denormalised_email_fields(email, live, investors))
+
+    @staticmethod
+    def _denormalised_changed(before: Email, after: Email) -> bool:
+        return any(
+            getattr(before, name) != getattr(after, name)
+            for name in ("matched", "matched_at", "investor_ids", "live_account_ids")
+        )
+
+    def upsert_email(self, email: Email) -> bool:
+        ref = self._ref(EMAILS, email.id)
+
+        def body(transaction: firestore.Transaction) -> bool:
+            stored = self._get(Email, EMAILS, email.id, transaction)
+            sightings, links = self._email_sources(email.id, transaction)
+            merged = merge_captured_email(stored, email)
+            transaction.set(ref, _document(self._denormalised(merged, sightings, links)))
+            return stored is None
+
+        return self._transact(body)
+
+    def get_email(self, email_id: str) -> Email | None:
+        return self._get(Email, EMAILS, email_id)
+
+    def record_sighting(self, sighting: Sighting) -> bool:
+        sighting_ref = self._ref(SIGHTINGS, sighting.id)
+        email_ref = self._ref(EMAILS, sighting.email_id)
+
+        def body(transaction: firestore.Transaction) -> bool:
+            email = self._get(Email, EMAILS, sighting.email_id, transaction)
+            if email is None:
+                raise NotFoundError("sighting of an unknown email", email_id=sighting.email_id)
+            existed = self._exists(sighting_ref, transaction)
+            sightings, links = self._email_sources(email.id, transaction)
+            sightings = [s for s in sightings if s.id != sighting.id] + [sighting]
+            transaction.set(sighting_ref, _document(sighting))
+            refreshed = self._denormalised(email, sightings, links)
+            if self._denormalised_changed(email, refreshed):
+                transaction.set(email_ref, _document(refreshed))
+            return not existed
+
+        return self._transact(body)
+
+    def set_sighting_deleted(self, account_id: str, gmail_message_id: str, deleted: bool) -> bool:
+        sighting_id = sighting_id_for(account_id, gmail_message_id)
+        if not _valid_document_id(sighting_id):
+            return False
+        sighting_ref = self._ref(SIGHTINGS, sighting_id)
+
+        def body(transaction: firestore.Transaction) -> bool:
+            sighting = self._get(Sighting, SIGHTINGS, sighting_id, transaction)
+            if sighting is None:
+                return False
+            email = self._get(Email, EMAILS, sighting.email_id, transaction)
+            sightings, links = self._email_sources(email.id, transaction) if email else ([], [])
+            if sighting.deleted != deleted:
+                sighting = sighting.model_copy(
+                    update={"deleted": deleted, "deleted_at": utcnow() if deleted else None}
+                )
+                transaction.set(sighting_ref, _document(sighting))
+            if email is not None:
+                sightings = [s for s in sightings if s.id != sighting.id] + [sighting]
+                refreshed = self._denormalised(email, sightings, links)
+                if self._denormalised_changed(email, refreshed):
+                    transaction.set(self._ref(EMAILS, email.id), _document(refreshed))
+            return True
+
+        return self._transact(body)
+
+    def get_sighting(self, account_id: str, gmail_message_id: str) -> Sighting | None:
+        return self._get(Sighting, SIGHTINGS, sighting_id_for(account_id, gmail_message_id))
+
+    def list_sightings(self, email_id: str) -> list[Sighting]:
+        return sorted(self._query_models(Sighting, _sightings_of(email_id)), key=lambda s: s.id)
+
+    def link_email_to_investor(self, link: InvestorLink) -> bool:
+        link_ref = self._ref(LINKS, link.id)
+        email_ref = self._ref(EMAILS, link.email_id)
+
+        def body(transaction: firestore.Transaction) -> bool:
+            email = self._get(Email, EMAILS, link.email_id, transaction)
+            if email is None:
+                raise NotFoundError("link of an unknown email", email_id=link.email_id)
+            existed = self._exists(link_ref, transaction)
+            sightings, links = self._email_sources(email.id, transaction)
+            if not existed:
+                transaction.set(link_ref, _document(link))
+                links = [*links, link]
+            refreshed = self._denormalised(email, sightings, links)
+            if self._denormalised_changed(email, refreshed):
+                transaction.set(email_ref, _document(refreshed))
+            return not existed
+
+        return self._transact(body)
+
+    def unlink_email_from_investor(self, email_id: str, investor_id: str) -> int:
+        if not _valid_document_id(email_id):
+            return 0
+        email_ref = self._ref(EMAILS, email_id)
+
+        def body(transaction: firestore.Transaction) -> int:
+            email = self._get(Email, EMAILS, email_id, transaction)
+            sightings, links = self._email_sources(email_id, transaction)
+            doomed = [link for link in links if link.investor_id == investor_id]
+            for link in doomed:
+                transaction.delete(self._ref(LINKS, link.id))
+            if email is not None and doomed:
+                kept = [link for link in links if link.investor_id != investor_id]
+                refreshed = self._denormalised(email, sightings, kept)
+                if self._denormalised_changed(email, refreshed):
+                    transaction.set(email_ref, _document(refreshed))
+            return len(doomed)
+
+        return self._transact(body)
+
+    def list_links(self, email_id: str) -> list[InvestorLink]:
+        return sorted(self._query_models(InvestorLink, _links_of(email_id)), key=lambda x: x.id)
+
+    def find_emails_by_participants(
+        self, *, addresses: Sequence[str] = (), domains: Sequence[str] = (), limit: int = 500
+    ) -> list[Email]:
+        """The first ``limit`` matching emails by id, like the SQLite store.
+
+        Each chunk's query is ordered by the ``id`` field (a composite index with the array
+        field) and limited, so the union of the chunks' first ``limit`` ids holds the overall
+        first ``limit``. ``id`` rather than the document name: the emulator cannot order by
+        ``__name__``, and without an order-by it returns documents in insertion order.
+        """
+        _check_limit(limit)
+        lookups = [
+            ("participant_addresses", sorted({normalize_address(a) for a in addresses})),
+            ("participant_domains", sorted({normalize_domain(d) for d in domains})),
+        ]
+        found: dict[str, Email] = {}
+        for array_field, keys in lookups:
+            for chunk in _chunks(keys, MAX_DISJUNCTIONS):
+                spec = _Query(
+                    EMAILS,
+                    contains_any=(array_field, tuple(chunk)),
+                    order_by=(("id", Direction.ASCENDING),),
+                    limit=limit,
+                )
+                for email in self._query_models(Email, spec):
+                    found[email.id] = email
+        return [found[key] for key in sorted(found)[:limit]]
+
+    # -- proposals and activities -------------------------------------------------------------
+
+    def create_proposal(self, proposal: Proposal) -> bool:
+        return self._create(
+            self._ref(PROPOSALS, proposal.id), _document(proposal, sort_key=proposal.sort_key)
+        )
+
+    def get_proposal(self, proposal_id: str) -> Proposal | None:
+        return self._get(Proposal, PROPOSALS, proposal_id)
+
+    def decide_proposal(self, proposal_id: str, status: ProposalStatus, actor: str) -> Decision:
+        """Reads the proposal, its activity (keyed by the proposal id) and its email, then
+        writes both. Two concurrent approvals: production makes one wait or retry, and the
+        retry sees the decision and returns ``changed=False``: one activity, ever."""
+        if not _valid_document_id(proposal_id):
+            raise NotFoundError("no such proposal", proposal_id=proposal_id)
+        proposal_ref = self._ref(PROPOSALS, proposal_id)
+        activity_ref = self._ref(ACTIVITIES, proposal_id)
+
+        def body(transaction: firestore.Transaction) -> Decision:
+            proposal = self._get(Proposal, PROPOSALS, proposal_id, transaction)
+            if proposal is None:
+                raise NotFoundError("no such proposal", proposal_id=proposal_id)
+            existing = self._get(Activity, ACTIVITIES, proposal_id, transaction)
+            email = self._get(Email, EMAILS, proposal.email_id, transaction)
+            outcome = decide(proposal, status, actor, email=email, existing_activity=existing)
+            if outcome.changed:
+                if outcome.activity is not None and existing is None:
+                    transaction.set(activity_ref, _document(outcome.activity))
+                transaction.set(
+                    proposal_ref,
+                    _document(outcome.proposal, sort_key=outcome.proposal.sort_key),
+                )
+            return outcome
+
+        return self._transact(body)
+
+    def list_proposals(
+        self,
+        *,
+        status: ProposalStatus | None = None,
+        investor_id: str | None = None,
+        limit: int = 50,
+        page_token: str = "",
+    ) -> Page[Proposal]:
+        """Newest first by ``sort_key`` (``created_at|id``: unique, so equal timestamps page
+        correctly); the next page is ``sort_key < last``, never a cursor or an offset."""
+        _check_limit(limit)
+        equals: list[tuple[str, Any]] = []
+        if status is not None:
+            equals.append(("status", status.value))
+        if investor_id is not None:
+            equals.append(("investor_id", investor_id))
+        spec = _Query(
+            PROPOSALS,
+            equals=tuple(equals),
+            range=("sort_key", "<", decode_page_token(page_token)) if page_token else None,
+            order_by=(("sort_key", Direction.DESCENDING),),
+            limit=limit + 1,
+        )
+        rows = self._query_models(Proposal, spec)
+        items = rows[:limit]
+        more = len(rows) > limit
+        return Page(items, encode_page_token(items[-1].sort_key) if more else "")
+
+    def get_activity(self, activity_id: str) -> Activity | None:
+        return self._get(Activity, ACTIVITIES, activity_id)
+
+    # -- settings, guards, audit --------------------------------------------------------------
+
+    def _setting_ref(self, key: str) -> firestore.DocumentReference:
+        return self._ref(APP_SETTINGS, _setting_document_id(key))
+
+    def get_setting(self, key: str) -> Any | None:
+        snapshot = self._setting_ref(key).get()
+        data = snapshot.to_dict() if snapshot.exists else None
+        return _from_store(data.get("value")) if data else None
+
+    def set_setting(self, key: str, value: Any) -> None:
+        self._setting_ref(key).set({"key": key, "value": _json_value(value)})
+
+    def update_setting(self, key: str, change: Callable[[Any | None], Any]) -> Any:
+        """``change`` may run more than once (the library retries on contention): keep it pure."""
+        ref = self._setting_ref(key)
+
+        def body(transaction: firestore.Transaction) -> Any:
+            snapshot = ref.get(transaction=transaction)
+            data = snapshot.to_dict() if snapshot.exists else None
+            current = _from_store(data.get("value")) if data else None
+            value = _json_value(change(current))
+            transaction.set(ref, {"key": key, "value": value})
+            return value
+
+        return self._transact(body)
+
+    def create_guard(self, guard: Guard) -> bool:
+        return self._create(self._ref(GUARDS, guard.id), _document(guard))
+
+    def get_guard(self, guard_id: str) -> Guard | None:
+        return self._get(Guard, GUARDS, guard_id)
+
+    def update_guard(self, guard_id: str, change: Callable[[Guard], Guard | None]) -> Guard | None:
+        """``change`` gets a copy and may run more than once (retries): keep it pure."""
+        if not _valid_document_id(guard_id):
+            return None
+        ref = self._ref(GUARDS, guard_id)
+
+        def body(transaction: firestore.Transaction) -> Guard | None:
+            current = self._get(Guard, GUARDS, guard_id, transaction)
+            if current is None:
+                return None
+            updated = change(current.model_copy(deep=True))
+            if updated is None:
+                return current
+            if updated.id != guard_id:
+                raise ValueError(f"update_guard cannot rename {guard_id!r} to {updated.id!r}")
+            transaction.set(ref, _document(updated))
+            return updated
+
+        return self._transact(body)
+
+    def append_audit(self, entry: AuditEntry) -> None:
+        created = self._create(
+            self._ref(AUDIT, entry.id), _document(entry, sort_key=_audit_sort_key(entry))
+        )
+        if not created:
+            raise ConflictError("audit entry already recorded", audit_id=entry.id)
+
+    def list_audit(self, *, target: str | None = None, limit: int = 100) -> list[AuditEntry]:
+        """Newest first; ``sort_key`` (``at|id``) breaks ties of equal times by id, descending,
+        exactly as the SQLite store's ``ORDER BY at DESC, id DESC``."""
+        _check_limit(limit)
+        spec = _Query(
+            AUDIT,
+            equals=(("target", target),) if target is not None else (),
+            order_by=(("sort_key", Direction.DESCENDING),),
+            limit=limit,
+        )
+        return self._query_models(AuditEntry, spec)
