@@ -42,10 +42,16 @@ def test_every_entry_point_of_main_is_in_the_catalog_and_back() -> None:
     exported = {
         alias.asname or alias.name
         for node in tree.body
-        if isinstance(node, ast.ImportFrom)
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("functions.")
         for alias in node.names
     }
     assert exported == {spec.name for spec in FUNCTIONS}
+    declared = next(
+        node.value
+        for node in tree.body
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "__all__"
+    )
+    assert set(ast.literal_eval(declared)) == exported
 
 
 def test_health_lists_every_function(stack: Stack) -> None:
