@@ -6,13 +6,16 @@ Importing this module must stay cheap: no Google client library is imported here
 adapters are built on first use by ``shared.wiring``.
 """
 
+import os
+
 from functions.admin_api import admin_api
 from functions.sync_mailbox import sync_mailbox
 from functions.sync_poll import sync_poll
-from shared.config import get_settings
 from shared.logging import configure_logging
 
-# JSON lines on stdout, as Cloud Logging reads them, with secrets redacted.
-configure_logging(get_settings().log_level)
+# JSON lines on stdout, as Cloud Logging reads them, with secrets redacted. The level is read
+# from the environment here rather than through Settings (which validates the same CRM_LOG_LEVEL)
+# because pydantic-settings is not worth importing on the cold-start path.
+configure_logging(os.environ.get("CRM_LOG_LEVEL", "INFO"))
 
 __all__ = ["admin_api", "sync_mailbox", "sync_poll"]

@@ -47,7 +47,6 @@ from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import Map, RequestRedirect, Rule
 
-from shared.config import get_settings
 from shared.domain.models import Caller, Role, ServiceRole
 from shared.errors import (
     AppError,
@@ -293,6 +292,8 @@ def _allowed_origin(origin: str | None) -> str | None:
     if not origin:
         return None
     wanted = origin.strip().rstrip("/").lower()
+    from shared.config import get_settings  # lazily: pydantic-settings is cold-path weight
+
     for allowed in get_settings().cors_origins:
         if allowed.strip().rstrip("/").lower() == wanted:
             return origin.strip()

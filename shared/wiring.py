@@ -12,17 +12,25 @@ import functools
 import logging
 from typing import TYPE_CHECKING
 
-from shared.config import QueueBackend, SecretsBackend, StoreBackend, get_settings
-
 if TYPE_CHECKING:
     from shared.adapters.queue import LocalQueue
+    from shared.config import Settings
     from shared.ports import Clock, Queue, Secrets, Store, TokenVerifier
 
 logger = logging.getLogger(__name__)
 
 
+def get_settings() -> Settings:
+    """The settings, imported on first use: pydantic-settings costs ~25 ms on the cold path."""
+    from shared.config import get_settings as cached_settings
+
+    return cached_settings()
+
+
 @functools.cache
 def store() -> Store:
+    from shared.config import StoreBackend
+
     settings = get_settings()
     if settings.store_backend is StoreBackend.FIRESTORE:
         from google.cloud import firestore
@@ -40,6 +48,8 @@ def store() -> Store:
 
 @functools.cache
 def secrets() -> Secrets:
+    from shared.config import SecretsBackend
+
     settings = get_settings()
     if settings.secrets_backend is SecretsBackend.SECRET_MANAGER:
         from shared.adapters.secrets import SecretManagerSecrets
@@ -60,6 +70,8 @@ def local_queue() -> LocalQueue:
 
 @functools.cache
 def queue() -> Queue:
+    from shared.config import QueueBackend
+
     settings = get_settings()
     if settings.queue_backend is QueueBackend.PUBSUB:
         from shared.adapters.queue import PubSubQueue
@@ -105,4 +117,6 @@ def reset() -> None:
     if local_queue.cache_info().currsize:
         local_queue().close()
     local_queue.cache_clear()
-    get_settings.cache_clear()
+    from shared.config import get_settings as cached_settings
+
+    cached_settings.cache_clear()

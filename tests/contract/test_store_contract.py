@@ -1,0 +1,687 @@
+"""The Store contract (shared/ports.py), run against every adapter: ``[sqlite]`` and ``[firestore]``.
+
+Each test states one promise of the port and checks it through the port only, so the two stores
+cannot drift. Data is tiny on purpose: the Firestore emulator slows down as collections grow, and
+none of these promises needs volume (paging is proven with equal timestamps, chunking with 35
+addresses).
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from shared.domain.models import (
+    AuditEntry,
+    Contact,
+    Email,
+    EmailAccount,
+    Guard,
+    Investor,
+    InvestorLink,
+    Mailbox,
+    MatchHeader,
+    Organization,
+    Proposal,
+    ProposalStatus,
+    Role,
+    Sighting,
+    SyncStatus,
+    User,
+    email_id_for,
+)
+from shared.errors import BadRequestError, ConflictError, NotFoundError
+from shared.ports import Store, SyncStateChange
+
+T0 = datetime(2024, 5, 1, 9, 30, tzinfo=UTC)
+
+
+def uid(prefix: str = "") -> str:
+    return f"{prefix}{uuid.uuid4().hex[:10]}"
+
+
+def make_email(*addresses: str, subject: str = "Hello", **fields: object) -> Email:
+    addresses = addresses or ("someone@example.com",)
+    return Email(
+        id=email_id_for(f"<{uid()}@mail.example.com>"),
+        subject=subject,
+        sender=Mailbox(name="Sender", address=addresses[0]),
+        to=[Mailbox(address=a) for a in addresses[1:]],
+        date=T0,
+        participant_addresses=list(addresses),
+        participant_domains=sorted({a.split("@")[1] for a in addresses}),
+        **fields,  # type: ignore[arg-type]
+    )
+
+
+def make_link(email_id: str, investor_id: str, contact_id: str | None = None) -> InvestorLink:
+    return InvestorLink.new(email_id, investor_id, contact_id, "lp@fund.example", MatchHeader.FROM)
+
+
+def drain(store: Store, **filters: object) -> tuple[list[str], int]:
+    """Every proposal across pages of 2 (ids in order) and the number of pages."""
+    ids: list[str] = []
+    token = ""
+    pages = 0
+    while True:
+        page = store.list_proposals(limit=2, page_token=token, **filters)  # type: ignore[arg-type]
+        pages += 1
+        ids += [p.id for p in page.items]
+        if not page.next_token:
+            return ids, pages
+        token = page.next_token
+        assert pages < 50, "paging does not terminate"
+
+
+# -- users and roles ---------------------------------------------------------------------------
+
+
+class TestUsers:
+    def test_adding_the_same_user_twice_keeps_one(self, store: Store) -> None:
+        user = User.new("ann@fund.example", "Ann")
+        assert store.add_user(user) is True
+        assert store.add_user(user) is False
+        # Another id with the same address is the same person: refused as well.
+        twin = User(id=uid("u_"), email="ANN@fund.example")
+        assert store.add_user(twin) is False
+        assert [u.id for u in store.list_users()] == [user.id]
+        assert store.get_user(user.id) == user
+        assert store.get_user(twin.id) is None
+
+    def test_lookup_by_email_ignores_case_and_spaces(self, store: Store) -> None:
+        user = User.new("Bob.Smith@Fund.example", "Bob")
+        store.add_user(user)
+        found = store.get_user_by_email("  BOB.smith@fund.EXAMPLE ")
+        assert found is not None
+        assert found.id == user.id
+        assert found.email == "bob.smith@fund.example"
+        assert store.get_user_by_email("nobody@fund.example") is None
+
+    def test_list_users_sorted_by_email_and_active_filter(self, store: Store) -> None:
+        store.add_user(User.new("carol@fund.example"))
+        store.add_user(User.new("alice@fund.example"))
+        inactive = User.new("bert@fund.example").model_copy(update={"is_active": False})
+        store.add_user(inactive)
+        assert [u.email for u in store.list_users()] == [
+            "alice@fund.example",
+            "bert@fund.example",
+            "carol@fund.example",
+        ]
+        assert [u.email for u in store.list_users(active_only=True)] == [
+            "alice@fund.example",
+            "carol@fund.example",
+        ]
+
+    def test_change_user_changes_role_and_activity(self, store: Store) -> None:
+        admin = User.new("admin@fund.example", role=Role.ADMIN)
+        member = User.new("member@fund.example")
+        store.add_user(admin)
+        store.add_user(member)
+
+        promoted = store.change_user(member.id, role=Role.ADMIN)
+        assert promoted.role is Role.ADMIN
+        assert promoted.updated_at >= member.updated_at
+        assert [u.id for u in store.list_active_admins()] == [admin.id, member.id]
+
+        deactivated = store.change_user(admin.id, is_active=False)
+        assert deactivated.is_active is False
+        assert deactivated.role is Role.ADMIN  # untouched: None means "leave as it is"
+        stored = store.get_user(admin.id)
+        assert stored is not None
+        assert stored.is_active is False
+        assert [u.id for u in store.list_active_admins()] == [member.id]
+
+    def test_last_active_admin_cannot_be_demoted_or_deactivated(self, store: Store) -> None:
+        admin = User.new("only@fund.example", role=Role.ADMIN)
+        retired = User.new("retired@fund.example", role=Role.ADMIN).model_copy(
+            update={"is_active": False}
+        )
+        store.add_user(admin)
+        store.add_user(retired)
+        store.add_user(User.new("member@fund.example"))
+
+        with pytest.raises(ConflictError):
+            store.change_user(admin.id, role=Role.MEMBER)
+        with pytest.raises(ConflictError):
+            store.change_user(admin.id, is_active=False)
+        assert store.get_user(admin.id) == admin  # nothing was written
+        # Changing someone who is not an active admin is always fine.
+        assert store.change_user(retired.id, role=Role.MEMBER).role is Role.MEMBER
+
+    def test_change_unknown_user_is_not_found(self, store: Store) -> None:
+        with pytest.raises(NotFoundError):
+            store.change_user("u_missing", role=Role.ADMIN)
+
+    def test_bootstrap_admin_only_while_no_active_admin_exists(self, store: Store) -> None:
+        assert store.list_active_admins() == []
+        assert store.bootstrap_admin("Root@Fund.example", "Root") is True
+        admins = store.list_active_admins()
+        assert [(u.email, u.name, u.role) for u in admins] == [
+            ("root@fund.example", "Root", Role.ADMIN)
+        ]
+        assert store.bootstrap_admin("other@fund.example", "Other") is False
+        assert store.bootstrap_admin("root@fund.example") is False
+        assert store.get_user_by_email("other@fund.example") is None
+
+    def test_bootstrap_promotes_and_reactivates_an_existing_user(self, store: Store) -> None:
+        existing = User.new("lead@fund.example", "Lead").model_copy(update={"is_active": False})
+        store.add_user(existing)
+        # An inactive admin does not count: nobody can act as admin.
+        store.add_user(
+            User.new("gone@fund.example", role=Role.ADMIN).model_copy(update={"is_active": False})
+        )
+        assert store.bootstrap_admin("LEAD@fund.example") is True
+        lead = store.get_user(existing.id)
+        assert lead is not None
+        assert (lead.role, lead.is_active, lead.name) == (Role.ADMIN, True, "Lead")
+        assert len(store.list_users()) == 2  # promoted in place, not duplicated
+
+
+# -- mailboxes and sync state ------------------------------------------------------------------
+
+
+class TestMailboxes:
+    def test_adding_a_mailbox_twice_keeps_one_and_lookup_ignores_case(self, store: Store) -> None:
+        account = EmailAccount.new("Deals@Fund.example")
+        assert store.add_email_account(account) is True
+        assert store.add_email_account(account) is False
+        assert store.add_email_account(EmailAccount(id=uid("a_"), address="deals@fund.example")) is False
+        assert store.get_email_account(account.id) == account
+        found = store.get_email_account_by_address(" DEALS@fund.example")
+        assert found is not None
+        assert found.id == account.id
+        assert store.get_email_account_by_address("none@fund.example") is None
+        assert store.get_email_account("a_missing") is None
+
+    def test_list_excludes_deleted_unless_asked(self, store: Store) -> None:
+        store.add_email_account(EmailAccount.new("zed@fund.example"))
+        store.add_email_account(EmailAccount.new("amy@fund.example"))
+        gone = EmailAccount.new("gone@fund.example").model_copy(
+            update={"deleted": True, "deleted_at": T0}
+        )
+        store.add_email_account(gone)
+        assert [a.address for a in store.list_email_accounts()] == [
+            "amy@fund.example",
+            "zed@fund.example",
+        ]
+        assert [a.address for a in store.list_email_accounts(include_deleted=True)] == [
+            "amy@fund.example",
+            "gone@fund.example",
+            "zed@fund.example",
+        ]
+
+    def test_pause_and_resume(self, store: Store) -> None:
+        account = EmailAccount.new("ops@fund.example")
+        store.add_email_account(account)
+        assert store.set_email_account_paused(account.id, True).paused is True
+        stored = store.get_email_account(account.id)
+        assert stored is not None
+        assert stored.paused is True
+        assert store.set_email_account_paused(account.id, False).paused is False
+        with pytest.raises(NotFoundError):
+            store.set_email_account_paused("a_missing", True)
+
+    def test_history_id_never_decreases_unless_reset(self, store: Store) -> None:
+        account = EmailAccount.new("sync@fund.example")
+        store.add_email_account(account)
+        state = store.update_sync_state(
+            account.id, SyncStateChange(history_id=100, status=SyncStatus.OK, last_error="boom")
+        )
+        assert (state.history_id, state.status, state.last_error) == (100, SyncStatus.OK, "boom")
+        assert store.update_sync_state(account.id, SyncStateChange(history_id=50)).history_id == 100
+        later = store.update_sync_state(account.id, SyncStateChange(history_id=150))
+        assert later.history_id == 150
+        assert later.last_error == "boom"  # None in the change means "leave as it is"
+        reset = store.update_sync_state(
+            account.id, SyncStateChange(history_id=20, reset_history=True, last_error="")
+        )
+        assert (reset.history_id, reset.last_error) == (20, "")
+        stored = store.get_email_account(account.id)
+        assert stored is not None
+        assert stored.sync == reset
+        with pytest.raises(NotFoundError):
+            store.update_sync_state("a_missing", SyncStateChange(history_id=1))
+
+    def test_sync_state_keeps_times_and_counters(self, store: Store) -> None:
+        account = EmailAccount.new("times@fund.example")
+        store.add_email_account(account)
+        when = T0 + timedelta(microseconds=123456)
+        store.update_sync_state(
+            account.id,
+            SyncStateChange(
+                last_success_at=when, watch_expiration=when, messages_done=7, backfill_done=True
+            ),
+        )
+        stored = store.get_email_account(account.id)
+        assert stored is not None
+        assert stored.sync.last_success_at == when
+        assert stored.sync.watch_expiration == when
+        assert (stored.sync.messages_done, stored.sync.backfill_done) == (7, True)
+
+    def test_own_addresses_include_aliases_and_exclude_deleted(self, store: Store) -> None:
+        main = EmailAccount.new("team@fund.example").model_copy(
+            update={"aliases": ["hello@fund.example", "team@fund.io"]}
+        )
+        deleted = EmailAccount.new("old@fund.example").model_copy(
+            update={"aliases": ["older@fund.example"], "deleted": True}
+        )
+        store.add_email_account(main)
+        store.add_email_account(deleted)
+        assert store.own_addresses() == {
+            "team@fund.example",
+            "hello@fund.example",
+            "team@fund.io",
+        }
+
+
+# -- CRM records -------------------------------------------------------------------------------
+
+
+class TestCrmRecords:
+    def test_upsert_and_get_round_trip(self, store: Store) -> None:
+        org = Organization(name="Acme Capital", domains=["Acme.example"])
+        investor = Investor(name="Jane LP", organization_id=org.id, emails=["Jane@Acme.example"])
+        contact = Contact(name="Jane", investor_id=investor.id, emails=["jane@acme.example"])
+        store.upsert_organization(org)
+        store.upsert_investor(investor)
+        store.upsert_contact(contact)
+        assert store.get_organization(org.id) == org
+        assert store.get_investor(investor.id) == investor
+        assert store.get_contact(contact.id) == contact
+        assert store.get_investor("missing") is None
+        assert store.get_contact("missing") is None
+        assert store.get_organization("missing") is None
+
+    def test_lookups_by_address_and_domain_skip_deleted_records(self, store: Store) -> None:
+        org = Organization(name="Acme", domains=["acme.example"])
+        dead_org = Organization(name="Old Acme", domains=["acme.example"], deleted=True)
+        investor = Investor(name="Jane", emails=["jane@acme.example"], domains=["acme.example"])
+        dead_investor = Investor(name="Old", emails=["jane@acme.example"], deleted=True)
+        contact = Contact(name="Jane", emails=["jane@acme.example"])
+        dead_contact = Contact(name="Old", emails=["jane@acme.example"], deleted=True)
+        for record in (org, dead_org):
+            store.upsert_organization(record)
+        for inv in (investor, dead_investor):
+            store.upsert_investor(inv)
+        for person in (contact, dead_contact):
+            store.upsert_contact(person)
+
+        assert [c.id for c in store.find_contacts_by_addresses(["JANE@acme.example"])] == [
+            contact.id
+        ]
+        assert [i.id for i in store.find_investors_by_addresses(["jane@acme.example"])] == [
+            investor.id
+        ]
+        assert [o.id for o in store.find_organizations_by_domains(["ACME.example"])] == [org.id]
+        assert [i.id for i in store.find_investors_by_domains(["acme.example"])] == [investor.id]
+        assert store.find_contacts_by_addresses(["other@acme.example"]) == []
+        assert store.find_contacts_by_addresses([]) == []
+        assert store.find_organizations_by_domains(["other.example"]) == []
+
+    def test_upsert_replaces_addresses(self, store: Store) -> None:
+        contact = Contact(name="Moves", emails=["old@lp.example"])
+        store.upsert_contact(contact)
+        store.upsert_contact(contact.model_copy(update={"emails": ["new@lp.example"]}))
+        assert store.find_contacts_by_addresses(["old@lp.example"]) == []
+        assert [c.id for c in store.find_contacts_by_addresses(["new@lp.example"])] == [
+            contact.id
+        ]
+
+    def test_lookup_with_more_than_thirty_addresses(self, store: Store) -> None:
+        # Firestore's array-contains-any takes 30 values: 40 addresses need two queries.
+        contacts = [Contact(name=f"c{i}", emails=[f"p{i:02d}@lp.example"]) for i in range(35)]
+        # One contact whose two addresses fall into different chunks must come back once.
+        contacts[0] = contacts[0].model_copy(
+            update={"emails": ["p00@lp.example", "p34b@lp.example"]}
+        )
+        for contact in contacts:
+            store.upsert_contact(contact)
+        wanted = [f"p{i:02d}@lp.example" for i in range(35)] + ["p34b@lp.example"]
+        wanted += [f"unknown{i}@lp.example" for i in range(5)]
+        found = store.find_contacts_by_addresses(wanted)
+        assert [c.id for c in found] == sorted(c.id for c in contacts)
+
+    def test_list_investors_sorted_by_name_then_id_with_filters(self, store: Store) -> None:
+        beta = Investor(id="inv-b", name="beta")
+        alpha_upper = Investor(id="inv-z", name="Alpha")
+        alpha_lower = Investor(id="inv-a", name="alpha")
+        buried = Investor(id="inv-g", name="Gamma", graveyard=True)
+        deleted = Investor(id="inv-d", name="Delta", deleted=True)
+        for investor in (beta, alpha_upper, alpha_lower, buried, deleted):
+            store.upsert_investor(investor)
+        assert [i.id for i in store.list_investors()] == ["inv-a", "inv-z", "inv-b", "inv-g"]
+        assert [i.id for i in store.list_investors(include_graveyard=False)] == [
+            "inv-a",
+            "inv-z",
+            "inv-b",
+        ]
+        assert [i.id for i in store.list_investors(include_deleted=True)] == [
+            "inv-a",
+            "inv-z",
+            "inv-b",
+            "inv-d",
+            "inv-g",
+        ]
+        assert [
+            i.id for i in store.list_investors(include_graveyard=False, include_deleted=True)
+        ] == ["inv-a", "inv-z", "inv-b", "inv-d"]
+
+
+# -- emails, sightings, links ------------------------------------------------------------------
+
+
+class TestEmails:
+    def test_upsert_is_idempotent_and_ignores_denormalised_input(self, store: Store) -> None:
+        email = make_email(
+            "lp@fund.example",
+            matched=True,
+            matched_at=T0,
+            investor_ids=["inv-forged"],
+            live_account_ids=["a_forged"],
+        )
+        assert store.upsert_email(email) is True
+        assert store.upsert_email(email) is False
+        stored = store.get_email(email.id)
+        assert stored is not None
+        assert (stored.matched, stored.matched_at) == (False, None)
+        assert (stored.investor_ids, stored.live_account_ids) == ([], [])
+        assert stored.sender == Mailbox(name="Sender", address="lp@fund.example")
+        assert stored.date == T0
+        assert [e.id for e in store.find_emails_by_participants(addresses=["lp@fund.example"])] == [
+            email.id
+        ]
+
+    def test_upsert_refreshes_captured_fields_and_keeps_first_seen(self, store: Store) -> None:
+        email = make_email("lp@fund.example", first_seen_at=T0)
+        store.upsert_email(email)
+        refreshed = email.model_copy(
+            update={"subject": "Re: Hello", "first_seen_at": T0 + timedelta(days=1)}
+        )
+        assert store.upsert_email(refreshed) is False
+        stored = store.get_email(email.id)
+        assert stored is not None
+        assert stored.subject == "Re: Hello"
+        assert stored.first_seen_at == T0
+
+    def test_sightings_are_idempotent_and_set_the_live_mailboxes(self, store: Store) -> None:
+        email = make_email("lp@fund.example")
+        store.upsert_email(email)
+        first = Sighting.new("a_one", "m1", email.id, thread_id="t1", label_ids=["INBOX"])
+        second = Sighting.new("a_two", "m9", email.id, is_sent=True)
+        assert store.record_sighting(first) is True
+        assert store.record_sighting(first) is False
+        assert store.record_sighting(second) is True
+        assert store.list_sightings(email.id) == [first, second]
+        assert store.get_sighting("a_one", "m1") == first
+        assert store.get_sighting("a_one", "nope") is None
+        stored = store.get_email(email.id)
+        assert stored is not None
+        assert stored.live_account_ids == ["a_one", "a_two"]
+        # A later capture of the email cannot overwrite the live set it was not told about.
+        store.upsert_email(email.model_copy(update={"live_account_ids": []}))
+        again = store.get_email(email.id)
+        assert again is not None
+        assert again.live_account_ids == ["a_one", "a_two"]
+
+    def test_sighting_of_unknown_email_is_not_found(self, store: Store) -> None:
+        with pytest.raises(NotFoundError):
+            store.record_sighting(Sighting.new("a_one", "m1", email_id_for("<nope@x>")))
+
+    def test_soft_delete_and_restore_of_a_sighting(self, store: Store) -> None:
+        email = make_email("lp@fund.example")
+        store.upsert_email(email)
+        store.record_sighting(Sighting.new("a_one", "m1", email.id))
+        store.record_sighting(Sighting.new("a_two", "m2", email.id))
+
+        assert store.set_sighting_deleted("a_one", "m1", True) is True
+        deleted = store.get_sighting("a_one", "m1")
+        assert deleted is not None
+        assert deleted.deleted is True
+        assert deleted.deleted_at is not None
+        stored = store.get_email(email.id)
+        assert stored is not None
+        assert stored.live_account_ids == ["a_two"]
+
+        assert store.set_sighting_deleted("a_one", "m1", False) is True
+        restored = store.get_sighting("a_one", "m1")
+        assert restored is not None
+        assert (restored.deleted, restored.deleted_at) == (False, None)
+        stored = store.get_email(email.id)
+        assert stored is not None
+        assert stored.live_account_ids == ["a_one", "a_two"]
+
+        assert store.set_sighting_deleted("a_one", "unknown", True) is False
+
+    def test_links_mark_the_email_matched_and_unlinking_withdraws_it(self, store: Store) -> None:
+        email = make_email("lp@fund.example")
+        store.upsert_email(email)
+        by_jane = make_link(email.id, "inv-1", "contact-jane")
+        by_joe = make_link(email.id, "inv-1", "contact-joe")
+        other = make_link(email.id, "inv-2")
+        assert store.link_email_to_investor(by_jane) is True
+        assert store.link_email_to_investor(by_jane) is False
+        assert store.link_email_to_investor(by_joe) is True
+        assert store.link_email_to_investor(other) is True
+        assert store.list_links(email.id) == sorted([by_jane, by_joe, other], key=lambda x: x.id)
+
+        matched = store.get_email(email.id)
+        assert matched is not None
+        assert (matched.matched, matched.investor_ids) == (True, ["inv-1", "inv-2"])
+        assert matched.matched_at is not None
+
+        assert store.unlink_email_from_investor(email.id, "inv-1") == 2
+        partly = store.get_email(email.id)
+        assert partly is not None
+        assert (partly.matched, partly.investor_ids) == (True, ["inv-2"])
+        assert partly.matched_at == matched.matched_at  # still the moment it first matched
+
+        assert store.unlink_email_from_investor(email.id, "inv-2") == 1
+        assert store.unlink_email_from_investor(email.id, "inv-2") == 0
+        unmatched = store.get_email(email.id)
+        assert unmatched is not None
+        assert (unmatched.matched, unmatched.matched_at, unmatched.investor_ids) == (
+            False,
+            None,
+            [],
+        )
+        assert store.list_links(email.id) == []
+
+    def test_link_of_unknown_email_is_not_found(self, store: Store) -> None:
+        with pytest.raises(NotFoundError):
+            store.link_email_to_investor(make_link(email_id_for("<nope@x>"), "inv-1"))
+
+    def test_find_emails_by_participants(self, store: Store) -> None:
+        by_address = make_email("jane@acme.example", "me@fund.example")
+        by_domain = make_email("bob@beta.example")
+        unrelated = make_email("x@gamma.example")
+        for email in (by_address, by_domain, unrelated):
+            store.upsert_email(email)
+
+        def ids(**kwargs: object) -> list[str]:
+            return [e.id for e in store.find_emails_by_participants(**kwargs)]  # type: ignore[arg-type]
+
+        assert ids(addresses=["JANE@acme.example"]) == [by_address.id]
+        assert ids(domains=["beta.example"]) == [by_domain.id]
+        both = sorted([by_address.id, by_domain.id])
+        assert ids(addresses=["jane@acme.example"], domains=["beta.example", "acme.example"]) == both
+        many = [f"nobody{i}@x.example" for i in range(40)] + ["bob@beta.example"]
+        assert ids(addresses=many) == [by_domain.id]
+        assert ids(addresses=["jane@acme.example"], domains=["beta.example"], limit=1) == both[:1]
+        assert ids() == []
+
+
+# -- proposals and activities ------------------------------------------------------------------
+
+
+class TestProposals:
+    def _proposal(self, store: Store, **fields: object) -> Proposal:
+        email = make_email("lp@fund.example", subject="Term sheet")
+        store.upsert_email(email)
+        proposal = Proposal.new(email.id, str(fields.pop("investor_id", "inv-1")), **fields)
+        assert store.create_proposal(proposal) is True
+        return proposal
+
+    def test_create_is_create_if_absent(self, store: Store) -> None:
+        proposal = self._proposal(store)
+        assert store.create_proposal(proposal) is False
+        assert store.create_proposal(proposal.model_copy(update={"contact_id": "c"})) is False
+        assert store.get_proposal(proposal.id) == proposal
+        assert store.get_proposal("p_missing") is None
+
+    def test_approval_creates_exactly_one_activity_and_is_idempotent(self, store: Store) -> None:
+        proposal = self._proposal(store, contact_id="contact-1")
+        first = store.decide_proposal(proposal.id, ProposalStatus.APPROVED, "ann@fund.example")
+        assert first.changed is True
+        assert first.proposal.status is ProposalStatus.APPROVED
+        assert first.proposal.decided_by == "ann@fund.example"
+        assert first.activity is not None
+        activity = store.get_activity(proposal.id)
+        assert activity == first.activity
+        assert (activity.summary, activity.occurred_at) == ("Term sheet", T0)
+        assert (activity.contact_id, activity.created_by) == ("contact-1", "ann@fund.example")
+
+        again = store.decide_proposal(proposal.id, ProposalStatus.APPROVED, "bob@fund.example")
+        assert again.changed is False
+        assert again.activity == activity
+        stored = store.get_proposal(proposal.id)
+        assert stored is not None
+        assert stored.decided_by == "ann@fund.example"  # the second call changed nothing
+        assert stored == first.proposal
+
+    def test_rejecting_an_approved_proposal_is_a_conflict_naming_the_state(
+        self, store: Store
+    ) -> None:
+        proposal = self._proposal(store)
+        store.decide_proposal(proposal.id, ProposalStatus.APPROVED, "ann@fund.example")
+        with pytest.raises(ConflictError) as caught:
+            store.decide_proposal(proposal.id, ProposalStatus.REJECTED, "bob@fund.example")
+        assert "approved" in caught.value.message
+        assert caught.value.details.get("state") == "approved"
+        stored = store.get_proposal(proposal.id)
+        assert stored is not None
+        assert stored.status is ProposalStatus.APPROVED
+
+    def test_rejection_creates_no_activity_and_cannot_be_reopened(self, store: Store) -> None:
+        proposal = self._proposal(store)
+        rejected = store.decide_proposal(proposal.id, ProposalStatus.REJECTED, "ann@fund.example")
+        assert (rejected.changed, rejected.activity) == (True, None)
+        assert store.get_activity(proposal.id) is None
+        assert store.decide_proposal(proposal.id, ProposalStatus.REJECTED, "x").changed is False
+        with pytest.raises(ConflictError):
+            store.decide_proposal(proposal.id, ProposalStatus.WITHDRAWN, "rematch")
+        with pytest.raises(ConflictError):
+            store.decide_proposal(proposal.id, ProposalStatus.PROPOSED, "ann@fund.example")
+        with pytest.raises(NotFoundError):
+            store.decide_proposal("p_missing", ProposalStatus.APPROVED, "ann@fund.example")
+
+    def test_list_filters_newest_first(self, store: Store) -> None:
+        old = self._proposal(store, investor_id="inv-1", created_at=T0)
+        new = self._proposal(store, investor_id="inv-1", created_at=T0 + timedelta(hours=1))
+        other = self._proposal(store, investor_id="inv-2", created_at=T0 + timedelta(hours=2))
+        store.decide_proposal(old.id, ProposalStatus.APPROVED, "ann@fund.example")
+
+        assert [p.id for p in store.list_proposals().items] == [other.id, new.id, old.id]
+        assert [p.id for p in store.list_proposals(investor_id="inv-1").items] == [new.id, old.id]
+        assert [p.id for p in store.list_proposals(status=ProposalStatus.PROPOSED).items] == [
+            other.id,
+            new.id,
+        ]
+        both = store.list_proposals(status=ProposalStatus.APPROVED, investor_id="inv-1")
+        assert ([p.id for p in both.items], both.next_token) == ([old.id], "")
+        assert store.list_proposals(status=ProposalStatus.REJECTED).items == []
+
+    def test_paging_returns_every_item_once_even_with_equal_timestamps(
+        self, store: Store
+    ) -> None:
+        same_time = [self._proposal(store, created_at=T0) for _ in range(4)]
+        later = [
+            self._proposal(store, created_at=T0 + timedelta(seconds=s), investor_id="inv-2")
+            for s in (1, 2, 3)
+        ]
+        ids, pages = drain(store)
+        assert len(ids) == len(set(ids)) == 7
+        assert pages == 4
+        expected = sorted(same_time + later, key=lambda p: p.sort_key, reverse=True)
+        assert ids == [p.id for p in expected]
+
+        inv1_ids, inv1_pages = drain(store, investor_id="inv-1")
+        assert sorted(inv1_ids) == sorted(p.id for p in same_time)
+        assert inv1_pages == 2
+
+    def test_bad_page_token_is_a_bad_request(self, store: Store) -> None:
+        with pytest.raises(BadRequestError):
+            store.list_proposals(page_token="%%%not-base64%%%")
+        # A well-formed token past the end simply yields nothing.
+        token = base64.urlsafe_b64encode(b"0000|").decode()
+        assert store.list_proposals(page_token=token).items == []
+
+
+# -- settings, guards, audit -------------------------------------------------------------------
+
+
+class TestSettingsGuardsAudit:
+    def test_settings_get_set_and_update(self, store: Store) -> None:
+        assert store.get_setting("digest_policy") is None
+        store.set_setting("digest_policy", {"enabled": True, "send_hour": 18})
+        assert store.get_setting("digest_policy") == {"enabled": True, "send_hour": 18}
+        store.set_setting("digest_policy", {"enabled": False, "send_hour": 7})
+        assert store.get_setting("digest_policy") == {"enabled": False, "send_hour": 7}
+
+        assert store.update_setting("counter", lambda v: (v or 0) + 1) == 1
+        assert store.update_setting("counter", lambda v: (v or 0) + 1) == 2
+        assert store.get_setting("counter") == 2
+
+        # Keys are free text: one that cannot be a Firestore document id still works.
+        store.set_setting("digest/sent 2024-05-01", ["2024-05-01"])
+        assert store.get_setting("digest/sent 2024-05-01") == ["2024-05-01"]
+        assert store.get_setting("digest") is None
+
+    def test_guard_is_create_if_absent_and_updatable(self, store: Store) -> None:
+        guard = Guard(id="lease:a_one:2024-05-01T09", owner="run-1", state="running")
+        assert store.create_guard(guard) is True
+        assert store.create_guard(guard.model_copy(update={"owner": "run-2"})) is False
+        assert store.get_guard(guard.id) == guard
+
+        done = store.update_guard(
+            guard.id, lambda g: g.model_copy(update={"state": "done", "attempts": g.attempts + 1})
+        )
+        assert done is not None
+        assert (done.state, done.attempts, done.owner) == ("done", 1, "run-1")
+        assert store.get_guard(guard.id) == done
+        assert store.update_guard(guard.id, lambda g: None) == done  # None keeps it
+
+        calls: list[Guard] = []
+        assert store.update_guard("missing", lambda g: calls.append(g)) is None  # type: ignore[func-returns-value]
+        assert calls == []
+        assert store.get_guard("missing") is None
+
+    def test_guard_data_round_trips(self, store: Store) -> None:
+        guard = Guard(id="digest:2024-05-01", data={"sent_to": ["a@fund.example"], "count": 2})
+        store.create_guard(guard)
+        assert store.get_guard(guard.id) == guard
+
+    def test_audit_lists_newest_first_with_target_filter(self, store: Store) -> None:
+        entries = [
+            AuditEntry(id="e1", actor="ann", action="approve", target="p1", at=T0),
+            AuditEntry(id="e3", actor="ann", action="reject", target="p2", at=T0),
+            AuditEntry(id="e2", actor="bob", action="approve", target="p1", at=T0),
+            AuditEntry(
+                id="e0",
+                actor="bob",
+                action="draft",
+                target="p1",
+                at=T0 + timedelta(seconds=1),
+                details={"thread_id": "t1"},
+            ),
+        ]
+        for entry in entries:
+            store.append_audit(entry)
+        # Newest first; entries of the same instant by id, descending.
+        assert [e.id for e in store.list_audit()] == ["e0", "e3", "e2", "e1"]
+        assert [e.id for e in store.list_audit(target="p1")] == ["e0", "e2", "e1"]
+        assert [e.id for e in store.list_audit(target="p1", limit=2)] == ["e0", "e2"]
+        assert store.list_audit(target="nothing") == []
+        assert store.list_audit(limit=1)[0] == entries[3]
