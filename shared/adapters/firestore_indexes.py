@@ -102,7 +102,7 @@ class QueryShape:
         parts = [f"{name} ==" for name in sorted(self.equality)]
         if self.array_contains:
             parts.append(f"{self.array_contains} array-contains")
-        parts += [f"{name} <>" for name in self.inequality]
+        parts += [f"{name} range" for name in self.inequality]
         if self.order_by:
             parts.append("order by " + ", ".join(f"{name} {d.value}" for name, d in self.order_by))
         return f"{self.collection}: " + ("; ".join(parts) if parts else "(all documents)")

@@ -219,6 +219,18 @@ def _json_value(value: Any) -> Any:
     return json.loads(json.dumps(value))
 
 
+def _caused_by_conflict(exc: BaseException) -> bool:
+    """Whether ``exc`` or anything it was raised from/during is a Conflict (AlreadyExists)."""
+    current: BaseException | None = exc
+    visited: set[int] = set()
+    while current is not None and id(current) not in visited:
+        if isinstance(current, google_exceptions.Conflict):
+            return True
+        visited.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
 def _chunks(values: Sequence[T], size: int) -> list[Sequence[T]]:
     return [values[i : i + size] for i in range(0, len(values), size)]
 
@@ -379,6 +391,19 @@ class FirestoreStore:
                 raise RetryableError("too much contention; try again") from exc
             raise
 
+    def _transact_create(self, body: Callable[[firestore.Transaction], bool]) -> bool:
+        """A transaction whose ``transaction.create`` may lose a race: then it did not create.
+
+        The library rolls back after a failed commit, and if that rollback fails too, its error
+        is the one raised, with the ALREADY_EXISTS only in ``__context__``: look along the chain.
+        """
+        try:
+            return self._transact(body)
+        except google_exceptions.GoogleAPICallError as exc:
+            if _caused_by_conflict(exc):
+                return False
+            raise
+
     # -- users --------------------------------------------------------------------------------
 
     def add_user(self, user: User) -> bool:
@@ -394,10 +419,7 @@ class FirestoreStore:
             transaction.create(ref, _document(user))
             return True
 
-        try:
-            return self._transact(body)
-        except google_exceptions.Conflict:
-            return False
+        return self._transact_create(body)
 
     def get_user(self, user_id: str) -> User | None:
         return self._get(User, USERS, user_id)
@@ -419,6 +441,8 @@ class FirestoreStore:
     ) -> User:
         """Reads the user and every active admin in the transaction: production locks all of
         them, so two admins demoting each other at once cannot both succeed."""
+        if not _valid_document_id(user_id):
+            raise NotFoundError("no such user", user_id=user_id)
         ref = self._ref(USERS, user_id)
 
         def body(transaction: firestore.Transaction) -> User:
@@ -487,10 +511,7 @@ class FirestoreStore:
             transaction.create(ref, _document(account))
             return True
 
-        try:
-            return self._transact(body)
-        except google_exceptions.Conflict:
-            return False
+        return self._transact_create(body)
 
     def get_email_account(self, account_id: str) -> EmailAccount | None:
         return self._get(EmailAccount, EMAIL_ACCOUNTS, account_id)
@@ -507,6 +528,8 @@ class FirestoreStore:
     def _modify_account(
         self, account_id: str, change: Callable[[EmailAccount], EmailAccount]
     ) -> EmailAccount:
+        if not _valid_document_id(account_id):
+            raise NotFoundError("no such mailbox", account_id=account_id)
         ref = self._ref(EMAIL_ACCOUNTS, account_id)
 
         def body(transaction: firestore.Transaction) -> EmailAccount:
@@ -571,8 +594,9 @@ class FirestoreStore:
                 equals=(("deleted", False),),
                 contains_any=(array_field, tuple(chunk)),
             )
-            for record in self._query_models(cls, spec):
-                found[cast(str, getattr(record, "id"))] = record  # noqa: B009
+            for snapshot in self._query(spec):
+                # The document id is the record's id, so it deduplicates across chunks.
+                found[snapshot.id] = _model(cls, snapshot.to_dict() or {})
         return [found[key] for key in sorted(found)]
 
     def find_contacts_by_addresses(self, addresses: Iterable[str]) -> list[Contact]:
@@ -856,8 +880,8 @@ class FirestoreStore:
             snapshot = ref.get(transaction=transaction)
             data = snapshot.to_dict() if snapshot.exists else None
             current = _from_store(data.get("value")) if data else None
-            value = _json_value(change(current))
-            transaction.set(ref, {"key": key, "value": value})
+            value = change(current)
+            transaction.set(ref, {"key": key, "value": _json_value(value)})
             return value
 
         return self._transact(body)

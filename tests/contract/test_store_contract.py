@@ -1,4 +1,4 @@
-"""The Store contract (shared/ports.py), run against every adapter: ``[sqlite]`` and ``[firestore]``.
+"""The Store contract (shared/ports.py), run against every adapter: ``[sqlite]``, ``[firestore]``.
 
 Each test states one promise of the port and checks it through the port only, so the two stores
 cannot drift. Data is tiny on purpose: the Firestore emulator slows down as collections grow, and
@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -43,7 +44,7 @@ def uid(prefix: str = "") -> str:
     return f"{prefix}{uuid.uuid4().hex[:10]}"
 
 
-def make_email(*addresses: str, subject: str = "Hello", **fields: object) -> Email:
+def make_email(*addresses: str, subject: str = "Hello", **fields: Any) -> Email:
     addresses = addresses or ("someone@example.com",)
     return Email(
         id=email_id_for(f"<{uid()}@mail.example.com>"),
@@ -53,7 +54,7 @@ def make_email(*addresses: str, subject: str = "Hello", **fields: object) -> Ema
         date=T0,
         participant_addresses=list(addresses),
         participant_domains=sorted({a.split("@")[1] for a in addresses}),
-        **fields,  # type: ignore[arg-type]
+        **fields,
     )
 
 
@@ -188,7 +189,10 @@ class TestMailboxes:
         account = EmailAccount.new("Deals@Fund.example")
         assert store.add_email_account(account) is True
         assert store.add_email_account(account) is False
-        assert store.add_email_account(EmailAccount(id=uid("a_"), address="deals@fund.example")) is False
+        assert (
+            store.add_email_account(EmailAccount(id=uid("a_"), address="deals@fund.example"))
+            is False
+        )
         assert store.get_email_account(account.id) == account
         found = store.get_email_account_by_address(" DEALS@fund.example")
         assert found is not None
@@ -326,9 +330,7 @@ class TestCrmRecords:
         store.upsert_contact(contact)
         store.upsert_contact(contact.model_copy(update={"emails": ["new@lp.example"]}))
         assert store.find_contacts_by_addresses(["old@lp.example"]) == []
-        assert [c.id for c in store.find_contacts_by_addresses(["new@lp.example"])] == [
-            contact.id
-        ]
+        assert [c.id for c in store.find_contacts_by_addresses(["new@lp.example"])] == [contact.id]
 
     def test_lookup_with_more_than_thirty_addresses(self, store: Store) -> None:
         # Firestore's array-contains-any takes 30 values: 40 addresses need two queries.
@@ -506,7 +508,9 @@ class TestEmails:
         assert ids(addresses=["JANE@acme.example"]) == [by_address.id]
         assert ids(domains=["beta.example"]) == [by_domain.id]
         both = sorted([by_address.id, by_domain.id])
-        assert ids(addresses=["jane@acme.example"], domains=["beta.example", "acme.example"]) == both
+        assert (
+            ids(addresses=["jane@acme.example"], domains=["beta.example", "acme.example"]) == both
+        )
         many = [f"nobody{i}@x.example" for i in range(40)] + ["bob@beta.example"]
         assert ids(addresses=many) == [by_domain.id]
         assert ids(addresses=["jane@acme.example"], domains=["beta.example"], limit=1) == both[:1]
@@ -593,9 +597,7 @@ class TestProposals:
         assert ([p.id for p in both.items], both.next_token) == ([old.id], "")
         assert store.list_proposals(status=ProposalStatus.REJECTED).items == []
 
-    def test_paging_returns_every_item_once_even_with_equal_timestamps(
-        self, store: Store
-    ) -> None:
+    def test_paging_returns_every_item_once_even_with_equal_timestamps(self, store: Store) -> None:
         same_time = [self._proposal(store, created_at=T0) for _ in range(4)]
         later = [
             self._proposal(store, created_at=T0 + timedelta(seconds=s), investor_id="inv-2")
@@ -654,7 +656,12 @@ class TestSettingsGuardsAudit:
         assert store.update_guard(guard.id, lambda g: None) == done  # None keeps it
 
         calls: list[Guard] = []
-        assert store.update_guard("missing", lambda g: calls.append(g)) is None  # type: ignore[func-returns-value]
+
+        def record(current: Guard) -> Guard:
+            calls.append(current)
+            return current
+
+        assert store.update_guard("missing", record) is None
         assert calls == []
         assert store.get_guard("missing") is None
 
