@@ -63,7 +63,7 @@ def _as_function_root(app: Any) -> Any:
     def mounted(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if not environ.get("PATH_INFO"):
             environ["PATH_INFO"] = "/"
-        return app(environ, start_response)  # type: ignore[no-any-return]
+        return app(environ, start_response)
 
     return mounted
 

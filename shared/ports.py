@@ -80,7 +80,13 @@ class Store(Protocol):
     Every method that reads a shared document and writes it back does both in one transaction
     (Firestore ``@transactional``; SQLite ``BEGIN IMMEDIATE``), so concurrent writers never lose
     an update. ``create_*`` and ``add_*`` methods are create-if-absent and return whether they
-    created.
+    created. Conventions both adapters follow (the contract suite checks them):
+
+    - a ``limit`` below 1 raises BadRequestError; listings state their order;
+    - callbacks given to ``update_setting``/``update_guard`` must be pure: Firestore may run
+      them again when it retries a contended transaction;
+    - setting values are JSON-compatible (dicts, lists, strings, numbers, booleans, None);
+    - a sighting or link of an unknown email raises NotFoundError.
     """
 
     # -- users -------------------------------------------------------------------------------
@@ -208,14 +214,19 @@ class Store(Protocol):
         """Read-modify-write of a guard in a transaction; ``change`` returning None keeps it."""
         ...
 
-    def append_audit(self, entry: AuditEntry) -> None: ...
+    def append_audit(self, entry: AuditEntry) -> None:
+        """Record one entry; the same entry id twice raises ConflictError."""
+        ...
+
     def list_audit(self, *, target: str | None = None, limit: int = 100) -> list[AuditEntry]:
         """Newest first."""
         ...
 
 
 class Secrets(Protocol):
-    """Secret values by name (``smtp-password``). Implementations cache once per instance."""
+    """Secret values by name (``smtp-password``). Implementations cache values, and absences,
+    once per instance; ``get_optional`` returns None only for a secret that does not exist
+    (a permission or credential problem still raises ConfigurationError)."""
 
     def get(self, name: str) -> str: ...
     def get_optional(self, name: str) -> str | None: ...

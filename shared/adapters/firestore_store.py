@@ -76,6 +76,7 @@ from shared.domain.models import (
 )
 from shared.domain.store_rules import (
     apply_sync_change,
+    check_limit,
     decide,
     denormalised_email_fields,
     merge_captured_email,
@@ -233,12 +234,6 @@ def _caused_by_conflict(exc: BaseException) -> bool:
 
 def _chunks(values: Sequence[T], size: int) -> list[Sequence[T]]:
     return [values[i : i + size] for i in range(0, len(values), size)]
-
-
-def _check_limit(limit: int) -> int:
-    if limit < 1:
-        raise BadRequestError("limit must be at least 1", limit=limit)
-    return limit
 
 
 # -- queries ----------------------------------------------------------------------------------
@@ -773,7 +768,7 @@ class FirestoreStore:
         first ``limit``. ``id`` rather than the document name: the emulator cannot order by
         ``__name__``, and without an order-by it returns documents in insertion order.
         """
-        _check_limit(limit)
+        check_limit(limit)
         lookups = [
             ("participant_addresses", sorted({normalize_address(a) for a in addresses})),
             ("participant_domains", sorted({normalize_domain(d) for d in domains})),
@@ -838,7 +833,7 @@ class FirestoreStore:
     ) -> Page[Proposal]:
         """Newest first by ``sort_key`` (``created_at|id``: unique, so equal timestamps page
         correctly); the next page is ``sort_key < last``, never a cursor or an offset."""
-        _check_limit(limit)
+        check_limit(limit)
         equals: list[tuple[str, Any]] = []
         if status is not None:
             equals.append(("status", status.value))
@@ -922,7 +917,7 @@ class FirestoreStore:
     def list_audit(self, *, target: str | None = None, limit: int = 100) -> list[AuditEntry]:
         """Newest first; ``sort_key`` (``at|id``) breaks ties of equal times by id, descending,
         exactly as the SQLite store's ``ORDER BY at DESC, id DESC``."""
-        _check_limit(limit)
+        check_limit(limit)
         spec = _Query(
             AUDIT,
             equals=(("target", target),) if target is not None else (),

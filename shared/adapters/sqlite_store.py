@@ -49,6 +49,7 @@ from shared.domain.models import (
 )
 from shared.domain.store_rules import (
     apply_sync_change,
+    check_limit,
     decide,
     denormalised_email_fields,
     merge_captured_email,
@@ -613,6 +614,7 @@ class SqliteStore:
     def find_emails_by_participants(
         self, *, addresses: Sequence[str] = (), domains: Sequence[str] = (), limit: int = 500
     ) -> list[Email]:
+        check_limit(limit)
         keys = [("address", normalize_address(a)) for a in addresses] + [
             ("domain", normalize_domain(d)) for d in domains
         ]
@@ -683,6 +685,7 @@ class SqliteStore:
         limit: int = 50,
         page_token: str = "",
     ) -> Page[Proposal]:
+        check_limit(limit)
         clauses: list[str] = []
         params: list[object] = []
         if status is not None:
@@ -755,17 +758,22 @@ class SqliteStore:
             updated = change(current.model_copy(deep=True))
             if updated is None:
                 return current
+            if updated.id != guard_id:
+                raise ValueError(f"update_guard cannot rename {guard_id!r} to {updated.id!r}")
             conn.execute("UPDATE guards SET doc = ? WHERE id = ?", (_dump(updated), guard_id))
             return updated
 
     def append_audit(self, entry: AuditEntry) -> None:
         with self._write() as conn:
-            conn.execute(
-                "INSERT INTO audit (id, target, at, doc) VALUES (?,?,?,?)",
+            inserted = conn.execute(
+                "INSERT OR IGNORE INTO audit (id, target, at, doc) VALUES (?,?,?,?)",
                 (entry.id, entry.target, _time_key(entry.at), _dump(entry)),
-            )
+            ).rowcount
+        if not inserted:
+            raise ConflictError("audit entry already recorded", audit_id=entry.id)
 
     def list_audit(self, *, target: str | None = None, limit: int = 100) -> list[AuditEntry]:
+        check_limit(limit)
         if target is None:
             return self._many(
                 AuditEntry, "SELECT doc FROM audit ORDER BY at DESC, id DESC LIMIT ?", (limit,)

@@ -203,6 +203,14 @@ class User(Record):
     def new(cls, email: str, name: str = "", role: Role = Role.MEMBER) -> User:
         return cls(id=user_id_for(email), email=email, name=name, role=role)
 
+    @model_validator(mode="after")
+    def _id_follows_email(self) -> User:
+        # One user per address is then a create-if-absent on the id: race-free on Firestore,
+        # where a query cannot lock a document that does not exist yet.
+        if self.id != user_id_for(self.email):
+            raise ValueError("a user's id must be user_id_for(email)")
+        return self
+
 
 class SyncState(Record):
     """Where a mailbox's capture stands. ``history_id`` only ever increases (store-enforced)."""
@@ -237,6 +245,13 @@ class EmailAccount(Record):
     @classmethod
     def new(cls, address: str, user_id: str | None = None) -> EmailAccount:
         return cls(id=account_id_for(address), address=address, user_id=user_id)
+
+    @model_validator(mode="after")
+    def _id_follows_address(self) -> EmailAccount:
+        # Same reason as User: one mailbox per address is a create-if-absent on the id.
+        if self.id != account_id_for(self.address):
+            raise ValueError("a mailbox's id must be account_id_for(address)")
+        return self
 
     def addresses(self) -> list[str]:
         return [self.address, *self.aliases]

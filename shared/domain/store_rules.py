@@ -16,10 +16,17 @@ from shared.domain.models import (
     SyncState,
     utcnow,
 )
-from shared.errors import ConflictError
+from shared.errors import BadRequestError, ConflictError
 from shared.ports import Decision, SyncStateChange
 
 _DENORMALISED = ("matched", "matched_at", "investor_ids", "live_account_ids")
+
+
+def check_limit(limit: int) -> int:
+    """Listing limits below 1 are a caller's mistake on every store, never an empty page."""
+    if limit < 1:
+        raise BadRequestError("limit must be at least 1", limit=limit)
+    return limit
 
 
 def apply_sync_change(state: SyncState, change: SyncStateChange) -> SyncState:

@@ -85,12 +85,12 @@ class TestUsers:
         user = User.new("ann@fund.example", "Ann")
         assert store.add_user(user) is True
         assert store.add_user(user) is False
-        # Another id with the same address is the same person: refused as well.
-        twin = User(id=uid("u_"), email="ANN@fund.example")
+        # Another spelling of the address is the same person: the id is derived from it.
+        twin = User.new("ANN@fund.example ", "Ann again")
+        assert twin.id == user.id
         assert store.add_user(twin) is False
         assert [u.id for u in store.list_users()] == [user.id]
         assert store.get_user(user.id) == user
-        assert store.get_user(twin.id) is None
 
     def test_lookup_by_email_ignores_case_and_spaces(self, store: Store) -> None:
         user = User.new("Bob.Smith@Fund.example", "Bob")
@@ -189,10 +189,7 @@ class TestMailboxes:
         account = EmailAccount.new("Deals@Fund.example")
         assert store.add_email_account(account) is True
         assert store.add_email_account(account) is False
-        assert (
-            store.add_email_account(EmailAccount(id=uid("a_"), address="deals@fund.example"))
-            is False
-        )
+        assert store.add_email_account(EmailAccount.new(" deals@FUND.example")) is False
         assert store.get_email_account(account.id) == account
         found = store.get_email_account_by_address(" DEALS@fund.example")
         assert found is not None
@@ -692,3 +689,42 @@ class TestSettingsGuardsAudit:
         assert [e.id for e in store.list_audit(target="p1", limit=2)] == ["e0", "e2"]
         assert store.list_audit(target="nothing") == []
         assert store.list_audit(limit=1)[0] == entries[3]
+
+
+class TestEdgesBothStoresAgreeOn:
+    """Behaviour the port pins down so the two stores cannot drift at the edges."""
+
+    @pytest.mark.parametrize("limit", [0, -1])
+    def test_a_limit_below_one_is_a_bad_request(self, store: Store, limit: int) -> None:
+        store.create_proposal(Proposal.new("e1", "i1"))
+        store.append_audit(AuditEntry(actor="a@fund.example", action="x"))
+        with pytest.raises(BadRequestError):
+            store.list_proposals(limit=limit)
+        with pytest.raises(BadRequestError):
+            store.list_audit(limit=limit)
+        with pytest.raises(BadRequestError):
+            store.find_emails_by_participants(addresses=["a@x.example"], limit=limit)
+
+    def test_an_audit_entry_is_recorded_once(self, store: Store) -> None:
+        entry = AuditEntry(actor="a@fund.example", action="user.add", target="u1")
+        store.append_audit(entry)
+        with pytest.raises(ConflictError):
+            store.append_audit(entry)
+        assert store.list_audit() == [entry]
+
+    def test_update_guard_cannot_rename_a_guard(self, store: Store) -> None:
+        assert store.create_guard(Guard(id="g-1", state="sending"))
+        with pytest.raises(ValueError, match="rename"):
+            store.update_guard("g-1", lambda g: g.model_copy(update={"id": "g-2"}))
+        assert store.get_guard("g-2") is None
+        kept = store.get_guard("g-1")
+        assert kept is not None
+        assert kept.state == "sending"
+
+    def test_a_sighting_or_link_of_an_unknown_email_is_not_found(self, store: Store) -> None:
+        with pytest.raises(NotFoundError):
+            store.record_sighting(Sighting.new("a1", "g1", email_id_for("<nobody@x>")))
+        with pytest.raises(NotFoundError):
+            store.link_email_to_investor(
+                InvestorLink.new(email_id_for("<nobody@x>"), "i1", None, "a@x.io", MatchHeader.FROM)
+            )

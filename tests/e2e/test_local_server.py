@@ -13,7 +13,7 @@ import requests
 
 from embedded.stack import PUSH_IDENTITY, SCHEDULER_IDENTITY, Stack, local_stack
 from shared import wiring
-from shared.catalog import FUNCTIONS, Trigger
+from shared.catalog import FUNCTIONS, FunctionSpec, Trigger
 
 ROOT = Path(__file__).resolve().parents[2]
 ADMIN = "admin@fund.example"
@@ -140,7 +140,12 @@ def test_the_ticker_fires_scheduled_functions_on_their_cron(tmp_path: Path) -> N
 
     now = [datetime(2026, 11, 25, 12, 3, 30, tzinfo=UTC)]
     fired: list[str] = []
-    ticker = Ticker(lambda spec: fired.append(spec.name) or 200, now=lambda: now[0])
+
+    def record(spec: FunctionSpec) -> int:
+        fired.append(spec.name)
+        return 200
+
+    ticker = Ticker(record, now=lambda: now[0])
     scheduled = {s.name for s in FUNCTIONS if s.trigger is Trigger.SCHEDULE}
     assert ticker.tick() == []  # 12:03:30, next */5 run is 12:05
     now[0] += timedelta(minutes=1, seconds=30)  # 12:05:00

@@ -19,6 +19,7 @@ from shared.domain.models import (
     Role,
     Sighting,
     User,
+    account_id_for,
     email_id_for,
     normalize_message_id,
     proposal_id_for,
@@ -95,11 +96,11 @@ class TestValidation:
     def test_roles_are_an_enum(self) -> None:
         assert User.new("a@b.io", role=Role("admin")).role is Role.ADMIN
         with pytest.raises(ValidationError):
-            User(id="u1", email="a@b.io", role="owner")  # type: ignore[arg-type]
+            User(id=user_id_for("a@b.io"), email="a@b.io", role="owner")
 
     def test_unknown_fields_are_refused(self) -> None:
         with pytest.raises(ValidationError):
-            EmailAccount(id="a1", address="t@f.io", colour="red")  # type: ignore[call-arg]
+            EmailAccount(id=account_id_for("t@f.io"), address="t@f.io", colour="red")  # type: ignore[call-arg]
 
     def test_digest_policy_hour_is_0_to_23(self) -> None:
         assert DigestPolicy().model_dump() == {"enabled": False, "send_hour": 18}
@@ -119,3 +120,13 @@ class TestValidation:
         later = Proposal.new("e3", "i1", created_at=datetime(2026, 1, 2, tzinfo=UTC))
         assert later.sort_key > max(a.sort_key, b.sort_key)
         assert a.sort_key != b.sort_key
+
+
+class TestNaturalKeys:
+    def test_a_user_id_not_derived_from_the_address_is_refused(self) -> None:
+        with pytest.raises(ValidationError, match="user_id_for"):
+            User(id="u_arbitrary", email="ann@fund.example")
+
+    def test_a_mailbox_id_not_derived_from_the_address_is_refused(self) -> None:
+        with pytest.raises(ValidationError, match="account_id_for"):
+            EmailAccount(id="a_arbitrary", address="deals@fund.example")
