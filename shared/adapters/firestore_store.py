@@ -38,7 +38,6 @@ be written for an existing email, so the email document is the lock that seriali
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import re
@@ -78,10 +77,12 @@ from shared.domain.store_rules import (
     apply_sync_change,
     check_limit,
     decide,
+    decode_page_token,
     denormalised_email_fields,
+    encode_page_token,
     merge_captured_email,
 )
-from shared.errors import BadRequestError, ConflictError, NotFoundError, RetryableError
+from shared.errors import ConflictError, NotFoundError, RetryableError
 from shared.ports import Decision, Page, SyncStateChange
 
 M = TypeVar("M", bound=BaseModel)
@@ -181,18 +182,6 @@ def _time_key(value: datetime) -> str:
 
 def _audit_sort_key(entry: AuditEntry) -> str:
     return f"{_time_key(entry.at)}|{entry.id}"
-
-
-def encode_page_token(key: str) -> str:
-    """Opaque page token: the last item's sort key (same format as the SQLite store's)."""
-    return base64.urlsafe_b64encode(key.encode("utf-8")).decode("ascii")
-
-
-def decode_page_token(token: str) -> str:
-    try:
-        return base64.urlsafe_b64decode(token.encode("ascii")).decode("utf-8")
-    except (ValueError, UnicodeError) as exc:
-        raise BadRequestError("page_token is not valid") from exc
 
 
 def _valid_document_id(value: str) -> bool:

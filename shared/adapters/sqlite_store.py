@@ -13,7 +13,6 @@ a writer between its read and its write to prove that.
 
 from __future__ import annotations
 
-import base64
 import json
 import sqlite3
 import threading
@@ -51,10 +50,12 @@ from shared.domain.store_rules import (
     apply_sync_change,
     check_limit,
     decide,
+    decode_page_token,
     denormalised_email_fields,
+    encode_page_token,
     merge_captured_email,
 )
-from shared.errors import BadRequestError, ConflictError, NotFoundError
+from shared.errors import ConflictError, NotFoundError
 from shared.ports import Decision, Page, SyncStateChange
 
 M = TypeVar("M", bound=BaseModel)
@@ -134,17 +135,6 @@ def _load(cls: type[M], doc: str) -> M:
 def _time_key(value: datetime) -> str:
     """Fixed-width UTC text so that string order is time order."""
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def encode_page_token(key: str) -> str:
-    return base64.urlsafe_b64encode(key.encode("utf-8")).decode("ascii")
-
-
-def decode_page_token(token: str) -> str:
-    try:
-        return base64.urlsafe_b64decode(token.encode("ascii")).decode("utf-8")
-    except (ValueError, UnicodeError) as exc:
-        raise BadRequestError("page_token is not valid") from exc
 
 
 def _placeholders(values: Sequence[object]) -> str:

@@ -5,6 +5,7 @@ Pure functions of stored values: the adapters read, call these, and write what t
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Sequence
 from typing import Any
 
@@ -27,6 +28,19 @@ def check_limit(limit: int) -> int:
     if limit < 1:
         raise BadRequestError("limit must be at least 1", limit=limit)
     return limit
+
+
+def encode_page_token(key: str) -> str:
+    """Opaque page token: the last item's sort key. Stores page on a unique sortable key rather
+    than cursors or offsets (which the Firestore emulator ignores and production bills for)."""
+    return base64.urlsafe_b64encode(key.encode("utf-8")).decode("ascii")
+
+
+def decode_page_token(token: str) -> str:
+    try:
+        return base64.urlsafe_b64decode(token.encode("ascii")).decode("utf-8")
+    except (ValueError, UnicodeError) as exc:
+        raise BadRequestError("page_token is not valid") from exc
 
 
 def apply_sync_change(state: SyncState, change: SyncStateChange) -> SyncState:

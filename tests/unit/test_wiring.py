@@ -1,0 +1,69 @@
+"""The composition root picks each adapter from settings, builds it once, and forgets on reset."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from shared import wiring
+from shared.adapters.queue import LocalQueue, PubSubQueue
+from shared.adapters.secrets import EnvFileSecrets, SecretManagerSecrets
+from shared.adapters.sqlite_store import SqliteStore
+
+
+def test_embedded_default_is_sqlite_env_secrets_and_local_queue(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CRM_SQLITE_PATH", str(tmp_path / "crm.sqlite3"))
+    store = wiring.store()
+    assert isinstance(store, SqliteStore)
+    assert store.path == tmp_path / "crm.sqlite3"
+    assert wiring.store() is store  # once per instance
+    assert isinstance(wiring.secrets(), EnvFileSecrets)
+    assert isinstance(wiring.queue(), LocalQueue)
+    assert wiring.queue() is wiring.local_queue()
+
+
+def test_cloud_settings_choose_firestore_secret_manager_and_pubsub(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from shared.adapters.firestore_store import FirestoreStore
+
+    # With the emulator variable set the client uses anonymous credentials and connects lazily.
+    monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", "127.0.0.1:9")
+    monkeypatch.setenv("CRM_STORE_BACKEND", "firestore")
+    monkeypatch.setenv("CRM_GCP_PROJECT", "fund-crm")
+    monkeypatch.setenv("CRM_SECRETS_BACKEND", "secret_manager")
+    monkeypatch.setenv("CRM_QUEUE_BACKEND", "pubsub")
+    assert isinstance(wiring.store(), FirestoreStore)
+    assert isinstance(wiring.secrets(), SecretManagerSecrets)
+    queue = wiring.queue()
+    assert isinstance(queue, PubSubQueue)
+    assert queue.project == "fund-crm"
+
+
+def test_reset_forgets_settings_and_adapters(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CRM_SQLITE_PATH", str(tmp_path / "one.sqlite3"))
+    first = wiring.store()
+    monkeypatch.setenv("CRM_SQLITE_PATH", str(tmp_path / "two.sqlite3"))
+    assert wiring.store() is first
+    wiring.reset()
+    second = wiring.store()
+    assert isinstance(second, SqliteStore)
+    assert second.path == tmp_path / "two.sqlite3"
+
+
+def test_bootstrap_admin_runs_once_and_only_without_an_admin(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CRM_SQLITE_PATH", str(tmp_path / "crm.sqlite3"))
+    monkeypatch.setenv("CRM_BOOTSTRAP_ADMIN", "Ada@Fund.example")
+    assert wiring.ensure_bootstrap_admin() is True
+    assert [u.email for u in wiring.store().list_active_admins()] == ["ada@fund.example"]
+    wiring.reset()
+    monkeypatch.setenv("CRM_BOOTSTRAP_ADMIN", "mallory@fund.example")
+    assert wiring.ensure_bootstrap_admin() is False
+    assert [u.email for u in wiring.store().list_active_admins()] == ["ada@fund.example"]
