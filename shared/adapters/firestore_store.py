@@ -75,6 +75,7 @@ from shared.domain.models import (
 )
 from shared.domain.store_rules import (
     apply_sync_change,
+    change_user_role,
     check_limit,
     decide,
     decode_page_token,
@@ -434,18 +435,10 @@ class FirestoreStore:
             if user is None:
                 raise NotFoundError("no such user", user_id=user_id)
             admins = self._query_models(User, _ACTIVE_ADMINS, transaction)
-            changed = user.model_copy(
-                update={
-                    "role": role if role is not None else user.role,
-                    "is_active": is_active if is_active is not None else user.is_active,
-                    "updated_at": utcnow(),
-                }
+            others = sum(1 for admin in admins if admin.id != user_id)
+            changed = change_user_role(
+                user, role=role, is_active=is_active, other_active_admins=others
             )
-            was_admin = user.is_active and user.role is Role.ADMIN
-            still_admin = changed.is_active and changed.role is Role.ADMIN
-            others = [admin for admin in admins if admin.id != user_id]
-            if was_admin and not still_admin and not others:
-                raise ConflictError("the change would leave no active admin", user_id=user_id)
             transaction.set(ref, _document(changed))
             return changed
 

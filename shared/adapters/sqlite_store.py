@@ -48,6 +48,7 @@ from shared.domain.models import (
 )
 from shared.domain.store_rules import (
     apply_sync_change,
+    change_user_role,
     check_limit,
     decide,
     decode_page_token,
@@ -258,17 +259,9 @@ class SqliteStore:
                 (Role.ADMIN.value, user_id),
             ).fetchone()[0]
             self._after_read("change_user")
-            changed = user.model_copy(
-                update={
-                    "role": role if role is not None else user.role,
-                    "is_active": is_active if is_active is not None else user.is_active,
-                    "updated_at": utcnow(),
-                }
+            changed = change_user_role(
+                user, role=role, is_active=is_active, other_active_admins=other_admins
             )
-            was_admin = user.is_active and user.role is Role.ADMIN
-            still_admin = changed.is_active and changed.role is Role.ADMIN
-            if was_admin and not still_admin and other_admins == 0:
-                raise ConflictError("the change would leave no active admin", user_id=user_id)
             self._put_user(conn, changed)
             return changed
 

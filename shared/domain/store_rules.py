@@ -14,7 +14,9 @@ from shared.domain.models import (
     Email,
     Proposal,
     ProposalStatus,
+    Role,
     SyncState,
+    User,
     utcnow,
 )
 from shared.errors import BadRequestError, ConflictError
@@ -41,6 +43,24 @@ def decode_page_token(token: str) -> str:
         return base64.urlsafe_b64decode(token.encode("ascii")).decode("utf-8")
     except (ValueError, UnicodeError) as exc:
         raise BadRequestError("page_token is not valid") from exc
+
+
+def change_user_role(
+    user: User, *, role: Role | None, is_active: bool | None, other_active_admins: int
+) -> User:
+    """The user after a role/activity change; refused if it would leave no active admin."""
+    changed = user.model_copy(
+        update={
+            "role": role if role is not None else user.role,
+            "is_active": is_active if is_active is not None else user.is_active,
+            "updated_at": utcnow(),
+        }
+    )
+    was_admin = user.is_active and user.role is Role.ADMIN
+    still_admin = changed.is_active and changed.role is Role.ADMIN
+    if was_admin and not still_admin and other_active_admins == 0:
+        raise ConflictError("the change would leave no active admin", user_id=user.id)
+    return changed
 
 
 def apply_sync_change(state: SyncState, change: SyncStateChange) -> SyncState:
