@@ -61,8 +61,9 @@ from shared.ports import Decision, Page, SyncStateChange
 
 M = TypeVar("M", bound=BaseModel)
 
-# Each entry migrates the schema from version i to i+1 (PRAGMA user_version). Never edit a
-# shipped entry: append a new one, so every existing database file upgrades the same way.
+# Each entry migrates the schema from version i to i+1 (PRAGMA user_version); statements are
+# split on ";", so keep semicolons out of comments. Never edit a shipped entry: append a new
+# one, so every existing database file upgrades the same way.
 MIGRATIONS: tuple[str, ...] = (
     """
     CREATE TABLE users (

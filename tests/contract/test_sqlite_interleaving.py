@@ -184,3 +184,17 @@ def test_without_begin_immediate_the_update_would_be_lost(tmp_path: Path, isolat
 
     final = sqlite3.connect(path).execute("SELECT v FROM c").fetchone()[0]
     assert final == 1  # two increments, one lost: what BEGIN IMMEDIATE prevents
+
+
+def test_schema_is_created_once_and_reopening_migrates_nothing(tmp_path: Path) -> None:
+    from shared.adapters.sqlite_store import MIGRATIONS
+
+    path = tmp_path / "crm.sqlite3"
+    first = SqliteStore(path)
+    assert first.schema_version() == len(MIGRATIONS)
+    first.set_setting("kept", {"a": 1})
+    reopened = SqliteStore(path)
+    assert reopened.schema_version() == len(MIGRATIONS)
+    assert reopened.get_setting("kept") == {"a": 1}
+    mode = reopened._connection().execute("PRAGMA journal_mode").fetchone()[0]
+    assert mode == "wal"
