@@ -1,0 +1,425 @@
+"""Which investors an email involves: pure rules over parsed participants and CRM records.
+
+No I/O. The caller asks :func:`lookup_keys` what to fetch, fetches it through the Store's
+``find_*`` methods (plus the investors those contacts and organisations point at), and hands
+everything to :func:`match_participants`.
+
+Address comparison goes through :func:`canonical_address`:
+
+- everything is lower-cased (local parts are case-sensitive in RFC 5321, but no mail system a
+  fund deals with treats them so, and the stores keep addresses lower-case anyway);
+- on ``gmail.com``/``googlemail.com`` (one mailbox system, two names) dots and a ``+tag`` in the
+  local part are ignored and ``googlemail.com`` becomes ``gmail.com``: that is Gmail's own
+  delivery rule, so ``J.Smith+vc@googlemail.com`` *is* the mailbox ``jsmith@gmail.com``;
+- on every other domain the local part is kept whole, dots and ``+tag`` included. Sub-addressing
+  is a per-server setting (the delimiter may be ``+``, ``-`` or nothing; ``sales+eu@`` may be a
+  separately routed mailbox or a shared alias), so folding it would guess. A wrong fold attaches
+  someone else's mail to an investor (a privacy failure and a bad CRM entry); a missed fold only
+  costs a match that an admin fixes by adding the tagged address to the contact. We choose the
+  failure that is visible and cheap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from shared.domain.models import (
+    Contact,
+    Investor,
+    InvestorLink,
+    Mailbox,
+    MatchHeader,
+    Organization,
+    normalize_address,
+    normalize_domain,
+)
+
+_GMAIL = "gmail.com"
+_GMAIL_DOMAINS = frozenset({"gmail.com", "googlemail.com"})
+
+# Most significant first: who wrote it, who answers it, who it is for, who was told.
+HEADER_ORDER: tuple[MatchHeader, ...] = (
+    MatchHeader.FROM,
+    MatchHeader.REPLY_TO,
+    MatchHeader.TO,
+    MatchHeader.CC,
+    MatchHeader.BCC,
+)
+_HEADER_RANK = {header: rank for rank, header in enumerate(HEADER_ORDER)}
+
+# Webmail and ISP domains anyone can sign up at: a person there says nothing about an
+# organisation, so these never match by domain (addresses at them still match one by one).
+PUBLIC_MAIL_DOMAINS: frozenset[str] = frozenset(
+    {
+        # Google
+        "gmail.com",
+        "googlemail.com",
+        # Microsoft
+        "outlook.com",
+        "outlook.de",
+        "outlook.fr",
+        "outlook.es",
+        "outlook.it",
+        "outlook.co.uk",
+        "hotmail.com",
+        "hotmail.co.uk",
+        "hotmail.de",
+        "hotmail.fr",
+        "hotmail.es",
+        "hotmail.it",
+        "live.com",
+        "live.co.uk",
+        "live.de",
+        "live.fr",
+        "live.nl",
+        "msn.com",
+        "passport.com",
+        # Yahoo and Verizon
+        "yahoo.com",
+        "yahoo.co.uk",
+        "yahoo.co.jp",
+        "yahoo.de",
+        "yahoo.fr",
+        "yahoo.es",
+        "yahoo.it",
+        "yahoo.ca",
+        "yahoo.com.au",
+        "yahoo.com.br",
+        "yahoo.co.in",
+        "ymail.com",
+        "rocketmail.com",
+        "aol.com",
+        "aim.com",
+        "verizon.net",
+        # Apple
+        "icloud.com",
+        "me.com",
+        "mac.com",
+        # Privacy-first providers
+        "proton.me",
+        "protonmail.com",
+        "protonmail.ch",
+        "pm.me",
+        "tutanota.com",
+        "tutanota.de",
+        "tuta.io",
+        "tuta.com",
+        "fastmail.com",
+        "fastmail.fm",
+        "hey.com",
+        # GMX / United Internet (gmx.* is also matched as a family, see is_public_mail_domain)
+        "gmx.com",
+        "gmx.net",
+        "gmx.de",
+        "gmx.at",
+        "gmx.ch",
+        "gmx.fr",
+        "gmx.co.uk",
+        "gmx.us",
+        "web.de",
+        "mail.com",
+        "email.com",
+        # Europe
+        "t-online.de",
+        "freenet.de",
+        "orange.fr",
+        "wanadoo.fr",
+        "free.fr",
+        "laposte.net",
+        "sfr.fr",
+        "libero.it",
+        "virgilio.it",
+        "seznam.cz",
+        "wp.pl",
+        "o2.pl",
+        "interia.pl",
+        "btinternet.com",
+        "sky.com",
+        "bluewin.ch",
+        # Elsewhere
+        "yandex.ru",
+        "yandex.com",
+        "mail.ru",
+        "qq.com",
+        "163.com",
+        "126.com",
+        "sina.com",
+        "naver.com",
+        "daum.net",
+        "rediffmail.com",
+        "comcast.net",
+        "att.net",
+        "sbcglobal.net",
+        "zoho.com",
+        "zohomail.com",
+        "hushmail.com",
+        "inbox.com",
+        "mailbox.org",
+        "posteo.de",
+        "posteo.net",
+    }
+)
+
+# Brands that hand out addresses under many country domains ("gmx.*"): any ``<brand>.<tld>`` or
+# ``<brand>.<sld>.<tld>`` counts as public. Kept to brands with no plausible company namesake.
+_PUBLIC_MAIL_FAMILIES = frozenset({"gmx", "googlemail", "hotmail", "yahoo"})
+_SECOND_LEVELS = frozenset({"co", "com", "net", "org", "ne", "or"})
+
+
+def _split(address: str) -> tuple[str, str]:
+    local, _, domain = address.rpartition("@")
+    return local, domain
+
+
+def canonical_address(address: str) -> str:
+    """The mailbox an address delivers to, for comparison (see the module docstring).
+
+    Raises ValueError for something that is not an address.
+    """
+    local, domain = _split(normalize_address(address))
+    if domain in _GMAIL_DOMAINS:
+        gmail_local = local.split("+", 1)[0].replace(".", "")
+        # "+x@gmail.com" or ".@gmail.com" is not a Gmail mailbox; keep it whole rather than
+        # collapse it onto "@gmail.com".
+        if gmail_local:
+            return f"{gmail_local}@{_GMAIL}"
+    return f"{local}@{domain}"
+
+
+def address_domain(address: str) -> str:
+    """The (canonical) domain of an address: ``googlemail.com`` reads as ``gmail.com``."""
+    return _split(canonical_address(address))[1]
+
+
+def is_public_mail_domain(domain: str) -> bool:
+    """True for a webmail/ISP domain (including ``gmx.*`` and the like): never an organisation."""
+    domain = domain.strip().lower().removeprefix("@").rstrip(".")
+    if domain in PUBLIC_MAIL_DOMAINS:
+        return True
+    labels = domain.split(".")
+    if not labels or labels[0] not in _PUBLIC_MAIL_FAMILIES:
+        return False
+    # gmx.es, yahoo.co.nz, hotmail.com.br; not gmx.acme.com (a company's own subdomain).
+    return len(labels) == 2 or (len(labels) == 3 and labels[1] in _SECOND_LEVELS)
+
+
+@dataclass(frozen=True)
+class Exclusions:
+    """Addresses and domains an admin never wants matched (a lawyer, a family member, a bank).
+
+    A domain entry also covers its subdomains (``@acme.com`` excludes ``x@eu.acme.com``):
+    excluding is the privacy-safe direction, so it errs wide.
+    """
+
+    addresses: frozenset[str] = field(default_factory=frozenset)
+    domains: frozenset[str] = field(default_factory=frozenset)
+
+    @classmethod
+    def parse(cls, entries: Iterable[str]) -> Exclusions:
+        """``someone@x.com`` excludes that mailbox (canonically); ``@x.com`` (or a bare ``x.com``)
+        excludes the domain. Blank entries are skipped; anything else raises ValueError."""
+        addresses: set[str] = set()
+        domains: set[str] = set()
+        for raw in entries:
+            entry = raw.strip()
+            if not entry:
+                continue
+            if entry.startswith("@") or "@" not in entry:
+                domain = normalize_domain(entry)
+                # googlemail.com and gmail.com are one system: excluding one excludes both.
+                domains.update(_GMAIL_DOMAINS if domain in _GMAIL_DOMAINS else {domain})
+            else:
+                addresses.add(canonical_address(entry))
+        return cls(addresses=frozenset(addresses), domains=frozenset(domains))
+
+    def excludes(self, address: str) -> bool:
+        canonical = canonical_address(address)
+        if canonical in self.addresses:
+            return True
+        domain = _split(canonical)[1]
+        return any(domain == d or domain.endswith("." + d) for d in self.domains)
+
+
+@dataclass(frozen=True)
+class Match:
+    """One reason an email involves an investor: through which contact (if any), which address
+    as it appeared in the mail, in which header (the most significant one it appeared in)."""
+
+    investor_id: str
+    contact_id: str | None
+    matched_address: str
+    header: MatchHeader
+
+    def to_link(self, email_id: str) -> InvestorLink:
+        return InvestorLink.new(
+            email_id, self.investor_id, self.contact_id, self.matched_address, self.header
+        )
+
+
+@dataclass(frozen=True)
+class MatchResult:
+    """The matches, and the live contacts that took part but belong to no (live) investor:
+    worth showing to an admin ("link this contact to an investor"), never a match."""
+
+    matches: list[Match]
+    unlinked_contact_ids: list[str]
+
+
+# How a participant reached an investor, most specific first: a known person beats the
+# investor's shared address, which beats "someone at their domain".
+_VIA_CONTACT, _VIA_ADDRESS, _VIA_DOMAIN = 0, 1, 2
+
+
+def _candidates(
+    participants: Sequence[tuple[MatchHeader, Mailbox]],
+    own_addresses: Iterable[str],
+    exclusions: Exclusions | None = None,
+) -> list[tuple[int, MatchHeader, str, str]]:
+    """(position, header, address as written, canonical) for every participant that may match."""
+    own = {canonical_address(a) for a in own_addresses}
+    out = []
+    for position, (header, mailbox) in enumerate(participants):
+        canonical = canonical_address(mailbox.address)
+        if canonical in own:
+            continue
+        if exclusions is not None and exclusions.excludes(mailbox.address):
+            continue
+        out.append((position, header, mailbox.address, canonical))
+    return out
+
+
+def lookup_keys(
+    participants: Sequence[tuple[MatchHeader, Mailbox]], own_addresses: Iterable[str]
+) -> tuple[list[str], list[str]]:
+    """The addresses and domains to pass to the Store's ``find_*`` methods, sorted.
+
+    Stores compare lower-cased addresses exactly, so for each participant this gives the address
+    as written and its canonical form, and for Gmail both the gmail.com and googlemail.com
+    spellings of each. (A contact stored as ``j.smith@gmail.com`` is still not found from
+    ``jsmith@gmail.com``: that needs the store to index canonical addresses.) Domains are the
+    participants' non-public domains. The team's own addresses yield neither.
+    """
+    addresses: set[str] = set()
+    domains: set[str] = set()
+    for _, _, address, canonical in _candidates(participants, own_addresses):
+        local, domain = _split(address)
+        canonical_local, canonical_domain = _split(canonical)
+        if canonical_domain == _GMAIL and domain in _GMAIL_DOMAINS:
+            addresses.update(f"{lp}@{d}" for lp in (local, canonical_local) for d in _GMAIL_DOMAINS)
+        else:
+            addresses.update({address, canonical})
+        if not is_public_mail_domain(canonical_domain):
+            domains.add(canonical_domain)
+    return sorted(addresses), sorted(domains)
+
+
+def match_email(
+    participants: Sequence[tuple[MatchHeader, Mailbox]],
+    *,
+    contacts: Sequence[Contact],
+    investors: Sequence[Investor],
+    organizations: Sequence[Organization],
+    own_addresses: Iterable[str],
+    exclusions: Exclusions,
+    is_bulk: bool,
+) -> MatchResult:
+    """:func:`match_participants`, also reporting participating contacts with no live investor.
+
+    ``investors`` must hold every investor a contact or organisation points at: a contact whose
+    investor is absent (or deleted) produces no match, because absence cannot be told from
+    deletion here.
+    """
+    if is_bulk:
+        return MatchResult(matches=[], unlinked_contact_ids=[])
+
+    live_investors = {i.id: i for i in investors if not i.deleted}
+    contacts_by_address: dict[str, list[Contact]] = {}
+    for contact in contacts:
+        if contact.deleted:
+            continue
+        for address in contact.emails:
+            contacts_by_address.setdefault(canonical_address(address), []).append(contact)
+    investors_by_address: dict[str, list[Investor]] = {}
+    investors_by_domain: dict[str, list[Investor]] = {}
+    for investor in live_investors.values():
+        for address in investor.emails:
+            investors_by_address.setdefault(canonical_address(address), []).append(investor)
+        for domain in investor.domains:
+            if not is_public_mail_domain(domain):
+                investors_by_domain.setdefault(domain, []).append(investor)
+    for organization in organizations:
+        if organization.deleted:
+            continue
+        members = [i for i in live_investors.values() if i.organization_id == organization.id]
+        for domain in organization.domains:
+            if not is_public_mail_domain(domain):
+                investors_by_domain.setdefault(domain, []).extend(members)
+
+    # (investor, participant) -> the most specific way it matched; then per (investor, contact)
+    # the most significant header.
+    best: dict[tuple[str, str | None], tuple[tuple[int, int, int], Match]] = {}
+    unlinked: set[str] = set()
+    for position, header, address, canonical in _candidates(
+        participants, own_addresses, exclusions
+    ):
+        # Investor -> (route, contact) for this participant. Routes are added most specific
+        # first and setdefault keeps the first, so an investor this person reaches as a contact
+        # is not also matched "by domain" through the same address.
+        reached: dict[str, tuple[int, str | None]] = {}
+        for contact in sorted(contacts_by_address.get(canonical, []), key=lambda c: c.id):
+            if contact.investor_id and contact.investor_id in live_investors:
+                reached.setdefault(contact.investor_id, (_VIA_CONTACT, contact.id))
+            else:
+                unlinked.add(contact.id)
+        for investor in investors_by_address.get(canonical, []):
+            reached.setdefault(investor.id, (_VIA_ADDRESS, None))
+        for investor in investors_by_domain.get(_split(canonical)[1], []):
+            reached.setdefault(investor.id, (_VIA_DOMAIN, None))
+
+        for investor_id, (via, contact_id) in reached.items():
+            rank = (_HEADER_RANK[header], via, position)
+            key = (investor_id, contact_id)
+            if key not in best or rank < best[key][0]:
+                best[key] = (rank, Match(investor_id, contact_id, address, header))
+
+    matches = sorted(
+        (match for _, match in best.values()),
+        key=lambda m: (
+            m.investor_id,
+            m.contact_id or "",
+            _HEADER_RANK[m.header],
+            m.matched_address,
+        ),
+    )
+    return MatchResult(matches=matches, unlinked_contact_ids=sorted(unlinked))
+
+
+def match_participants(
+    participants: Sequence[tuple[MatchHeader, Mailbox]],
+    *,
+    contacts: Sequence[Contact],
+    investors: Sequence[Investor],
+    organizations: Sequence[Organization],
+    own_addresses: Iterable[str],
+    exclusions: Exclusions,
+    is_bulk: bool,
+) -> list[Match]:
+    """Every investor the participants involve, one Match per (investor, contact), sorted by
+    investor id, contact id (direct matches first), header significance, address.
+
+    A participant matches a live contact holding its address (and through it the contact's live
+    investor), a live investor holding its address, and, by its domain (never a public mail
+    domain), live investors holding that domain or belonging to a live organisation holding it.
+    Graveyard investors match (their mail is audit history); deleted records never do. The
+    team's own addresses, excluded addresses and domains, and bulk mail never match.
+    """
+    return match_email(
+        participants,
+        contacts=contacts,
+        investors=investors,
+        organizations=organizations,
+        own_addresses=own_addresses,
+        exclusions=exclusions,
+        is_bulk=is_bulk,
+    ).matches

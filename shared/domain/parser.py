@@ -1,0 +1,567 @@
+"""Parse one raw RFC 5322 / MIME message into the fields capture needs (pure: no I/O, no Google).
+
+``parse_message`` never raises: every header or part it cannot read becomes a line in
+``ParsedMessage.problems`` and the field falls back to its empty value. It is built on the
+standard library ``email`` package with ``email.policy.default``; where that policy's structured
+header parsers choke, the raw header text is read with the tolerant legacy helpers instead.
+Attachment content is never kept, only its name, type and size.
+"""
+
+from __future__ import annotations
+
+import codecs
+import email
+import email.policy
+import email.utils
+import html as html_module
+import re
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from email.header import decode_header, make_header
+from email.message import Message
+from functools import partial
+from html.parser import HTMLParser
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.domain.models import Mailbox, normalize_address, normalize_domain
+
+__all__ = ["ADDRESS_HEADERS", "Attachment", "ParsedMessage", "html_to_text", "parse_message"]
+
+# Field name on ParsedMessage -> header name.
+ADDRESS_HEADERS: dict[str, str] = {
+    "from_": "From",
+    "reply_to": "Reply-To",
+    "to": "To",
+    "cc": "Cc",
+    "bcc": "Bcc",
+}
+
+T = TypeVar("T")
+
+_MAX_DEPTH = 40
+_MSGID_RE = re.compile(r"<([^<>\s]*)>")
+_BULK_PRECEDENCE = {"bulk", "list", "junk"}
+_NOREPLY_LOCAL_RE = re.compile(
+    r"^(?:no[-_.]?reply|do[-_.]?not[-_.]?reply|mailer[-_.]?daemon|postmaster)(?:$|[-_.+])"
+)
+_BLOCK_TAGS = frozenset(
+    {
+        "address", "article", "aside", "blockquote", "br", "dd", "div", "dl", "dt", "fieldset",
+        "figcaption", "figure", "footer", "form", "h1", "h2", "h3", "h4", "h5", "h6", "header",
+        "hr", "li", "main", "nav", "ol", "p", "pre", "section", "table", "tbody", "tfoot",
+        "thead", "title", "tr", "ul",
+    }
+)  # fmt: skip
+_SKIP_TAGS = frozenset({"script", "style", "template", "head"})
+
+
+class Attachment(BaseModel):
+    """Metadata of one attached part; the content itself is never kept."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    filename: str = ""
+    content_type: str = "application/octet-stream"
+    size: int = 0
+
+
+class ParsedMessage(BaseModel):
+    """What one raw message says, as far as it could be read. ``problems`` says what could not."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    message_id: str = ""
+    in_reply_to: str = ""
+    references: list[str] = Field(default_factory=list)
+    subject: str = ""
+    from_: list[Mailbox] = Field(default_factory=list)
+    reply_to: list[Mailbox] = Field(default_factory=list)
+    to: list[Mailbox] = Field(default_factory=list)
+    cc: list[Mailbox] = Field(default_factory=list)
+    bcc: list[Mailbox] = Field(default_factory=list)
+    date: datetime | None = None
+    body_text: str = ""
+    # "text/plain", "text/html" (converted to text) or "" when the message has no text part.
+    body_source: str = ""
+    attachments: list[Attachment] = Field(default_factory=list)
+    is_bulk: bool = False
+    bulk_reasons: list[str] = Field(default_factory=list)
+    participant_addresses: list[str] = Field(default_factory=list)
+    participant_domains: list[str] = Field(default_factory=list)
+    problems: list[str] = Field(default_factory=list)
+
+    @property
+    def sender(self) -> Mailbox | None:
+        """The first From mailbox (what ``Email.sender`` stores)."""
+        return self.from_[0] if self.from_ else None
+
+
+# --------------------------------------------------------------------------------------------
+# text helpers
+
+
+def _clean(text: str) -> str:
+    """Turn surrogate-escaped raw bytes (8-bit headers) back into text: utf-8, else latin-1."""
+    if not any("\ud800" <= ch <= "\udfff" for ch in text):
+        return text
+    try:
+        data = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode("utf-8", "replace")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _decode_bytes(data: bytes, charset: str | None, where: str, problems: list[str]) -> str:
+    """Decode with the declared charset; fall back to utf-8, then latin-1, and say so."""
+    name = (charset or "us-ascii").strip().strip("\"'").lower() or "us-ascii"
+    try:
+        codec = codecs.lookup(name).name
+    except (LookupError, ValueError):
+        problems.append(f"{where}: unknown charset {name!r}, decoded as utf-8/latin-1")
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            return data.decode("latin-1")
+    if codec in {"latin-1", "iso8859-1"} and re.search(rb"[\x80-\x9f]", data):
+        # What every browser does: text labelled ISO-8859-1 with C1 bytes is windows-1252.
+        return data.decode("cp1252", "replace")
+    try:
+        return data.decode(codec)
+    except (UnicodeDecodeError, LookupError, ValueError):
+        pass
+    problems.append(f"{where}: not valid {name}, decoded with replacement")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    try:
+        return data.decode(codec, "replace")
+    except (LookupError, ValueError):
+        return data.decode("latin-1")
+
+
+# --------------------------------------------------------------------------------------------
+# headers
+
+
+def _raw_values(msg: Message, name: str) -> list[str]:
+    """Every occurrence of a header as unfolded text, without the policy's structured parsing."""
+    wanted = name.lower()
+    values: list[str] = []
+    for key, value in msg.raw_items():
+        if key.lower() == wanted:
+            text = value if isinstance(value, str) else str(value)
+            values.append(_clean("".join(text.splitlines())).strip())
+    return values
+
+
+def _decode_words(text: str) -> str:
+    """RFC 2047 decoding of a raw header value, never raising."""
+    try:
+        return str(make_header(decode_header(text)))
+    except Exception:  # any broken encoded word: keep the raw text
+        return text
+
+
+def _has_raw_bytes(text: str) -> bool:
+    return any("\udc80" <= ch <= "\udcff" for ch in text)
+
+
+def _raw_8bit(text: str, charset: str | None, header: str, problems: list[str]) -> str:
+    """Undeclared 8-bit header bytes: utf-8 if they are, else the body's charset, else latin-1."""
+    data = text.encode("utf-8", "surrogateescape")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    for candidate in (charset, "latin-1"):
+        if not candidate:
+            continue
+        try:
+            decoded = data.decode(candidate)
+        except (UnicodeDecodeError, LookupError, ValueError):
+            continue
+        problems.append(f"{header}: undeclared 8-bit text, decoded as {candidate}")
+        return decoded
+    return data.decode("latin-1")  # unreachable: latin-1 decodes every byte
+
+
+def _charset_hint(msg: Message) -> str | None:
+    """The first non-ASCII charset a part declares: the likeliest one for undeclared 8-bit."""
+    try:
+        for part in msg.walk():
+            charset = part.get_content_charset()
+            if charset and charset not in {"us-ascii", "ascii", "utf-8", "utf8"}:
+                return charset
+    except Exception:
+        return None
+    return None
+
+
+def _subject(msg: Message, problems: list[str]) -> str:
+    raw = [value for key, value in msg.raw_items() if key.lower() == "subject"]
+    if not raw:
+        return ""
+    first = "".join(str(raw[0]).splitlines()).strip()
+    if _has_raw_bytes(first):
+        charset = _charset_hint(msg)
+        return _one_line(_decode_words(_raw_8bit(first, charset, "Subject", problems)))
+    try:
+        value = msg["subject"]
+        text = str(value) if value is not None else ""
+    except Exception as exc:
+        problems.append(f"Subject: unreadable ({type(exc).__name__}), decoded leniently")
+        text = _decode_words(first)
+    return _one_line(_clean(text))
+
+
+def _ids(text: str) -> list[str]:
+    found = [m for m in _MSGID_RE.findall(text) if m]
+    if found:
+        return found
+    return [token.strip("<>") for token in text.split() if token.strip("<>")]
+
+
+def _id_header(msg: Message, name: str, problems: list[str]) -> str:
+    for value in _raw_values(msg, name):
+        ids = _ids(value)
+        if ids:
+            return ids[0]
+        if value:
+            problems.append(f"{name}: no message id in {value[:80]!r}")
+    return ""
+
+
+def _mailbox(name: str, addr_spec: str, header: str, problems: list[str]) -> Mailbox | None:
+    spec = _clean(addr_spec).strip()
+    try:
+        local, _, domain = spec.rpartition("@")
+        if not local:
+            raise ValueError(spec)
+        if not domain.isascii():  # RFC 6532 internationalised domain: stored as its A-label
+            domain = domain.encode("idna").decode("ascii")
+        address = normalize_address(f"{local}@{domain}")
+        normalize_domain(domain)
+        return Mailbox(name=_one_line(_clean(name)), address=address)
+    except (ValueError, UnicodeError):
+        shown = spec or name
+        if shown.strip():
+            problems.append(f"{header}: skipped invalid address {shown[:80]!r}")
+        return None
+
+
+def _address_list(msg: Message, header: str, problems: list[str]) -> list[Mailbox]:
+    if not _raw_values(msg, header):
+        return []
+    pairs: list[tuple[str, str]] = []
+    try:
+        values: list[Any] = msg.get_all(header) or []
+        for value in values:
+            for group in value.groups:
+                for addr in group.addresses:
+                    pairs.append((str(addr.display_name or ""), str(addr.addr_spec or "")))
+            for defect in getattr(value, "defects", ()):
+                if "invalid" in str(defect).lower() or "Invalid" in type(defect).__name__:
+                    problems.append(f"{header}: {type(defect).__name__}: {str(defect)[:80]}")
+    except Exception as exc:  # the structured parser failed: use the legacy one
+        problems.append(f"{header}: unreadable ({type(exc).__name__}), parsed leniently")
+        pairs = [
+            (_decode_words(name), spec)
+            for name, spec in email.utils.getaddresses(_raw_values(msg, header))
+        ]
+    mailboxes: list[Mailbox] = []
+    seen: set[str] = set()
+    for name, spec in pairs:
+        mailbox = _mailbox(name, spec, header, problems)
+        if mailbox is not None and mailbox.address not in seen:
+            seen.add(mailbox.address)
+            mailboxes.append(mailbox)
+    return mailboxes
+
+
+def _date(msg: Message, problems: list[str]) -> datetime | None:
+    raw = _raw_values(msg, "date")
+    if not raw:
+        return None
+    text = raw[0]
+    try:
+        parsed = email.utils.parsedate_to_datetime(text)
+    except Exception:  # ValueError, TypeError, OverflowError, IndexError...
+        problems.append(f"Date: unparseable {text[:80]!r}")
+        return None
+    if parsed.tzinfo is None:  # "-0000": the zone is unknown, the time is UTC (RFC 5322 3.3)
+        parsed = parsed.replace(tzinfo=UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except (OverflowError, ValueError):
+        problems.append(f"Date: out of range {text[:80]!r}")
+        return None
+
+
+def _bulk_reasons(msg: Message, from_: list[Mailbox]) -> list[str]:
+    reasons: list[str] = []
+    if _raw_values(msg, "list-id"):
+        reasons.append("list-id")
+    if _raw_values(msg, "list-unsubscribe"):
+        reasons.append("list-unsubscribe")
+    for value in _raw_values(msg, "precedence"):
+        token = value.strip().lower()
+        if token in _BULK_PRECEDENCE:
+            reasons.append(f"precedence:{token}")
+    for value in _raw_values(msg, "auto-submitted"):
+        token = value.split(";")[0].strip().lower()
+        if token and token != "no":
+            reasons.append(f"auto-submitted:{token}")
+    senders = [m.address for m in from_]
+    for value in _raw_values(msg, "sender"):
+        for _, spec in email.utils.getaddresses([value]):
+            senders.append(spec.strip().lower())
+    for address in senders:
+        if _NOREPLY_LOCAL_RE.match(address.partition("@")[0]):
+            reasons.append(f"noreply-sender:{address}")
+    return list(dict.fromkeys(reasons))
+
+
+# --------------------------------------------------------------------------------------------
+# HTML
+
+
+class _TextExtractor(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.chunks: list[str] = []
+        self._skipping: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "body":  # an unclosed <head> ends where the body starts
+            self._skipping = [t for t in self._skipping if t != "head"]
+        if tag in _SKIP_TAGS:
+            self._skipping.append(tag)
+        elif tag in _BLOCK_TAGS:
+            self.chunks.append("\n")
+        elif tag in {"td", "th"}:
+            self.chunks.append(" ")
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _BLOCK_TAGS:
+            self.chunks.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in _SKIP_TAGS:
+            if tag in self._skipping:
+                while self._skipping and self._skipping.pop() != tag:
+                    pass
+        elif tag in _BLOCK_TAGS:
+            self.chunks.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self._skipping:
+            # Source line breaks are just whitespace in HTML; block elements make the lines.
+            self.chunks.append(re.sub(r"\s+", " ", data))
+
+
+def _tidy(text: str) -> str:
+    lines = [_one_line(line) for line in text.replace("\xa0", " ").splitlines()]
+    out: list[str] = []
+    for line in lines:
+        if line or (out and out[-1]):
+            out.append(line)
+    return "\n".join(out).strip()
+
+
+def html_to_text(html: str) -> str:
+    """Visible text of an HTML document: tags, scripts and styles gone, entities decoded, one
+    line per block element. Never raises (falls back to a regex strip)."""
+    parser = _TextExtractor()
+    try:
+        parser.feed(html)
+        parser.close()
+        return _tidy("".join(parser.chunks))
+    except Exception:  # HTMLParser asserts on some malformed markup
+        text = re.sub(r"(?is)<(script|style)\b.*?</\1\s*>", " ", html)
+        text = re.sub(r"(?i)<br\s*/?>|</?(p|div|tr|li|h[1-6])\b[^>]*>", "\n", text)
+        text = re.sub(r"<[^>]*>", " ", text)
+        return _tidy(html_module.unescape(text))
+
+
+# --------------------------------------------------------------------------------------------
+# MIME structure
+
+
+class _Walk:
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        self.plain: list[str] = []
+        self.html: list[str] = []
+        self.attachments: list[Attachment] = []
+        self._defects: set[str] = set()
+
+    def _note_defects(self, part: Message) -> None:
+        for defect in getattr(part, "defects", ()):
+            name = type(defect).__name__
+            if name not in self._defects:
+                self._defects.add(name)
+                self.problems.append(f"MIME defect: {name}")
+
+    def visit(self, part: Message, path: str, depth: int) -> None:
+        try:
+            self._visit(part, path, depth)
+        except Exception as exc:  # one unreadable part never sinks the message
+            self.problems.append(f"part {path}: unreadable ({type(exc).__name__}: {exc})"[:200])
+
+    def _visit(self, part: Message, path: str, depth: int) -> None:
+        self._note_defects(part)
+        if depth > _MAX_DEPTH:
+            self.problems.append(
+                f"MIME nesting deeper than {_MAX_DEPTH} levels: inner parts not read"
+            )
+            return
+        ctype = part.get_content_type()
+        disposition = _safe(part.get_content_disposition)
+        filename = _safe(part.get_filename)
+        filename = _one_line(_clean(_decode_words(filename))) if filename else ""
+        attached = disposition == "attachment" or bool(filename)
+        if part.is_multipart() and not attached:
+            payload = part.get_payload()
+            if ctype.startswith("message/") and ctype != "message/rfc822":
+                return  # delivery-status, external-body, partial: machine text, not a body
+            children = payload if isinstance(payload, list) else []
+            for index, child in enumerate(children, 1):
+                if isinstance(child, Message):
+                    self.visit(child, f"{path}.{index}", depth + 1)
+            return
+        if ctype in {"text/plain", "text/html"} and not attached:
+            data = part.get_payload(decode=True)
+            raw = data if isinstance(data, bytes) else b""
+            text = _decode_bytes(
+                raw, _safe(part.get_content_charset), f"part {path}", self.problems
+            )
+            (self.plain if ctype == "text/plain" else self.html).append(text)
+            return
+        if ctype.startswith(("multipart/", "message/")) or (
+            ctype.startswith("text/") and not attached
+        ):
+            return  # other inline text (enriched, rfc822-headers) and empty containers
+        self.attachments.append(
+            Attachment(filename=filename, content_type=ctype, size=_payload_size(part))
+        )
+
+
+def _safe(getter: Callable[[], object]) -> str | None:
+    try:
+        value = getter()
+    except Exception:
+        return None
+    return value if isinstance(value, str) else None
+
+
+def _payload_size(part: Message) -> int:
+    if part.is_multipart():
+        try:
+            return len(part.as_bytes(policy=email.policy.compat32))
+        except Exception:
+            return 0
+    data = part.get_payload(decode=True)
+    return len(data) if isinstance(data, bytes) else 0
+
+
+def _body(walk: _Walk) -> tuple[str, str]:
+    for text in walk.plain:
+        tidy = text.replace("\r\n", "\n").replace("\r", "\n").strip()
+        if tidy:
+            return tidy, "text/plain"
+    for text in walk.html:
+        converted = html_to_text(text)
+        if converted:
+            return converted, "text/html"
+    return "", ""
+
+
+# --------------------------------------------------------------------------------------------
+# entry point
+
+
+def _participants(lists: Iterable[list[Mailbox]]) -> tuple[list[str], list[str]]:
+    addresses = sorted({m.address for mailboxes in lists for m in mailboxes})
+    domains = sorted({a.rpartition("@")[2] for a in addresses})
+    return addresses, domains
+
+
+def parse_message(raw: bytes) -> ParsedMessage:
+    """Parse one raw message. Never raises; what could not be read is listed in ``problems``."""
+    problems: list[str] = []
+    try:
+        return _parse(raw, problems)
+    except Exception as exc:  # the last line of defence: whatever was found is lost, not raised
+        return ParsedMessage(problems=[*problems, f"message unreadable: {exc!r}"[:200]])
+
+
+def _guard(problems: list[str], what: str, compute: Callable[[], T], default: T) -> T:
+    try:
+        return compute()
+    except Exception as exc:
+        problems.append(f"{what}: unreadable ({type(exc).__name__}: {exc})"[:200])
+        return default
+
+
+def _parse(raw: bytes, problems: list[str]) -> ParsedMessage:
+    if isinstance(raw, bytes | bytearray | memoryview):
+        data = bytes(raw)
+    else:
+        problems.append(f"input is {type(raw).__name__}, not bytes")
+        data = str(raw).encode("utf-8", "surrogateescape")
+    msg = email.message_from_bytes(data, policy=email.policy.default)
+
+    mailboxes: dict[str, list[Mailbox]] = {}
+    for field, header in ADDRESS_HEADERS.items():
+        mailboxes[field] = _guard(
+            problems, header, partial(_address_list, msg, header, problems), []
+        )
+    walk = _Walk(problems)
+    walk.visit(msg, "1", 0)
+    body_text, body_source = _guard(problems, "body", lambda: _body(walk), ("", ""))
+    no_strings: list[str] = []
+    bulk_reasons = _guard(
+        problems, "bulk markers", lambda: _bulk_reasons(msg, mailboxes["from_"]), no_strings
+    )
+    if _safe(msg.get_content_type) == "multipart/report":
+        bulk_reasons.append("content-type:multipart/report")
+    addresses, domains = _participants(mailboxes.values())
+    return ParsedMessage(
+        message_id=_guard(
+            problems, "Message-ID", lambda: _id_header(msg, "Message-ID", problems), ""
+        ),
+        in_reply_to=_guard(
+            problems, "In-Reply-To", lambda: _id_header(msg, "In-Reply-To", problems), ""
+        ),
+        references=_guard(
+            problems,
+            "References",
+            lambda: [i for v in _raw_values(msg, "references") for i in _ids(v)],
+            no_strings,
+        ),
+        subject=_guard(problems, "Subject", lambda: _subject(msg, problems), ""),
+        from_=mailboxes["from_"],
+        reply_to=mailboxes["reply_to"],
+        to=mailboxes["to"],
+        cc=mailboxes["cc"],
+        bcc=mailboxes["bcc"],
+        date=_guard(problems, "Date", lambda: _date(msg, problems), None),
+        body_text=body_text,
+        body_source=body_source,
+        attachments=walk.attachments,
+        is_bulk=bool(bulk_reasons),
+        bulk_reasons=bulk_reasons,
+        participant_addresses=addresses,
+        participant_domains=domains,
+        problems=problems,
+    )
