@@ -22,11 +22,13 @@ def corpus(name: str) -> ParsedMessage:
 needs_corpus = pytest.mark.skipif(not CORPUS_FILES, reason=f"corpus not found at {CORPUS}")
 
 
+def test_the_corpus_is_beside_the_checkout() -> None:
+    """Not skipped: CI is given ../shared, so a missing corpus must fail, not pass silently."""
+    assert len(CORPUS_FILES) == 201, f"expected the 201-message corpus at {CORPUS}"
+
+
 @needs_corpus
 class TestCorpusSurvival:
-    def test_corpus_holds_all_201_messages(self) -> None:
-        assert len(CORPUS_FILES) == 201
-
     @pytest.mark.parametrize("name", CORPUS_FILES)
     def test_every_corpus_message_parses_without_raising(self, name: str) -> None:
         parsed = parse_message((CORPUS / name).read_bytes())
