@@ -176,15 +176,6 @@ def _snapshot_model(cls: type[M], snapshot: firestore.DocumentSnapshot) -> M | N
     return _model(cls, data) if data is not None else None
 
 
-def _time_key(value: datetime) -> str:
-    """Fixed-width UTC text, so that string order is time order (as ``Proposal.sort_key``)."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _audit_sort_key(entry: AuditEntry) -> str:
-    return f"{_time_key(entry.at)}|{entry.id}"
-
-
 def _valid_document_id(value: str) -> bool:
     """Whether ``value`` can name a document (FACTS.md): lookups of anything else find nothing."""
     return (
@@ -891,7 +882,7 @@ class FirestoreStore:
 
     def append_audit(self, entry: AuditEntry) -> None:
         created = self._create(
-            self._ref(AUDIT, entry.id), _document(entry, sort_key=_audit_sort_key(entry))
+            self._ref(AUDIT, entry.id), _document(entry, sort_key=entry.sort_key)
         )
         if not created:
             raise ConflictError("audit entry already recorded", audit_id=entry.id)

@@ -19,7 +19,6 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -44,6 +43,7 @@ from shared.domain.models import (
     normalize_address,
     normalize_domain,
     sighting_id_for,
+    time_key,
     utcnow,
 )
 from shared.domain.store_rules import (
@@ -132,11 +132,6 @@ def _dump(model: BaseModel) -> str:
 
 def _load(cls: type[M], doc: str) -> M:
     return cls.model_validate_json(doc)
-
-
-def _time_key(value: datetime) -> str:
-    """Fixed-width UTC text so that string order is time order."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _placeholders(values: Sequence[object]) -> str:
@@ -751,7 +746,7 @@ class SqliteStore:
         with self._write() as conn:
             inserted = conn.execute(
                 "INSERT OR IGNORE INTO audit (id, target, at, doc) VALUES (?,?,?,?)",
-                (entry.id, entry.target, _time_key(entry.at), _dump(entry)),
+                (entry.id, entry.target, time_key(entry.at), _dump(entry)),
             ).rowcount
         if not inserted:
             raise ConflictError("audit entry already recorded", audit_id=entry.id)

@@ -33,6 +33,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def time_key(value: datetime) -> str:
+    """Fixed-width UTC text whose string order is time order: what stores sort and page on."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 def new_id() -> str:
     """A random id for records with no natural key."""
     return uuid.uuid4().hex
@@ -408,7 +413,7 @@ class Proposal(Record):
     @property
     def sort_key(self) -> str:
         """Newest-first listing key, unique and totally ordered (stores page on it, not cursors)."""
-        return f"{self.created_at.strftime('%Y-%m-%dT%H:%M:%S.%fZ')}|{self.id}"
+        return f"{time_key(self.created_at)}|{self.id}"
 
     @classmethod
     def new(cls, email_id: str, investor_id: str, **fields: Any) -> Proposal:
@@ -446,6 +451,11 @@ class AuditEntry(Record):
     target: str = ""
     details: dict[str, Any] = Field(default_factory=dict)
     at: Timestamp = Field(default_factory=utcnow)
+
+    @property
+    def sort_key(self) -> str:
+        """Newest-first key: time, then id, so entries of the same instant keep one order."""
+        return f"{time_key(self.at)}|{self.id}"
 
 
 class Guard(Record):
