@@ -15,6 +15,7 @@ from shared.domain.models import (
     Activity,
     AuditEntry,
     Caller,
+    CaptureProblem,
     Contact,
     Email,
     EmailAccount,
@@ -124,7 +125,8 @@ class Store(Protocol):
     def get_investor(self, investor_id: str) -> Investor | None: ...
     def get_contact(self, contact_id: str) -> Contact | None: ...
     def find_contacts_by_addresses(self, addresses: Iterable[str]) -> list[Contact]:
-        """Live contacts holding any of the addresses."""
+        """Live contacts holding any of the addresses, compared canonically (Gmail's dots and
+        +tags folded, ``email_keys``), by id."""
         ...
 
     def find_investors_by_addresses(self, addresses: Iterable[str]) -> list[Investor]:
@@ -136,6 +138,10 @@ class Store(Protocol):
         ...
 
     def find_investors_by_domains(self, domains: Iterable[str]) -> list[Investor]: ...
+    def find_investors_by_organizations(self, organization_ids: Iterable[str]) -> list[Investor]:
+        """Live investors belonging to any of the organisations, by id."""
+        ...
+
     def list_investors(
         self, *, include_graveyard: bool = True, include_deleted: bool = False
     ) -> list[Investor]:
@@ -162,6 +168,19 @@ class Store(Protocol):
 
     def get_sighting(self, account_id: str, gmail_message_id: str) -> Sighting | None: ...
     def list_sightings(self, email_id: str) -> list[Sighting]: ...
+    def sighted_message_ids(self, account_id: str, gmail_message_ids: Iterable[str]) -> set[str]:
+        """Which of these Gmail ids already have a sighting in the mailbox (deleted or not)."""
+        ...
+
+    def record_capture_problem(self, problem: CaptureProblem) -> CaptureProblem:
+        """Keep (or count one more attempt of) a message capture could not read."""
+        ...
+
+    def list_capture_problems(self, account_id: str, *, limit: int = 100) -> list[CaptureProblem]:
+        """Oldest first by Gmail id."""
+        ...
+
+    def clear_capture_problem(self, account_id: str, gmail_message_id: str) -> bool: ...
     def link_email_to_investor(self, link: InvestorLink) -> bool:
         """Record why an email matched; True if new. Marks the email matched."""
         ...
@@ -313,7 +332,7 @@ class GmailClient(Protocol):
         format: str,
         metadata_headers: Sequence[str] = (),
     ) -> FetchResult:
-        """Batched ``messages.get`` (at most 25 parts per batch); format minimal|metadata|full|raw."""
+        """Batched ``messages.get`` (at most 25 parts a batch): minimal, metadata, full or raw."""
         ...
 
     def list_history(self, *, start_history_id: int, page_token: str = "") -> HistoryPage:

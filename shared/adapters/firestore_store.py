@@ -52,9 +52,11 @@ from google.cloud import firestore
 from pydantic import BaseModel
 
 from shared.adapters.firestore_indexes import Direction, QueryRecorder, QueryShape
+from shared.domain.addresses import canonical_address
 from shared.domain.models import (
     Activity,
     AuditEntry,
+    CaptureProblem,
     Contact,
     Email,
     EmailAccount,
@@ -77,11 +79,13 @@ from shared.domain.store_rules import (
     apply_sync_change,
     change_user_role,
     check_limit,
+    count_capture_attempt,
     decide,
     decode_page_token,
     denormalised_email_fields,
     encode_page_token,
     merge_captured_email,
+    with_derived_fields,
 )
 from shared.errors import ConflictError, NotFoundError, RetryableError
 from shared.ports import Decision, Page, SyncStateChange
@@ -102,6 +106,7 @@ ACTIVITIES = "activities"
 APP_SETTINGS = "app_settings"
 GUARDS = "guards"
 AUDIT = "audit"
+CAPTURE_PROBLEMS = "capture_problems"
 
 # Firestore's documented limit on disjunctions (array-contains-any / in values) per query.
 MAX_DISJUNCTIONS = 30
@@ -228,6 +233,8 @@ class _Query:
     collection: str
     equals: tuple[tuple[str, Any], ...] = ()
     contains_any: tuple[str, tuple[Any, ...]] | None = None
+    # ``field in (values)``: an equality filter for the index rule, at most 30 values.
+    one_of: tuple[str, tuple[Any, ...]] | None = None
     range: tuple[str, str, Any] | None = None
     order_by: tuple[tuple[str, Direction], ...] = ()
     limit: int | None = None
@@ -245,6 +252,8 @@ class _Query:
             0 < len(self.contains_any[1]) <= MAX_DISJUNCTIONS
         ):
             raise ValueError(f"array_contains_any takes 1..{MAX_DISJUNCTIONS} values")
+        if self.one_of is not None and not (0 < len(self.one_of[1]) <= MAX_DISJUNCTIONS):
+            raise ValueError(f"in takes 1..{MAX_DISJUNCTIONS} values")
         if self.range is not None and self.range[1] not in {"<", "<=", ">", ">="}:
             raise ValueError(f"unsupported range operator {self.range[1]!r}")
 
@@ -252,6 +261,8 @@ class _Query:
         names = [name for name, _ in self.equals] + [name for name, _ in self.order_by]
         if self.contains_any:
             names.append(self.contains_any[0])
+        if self.one_of:
+            names.append(self.one_of[0])
         if self.range:
             names.append(self.range[0])
         return names
@@ -259,7 +270,7 @@ class _Query:
     def shape(self) -> QueryShape:
         return QueryShape.of(
             self.collection,
-            equality=(name for name, _ in self.equals),
+            equality=[name for name, _ in self.equals] + ([self.one_of[0]] if self.one_of else []),
             array_contains=self.contains_any[0] if self.contains_any else None,
             inequality=(self.range[0],) if self.range else (),
             order_by=self.order_by,
@@ -310,6 +321,9 @@ class FirestoreStore:
             query = query.where(
                 filter=firestore.FieldFilter(name, "array_contains_any", list(values))
             )
+        if spec.one_of is not None:
+            name, values = spec.one_of
+            query = query.where(filter=firestore.FieldFilter(name, "in", list(values)))
         if spec.range is not None:
             name, op, value = spec.range
             query = query.where(filter=firestore.FieldFilter(name, op, _to_store(value)))
@@ -532,9 +546,11 @@ class FirestoreStore:
         self._ref(ORGANIZATIONS, organization.id).set(_document(organization))
 
     def upsert_investor(self, investor: Investor) -> None:
+        investor = with_derived_fields(investor)
         self._ref(INVESTORS, investor.id).set(_document(investor))
 
     def upsert_contact(self, contact: Contact) -> None:
+        contact = with_derived_fields(contact)
         self._ref(CONTACTS, contact.id).set(_document(contact))
 
     def get_organization(self, organization_id: str) -> Organization | None:
@@ -568,12 +584,12 @@ class FirestoreStore:
         return [found[key] for key in sorted(found)]
 
     def find_contacts_by_addresses(self, addresses: Iterable[str]) -> list[Contact]:
-        keys = [normalize_address(a) for a in addresses]
-        return self._find_live(Contact, CONTACTS, "emails", keys)
+        keys = [canonical_address(a) for a in addresses]
+        return self._find_live(Contact, CONTACTS, "email_keys", keys)
 
     def find_investors_by_addresses(self, addresses: Iterable[str]) -> list[Investor]:
-        keys = [normalize_address(a) for a in addresses]
-        return self._find_live(Investor, INVESTORS, "emails", keys)
+        keys = [canonical_address(a) for a in addresses]
+        return self._find_live(Investor, INVESTORS, "email_keys", keys)
 
     def find_organizations_by_domains(self, domains: Iterable[str]) -> list[Organization]:
         keys = [normalize_domain(d) for d in domains]
@@ -582,6 +598,17 @@ class FirestoreStore:
     def find_investors_by_domains(self, domains: Iterable[str]) -> list[Investor]:
         keys = [normalize_domain(d) for d in domains]
         return self._find_live(Investor, INVESTORS, "domains", keys)
+
+    def find_investors_by_organizations(self, organization_ids: Iterable[str]) -> list[Investor]:
+        wanted = sorted({key for key in organization_ids if key})
+        found: dict[str, Investor] = {}
+        for chunk in _chunks(wanted, MAX_DISJUNCTIONS):
+            spec = _Query(
+                INVESTORS, equals=(("deleted", False),), one_of=("organization_id", tuple(chunk))
+            )
+            for investor in self._query_models(Investor, spec):
+                found[investor.id] = investor
+        return [found[key] for key in sorted(found)]
 
     def list_investors(
         self, *, include_graveyard: bool = True, include_deleted: bool = False
@@ -687,6 +714,49 @@ class FirestoreStore:
 
     def list_sightings(self, email_id: str) -> list[Sighting]:
         return sorted(self._query_models(Sighting, _sightings_of(email_id)), key=lambda s: s.id)
+
+    def sighted_message_ids(self, account_id: str, gmail_message_ids: Iterable[str]) -> set[str]:
+        """By document id (``get_all``), not a query: sighting ids are deterministic."""
+        wanted = sorted(set(gmail_message_ids))
+        refs = [self._ref(SIGHTINGS, sighting_id_for(account_id, gid)) for gid in wanted]
+        found: set[str] = set()
+        for start in range(0, len(refs), 300):
+            for snapshot in self._client.get_all(refs[start : start + 300]):
+                if snapshot.exists:
+                    found.add(str((snapshot.to_dict() or {})["gmail_message_id"]))
+        return found
+
+    def record_capture_problem(self, problem: CaptureProblem) -> CaptureProblem:
+        ref = self._ref(CAPTURE_PROBLEMS, problem.id)
+
+        def body(transaction: firestore.Transaction) -> CaptureProblem:
+            stored = self._get(CaptureProblem, CAPTURE_PROBLEMS, problem.id, transaction)
+            kept = count_capture_attempt(stored, problem)
+            transaction.set(ref, _document(kept))
+            return kept
+
+        return self._transact(body)
+
+    def list_capture_problems(self, account_id: str, *, limit: int = 100) -> list[CaptureProblem]:
+        check_limit(limit)
+        spec = _Query(
+            CAPTURE_PROBLEMS,
+            equals=(("account_id", account_id),),
+            order_by=(("gmail_message_id", Direction.ASCENDING),),
+            limit=limit,
+        )
+        return self._query_models(CaptureProblem, spec)
+
+    def clear_capture_problem(self, account_id: str, gmail_message_id: str) -> bool:
+        ref = self._ref(CAPTURE_PROBLEMS, sighting_id_for(account_id, gmail_message_id))
+
+        def body(transaction: firestore.Transaction) -> bool:
+            existed = self._exists(ref, transaction)
+            if existed:
+                transaction.delete(ref)
+            return existed
+
+        return self._transact(body)
 
     def link_email_to_investor(self, link: InvestorLink) -> bool:
         link_ref = self._ref(LINKS, link.id)

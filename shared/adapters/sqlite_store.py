@@ -24,9 +24,11 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
+from shared.domain.addresses import canonical_address
 from shared.domain.models import (
     Activity,
     AuditEntry,
+    CaptureProblem,
     Contact,
     Email,
     EmailAccount,
@@ -50,11 +52,13 @@ from shared.domain.store_rules import (
     apply_sync_change,
     change_user_role,
     check_limit,
+    count_capture_attempt,
     decide,
     decode_page_token,
     denormalised_email_fields,
     encode_page_token,
     merge_captured_email,
+    with_derived_fields,
 )
 from shared.errors import ConflictError, NotFoundError
 from shared.ports import Decision, Page, SyncStateChange
@@ -112,6 +116,14 @@ MIGRATIONS: tuple[str, ...] = (
         id TEXT PRIMARY KEY, target TEXT NOT NULL, at TEXT NOT NULL, doc TEXT NOT NULL);
     CREATE INDEX audit_by_time ON audit (at, id);
     CREATE INDEX audit_by_target ON audit (target, at, id);
+    """,
+    """
+    ALTER TABLE investors ADD COLUMN organization_id TEXT NOT NULL DEFAULT '';
+    UPDATE investors SET organization_id = COALESCE(json_extract(doc, '$.organization_id'), '');
+    CREATE INDEX investors_by_organization ON investors (organization_id, id);
+    CREATE TABLE capture_problems (
+        account_id TEXT NOT NULL, gmail_message_id TEXT NOT NULL, doc TEXT NOT NULL,
+        PRIMARY KEY (account_id, gmail_message_id));
     """,
 )
 
@@ -372,28 +384,31 @@ class SqliteStore:
             self._put_keys(conn, "organization_domain", organization.id, organization.domains)
 
     def upsert_investor(self, investor: Investor) -> None:
+        investor = with_derived_fields(investor)
         with self._write() as conn:
             conn.execute(
-                "INSERT OR REPLACE INTO investors (id, name_key, graveyard, deleted, doc)"
-                " VALUES (?,?,?,?,?)",
+                "INSERT OR REPLACE INTO investors"
+                " (id, name_key, graveyard, deleted, organization_id, doc) VALUES (?,?,?,?,?,?)",
                 (
                     investor.id,
                     investor.name_key,
                     int(investor.graveyard),
                     int(investor.deleted),
+                    investor.organization_id or "",
                     _dump(investor),
                 ),
             )
-            self._put_keys(conn, "investor_address", investor.id, investor.emails)
+            self._put_keys(conn, "investor_address", investor.id, investor.email_keys)
             self._put_keys(conn, "investor_domain", investor.id, investor.domains)
 
     def upsert_contact(self, contact: Contact) -> None:
+        contact = with_derived_fields(contact)
         with self._write() as conn:
             conn.execute(
                 "INSERT OR REPLACE INTO contacts (id, deleted, doc) VALUES (?,?,?)",
                 (contact.id, int(contact.deleted), _dump(contact)),
             )
-            self._put_keys(conn, "contact_address", contact.id, contact.emails)
+            self._put_keys(conn, "contact_address", contact.id, contact.email_keys)
 
     def get_organization(self, organization_id: str) -> Organization | None:
         return self._one(
@@ -418,11 +433,11 @@ class SqliteStore:
         return self._many(cls, sql, (kind, *keys))
 
     def find_contacts_by_addresses(self, addresses: Iterable[str]) -> list[Contact]:
-        keys = [normalize_address(a) for a in addresses]
+        keys = [canonical_address(a) for a in addresses]
         return self._find_by_keys(Contact, "contacts", "contact_address", keys)
 
     def find_investors_by_addresses(self, addresses: Iterable[str]) -> list[Investor]:
-        keys = [normalize_address(a) for a in addresses]
+        keys = [canonical_address(a) for a in addresses]
         return self._find_by_keys(Investor, "investors", "investor_address", keys)
 
     def find_organizations_by_domains(self, domains: Iterable[str]) -> list[Organization]:
@@ -432,6 +447,17 @@ class SqliteStore:
     def find_investors_by_domains(self, domains: Iterable[str]) -> list[Investor]:
         keys = [normalize_domain(d) for d in domains]
         return self._find_by_keys(Investor, "investors", "investor_domain", keys)
+
+    def find_investors_by_organizations(self, organization_ids: Iterable[str]) -> list[Investor]:
+        keys = sorted({key for key in organization_ids if key})
+        if not keys:
+            return []
+        return self._many(
+            Investor,
+            f"SELECT doc FROM investors WHERE deleted = 0"  # noqa: S608
+            f" AND organization_id IN ({_placeholders(keys)}) ORDER BY id",
+            keys,
+        )
 
     def list_investors(
         self, *, include_graveyard: bool = True, include_deleted: bool = False
@@ -553,6 +579,52 @@ class SqliteStore:
         return self._many(
             Sighting, "SELECT doc FROM sightings WHERE email_id = ? ORDER BY id", (email_id,)
         )
+
+    def sighted_message_ids(self, account_id: str, gmail_message_ids: Iterable[str]) -> set[str]:
+        wanted = sorted(set(gmail_message_ids))
+        found: set[str] = set()
+        # SQLite allows 32,766 parameters; stay far below it.
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            rows = self._connection().execute(
+                "SELECT gmail_message_id FROM sightings WHERE account_id = ?"  # noqa: S608
+                f" AND gmail_message_id IN ({_placeholders(chunk)})",
+                (account_id, *chunk),
+            )
+            found.update(row[0] for row in rows)
+        return found
+
+    def record_capture_problem(self, problem: CaptureProblem) -> CaptureProblem:
+        with self._write() as conn:
+            row = conn.execute(
+                "SELECT doc FROM capture_problems WHERE account_id = ? AND gmail_message_id = ?",
+                (problem.account_id, problem.gmail_message_id),
+            ).fetchone()
+            self._after_read("record_capture_problem")
+            stored = count_capture_attempt(_load(CaptureProblem, row[0]) if row else None, problem)
+            conn.execute(
+                "INSERT OR REPLACE INTO capture_problems (account_id, gmail_message_id, doc)"
+                " VALUES (?,?,?)",
+                (stored.account_id, stored.gmail_message_id, _dump(stored)),
+            )
+            return stored
+
+    def list_capture_problems(self, account_id: str, *, limit: int = 100) -> list[CaptureProblem]:
+        check_limit(limit)
+        return self._many(
+            CaptureProblem,
+            "SELECT doc FROM capture_problems WHERE account_id = ?"
+            " ORDER BY gmail_message_id LIMIT ?",
+            (account_id, limit),
+        )
+
+    def clear_capture_problem(self, account_id: str, gmail_message_id: str) -> bool:
+        with self._write() as conn:
+            removed = conn.execute(
+                "DELETE FROM capture_problems WHERE account_id = ? AND gmail_message_id = ?",
+                (account_id, gmail_message_id),
+            ).rowcount
+        return bool(removed)
 
     def link_email_to_investor(self, link: InvestorLink) -> bool:
         with self._write() as conn:

@@ -4,19 +4,7 @@ No I/O. The caller asks :func:`lookup_keys` what to fetch, fetches it through th
 ``find_*`` methods (plus the investors those contacts and organisations point at), and hands
 everything to :func:`match_participants`.
 
-Address comparison goes through :func:`canonical_address`:
-
-- everything is lower-cased (local parts are case-sensitive in RFC 5321, but no mail system a
-  fund deals with treats them so, and the stores keep addresses lower-case anyway);
-- on ``gmail.com``/``googlemail.com`` (one mailbox system, two names) dots and a ``+tag`` in the
-  local part are ignored and ``googlemail.com`` becomes ``gmail.com``: that is Gmail's own
-  delivery rule, so ``J.Smith+vc@googlemail.com`` *is* the mailbox ``jsmith@gmail.com``;
-- on every other domain the local part is kept whole, dots and ``+tag`` included. Sub-addressing
-  is a per-server setting (the delimiter may be ``+``, ``-`` or nothing; ``sales+eu@`` may be a
-  separately routed mailbox or a shared alias), so folding it would guess. A wrong fold attaches
-  someone else's mail to an investor (a privacy failure and a bad CRM entry); a missed fold only
-  costs a match that an admin fixes by adding the tagged address to the contact. We choose the
-  failure that is visible and cheap.
+Addresses are compared by :func:`shared.domain.addresses.canonical_address`.
 """
 
 from __future__ import annotations
@@ -24,6 +12,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from shared.domain.addresses import (
+    GMAIL,
+    GMAIL_DOMAINS,
+    canonical_address,
+    is_public_mail_domain,
+    split_address,
+)
 from shared.domain.models import (
     Contact,
     Investor,
@@ -31,12 +26,8 @@ from shared.domain.models import (
     Mailbox,
     MatchHeader,
     Organization,
-    normalize_address,
     normalize_domain,
 )
-
-_GMAIL = "gmail.com"
-_GMAIL_DOMAINS = frozenset({"gmail.com", "googlemail.com"})
 
 # Most significant first: who wrote it, who answers it, who it is for, who was told.
 HEADER_ORDER: tuple[MatchHeader, ...] = (
@@ -47,161 +38,6 @@ HEADER_ORDER: tuple[MatchHeader, ...] = (
     MatchHeader.BCC,
 )
 _HEADER_RANK = {header: rank for rank, header in enumerate(HEADER_ORDER)}
-
-# Webmail and ISP domains anyone can sign up at: a person there says nothing about an
-# organisation, so these never match by domain (addresses at them still match one by one).
-PUBLIC_MAIL_DOMAINS: frozenset[str] = frozenset(
-    {
-        # Google
-        "gmail.com",
-        "googlemail.com",
-        # Microsoft
-        "outlook.com",
-        "outlook.de",
-        "outlook.fr",
-        "outlook.es",
-        "outlook.it",
-        "outlook.co.uk",
-        "hotmail.com",
-        "hotmail.co.uk",
-        "hotmail.de",
-        "hotmail.fr",
-        "hotmail.es",
-        "hotmail.it",
-        "live.com",
-        "live.co.uk",
-        "live.de",
-        "live.fr",
-        "live.nl",
-        "msn.com",
-        "passport.com",
-        # Yahoo and Verizon
-        "yahoo.com",
-        "yahoo.co.uk",
-        "yahoo.co.jp",
-        "yahoo.de",
-        "yahoo.fr",
-        "yahoo.es",
-        "yahoo.it",
-        "yahoo.ca",
-        "yahoo.com.au",
-        "yahoo.com.br",
-        "yahoo.co.in",
-        "ymail.com",
-        "rocketmail.com",
-        "aol.com",
-        "aim.com",
-        "verizon.net",
-        # Apple
-        "icloud.com",
-        "me.com",
-        "mac.com",
-        # Privacy-first providers
-        "proton.me",
-        "protonmail.com",
-        "protonmail.ch",
-        "pm.me",
-        "tutanota.com",
-        "tutanota.de",
-        "tuta.io",
-        "tuta.com",
-        "fastmail.com",
-        "fastmail.fm",
-        "hey.com",
-        # GMX / United Internet (gmx.* is also matched as a family, see is_public_mail_domain)
-        "gmx.com",
-        "gmx.net",
-        "gmx.de",
-        "gmx.at",
-        "gmx.ch",
-        "gmx.fr",
-        "gmx.co.uk",
-        "gmx.us",
-        "web.de",
-        "mail.com",
-        "email.com",
-        # Europe
-        "t-online.de",
-        "freenet.de",
-        "orange.fr",
-        "wanadoo.fr",
-        "free.fr",
-        "laposte.net",
-        "sfr.fr",
-        "libero.it",
-        "virgilio.it",
-        "seznam.cz",
-        "wp.pl",
-        "o2.pl",
-        "interia.pl",
-        "btinternet.com",
-        "sky.com",
-        "bluewin.ch",
-        # Elsewhere
-        "yandex.ru",
-        "yandex.com",
-        "mail.ru",
-        "qq.com",
-        "163.com",
-        "126.com",
-        "sina.com",
-        "naver.com",
-        "daum.net",
-        "rediffmail.com",
-        "comcast.net",
-        "att.net",
-        "sbcglobal.net",
-        "zoho.com",
-        "zohomail.com",
-        "hushmail.com",
-        "inbox.com",
-        "mailbox.org",
-        "posteo.de",
-        "posteo.net",
-    }
-)
-
-# Brands that hand out addresses under many country domains ("gmx.*"): any ``<brand>.<tld>`` or
-# ``<brand>.<sld>.<tld>`` counts as public. Kept to brands with no plausible company namesake.
-_PUBLIC_MAIL_FAMILIES = frozenset({"gmx", "googlemail", "hotmail", "yahoo"})
-_SECOND_LEVELS = frozenset({"co", "com", "net", "org", "ne", "or"})
-
-
-def _split(address: str) -> tuple[str, str]:
-    local, _, domain = address.rpartition("@")
-    return local, domain
-
-
-def canonical_address(address: str) -> str:
-    """The mailbox an address delivers to, for comparison (see the module docstring).
-
-    Raises ValueError for something that is not an address.
-    """
-    local, domain = _split(normalize_address(address))
-    if domain in _GMAIL_DOMAINS:
-        gmail_local = local.split("+", 1)[0].replace(".", "")
-        # "+x@gmail.com" or ".@gmail.com" is not a Gmail mailbox; keep it whole rather than
-        # collapse it onto "@gmail.com".
-        if gmail_local:
-            return f"{gmail_local}@{_GMAIL}"
-    return f"{local}@{domain}"
-
-
-def address_domain(address: str) -> str:
-    """The (canonical) domain of an address: ``googlemail.com`` reads as ``gmail.com``."""
-    return _split(canonical_address(address))[1]
-
-
-def is_public_mail_domain(domain: str) -> bool:
-    """True for a webmail/ISP domain (including ``gmx.*`` and the like): never an organisation."""
-    domain = domain.strip().lower().removeprefix("@").rstrip(".")
-    if domain in PUBLIC_MAIL_DOMAINS:
-        return True
-    labels = domain.split(".")
-    if not labels or labels[0] not in _PUBLIC_MAIL_FAMILIES:
-        return False
-    # gmx.es, yahoo.co.nz, hotmail.com.br; not gmx.acme.com (a company's own subdomain).
-    return len(labels) == 2 or (len(labels) == 3 and labels[1] in _SECOND_LEVELS)
 
 
 @dataclass(frozen=True)
@@ -228,7 +64,7 @@ class Exclusions:
             if entry.startswith("@") or "@" not in entry:
                 domain = normalize_domain(entry)
                 # googlemail.com and gmail.com are one system: excluding one excludes both.
-                domains.update(_GMAIL_DOMAINS if domain in _GMAIL_DOMAINS else {domain})
+                domains.update(GMAIL_DOMAINS if domain in GMAIL_DOMAINS else {domain})
             else:
                 addresses.add(canonical_address(entry))
         return cls(addresses=frozenset(addresses), domains=frozenset(domains))
@@ -237,7 +73,7 @@ class Exclusions:
         canonical = canonical_address(address)
         if canonical in self.addresses:
             return True
-        domain = _split(canonical)[1]
+        domain = split_address(canonical)[1]
         return any(domain == d or domain.endswith("." + d) for d in self.domains)
 
 
@@ -303,10 +139,10 @@ def lookup_keys(
     addresses: set[str] = set()
     domains: set[str] = set()
     for _, _, address, canonical in _candidates(participants, own_addresses):
-        local, domain = _split(address)
-        canonical_local, canonical_domain = _split(canonical)
-        if canonical_domain == _GMAIL and domain in _GMAIL_DOMAINS:
-            addresses.update(f"{lp}@{d}" for lp in (local, canonical_local) for d in _GMAIL_DOMAINS)
+        local, domain = split_address(address)
+        canonical_local, canonical_domain = split_address(canonical)
+        if canonical_domain == GMAIL and domain in GMAIL_DOMAINS:
+            addresses.update(f"{lp}@{d}" for lp in (local, canonical_local) for d in GMAIL_DOMAINS)
         else:
             addresses.update({address, canonical})
         if not is_public_mail_domain(canonical_domain):
@@ -374,7 +210,7 @@ def match_email(
                 unlinked.add(contact.id)
         for investor in investors_by_address.get(canonical, []):
             reached.setdefault(investor.id, (_VIA_ADDRESS, None))
-        for investor in investors_by_domain.get(_split(canonical)[1], []):
+        for investor in investors_by_domain.get(split_address(canonical)[1], []):
             reached.setdefault(investor.id, (_VIA_DOMAIN, None))
 
         for investor_id, (via, contact_id) in reached.items():

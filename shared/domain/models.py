@@ -18,13 +18,8 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-# Deliberately loose: a mailbox in the wild can carry almost anything before the "@"; what we need
-# is one "@", no whitespace, and a domain with a dot-free-or-dotted label. Parsing RFC 5322 is the
-# parser's job (issue 3), validation here guards the store against garbage keys.
-_ADDRESS_RE = re.compile(r"^[^@\s]+@[^@\s]+$")
-_DOMAIN_RE = re.compile(
-    r"^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9-]{1,63})*$"
-)
+from shared.domain.addresses import canonical_address, normalize_address, normalize_domain
+
 _ID_RE = re.compile(r"^[A-Za-z0-9_.:@+=-]{1,200}$")
 
 
@@ -38,25 +33,14 @@ def time_key(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def email_keys_for(addresses: list[str]) -> list[str]:
+    """The canonical lookup keys of a record's addresses (sorted, unique)."""
+    return sorted({canonical_address(a) for a in addresses})
+
+
 def new_id() -> str:
     """A random id for records with no natural key."""
     return uuid.uuid4().hex
-
-
-def normalize_address(value: str) -> str:
-    """Lower-case, trimmed, validated e-mail address."""
-    address = value.strip().lower()
-    if not _ADDRESS_RE.match(address):
-        raise ValueError(f"not an e-mail address: {value!r}")
-    return address
-
-
-def normalize_domain(value: str) -> str:
-    """Lower-case domain without a leading ``@``."""
-    domain = value.strip().lower().removeprefix("@").rstrip(".")
-    if not _DOMAIN_RE.match(domain):
-        raise ValueError(f"not a domain: {value!r}")
-    return domain
 
 
 def _check_id(value: str) -> str:
@@ -282,12 +266,15 @@ class Investor(Record):
     deleted_at: Timestamp | None = None
     # Lower-cased name: the picker sorts on it, and Firestore orders by stored bytes.
     name_key: str = ""
+    # Canonical forms of ``emails`` (Gmail dots/+tags folded): what lookups by address compare.
+    email_keys: list[str] = Field(default_factory=list)
     updated_at: Timestamp = Field(default_factory=utcnow)
 
     @model_validator(mode="after")
-    def _derive_name_key(self) -> Investor:
+    def _derive_keys(self) -> Investor:
         # Assigned through __dict__: a validated assignment here would re-enter this validator.
         self.__dict__["name_key"] = self.name.casefold()
+        self.__dict__["email_keys"] = email_keys_for(self.emails)
         return self
 
 
@@ -297,9 +284,16 @@ class Contact(Record):
     investor_id: RecordId | None = None
     organization_id: RecordId | None = None
     emails: AddressList = Field(default_factory=list)
+    # Canonical forms of ``emails``, derived: see Investor.email_keys.
+    email_keys: list[str] = Field(default_factory=list)
     deleted: bool = False
     deleted_at: Timestamp | None = None
     updated_at: Timestamp = Field(default_factory=utcnow)
+
+    @model_validator(mode="after")
+    def _derive_keys(self) -> Contact:
+        self.__dict__["email_keys"] = email_keys_for(self.emails)
+        return self
 
 
 class Mailbox(Record):
@@ -456,6 +450,33 @@ class AuditEntry(Record):
     def sort_key(self) -> str:
         """Newest-first key: time, then id, so entries of the same instant keep one order."""
         return f"{time_key(self.at)}|{self.id}"
+
+
+class CaptureProblem(Record):
+    """A message capture could not read: kept, retried on later runs, shown in sync status."""
+
+    id: RecordId
+    account_id: RecordId
+    gmail_message_id: str
+    reason: str
+    attempts: int = 1
+    at: Timestamp = Field(default_factory=utcnow)
+
+    @classmethod
+    def new(cls, account_id: str, gmail_message_id: str, reason: str) -> CaptureProblem:
+        return cls(
+            id=sighting_id_for(account_id, gmail_message_id),
+            account_id=account_id,
+            gmail_message_id=gmail_message_id,
+            reason=reason,
+        )
+
+    @model_validator(mode="after")
+    def _id_follows_message(self) -> CaptureProblem:
+        # Keyed like the sighting it is missing, so recording it twice counts one more attempt.
+        if self.id != sighting_id_for(self.account_id, self.gmail_message_id):
+            raise ValueError("a capture problem's id must be sighting_id_for(account, message)")
+        return self
 
 
 class Guard(Record):

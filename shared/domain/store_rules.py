@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
 
 from shared.domain.models import (
     Activity,
+    CaptureProblem,
     Email,
     Proposal,
     ProposalStatus,
@@ -22,7 +25,15 @@ from shared.domain.models import (
 from shared.errors import BadRequestError, ConflictError
 from shared.ports import Decision, SyncStateChange
 
+R = TypeVar("R", bound=BaseModel)
+
 _DENORMALISED = ("matched", "matched_at", "investor_ids", "live_account_ids")
+
+
+def with_derived_fields(record: R) -> R:
+    """The record re-validated, so derived keys (``name_key``, ``email_keys``) follow its data
+    even when the caller built it with ``model_copy(update=...)``, which skips validators."""
+    return type(record).model_validate(record.model_dump())
 
 
 def check_limit(limit: int) -> int:
@@ -61,6 +72,13 @@ def change_user_role(
     if was_admin and not still_admin and other_active_admins == 0:
         raise ConflictError("the change would leave no active admin", user_id=user.id)
     return changed
+
+
+def count_capture_attempt(stored: CaptureProblem | None, new: CaptureProblem) -> CaptureProblem:
+    """The problem to keep: the latest reason and time, and how many attempts failed so far."""
+    if stored is None:
+        return new
+    return new.model_copy(update={"attempts": stored.attempts + 1})
 
 
 def apply_sync_change(state: SyncState, change: SyncStateChange) -> SyncState:

@@ -14,6 +14,7 @@ from typing import Any
 
 from shared.domain.models import (
     AuditEntry,
+    CaptureProblem,
     Contact,
     Email,
     EmailAccount,
@@ -97,6 +98,7 @@ def exercise_every_method(store: Store) -> None:
     store.find_investors_by_addresses(["jane@acme.example"])
     store.find_organizations_by_domains(["acme.example"])
     store.find_investors_by_domains(["acme.example"])
+    store.find_investors_by_organizations([org.id])
     for include_graveyard in (True, False):
         for include_deleted in (True, False):
             store.list_investors(
@@ -118,6 +120,10 @@ def exercise_every_method(store: Store) -> None:
     store.set_sighting_deleted(account.id, "m1", True)
     store.get_sighting(account.id, "m1")
     store.list_sightings(email.id)
+    store.sighted_message_ids(account.id, ["m1", "m2"])
+    store.record_capture_problem(CaptureProblem.new(account.id, "m2", "unreadable"))
+    store.list_capture_problems(account.id)
+    store.clear_capture_problem(account.id, "m2")
     store.link_email_to_investor(
         InvestorLink.new(email.id, investor.id, contact.id, "jane@acme.example", MatchHeader.FROM)
     )

@@ -17,6 +17,7 @@ import pytest
 
 from shared.domain.models import (
     AuditEntry,
+    CaptureProblem,
     Contact,
     Email,
     EmailAccount,
@@ -728,3 +729,55 @@ class TestEdgesBothStoresAgreeOn:
             store.link_email_to_investor(
                 InvestorLink.new(email_id_for("<nobody@x>"), "i1", None, "a@x.io", MatchHeader.FROM)
             )
+
+
+class TestCaptureLookups:
+    """What capture asks of the store besides records: canonical lookups, known ids, problems."""
+
+    def test_gmail_addresses_are_looked_up_canonically(self, store: Store) -> None:
+        investor = Investor(name="Zeta", emails=["Z.Ventures+deals@googlemail.com"])
+        contact = Contact(name="Jo", investor_id=investor.id, emails=["j.smith@gmail.com"])
+        store.upsert_investor(investor)
+        store.upsert_contact(contact)
+        assert [c.id for c in store.find_contacts_by_addresses(["JSmith@googlemail.com"])] == [
+            contact.id
+        ]
+        assert [i.id for i in store.find_investors_by_addresses(["zventures@gmail.com"])] == [
+            investor.id
+        ]
+        # Other domains keep dots: j.smith@acme.example is not jsmith@acme.example.
+        store.upsert_contact(Contact(name="A", emails=["j.smith@acme.example"]))
+        assert store.find_contacts_by_addresses(["jsmith@acme.example"]) == []
+
+    def test_investors_are_found_by_organisation(self, store: Store) -> None:
+        org = Organization(name="Acme", domains=["acme.example"])
+        live = Investor(name="Fund I", organization_id=org.id)
+        gone = Investor(name="Fund 0", organization_id=org.id, deleted=True)
+        other = Investor(name="Elsewhere")
+        for investor in (live, gone, other):
+            store.upsert_investor(investor)
+        assert [i.id for i in store.find_investors_by_organizations([org.id, "nope"])] == [live.id]
+        assert store.find_investors_by_organizations([]) == []
+        many = [f"org{n}" for n in range(40)] + [org.id]  # more than one query's 30 values
+        assert [i.id for i in store.find_investors_by_organizations(many)] == [live.id]
+
+    def test_sighted_ids_include_deleted_sightings(self, store: Store) -> None:
+        account = EmailAccount.new("team@fund.example")
+        store.add_email_account(account)
+        email = Email(id=email_id_for("<s@x>"))
+        store.upsert_email(email)
+        store.record_sighting(Sighting.new(account.id, "g1", email.id))
+        store.record_sighting(Sighting.new(account.id, "g2", email.id, deleted=True))
+        assert store.sighted_message_ids(account.id, ["g1", "g2", "g3"]) == {"g1", "g2"}
+        assert store.sighted_message_ids("a_other", ["g1"]) == set()
+
+    def test_capture_problems_count_attempts_and_clear(self, store: Store) -> None:
+        first = store.record_capture_problem(CaptureProblem.new("a1", "g9", "timeout"))
+        again = store.record_capture_problem(CaptureProblem.new("a1", "g9", "500 from Gmail"))
+        store.record_capture_problem(CaptureProblem.new("a1", "g1", "bad"))
+        store.record_capture_problem(CaptureProblem.new("a2", "g5", "bad"))
+        assert (first.attempts, again.attempts, again.reason) == (1, 2, "500 from Gmail")
+        assert [p.gmail_message_id for p in store.list_capture_problems("a1")] == ["g1", "g9"]
+        assert store.clear_capture_problem("a1", "g9") is True
+        assert store.clear_capture_problem("a1", "g9") is False
+        assert [p.gmail_message_id for p in store.list_capture_problems("a1")] == ["g1"]

@@ -6,12 +6,10 @@ from collections.abc import Sequence
 
 import pytest
 
+from shared.domain.addresses import PUBLIC_MAIL_DOMAINS, canonical_address, is_public_mail_domain
 from shared.domain.matching import (
-    PUBLIC_MAIL_DOMAINS,
     Exclusions,
     Match,
-    canonical_address,
-    is_public_mail_domain,
     lookup_keys,
     match_email,
     match_participants,
