@@ -59,7 +59,9 @@ class SyncStateChange:
     last_error: str | None = None
     watch_expiration: datetime | None = None
     backfill_page_token: str | None = None
+    backfill_history_id: int | None = None
     backfill_done: bool | None = None
+    last_reconciled_at: datetime | None = None
     messages_total: int | None = None
     messages_done: int | None = None
     messages_failed: int | None = None
@@ -191,9 +193,15 @@ class Store(Protocol):
 
     def list_links(self, email_id: str) -> list[InvestorLink]: ...
     def find_emails_by_participants(
-        self, *, addresses: Sequence[str] = (), domains: Sequence[str] = (), limit: int = 500
+        self,
+        *,
+        addresses: Sequence[str] = (),
+        domains: Sequence[str] = (),
+        limit: int = 500,
+        after_id: str = "",
     ) -> list[Email]:
-        """Emails with any of the addresses or domains among their participants (re-match)."""
+        """Emails with any of the addresses or domains among their participants (re-match),
+        by id; ``after_id`` continues from the last id of the previous page."""
         ...
 
     # -- proposals and activities ------------------------------------------------------------

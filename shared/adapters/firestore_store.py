@@ -802,7 +802,12 @@ class FirestoreStore:
         return sorted(self._query_models(InvestorLink, _links_of(email_id)), key=lambda x: x.id)
 
     def find_emails_by_participants(
-        self, *, addresses: Sequence[str] = (), domains: Sequence[str] = (), limit: int = 500
+        self,
+        *,
+        addresses: Sequence[str] = (),
+        domains: Sequence[str] = (),
+        limit: int = 500,
+        after_id: str = "",
     ) -> list[Email]:
         """The first ``limit`` matching emails by id, like the SQLite store.
 
@@ -822,6 +827,7 @@ class FirestoreStore:
                 spec = _Query(
                     EMAILS,
                     contains_any=(array_field, tuple(chunk)),
+                    range=("id", ">", after_id) if after_id else None,
                     order_by=(("id", Direction.ASCENDING),),
                     limit=limit,
                 )

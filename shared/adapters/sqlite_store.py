@@ -663,7 +663,12 @@ class SqliteStore:
         )
 
     def find_emails_by_participants(
-        self, *, addresses: Sequence[str] = (), domains: Sequence[str] = (), limit: int = 500
+        self,
+        *,
+        addresses: Sequence[str] = (),
+        domains: Sequence[str] = (),
+        limit: int = 500,
+        after_id: str = "",
     ) -> list[Email]:
         check_limit(limit)
         keys = [("address", normalize_address(a)) for a in addresses] + [
@@ -676,9 +681,9 @@ class SqliteStore:
         sql = (
             "SELECT doc FROM emails WHERE id IN ("  # noqa: S608
             f" SELECT email_id FROM email_participants WHERE {condition})"
-            " ORDER BY id LIMIT ?"
+            " AND id > ? ORDER BY id LIMIT ?"
         )
-        return self._many(Email, sql, (*params, limit))
+        return self._many(Email, sql, (*params, after_id, limit))
 
     # -- proposals and activities -------------------------------------------------------------
 

@@ -211,7 +211,10 @@ class SyncState(Record):
     last_error: str = ""
     watch_expiration: Timestamp | None = None
     backfill_page_token: str = ""
+    # The mailbox's history id when its full sync began: partial sync resumes from it.
+    backfill_history_id: int = 0
     backfill_done: bool = False
+    last_reconciled_at: Timestamp | None = None
     messages_total: int = 0
     messages_done: int = 0
     messages_failed: int = 0
@@ -325,6 +328,8 @@ class Email(Record):
     size: int = 0
     participant_addresses: AddressList = Field(default_factory=list)
     participant_domains: DomainList = Field(default_factory=list)
+    # List or bulk mail (List-Id, Precedence, no-reply sender...): stored, never matched.
+    is_bulk: bool = False
     snippet: str = ""
     body: str = ""
     body_truncated: bool = False

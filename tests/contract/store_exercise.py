@@ -129,6 +129,7 @@ def exercise_every_method(store: Store) -> None:
     )
     store.list_links(email.id)
     store.find_emails_by_participants(addresses=["jane@acme.example"], domains=["acme.example"])
+    store.find_emails_by_participants(addresses=["jane@acme.example"], after_id=email.id)
     store.unlink_email_from_investor(email.id, investor.id)
 
     # proposals and activities

@@ -513,6 +513,15 @@ class TestEmails:
         assert ids(addresses=many) == [by_domain.id]
         assert ids(addresses=["jane@acme.example"], domains=["beta.example"], limit=1) == both[:1]
         assert ids() == []
+        # Paging by id: the second page starts after the first page's last id.
+        first = ids(addresses=["jane@acme.example"], domains=["beta.example"], limit=1)
+        rest = ids(
+            addresses=["jane@acme.example"], domains=["beta.example"], limit=1, after_id=first[-1]
+        )
+        assert first + rest == both
+        assert (
+            ids(addresses=["jane@acme.example"], domains=["beta.example"], after_id=both[-1]) == []
+        )
 
 
 # -- proposals and activities ------------------------------------------------------------------
