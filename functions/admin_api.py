@@ -6,6 +6,8 @@ Routes (each names the roles it admits; the token is verified before routing):
   POST /users       add a user {email, name, role} (admins; audited)
   GET  /mailboxes   team mailboxes and their sync state (admins)
   POST /mailboxes   register a team mailbox {address, owner_email} (admins; audited)
+  GET  /proposals   proposals, newest first: ?status=&investor_id=&limit=&page_token= (admins)
+  POST /proposals/<id>/approve | /reject   decide one (admins; audited; 409 if decided)
 Writes only to the store; HTTP functions are never retried by the platform.
 """
 
@@ -19,9 +21,9 @@ from flask.typing import ResponseReturnValue
 from pydantic import BaseModel, ValidationError
 
 from shared import wiring
-from shared.domain.models import Address, Caller, Role
+from shared.domain.models import Address, Caller, ProposalStatus, Role
 from shared.errors import BadRequestError
-from shared.services import directory
+from shared.services import directory, proposals
 from shared.web import ADMINS, PEOPLE, Router, json_response
 
 api = Router("admin_api", verifier=wiring.verifier)
@@ -86,6 +88,42 @@ def add_mailbox(request: flask.Request, caller: Caller) -> ResponseReturnValue:
         wiring.store(), caller, address=body.address, owner_email=body.owner_email
     )
     return json_response(account.model_dump(mode="json"), 201)
+
+
+@api.route("GET", "/proposals", roles=ADMINS)
+def list_proposals(request: flask.Request, caller: Caller) -> ResponseReturnValue:
+    args = request.args
+    try:
+        status = ProposalStatus(args["status"]) if args.get("status") else None
+        limit = int(args.get("limit", "50"))
+    except ValueError as exc:
+        raise BadRequestError(f"bad query parameter: {exc}") from None
+    if not 1 <= limit <= 200:
+        raise BadRequestError("limit must be between 1 and 200")
+    page = wiring.store().list_proposals(
+        status=status,
+        investor_id=args.get("investor_id") or None,
+        limit=limit,
+        page_token=args.get("page_token", ""),
+    )
+    return json_response(
+        {
+            "items": [p.model_dump(mode="json") for p in page.items],
+            "next_page_token": page.next_token,
+        }
+    )
+
+
+@api.route("POST", "/proposals/<proposal_id>/<any(approve, reject):action>", roles=ADMINS)
+def decide_proposal(
+    request: flask.Request, caller: Caller, proposal_id: str, action: str
+) -> ResponseReturnValue:
+    status = ProposalStatus.APPROVED if action == "approve" else ProposalStatus.REJECTED
+    decision = proposals.decide(wiring.store(), caller, proposal_id, status)
+    body = {"proposal": decision.proposal.model_dump(mode="json"), "changed": decision.changed}
+    if decision.activity is not None:
+        body["activity"] = decision.activity.model_dump(mode="json")
+    return json_response(body)
 
 
 @functions_framework.http

@@ -9,8 +9,11 @@ adapters are built on first use by ``shared.wiring``.
 import os
 
 from functions.admin_api import admin_api
+from functions.gmail_push import gmail_push
+from functions.rematch_job import rematch_job
 from functions.sync_mailbox import sync_mailbox
 from functions.sync_poll import sync_poll
+from functions.watch_renew import watch_renew
 from shared.logging import configure_logging
 
 # JSON lines on stdout, as Cloud Logging reads them, with secrets redacted. The level is read
@@ -18,4 +21,4 @@ from shared.logging import configure_logging
 # because pydantic-settings is not worth importing on the cold-start path.
 configure_logging(os.environ.get("CRM_LOG_LEVEL", "INFO"))
 
-__all__ = ["admin_api", "sync_mailbox", "sync_poll"]
+__all__ = ["admin_api", "gmail_push", "rematch_job", "sync_mailbox", "sync_poll", "watch_renew"]

@@ -41,7 +41,12 @@ def sync_mailbox(request: flask.Request, caller: Caller) -> ResponseReturnValue:
         )
         return "", 204
     outcome = sync.run_sync(
-        wiring.store(), request_, now=wiring.clock().now(), run_id=uuid.uuid4().hex
+        wiring.store(),
+        request_,
+        gmail_for=wiring.gmail_for,
+        queue=wiring.queue(),
+        now=wiring.clock().now(),
+        run_id=uuid.uuid4().hex,
     )
     if not outcome.ran:
         logger.info(
@@ -55,4 +60,13 @@ def sync_mailbox(request: flask.Request, caller: Caller) -> ResponseReturnValue:
             },
         )
         return "", 204
-    return json_response({"account_id": outcome.account_id, "ran": True})
+    report = outcome.result.report if outcome.result else None
+    return json_response(
+        {
+            "account_id": outcome.account_id,
+            "ran": True,
+            "outcome": outcome.reason,
+            "captured": report.captured if report else 0,
+            "matched": report.matched if report else 0,
+        }
+    )

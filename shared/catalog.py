@@ -24,6 +24,10 @@ class Trigger(StrEnum):
 
 class Topic(StrEnum):
     SYNC_REQUESTS = "sync-requests"
+    # Gmail's users.watch publishes here (gmail-api-push@system.gserviceaccount.com).
+    GMAIL_WATCH = "gmail-watch"
+    # CRM changes that affect which mail matches: worked through by rematch_job.
+    REMATCH = "rematch-jobs"
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,30 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         callers=frozenset({ServiceRole.SCHEDULER}),
         summary="Asks for a sync of every active mailbox (one message each on the sync topic).",
         schedule="*/5 * * * *",
+    ),
+    FunctionSpec(
+        name="rematch_job",
+        trigger=Trigger.PUSH,
+        callers=frozenset({ServiceRole.PUBSUB_PUSH}),
+        summary="Re-matches mail affected by a CRM change: links, unlinks, bodies, proposals.",
+        topic=Topic.REMATCH,
+        timeout_s=540,
+        memory_mb=512,
+    ),
+    FunctionSpec(
+        name="gmail_push",
+        trigger=Trigger.PUSH,
+        callers=frozenset({ServiceRole.PUBSUB_PUSH}),
+        summary="A Gmail watch notification: asks for a sync of the mailbox it names.",
+        topic=Topic.GMAIL_WATCH,
+    ),
+    FunctionSpec(
+        name="watch_renew",
+        trigger=Trigger.SCHEDULE,
+        callers=frozenset({ServiceRole.SCHEDULER}),
+        summary="Renews users.watch for every active mailbox (Gmail wants it at least weekly).",
+        schedule="17 3 * * *",
+        timeout_s=300,
     ),
     FunctionSpec(
         name="sync_mailbox",

@@ -70,6 +70,22 @@ class Settings(BaseSettings):
     queue_backend: QueueBackend = QueueBackend.LOCAL
     pubsub_endpoint: str = ""
 
+    # --- Gmail ---------------------------------------------------------------------------
+    gmail_api_endpoint: str = "https://gmail.googleapis.com/"
+    # Parts per batch request (Gmail allows 100, advises <= 50). Every part holds one of the
+    # user's concurrent-request slots at once, and Google does not publish that limit; public
+    # code uses 10-25, and more than the limit only buys 429s for the extra parts.
+    gmail_batch_size: int = Field(default=10, ge=1, le=25)
+    # Domain-wide delegation: a key held in the secret named here, or (empty) keyless, where
+    # IAM signs for ``gmail_service_account`` (Cloud Functions: no key file should exist).
+    gmail_key_secret: str = ""
+    gmail_service_account: str = ""
+    gmail_token_uri: str = ""
+    # Sandbox only: send google-auth's hard-coded Google hosts (IAM, OAuth) to this base URL.
+    google_auth_redirect: str = ""
+    # ``projects/<project>/topics/<topic>`` that users.watch publishes to.
+    gmail_watch_topic: str = ""
+
     # --- who may call ----------------------------------------------------------------------
     # ID tokens are verified against these certs (Google's v1 format: {kid: PEM certificate}).
     token_certs_url: str = GOOGLE_ID_TOKEN_CERTS_URL

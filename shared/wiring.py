@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import functools
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from shared.adapters.queue import LocalQueue
     from shared.config import Settings
-    from shared.ports import Clock, Queue, Secrets, Store, TokenVerifier
+    from shared.ports import Clock, GmailClient, Queue, Secrets, Store, TokenVerifier
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +89,38 @@ def verifier() -> TokenVerifier:
 
 
 @functools.cache
+def gmail_for(address: str) -> GmailClient:
+    """The read-only (``gmail.readonly``) Gmail client of one team mailbox, once per instance."""
+    import json
+
+    from shared.adapters.gmail_api import GmailApiClient
+    from shared.adapters.gmail_credentials import (
+        SCOPE_READONLY,
+        RedirectingRequest,
+        delegated_credentials,
+    )
+
+    settings = get_settings()
+    key_info = None
+    if settings.gmail_key_secret:
+        key_info = json.loads(secrets().get(settings.gmail_key_secret))
+    transport: Any = None
+    if settings.google_auth_redirect:
+        transport = RedirectingRequest.to_sandbox(settings.google_auth_redirect)
+    credentials = delegated_credentials(
+        address,
+        [SCOPE_READONLY],
+        key_info=key_info,
+        service_account_email=settings.gmail_service_account or None,
+        token_uri=settings.gmail_token_uri or None,
+        transport=transport,
+    )
+    return GmailApiClient(
+        credentials, endpoint=settings.gmail_api_endpoint, batch_size=settings.gmail_batch_size
+    )
+
+
+@functools.cache
 def clock() -> Clock:
     from shared.adapters.clock import SystemClock
 
@@ -112,7 +144,7 @@ def ensure_bootstrap_admin() -> bool:
 
 def reset() -> None:
     """Forget every built adapter and the settings (tests; reconfiguration)."""
-    for cached in (store, secrets, queue, verifier, clock, ensure_bootstrap_admin):
+    for cached in (store, secrets, queue, verifier, clock, gmail_for, ensure_bootstrap_admin):
         cached.cache_clear()
     if local_queue.cache_info().currsize:
         local_queue().close()

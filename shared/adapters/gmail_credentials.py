@@ -24,7 +24,8 @@ Whatever the path, the result is wrapped in :class:`DelegatedCredentials`, which
   ``https://oauth2.googleapis.com/token`` on the keyless path, so tests and the local sandbox pass a
   :class:`RedirectingRequest` that sends those hosts to the sandbox. Production passes none.
 
-google-auth is imported inside functions: importing this module stays cheap.
+Only ``google.auth.credentials`` (the base class) is imported with the module; the key, IAM and
+transport code is imported on first use. ``gmail_api`` imports this module lazily.
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ import json
 import threading
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
+
+import google.auth.credentials
+import google.auth.transport
 
 from shared.errors import AppError, ConfigurationError, RetryableError
 
@@ -56,12 +60,6 @@ _ACCEPTED_SCOPE_PREFIXES = ("https://www.googleapis.com/auth/", "https://mail.go
 _GRANT_ERRORS = frozenset(
     {"unauthorized_client", "invalid_grant", "access_denied", "invalid_scope", "invalid_client"}
 )
-
-
-def _google_credentials_base() -> type[GoogleCredentials]:
-    from google.auth.credentials import Credentials
-
-    return Credentials
 
 
 def delegated_credentials(
@@ -205,7 +203,9 @@ def _keyless(
     from google.auth import iam
     from google.oauth2 import service_account
 
-    signer = iam.Signer(transport or _default_transport(), source_credentials, service_account_email)
+    signer = iam.Signer(
+        transport or _default_transport(), source_credentials, service_account_email
+    )
     return service_account.Credentials(
         signer=signer,
         service_account_email=service_account_email,
@@ -235,7 +235,7 @@ def _default_transport() -> TransportRequest:
     return google.auth.transport.requests.Request()
 
 
-class DelegatedCredentials(_google_credentials_base()):  # type: ignore[misc]
+class DelegatedCredentials(google.auth.credentials.Credentials):
     """google-auth credentials for one mailbox, wrapping the key or keyless credentials.
 
     Usable wherever google-auth credentials are (``googleapiclient.discovery.build``,
@@ -422,7 +422,7 @@ def _describe(description: str) -> str:
     return f" ({description})" if description else ""
 
 
-class RedirectingRequest:
+class RedirectingRequest(google.auth.transport.Request):
     """A ``google.auth.transport.Request`` that sends hard-coded Google hosts elsewhere.
 
     Sandbox/test infrastructure: google-auth's keyless path calls
@@ -433,9 +433,7 @@ class RedirectingRequest:
     Production never builds one.
     """
 
-    def __init__(
-        self, redirects: Mapping[str, str], inner: TransportRequest | None = None
-    ) -> None:
+    def __init__(self, redirects: Mapping[str, str], inner: TransportRequest | None = None) -> None:
         # Longest prefix first, so a specific URL wins over its host.
         self._redirects = sorted(redirects.items(), key=lambda item: -len(item[0]))
         self._inner = inner or _default_transport()

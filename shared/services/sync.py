@@ -1,41 +1,47 @@
-"""Sync orchestration: fan-out of sync requests, and the per-mailbox lease around one run.
+"""Sync orchestration: fan-out of sync requests, the per-mailbox lease, and one bounded run.
 
-What is here is the part that does not need Gmail: which mailboxes to sync, one message per
-mailbox on the sync topic, and the create-if-absent lease that keeps two runs of one mailbox
-from overlapping. The Gmail capture itself (history, full sync, fetch plan) is issue 3's and
-will run inside ``run_sync`` where the lease is held.
+A mailbox is synced by at most one run at a time: a lease record per mailbox, taken by
+create-if-absent (or by taking over a released or expired lease inside a transaction), so a push
+notification, a poll and a continuation arriving together do the work once. A run stops at about
+70% of its function's timeout, keeps its checkpoint, and asks for its own continuation.
 """
 
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from shared.catalog import Topic
+from shared.catalog import Topic, function_spec
 from shared.domain.models import Guard, SyncStatus
-from shared.errors import BadRequestError
-from shared.ports import Queue, Store, SyncStateChange
+from shared.errors import BadRequestError, ConfigurationError, RetryableError
+from shared.ports import GmailClient, Queue, Store, SyncStateChange
+from shared.services.capture import Capture, RunResult, run_capture
 
 logger = logging.getLogger(__name__)
 
-# A run holds its mailbox for one slot; a crashed run's lease expires with its slot.
-LEASE_SLOT_SECONDS = 600
+# A run's share of its function's timeout before it checkpoints and asks for a continuation.
+RUN_BUDGET_SHARE = 0.7
+# A lease outlives the longest run; a crashed run's lease is taken over once it expires.
+LEASE_TTL = timedelta(seconds=function_spec("sync_mailbox").timeout_s * 2)
 
 
 @dataclass(frozen=True)
 class SyncRequest:
     account_id: str
+    coverage: bool = False
 
     @classmethod
     def from_message(cls, message: dict[str, object]) -> SyncRequest:
         account_id = message.get("account_id")
         if not isinstance(account_id, str) or not account_id:
             raise BadRequestError("sync request without account_id")
-        return cls(account_id)
+        return cls(account_id, coverage=bool(message.get("coverage", False)))
 
-    def to_message(self) -> dict[str, str]:
-        return {"account_id": self.account_id}
+    def to_message(self) -> dict[str, object]:
+        return {"account_id": self.account_id, "coverage": self.coverage}
 
 
 @dataclass(frozen=True)
@@ -43,15 +49,19 @@ class RunOutcome:
     account_id: str
     ran: bool
     reason: str
+    result: RunResult | None = None
 
 
-def request_sync_of_active_mailboxes(store: Store, queue: Queue) -> list[str]:
-    """Publish one sync request per mailbox that is neither paused nor deleted."""
+def request_sync_of_active_mailboxes(
+    store: Store, queue: Queue, *, coverage: bool = True
+) -> list[str]:
+    """Publish one sync request per mailbox that is neither paused nor deleted; the poll's
+    requests also run the coverage check."""
     requested = []
     for account in store.list_email_accounts():
         if account.paused:
             continue
-        queue.publish(Topic.SYNC_REQUESTS.value, SyncRequest(account.id).to_message())
+        queue.publish(Topic.SYNC_REQUESTS.value, SyncRequest(account.id, coverage).to_message())
         requested.append(account.id)
     logger.info(
         "sync requested", extra={"fields": {"event": "sync_requested", "mailboxes": len(requested)}}
@@ -59,26 +69,135 @@ def request_sync_of_active_mailboxes(store: Store, queue: Queue) -> list[str]:
     return requested
 
 
-def lease_id(account_id: str, now: datetime) -> str:
-    return f"sync-lease:{account_id}:{int(now.timestamp()) // LEASE_SLOT_SECONDS}"
+def request_sync_of_address(store: Store, queue: Queue, address: str) -> str | None:
+    """A Gmail push names a mailbox by address: ask for its sync. None if unknown or paused."""
+    account = store.get_email_account_by_address(address)
+    if account is None or account.deleted or account.paused:
+        return None
+    queue.publish(Topic.SYNC_REQUESTS.value, SyncRequest(account.id).to_message())
+    return account.id
 
 
-def run_sync(store: Store, request: SyncRequest, *, now: datetime, run_id: str) -> RunOutcome:
+def lease_id(account_id: str) -> str:
+    return f"sync-lease:{account_id}"
+
+
+def acquire_lease(store: Store, account_id: str, run_id: str, now: datetime) -> bool:
+    """Take the mailbox's lease: create it, or take over one that is released or expired."""
+    expires = (now + LEASE_TTL).isoformat()
+    fresh = Guard(id=lease_id(account_id), owner=run_id, state="running", data={"until": expires})
+    if store.create_guard(fresh):
+        return True
+
+    def take_over(guard: Guard) -> Guard | None:
+        until = datetime.fromisoformat(str(guard.data.get("until", now.isoformat())))
+        if guard.state == "running" and until > now:
+            return None
+        return guard.model_copy(
+            update={
+                "owner": run_id,
+                "state": "running",
+                "attempts": guard.attempts + 1,
+                "data": {"until": expires},
+                "updated_at": now,
+            }
+        )
+
+    taken = store.update_guard(lease_id(account_id), take_over)
+    return taken is not None and taken.owner == run_id and taken.state == "running"
+
+
+def release_lease(store: Store, account_id: str, run_id: str) -> None:
+    def release(guard: Guard) -> Guard | None:
+        if guard.owner != run_id:
+            return None  # taken over after expiry: not ours to release
+        return guard.model_copy(update={"state": "released"})
+
+    store.update_guard(lease_id(account_id), release)
+
+
+def run_sync(
+    store: Store,
+    request: SyncRequest,
+    *,
+    gmail_for: Callable[[str], GmailClient],
+    queue: Queue,
+    now: datetime,
+    run_id: str,
+    clock: Callable[[], float] = time.monotonic,
+    budget_s: float | None = None,
+) -> RunOutcome:
     """One bounded run for one mailbox, if no other run holds it.
 
-    Unknown, deleted or paused mailboxes are not an error to retry: the outcome says why.
+    Unknown, deleted or paused mailboxes, a run already holding the mailbox, and a grant that
+    lacks a scope are not worth a redelivery: the outcome says why. Transient failures raise
+    RetryableError after recording the error in the mailbox's status.
     """
     account = store.get_email_account(request.account_id)
     if account is None or account.deleted:
         return RunOutcome(request.account_id, False, "unknown mailbox")
     if account.paused:
         return RunOutcome(request.account_id, False, "mailbox paused")
-    if not store.create_guard(Guard(id=lease_id(account.id, now), owner=run_id, state="running")):
+    if not acquire_lease(store, account.id, run_id, now):
         return RunOutcome(account.id, False, "another run holds the mailbox")
+    try:
+        store.update_sync_state(
+            account.id, SyncStateChange(last_attempt_at=now, status=SyncStatus.SYNCING)
+        )
+        if budget_s is None:
+            budget_s = function_spec("sync_mailbox").timeout_s * RUN_BUDGET_SHARE
+        capture = Capture(store=store, gmail=gmail_for(account.address), account=account)
+        try:
+            result = run_capture(
+                capture, deadline=clock() + budget_s, coverage=request.coverage, clock=clock
+            )
+        except ConfigurationError as exc:
+            # A missing scope or an unknown user: retrying will not fix it; an admin must.
+            _record_failure(store, account.id, exc.message)
+            return RunOutcome(account.id, True, f"error: {exc.message}")
+        except RetryableError as exc:
+            _record_failure(store, account.id, exc.message)
+            raise
+        except Exception as exc:
+            _record_failure(store, account.id, f"{type(exc).__name__}: {exc}"[:500])
+            raise
+        problems = len(store.list_capture_problems(account.id, limit=1000))
+        finished = result.finished
+        store.update_sync_state(
+            account.id,
+            SyncStateChange(
+                status=SyncStatus.OK if finished else SyncStatus.BEHIND,
+                last_success_at=now if finished else None,
+                last_error="",
+                messages_failed=problems,
+            ),
+        )
+        logger.info(
+            "sync run finished" if finished else "sync run stopped at its deadline",
+            extra={
+                "fields": {
+                    "event": "sync_run",
+                    "mailbox": account.address,
+                    "mode": result.mode,
+                    "captured": result.report.captured,
+                    "matched": result.report.matched,
+                    "failed": result.report.failed,
+                    "coverage_gap": result.coverage_gap,
+                }
+            },
+        )
+    finally:
+        release_lease(store, account.id, run_id)
+    if not finished:
+        queue.publish(Topic.SYNC_REQUESTS.value, SyncRequest(account.id).to_message())
+    return RunOutcome(account.id, True, "ran" if finished else "continues", result)
+
+
+def _record_failure(store: Store, account_id: str, message: str) -> None:
     store.update_sync_state(
-        account.id,
-        SyncStateChange(last_attempt_at=now, status=SyncStatus.SYNCING),
+        account_id, SyncStateChange(status=SyncStatus.ERROR, last_error=message[:500])
     )
-    # Gmail capture runs here (issue 3). Until then a run only proves the lease and fan-out.
-    store.update_sync_state(account.id, SyncStateChange(status=account.sync.status))
-    return RunOutcome(account.id, True, "ran")
+    logger.error(
+        "sync run failed",
+        extra={"fields": {"event": "sync_failed", "account_id": account_id, "reason": message}},
+    )

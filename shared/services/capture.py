@@ -1,0 +1,723 @@
+"""Capture: turning one mailbox's Gmail into stored emails, sightings, links and proposals.
+
+The one rule everything here serves: never lose a message and never duplicate one, and say so
+when behind. How:
+
+- **Writes are idempotent and the sighting is written last.** An email is keyed by its
+  Message-ID, a sighting by (mailbox, Gmail id), a link by (email, investor, contact), a
+  proposal by (email, investor). A message counts as captured for a mailbox only once its
+  sighting exists, and the sighting is the last write of a message; a run that dies anywhere
+  before it leaves a message that the next run simply captures again, landing on the same keys.
+- **The cursor moves only past what is stored.** A full sync saves the ``messages.list`` page
+  token after each page is stored and sets the history id (taken from the profile *before* the
+  first page) only when the last page is done; a partial sync advances the history id record
+  by record as pages are stored. The store keeps the history id from ever moving backwards.
+- **One unreadable message never stops the rest.** It is recorded as a capture problem (shown
+  in the mailbox's status) and retried at the start of later runs; the coverage check finds
+  anything that still slipped through by comparing Gmail's ids with stored sightings.
+- **Match-only storage.** Every new message is fetched with ``format=metadata`` (the headers
+  matching needs); only matched mail gets a second fetch for its body (``raw`` when small,
+  else ``full``; attachments never). Unmatched mail keeps header metadata only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from shared.domain.addresses import canonical_address
+from shared.domain.matching import Exclusions, Match, lookup_keys, match_participants
+from shared.domain.models import (
+    CaptureProblem,
+    Email,
+    EmailAccount,
+    Mailbox,
+    MatchHeader,
+    Proposal,
+    ProposalStatus,
+    Sighting,
+    SyncState,
+    SyncStatus,
+    email_id_for,
+)
+from shared.domain.parser import ParsedMessage, parse_message
+from shared.errors import ConflictError
+from shared.ports import (
+    GmailClient,
+    GmailMessage,
+    HistoryExpiredError,
+    Store,
+    SyncStateChange,
+)
+
+logger = logging.getLogger(__name__)
+
+# The headers matching, threading and the panel need; Gmail returns only these with metadata.
+METADATA_HEADERS: tuple[str, ...] = (
+    "From",
+    "Sender",
+    "Reply-To",
+    "To",
+    "Cc",
+    "Bcc",
+    "Subject",
+    "Date",
+    "Message-ID",
+    "In-Reply-To",
+    "References",
+    "List-Id",
+    "List-Unsubscribe",
+    "Precedence",
+    "Auto-Submitted",
+    "Content-Type",
+)
+NOT_CAPTURED_LABELS = frozenset({"DRAFT", "CHAT"})
+DELETED_LABELS = frozenset({"TRASH", "SPAM"})
+BODY_LIMIT_BYTES = 512 * 1024
+# Below this Gmail size estimate the body is fetched as raw RFC 5322 (one parse, exact bytes);
+# above it as ``full``, whose attachment parts come without their data.
+RAW_FETCH_LIMIT_BYTES = 256 * 1024
+FETCH_CHUNK = 100  # ids per get_messages call (the adapter batches 25 parts at a time)
+EXCLUSIONS_SETTING = "exclusions"
+BACKFILL_DAYS_SETTING = "backfill_horizon_days"
+DEFAULT_BACKFILL_DAYS = 365
+COVERAGE_QUERY = "newer_than:2d -in:chats -in:drafts"
+RECONCILE_EVERY = timedelta(days=7)
+
+
+@dataclass
+class IngestReport:
+    """What one batch of ids did: counts for the sync state and the log."""
+
+    captured: int = 0
+    matched: int = 0
+    skipped: int = 0
+    missing: int = 0
+    failed: int = 0
+
+    def add(self, other: IngestReport) -> None:
+        for name in ("captured", "matched", "skipped", "missing", "failed"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+@dataclass
+class Capture:
+    """Capture for one mailbox: the store, that mailbox's Gmail, and what matching needs."""
+
+    store: Store
+    gmail: GmailClient
+    account: EmailAccount
+    now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    _own: set[str] | None = None
+    _exclusions: Exclusions | None = None
+
+    # -- context loaded once per run -------------------------------------------------------
+
+    @property
+    def own_addresses(self) -> set[str]:
+        if self._own is None:
+            self._own = own_canonical_addresses(self.store)
+        return self._own
+
+    @property
+    def exclusions(self) -> Exclusions:
+        if self._exclusions is None:
+            self._exclusions = load_exclusions(self.store)
+        return self._exclusions
+
+    # -- ingest ----------------------------------------------------------------------------
+
+    def ingest(self, gmail_ids: Sequence[str], *, retry_known: bool = False) -> IngestReport:
+        """Capture these messages for this mailbox; ids it already has are skipped (unless
+        ``retry_known``), so a redelivered or overlapping run does no work twice."""
+        report = IngestReport()
+        wanted = list(dict.fromkeys(gmail_ids))
+        if not retry_known:
+            known = self.store.sighted_message_ids(self.account.id, wanted)
+            report.skipped += len(known)
+            wanted = [gid for gid in wanted if gid not in known]
+        for start in range(0, len(wanted), FETCH_CHUNK):
+            report.add(self._ingest_chunk(wanted[start : start + FETCH_CHUNK]))
+        return report
+
+    def _ingest_chunk(self, ids: Sequence[str]) -> IngestReport:
+        report = IngestReport()
+        fetched = self.gmail.get_messages(ids, format="metadata", metadata_headers=METADATA_HEADERS)
+        report.missing += len(fetched.missing)
+        for gid in fetched.missing:  # deleted between list and get: nothing left to capture
+            self.store.clear_capture_problem(self.account.id, gid)
+        for gid, reason in fetched.failed.items():
+            self._problem(gid, f"metadata fetch failed: {reason}")
+            report.failed += 1
+
+        prepared: list[tuple[GmailMessage, ParsedMessage]] = []
+        for gid in ids:
+            message = fetched.messages.get(gid)
+            if message is None:
+                continue
+            if NOT_CAPTURED_LABELS & set(message.get("labelIds", [])):
+                report.skipped += 1
+                continue
+            prepared.append((message, parse_message(header_block(message))))
+
+        matches = self._match_all(prepared)
+        bodies = self._fetch_bodies(prepared, matches)
+        for message, parsed in prepared:
+            gid = message["id"]
+            try:
+                found = matches.get(gid, [])
+                self._write(message, parsed, found, bodies.get(gid))
+            except Exception as exc:
+                # One message must never stop the rest; its reason is kept for the status.
+                logger.exception(
+                    "message capture failed",
+                    extra={"fields": {"mailbox": self.account.address, "gmail_id": gid}},
+                )
+                self._problem(gid, f"{type(exc).__name__}: {exc}"[:500])
+                report.failed += 1
+                continue
+            report.captured += 1
+            report.matched += bool(found)
+        return report
+
+    def _match_all(
+        self, prepared: Sequence[tuple[GmailMessage, ParsedMessage]]
+    ) -> dict[str, list[Match]]:
+        """Match a chunk of messages with one round of store look-ups for all of them."""
+        candidates = {m["id"]: participants(p) for m, p in prepared if not p.is_bulk}
+        return match_many(self.store, candidates, self.own_addresses, self.exclusions)
+
+    def _fetch_bodies(
+        self,
+        prepared: Sequence[tuple[GmailMessage, ParsedMessage]],
+        matches: dict[str, list[Match]],
+    ) -> dict[str, ParsedMessage]:
+        """Second fetch, for matched mail only, and only when no mailbox stored its body yet."""
+        small: list[str] = []
+        large: list[str] = []
+        for message, parsed in prepared:
+            gid = message["id"]
+            if gid not in matches:
+                continue
+            stored = self.store.get_email(self._email_id(message, parsed))
+            if stored is not None and stored.matched and (stored.body or stored.snippet):
+                continue
+            size = int(message.get("sizeEstimate", 0) or 0)
+            (small if size <= RAW_FETCH_LIMIT_BYTES else large).append(gid)
+        bodies, failed = fetch_bodies(self.gmail, small, large)
+        for gid, reason in failed.items():
+            # Kept without its body for now: the metadata is stored and the body retried.
+            self._problem(gid, f"body fetch failed: {reason}")
+        return bodies
+
+    def _email_id(self, message: GmailMessage, parsed: ParsedMessage) -> str:
+        return email_id_for(
+            parsed.message_id,
+            from_address=parsed.sender.address if parsed.sender else "",
+            date=header_value(message, "Date"),
+            subject=parsed.subject,
+            body_sha256=hashlib.sha256(message.get("snippet", "").encode()).hexdigest(),
+        )
+
+    def _write(
+        self,
+        message: GmailMessage,
+        parsed: ParsedMessage,
+        found: list[Match],
+        body: ParsedMessage | None,
+    ) -> None:
+        """The writes of one message, sighting last (see the module docstring)."""
+        email = build_email(self._email_id(message, parsed), message, parsed)
+        stored = self.store.get_email(email.id)
+        if found:
+            if body is not None:
+                email = with_body(email, message.get("snippet", ""), body)
+            elif stored is not None and (stored.body or stored.snippet):
+                email = email.model_copy(
+                    update={
+                        "snippet": stored.snippet,
+                        "body": stored.body,
+                        "body_truncated": stored.body_truncated,
+                    }
+                )
+            else:
+                email = email.model_copy(update={"snippet": message.get("snippet", "")})
+        elif stored is not None and stored.matched:
+            # Matched through another mailbox's view (or a re-match): keep what it stored.
+            email = email.model_copy(
+                update={
+                    "snippet": stored.snippet,
+                    "body": stored.body,
+                    "body_truncated": stored.body_truncated,
+                }
+            )
+        self.store.upsert_email(email)
+        # Additive only: another mailbox's run must never undo links; unlinking is the
+        # re-match job's, which looks at the email as a whole.
+        apply_matches(
+            self.store, email.id, found, account_id=self.account.id, actor="capture", unlink=False
+        )
+        labels = list(message.get("labelIds", []))
+        self.store.record_sighting(
+            Sighting.new(
+                self.account.id,
+                message["id"],
+                email.id,
+                thread_id=message.get("threadId", ""),
+                label_ids=labels,
+                is_sent="SENT" in labels,
+                internal_date=internal_date(message),
+                deleted=bool(DELETED_LABELS & set(labels)),
+            )
+        )
+        self.store.clear_capture_problem(self.account.id, message["id"])
+
+    def _problem(self, gmail_id: str, reason: str) -> None:
+        self.store.record_capture_problem(CaptureProblem.new(self.account.id, gmail_id, reason))
+
+
+def match_many(
+    store: Store,
+    participant_lists: dict[str, list[tuple[MatchHeader, Mailbox]]],
+    own_addresses: set[str],
+    exclusions: Exclusions,
+) -> dict[str, list[Match]]:
+    """Match many messages with one round of store look-ups for all of them (only keys with
+    at least one match are returned)."""
+    if not participant_lists:
+        return {}
+    addresses: set[str] = set()
+    domains: set[str] = set()
+    for found in participant_lists.values():
+        found_addresses, found_domains = lookup_keys(found, own_addresses)
+        addresses.update(found_addresses)
+        domains.update(found_domains)
+    contacts = store.find_contacts_by_addresses(addresses)
+    organizations = store.find_organizations_by_domains(domains)
+    investors = {i.id: i for i in store.find_investors_by_addresses(addresses)}
+    investors.update({i.id: i for i in store.find_investors_by_domains(domains)})
+    investors.update(
+        {i.id: i for i in store.find_investors_by_organizations(o.id for o in organizations)}
+    )
+    for contact in contacts:
+        if contact.investor_id and contact.investor_id not in investors:
+            investor = store.get_investor(contact.investor_id)
+            if investor is not None:
+                investors[investor.id] = investor
+    result: dict[str, list[Match]] = {}
+    for key, found in participant_lists.items():
+        matched = match_participants(
+            found,
+            contacts=contacts,
+            investors=list(investors.values()),
+            organizations=organizations,
+            own_addresses=own_addresses,
+            exclusions=exclusions,
+            is_bulk=False,
+        )
+        if matched:
+            result[key] = matched
+    return result
+
+
+def fetch_bodies(
+    gmail: GmailClient, small: Sequence[str], large: Sequence[str] = ()
+) -> tuple[dict[str, ParsedMessage], dict[str, str]]:
+    """Bodies of matched mail: ``raw`` for small messages, ``full`` (no attachment data) for
+    large ones. Returns the parsed messages and the ids that failed, with reasons."""
+    bodies: dict[str, ParsedMessage] = {}
+    failed: dict[str, str] = {}
+    for ids, fmt in ((small, "raw"), (large, "full")):
+        if not ids:
+            continue
+        fetched = gmail.get_messages(ids, format=fmt)
+        for gid, message in fetched.messages.items():
+            data = raw_bytes(message) if fmt == "raw" else full_to_mime(message)
+            bodies[gid] = parse_message(data)
+        failed.update(fetched.failed)
+    return bodies, failed
+
+
+def with_body(email: Email, snippet: str, body: ParsedMessage) -> Email:
+    """The email with its body text, truncated at 512 KiB (UTF-8) and flagged if it was."""
+    text = body.body_text
+    encoded = text.encode("utf-8")
+    truncated = len(encoded) > BODY_LIMIT_BYTES
+    if truncated:
+        text = encoded[:BODY_LIMIT_BYTES].decode("utf-8", "ignore")
+    return email.model_copy(update={"snippet": snippet, "body": text, "body_truncated": truncated})
+
+
+def load_exclusions(store: Store) -> Exclusions:
+    return Exclusions.parse(store.get_setting(EXCLUSIONS_SETTING) or [])
+
+
+def own_canonical_addresses(store: Store) -> set[str]:
+    return {canonical_address(a) for a in store.own_addresses()}
+
+
+# -- pure helpers --------------------------------------------------------------------------------
+
+
+def header_value(message: GmailMessage, name: str) -> str:
+    for header in message.get("payload", {}).get("headers", []):
+        if str(header.get("name", "")).lower() == name.lower():
+            return str(header.get("value", ""))
+    return ""
+
+
+def header_block(message: GmailMessage) -> bytes:
+    """The message's metadata headers as an RFC 5322 header block, for the one parser."""
+    lines = []
+    for header in message.get("payload", {}).get("headers", []):
+        name = str(header.get("name", "")).strip()
+        value = str(header.get("value", "")).replace("\r", " ").replace("\n", " ")
+        if name:
+            lines.append(f"{name}: {value}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8", "surrogateescape")
+
+
+def raw_bytes(message: GmailMessage) -> bytes:
+    import base64
+
+    data = str(message.get("raw", ""))
+    return base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))
+
+
+def full_to_mime(message: GmailMessage) -> bytes:
+    """A ``format=full`` message as MIME bytes for the parser: its headers plus the text parts
+    (attachments arrive without data and are never downloaded)."""
+    import base64
+
+    texts: list[tuple[str, str]] = []
+
+    def walk(part: dict[str, Any]) -> None:
+        mime = str(part.get("mimeType", ""))
+        data = part.get("body", {}).get("data")
+        if mime in ("text/plain", "text/html") and data and not part.get("filename"):
+            raw = base64.urlsafe_b64decode(str(data) + "=" * (-len(str(data)) % 4))
+            texts.append((mime, raw.decode("utf-8", "replace")))
+        for child in part.get("parts", []) or []:
+            walk(child)
+
+    payload = message.get("payload", {})
+    walk(payload)
+    preferred = next((t for t in texts if t[0] == "text/plain"), texts[0] if texts else None)
+    headers = [
+        f"{h['name']}: {h['value']}"
+        for h in payload.get("headers", [])
+        if str(h.get("name", "")).lower() not in ("content-type", "content-transfer-encoding")
+    ]
+    if preferred is None:
+        return ("\r\n".join(headers) + "\r\n\r\n").encode("utf-8", "replace")
+    mime, text = preferred
+    headers += [
+        f"Content-Type: {mime}; charset=utf-8",
+        "Content-Transfer-Encoding: 8bit",
+    ]
+    return ("\r\n".join(headers) + "\r\n\r\n" + text).encode("utf-8", "replace")
+
+
+def internal_date(message: GmailMessage) -> datetime | None:
+    value = message.get("internalDate")
+    if value in (None, ""):
+        return None
+    return datetime.fromtimestamp(int(str(value)) / 1000, tz=UTC)
+
+
+def participants(parsed: ParsedMessage) -> list[tuple[MatchHeader, Mailbox]]:
+    return (
+        [(MatchHeader.FROM, m) for m in parsed.from_]
+        + [(MatchHeader.REPLY_TO, m) for m in parsed.reply_to]
+        + [(MatchHeader.TO, m) for m in parsed.to]
+        + [(MatchHeader.CC, m) for m in parsed.cc]
+        + [(MatchHeader.BCC, m) for m in parsed.bcc]
+    )
+
+
+def email_participants(email: Email) -> list[tuple[MatchHeader, Mailbox]]:
+    """The stored email's participants with their headers (the re-match job's input)."""
+    return (
+        ([(MatchHeader.FROM, email.sender)] if email.sender else [])
+        + [(MatchHeader.REPLY_TO, m) for m in email.reply_to]
+        + [(MatchHeader.TO, m) for m in email.to]
+        + [(MatchHeader.CC, m) for m in email.cc]
+        + [(MatchHeader.BCC, m) for m in email.bcc]
+    )
+
+
+def build_email(email_id: str, message: GmailMessage, parsed: ParsedMessage) -> Email:
+    """The email's header record (no body): what every captured message keeps."""
+    written = set(parsed.participant_addresses)
+    # Canonical forms too, so a re-match by a contact's (canonical) address finds the mail.
+    searchable = sorted(written | {canonical_address(a) for a in written})
+    return Email(
+        id=email_id,
+        message_id=parsed.message_id or "",
+        in_reply_to=parsed.in_reply_to or "",
+        references=list(parsed.references),
+        subject=parsed.subject,
+        sender=parsed.sender,
+        reply_to=list(parsed.reply_to),
+        to=list(parsed.to),
+        cc=list(parsed.cc),
+        bcc=list(parsed.bcc),
+        date=parsed.date or internal_date(message),
+        size=int(message.get("sizeEstimate", 0) or 0),
+        participant_addresses=searchable,
+        participant_domains=list(parsed.participant_domains),
+        is_bulk=parsed.is_bulk,
+    )
+
+
+def apply_matches(
+    store: Store,
+    email_id: str,
+    found: Iterable[Match],
+    *,
+    account_id: str | None,
+    actor: str,
+    unlink: bool = True,
+) -> tuple[int, int]:
+    """Make the email's links and open proposals equal to ``found``: link and propose what is
+    new, unlink what no longer matches and withdraw its open proposal. Returns (linked, unlinked).
+
+    Every write is idempotent, so capture, a redelivery and the re-match job can all call it.
+    """
+    found = list(found)
+    wanted = {m.investor_id for m in found}
+    for match in found:
+        store.link_email_to_investor(match.to_link(email_id))
+    for match in found:
+        store.create_proposal(
+            Proposal.new(
+                email_id, match.investor_id, contact_id=match.contact_id, account_id=account_id
+            )
+        )
+    unlinked = 0
+    stale = {link.investor_id for link in store.list_links(email_id)} - wanted if unlink else set()
+    for investor_id in sorted(stale):
+        unlinked += store.unlink_email_from_investor(email_id, investor_id)
+        proposal = Proposal.new(email_id, investor_id)
+        if store.get_proposal(proposal.id) is not None:
+            # Already approved or rejected by a person: their decision stands.
+            with contextlib.suppress(ConflictError):
+                store.decide_proposal(proposal.id, ProposalStatus.WITHDRAWN, actor)
+    return len(wanted), unlinked
+
+
+# -- sync runs -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """How a run ended: done, or stopped at its deadline and wanting a continuation."""
+
+    mode: str
+    report: IngestReport
+    finished: bool
+    coverage_gap: int = 0
+
+
+def backfill_query(store: Store, now: datetime) -> str:
+    days = int(store.get_setting(BACKFILL_DAYS_SETTING) or DEFAULT_BACKFILL_DAYS)
+    after = int((now - timedelta(days=days)).timestamp())
+    return f"after:{after} -in:chats -in:drafts"
+
+
+def run_capture(
+    capture: Capture,
+    *,
+    deadline: float,
+    coverage: bool = False,
+    clock: Callable[[], float] = time.monotonic,
+) -> RunResult:
+    """One bounded run: retry known problems, then a full sync (first run, or after history
+    expired) or a partial sync, then optionally the coverage check."""
+    store, account = capture.store, capture.account
+    report = IngestReport()
+    problems = store.list_capture_problems(account.id, limit=500)
+    if problems:
+        report.add(capture.ingest([p.gmail_message_id for p in problems], retry_known=True))
+    state = account.sync
+    if not state.backfill_done or state.history_id == 0:
+        mode, finished = "full", _full_sync(capture, state, report, deadline, clock)
+    else:
+        try:
+            mode, finished = "partial", _partial_sync(capture, state, report, deadline, clock)
+        except HistoryExpiredError:
+            logger.warning(
+                "history expired; falling back to a full sync",
+                extra={"fields": {"mailbox": account.address, "event": "history_expired"}},
+            )
+            store.update_sync_state(
+                account.id,
+                SyncStateChange(
+                    reset_history=True,
+                    history_id=0,
+                    backfill_done=False,
+                    backfill_page_token="",
+                    backfill_history_id=0,
+                ),
+            )
+            fresh = store.get_email_account(account.id)
+            assert fresh is not None
+            mode, finished = "full", _full_sync(capture, fresh.sync, report, deadline, clock)
+    gap = 0
+    if finished and coverage:
+        gap = check_coverage(capture, report)
+    return RunResult(mode=mode, report=report, finished=finished, coverage_gap=gap)
+
+
+def _full_sync(
+    capture: Capture,
+    state: SyncState,
+    report: IngestReport,
+    deadline: float,
+    clock: Callable[[], float],
+) -> bool:
+    store, gmail, account = capture.store, capture.gmail, capture.account
+    if not state.backfill_page_token:
+        # The cursor for afterwards is read *before* the first page: whatever arrives while
+        # the backfill runs is then replayed by the partial sync, never skipped.
+        profile = gmail.get_profile()
+        state = store.update_sync_state(
+            account.id,
+            SyncStateChange(
+                backfill_history_id=int(profile.get("historyId", 0) or 0),
+                messages_total=int(profile.get("messagesTotal", 0) or 0),
+                messages_done=0 if state.backfill_history_id == 0 else None,
+                status=SyncStatus.SYNCING,
+            ),
+        )
+    query = backfill_query(store, capture.now())
+    token = state.backfill_page_token
+    done = state.messages_done
+    while True:
+        page = gmail.list_message_ids(query=query, page_token=token)
+        step = capture.ingest(page.ids)
+        report.add(step)
+        done += len(page.ids)
+        token = page.next_page_token
+        if not token:
+            store.update_sync_state(
+                account.id,
+                SyncStateChange(
+                    history_id=state.backfill_history_id,
+                    backfill_done=True,
+                    backfill_page_token="",
+                    messages_done=done,
+                ),
+            )
+            _log_progress(account, done, state.messages_total, "full sync done")
+            return True
+        store.update_sync_state(
+            account.id, SyncStateChange(backfill_page_token=token, messages_done=done)
+        )
+        _log_progress(account, done, state.messages_total, "full sync progress")
+        if clock() >= deadline:
+            return False
+
+
+def _partial_sync(
+    capture: Capture,
+    state: SyncState,
+    report: IngestReport,
+    deadline: float,
+    clock: Callable[[], float],
+) -> bool:
+    store, gmail, account = capture.store, capture.gmail, capture.account
+    token = ""
+    while True:
+        page = gmail.list_history(start_history_id=state.history_id, page_token=token)
+        added: list[str] = []
+        restore: list[str] = []
+        soft_delete: list[str] = []
+        for record in page.records:
+            for item in record.get("messagesAdded", []):
+                message = item.get("message", {})
+                if not NOT_CAPTURED_LABELS & set(message.get("labelIds", [])):
+                    added.append(message["id"])
+            for item in record.get("messagesDeleted", []):
+                soft_delete.append(item["message"]["id"])
+            for item in record.get("labelsAdded", []):
+                if DELETED_LABELS & set(item.get("labelIds", [])):
+                    soft_delete.append(item["message"]["id"])
+            for item in record.get("labelsRemoved", []):
+                if DELETED_LABELS & set(item.get("labelIds", [])):
+                    restore.append(item["message"]["id"])
+        report.add(capture.ingest(added))
+        for gid in soft_delete:
+            store.set_sighting_deleted(account.id, gid, True)
+        for gid in restore:
+            # Mail moved back out of TRASH/SPAM: restore its sighting, or capture it if it
+            # was never seen (the backfill lists no trash or spam).
+            if not store.set_sighting_deleted(account.id, gid, False):
+                report.add(capture.ingest([gid]))
+            else:
+                fresh = gmail.get_messages([gid], format="minimal")
+                if gid in fresh.messages and DELETED_LABELS & set(
+                    fresh.messages[gid].get("labelIds", [])
+                ):
+                    store.set_sighting_deleted(account.id, gid, True)
+        token = page.next_page_token
+        if not token:
+            store.update_sync_state(account.id, SyncStateChange(history_id=page.history_id))
+            return True
+        if page.records:
+            last = max(int(r.get("id", 0)) for r in page.records)
+            store.update_sync_state(account.id, SyncStateChange(history_id=last))
+        if clock() >= deadline:
+            return False
+
+
+def check_coverage(capture: Capture, report: IngestReport) -> int:
+    """Compare Gmail's ids (last 48 hours; everything in the horizon weekly) with stored
+    sightings, capture what is missing and return how many were missing. Ids, not counts:
+    Gmail's counts are estimates."""
+    store, gmail, account = capture.store, capture.gmail, capture.account
+    now = capture.now()
+    weekly = account.sync.last_reconciled_at is None or (
+        now - account.sync.last_reconciled_at >= RECONCILE_EVERY
+    )
+    query = backfill_query(store, now) if weekly else COVERAGE_QUERY
+    ids: list[str] = []
+    token = ""
+    while True:
+        page = gmail.list_message_ids(query=query, page_token=token)
+        ids.extend(page.ids)
+        token = page.next_page_token
+        if not token:
+            break
+    missing = sorted(set(ids) - store.sighted_message_ids(account.id, ids))
+    if missing:
+        logger.warning(
+            "coverage gap: Gmail has messages capture did not store",
+            extra={"fields": {"mailbox": account.address, "missing": len(missing), "event": "gap"}},
+        )
+        report.add(capture.ingest(missing))
+    store.update_sync_state(
+        account.id,
+        SyncStateChange(coverage_gap=len(missing), last_reconciled_at=now if weekly else None),
+    )
+    return len(missing)
+
+
+def _log_progress(account: EmailAccount, done: int, total: int, message: str) -> None:
+    logger.info(
+        message,
+        extra={
+            "fields": {
+                "mailbox": account.address,
+                "messages_done": done,
+                "messages_total": total,
+                "event": "sync_progress",
+            }
+        },
+    )

@@ -1,0 +1,160 @@
+"""The re-match job: when the CRM's addresses, domains or the exclusion list change, find the
+mail they affect and make its links and proposals right.
+
+Captured mail keeps ``participant_addresses`` (as written and canonical) and
+``participant_domains`` even when it matched nothing, so a contact added today finds last
+year's mail by those arrays, without asking Gmail. Newly matched mail then gets its body
+fetched (through a mailbox that still holds it); mail that no longer matches is unlinked and its
+open proposals withdrawn. A job is queued (a record with its progress, and a message on the
+re-match topic) and runs in pages, so it can resume where it stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from shared.catalog import Topic
+from shared.domain.addresses import canonical_address
+from shared.domain.models import Email, Guard, utcnow
+from shared.errors import NotFoundError
+from shared.ports import GmailClient, Queue, Store
+from shared.services.capture import (
+    RAW_FETCH_LIMIT_BYTES,
+    apply_matches,
+    email_participants,
+    fetch_bodies,
+    load_exclusions,
+    match_many,
+    own_canonical_addresses,
+    with_body,
+)
+
+logger = logging.getLogger(__name__)
+
+PAGE_SIZE = 200
+
+
+def job_guard_id(job_id: str) -> str:
+    return f"rematch:{job_id}"
+
+
+def queue_rematch(
+    store: Store,
+    queue: Queue,
+    *,
+    addresses: Iterable[str] = (),
+    domains: Iterable[str] = (),
+    reason: str,
+    actor: str,
+) -> str:
+    """Record a job for the affected addresses/domains (old and new) and queue it; its id."""
+    keys = sorted({a.strip().lower() for a in addresses if a.strip()})
+    keys = sorted(set(keys) | {canonical_address(a) for a in keys})
+    job_id = uuid.uuid4().hex
+    store.create_guard(
+        Guard(
+            id=job_guard_id(job_id),
+            owner=actor,
+            state="queued",
+            data={
+                "addresses": keys,
+                "domains": sorted({d.strip().lower().lstrip("@") for d in domains if d.strip()}),
+                "reason": reason,
+                "cursor": "",
+                "done": 0,
+                "linked": 0,
+                "unlinked": 0,
+                "bodies_fetched": 0,
+            },
+        )
+    )
+    queue.publish(Topic.REMATCH.value, {"job_id": job_id})
+    return job_id
+
+
+def job_progress(store: Store, job_id: str) -> dict[str, Any]:
+    guard = store.get_guard(job_guard_id(job_id))
+    if guard is None:
+        raise NotFoundError("no such job", job_id=job_id)
+    return {"job_id": job_id, "state": guard.state, **guard.data}
+
+
+def run_rematch(
+    store: Store,
+    job_id: str,
+    *,
+    gmail_for: Callable[[str], GmailClient],
+    deadline: float,
+    clock: Callable[[], float] = time.monotonic,
+) -> dict[str, Any]:
+    """Work through the job page by page until done or the deadline; returns its progress."""
+    guard = store.get_guard(job_guard_id(job_id))
+    if guard is None:
+        raise NotFoundError("no such job", job_id=job_id)
+    if guard.state == "done":
+        return job_progress(store, job_id)
+    data = dict(guard.data)
+    own = own_canonical_addresses(store)
+    exclusions = load_exclusions(store)
+    _save(store, job_id, "running", data)
+    while True:
+        emails = store.find_emails_by_participants(
+            addresses=data["addresses"],
+            domains=data["domains"],
+            limit=PAGE_SIZE,
+            after_id=data["cursor"],
+        )
+        if not emails:
+            _save(store, job_id, "done", data)
+            return job_progress(store, job_id)
+        candidates = {e.id: email_participants(e) for e in emails if not e.is_bulk}
+        matches = match_many(store, candidates, own, exclusions)
+        for email in emails:
+            found = matches.get(email.id, [])
+            _, unlinked = apply_matches(
+                store, email.id, found, account_id=None, actor="rematch", unlink=True
+            )
+            # Counted per email: newly matched mail, and links removed.
+            data["linked"] += int(bool(found) and not email.matched)
+            data["unlinked"] += unlinked
+            if found and not (email.body or email.snippet):
+                data["bodies_fetched"] += _fetch_body(store, email, gmail_for)
+        data["done"] += len(emails)
+        data["cursor"] = emails[-1].id
+        _save(store, job_id, "running", data)
+        if clock() >= deadline:
+            return job_progress(store, job_id)
+
+
+def _fetch_body(store: Store, email: Email, gmail_for: Callable[[str], GmailClient]) -> int:
+    """Fetch a newly matched email's body through a mailbox that still holds it (1 if done)."""
+    for sighting in store.list_sightings(email.id):
+        if sighting.deleted:
+            continue
+        account = store.get_email_account(sighting.account_id)
+        if account is None or account.deleted:
+            continue
+        small = [sighting.gmail_message_id] if email.size <= RAW_FETCH_LIMIT_BYTES else []
+        large = [] if small else [sighting.gmail_message_id]
+        bodies, _ = fetch_bodies(gmail_for(account.address), small, large)
+        body = bodies.get(sighting.gmail_message_id)
+        if body is None:
+            continue
+        store.upsert_email(with_body(email, body.body_text[:200], body))
+        return 1
+    logger.warning(
+        "no live mailbox holds newly matched mail; its body stays unfetched",
+        extra={"fields": {"event": "rematch_no_body", "email_id": email.id}},
+    )
+    return 0
+
+
+def _save(store: Store, job_id: str, state: str, data: dict[str, Any]) -> None:
+    def change(guard: Guard) -> Guard:
+        return guard.model_copy(update={"state": state, "data": data, "updated_at": utcnow()})
+
+    store.update_guard(job_guard_id(job_id), change)

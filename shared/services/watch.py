@@ -1,0 +1,44 @@
+"""Gmail push subscriptions (``users.watch``): renewed daily for every active mailbox."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from shared.errors import AppError, ConfigurationError
+from shared.ports import GmailClient, Store, SyncStateChange
+
+logger = logging.getLogger(__name__)
+
+
+def renew_watches(
+    store: Store, gmail_for: Callable[[str], GmailClient], *, topic: str
+) -> tuple[list[str], list[str]]:
+    """Watch every active mailbox; returns (renewed, failed) addresses."""
+    if not topic:
+        raise ConfigurationError("CRM_GMAIL_WATCH_TOPIC is not set: Gmail has nowhere to push")
+    renewed: list[str] = []
+    failed: list[str] = []
+    for account in store.list_email_accounts():
+        if account.paused:
+            continue
+        try:
+            answer = gmail_for(account.address).watch(topic=topic)
+        except AppError as exc:
+            failed.append(account.address)
+            logger.error(
+                "watch renewal failed",
+                extra={
+                    "fields": {
+                        "event": "watch_failed",
+                        "mailbox": account.address,
+                        "reason": exc.message,
+                    }
+                },
+            )
+            continue
+        expiration = datetime.fromtimestamp(int(answer["expiration"]) / 1000, tz=UTC)
+        store.update_sync_state(account.id, SyncStateChange(watch_expiration=expiration))
+        renewed.append(account.address)
+    return renewed, failed
