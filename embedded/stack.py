@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from embedded.server import LocalServer
+from sandbox.gmail import GmailSandbox, RunningGmailSandbox, serve_gmail_sandbox
 from sandbox.issuer import RunningIssuer, serve_issuer
 from shared import wiring
 
@@ -21,12 +22,16 @@ PEOPLE_AUDIENCE = "admin-console.apps.local"
 SCHEDULER_IDENTITY = "scheduler@crm-local.iam.gserviceaccount.com"
 PUSH_IDENTITY = "pubsub-push@crm-local.iam.gserviceaccount.com"
 DRAFTING_AGENT_IDENTITY = "drafting-agent@crm-local.iam.gserviceaccount.com"
+GMAIL_KEY_SECRET = "gmail-dwd-key"
+GMAIL_WATCH_TOPIC = "projects/sandbox-project/topics/gmail-watch"
 
 
 @dataclass(frozen=True)
 class Stack:
     issuer: RunningIssuer
     server: LocalServer
+    gmail: GmailSandbox
+    gmail_server: RunningGmailSandbox
 
     @property
     def base_url(self) -> str:
@@ -49,14 +54,25 @@ def local_stack(
     env: Mapping[str, str] | None = None,
     start_ticker: bool = True,
     tick_interval_s: float = 1.0,
+    gmail: GmailSandbox | None = None,
 ) -> Iterator[Stack]:
-    """Start the issuer and the local server on loopback ports; stop both on exit.
+    """Start the issuer, the Gmail sandbox and the local server on loopback ports; stop all
+    on exit. Gmail delegation goes through the sandbox's service-account key (held as a secret,
+    as an operator would), and the sandbox pushes watch notifications to ``gmail_push`` with a
+    token for the push identity, as Pub/Sub would.
 
     The caller's environment is restored on exit.
     """
+    import json
+
+    from shared.adapters.gmail_credentials import SCOPE_COMPOSE, SCOPE_READONLY
+
     saved = os.environ.copy()
+    gmail = gmail or GmailSandbox()
     try:
-        with serve_issuer() as issuer:
+        with serve_issuer() as issuer, serve_gmail_sandbox(gmail) as gmail_server:
+            key_info = gmail.service_account_info()
+            gmail.grant_scopes(key_info["client_id"], [SCOPE_READONLY, SCOPE_COMPOSE])
             os.environ.update(
                 {
                     "CRM_STORE_BACKEND": "sqlite",
@@ -69,6 +85,10 @@ def local_stack(
                     "CRM_PUSH_IDENTITY": PUSH_IDENTITY,
                     "CRM_DRAFTING_AGENT_IDENTITIES": DRAFTING_AGENT_IDENTITY,
                     "CRM_BOOTSTRAP_ADMIN": bootstrap_admin,
+                    "CRM_GMAIL_API_ENDPOINT": gmail_server.base_url,
+                    "CRM_GMAIL_KEY_SECRET": GMAIL_KEY_SECRET,
+                    "CRM_SECRET_GMAIL_DWD_KEY": json.dumps(key_info),
+                    "CRM_GMAIL_WATCH_TOPIC": GMAIL_WATCH_TOPIC,
                     **(env or {}),
                 }
             )
@@ -81,11 +101,18 @@ def local_stack(
             # Service callers' audience is the function's URL, known once the port is bound.
             os.environ["CRM_FUNCTIONS_BASE_URL"] = server.base_url
             wiring.reset()
+            gmail.set_push_target(
+                f"{server.base_url}/gmail_push",
+                identity_email=PUSH_IDENTITY,
+                audience=f"{server.base_url}/gmail_push",
+                issuer=issuer.issuer,
+            )
             server.start()
             try:
-                yield Stack(issuer=issuer, server=server)
+                yield Stack(issuer=issuer, server=server, gmail=gmail, gmail_server=gmail_server)
             finally:
                 server.stop()
+                gmail.close()
                 wiring.reset()
     finally:
         os.environ.clear()

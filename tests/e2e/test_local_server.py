@@ -6,17 +6,21 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import requests
 
 from embedded.stack import PUSH_IDENTITY, SCHEDULER_IDENTITY, Stack, local_stack
+from sandbox.scenario import TEAM, message, seed_crm, seed_mail
 from shared import wiring
 from shared.catalog import FUNCTIONS, FunctionSpec, Trigger
+from shared.domain.models import SyncStatus, email_id_for
 
 ROOT = Path(__file__).resolve().parents[2]
 ADMIN = "admin@fund.example"
+NOW = datetime.now(UTC)
 
 
 @pytest.fixture
@@ -96,25 +100,69 @@ def test_admin_adds_a_member_who_then_cannot_list_users(stack: Stack) -> None:
 
 
 def test_ticker_poll_fans_out_through_the_queue_to_sync_mailbox(stack: Stack) -> None:
-    admin = stack.person_token(ADMIN)
-    for address in ("alice@fund.example", "bob@fund.example"):
-        created = call(stack, "POST", "/admin_api/mailboxes", admin, json={"address": address})
-        assert created.status_code == 201
     store = wiring.store()
-    paused = store.get_email_account_by_address("bob@fund.example")
+    scenario = seed_crm(store)
+    seed_mail(stack.gmail, scenario)
+    paused = store.get_email_account_by_address(TEAM[1])
     assert paused is not None
     store.set_email_account_paused(paused.id, True)
 
     assert stack.server.ticker.fire_now("sync_poll") == 200
-    assert wiring.local_queue().wait_idle(10)
+    assert wiring.local_queue().wait_idle(30)
 
     published = wiring.local_queue().published
-    alice = store.get_email_account_by_address("alice@fund.example")
-    assert alice is not None
-    assert [m.message for m in published] == [{"account_id": alice.id}]
-    assert alice.sync.last_attempt_at is not None
+    ada = store.get_email_account_by_address(TEAM[0])
+    assert ada is not None
+    assert [m.message for m in published] == [{"account_id": ada.id, "coverage": True}]
+    assert ada.sync.status is SyncStatus.OK
+    assert ada.sync.backfill_done
+    assert ada.sync.coverage_gap == 0
+    assert store.get_email(email_id_for(scenario.message_ids["intro"])) is not None
     assert store.get_email_account(paused.id).sync.last_attempt_at is None  # type: ignore[union-attr]
     assert wiring.local_queue().dead_letters == []
+
+
+def test_new_mail_reaches_the_store_through_gmail_push(stack: Stack) -> None:
+    store = wiring.store()
+    scenario = seed_crm(store)
+    seed_mail(stack.gmail, scenario)
+    stack.server.ticker.fire_now("sync_poll")
+    assert wiring.local_queue().wait_idle(30)
+    assert stack.server.ticker.fire_now("watch_renew") == 200
+    ada = store.get_email_account_by_address(TEAM[0])
+    assert ada is not None
+    assert ada.sync.watch_expiration is not None
+    assert stack.gmail.wait_for_pushes(10)  # the notification a new watch sends at once
+
+    mid, raw = message(
+        sender="Zoe Zeta <zoe@zeta.vc>", to=[TEAM[0]], subject="Signed", body="Done.", date=NOW
+    )
+    stack.gmail.add_message(TEAM[0], raw)
+    assert stack.gmail.wait_for_pushes(10)
+    assert wiring.local_queue().wait_idle(30)
+
+    email = store.get_email(email_id_for(mid))
+    assert email is not None
+    assert email.matched
+    delivered = [d for d in stack.gmail.deliveries if d.done]
+    assert delivered
+    assert all(d.statuses[-1] == 204 for d in delivered)
+
+
+def test_a_grant_without_the_scope_is_a_clear_error_in_the_mailbox_status(stack: Stack) -> None:
+    from shared.adapters.gmail_credentials import SCOPE_READONLY
+
+    store = wiring.store()
+    scenario = seed_crm(store)
+    seed_mail(stack.gmail, scenario)
+    stack.gmail.revoke_scopes(stack.gmail.client_id, [SCOPE_READONLY])
+    stack.server.ticker.fire_now("sync_poll")
+    assert wiring.local_queue().wait_idle(30)
+    ada = store.get_email_account_by_address(TEAM[0])
+    assert ada is not None
+    assert ada.sync.status is SyncStatus.ERROR
+    assert "gmail.readonly" in ada.sync.last_error
+    assert "unauthorized" in ada.sync.last_error.lower()
 
 
 def test_scheduled_and_push_functions_refuse_people_and_each_other(stack: Stack) -> None:
@@ -128,9 +176,27 @@ def test_scheduled_and_push_functions_refuse_people_and_each_other(stack: Stack)
 
 
 def test_a_malformed_push_is_acknowledged_not_retried(stack: Stack) -> None:
-    token = stack.service_token(PUSH_IDENTITY, "sync_mailbox")
-    response = call(stack, "POST", "/sync_mailbox", token, json={"message": {"data": "%%%"}})
-    assert response.status_code == 204
+    for function in ("sync_mailbox", "gmail_push"):
+        token = stack.service_token(PUSH_IDENTITY, function)
+        response = call(stack, "POST", f"/{function}", token, json={"message": {"data": "%%%"}})
+        assert response.status_code == 204
+
+
+@pytest.mark.parametrize("function", ["gmail_push", "sync_mailbox"])
+def test_push_functions_refuse_missing_forged_and_misaddressed_tokens(
+    stack: Stack, function: str
+) -> None:
+    from sandbox.issuer import SandboxIssuer
+
+    envelope = {"message": {"data": "e30="}}
+    url = f"{stack.base_url}/{function}"
+    assert requests.post(url, json=envelope, timeout=10).status_code == 401
+    forged = SandboxIssuer(stack.issuer.issuer.issuer).mint(PUSH_IDENTITY, url)
+    assert call(stack, "POST", f"/{function}", forged, json=envelope).status_code == 401
+    other = stack.service_token(PUSH_IDENTITY, "sync_poll")  # another function's audience
+    assert call(stack, "POST", f"/{function}", other, json=envelope).status_code == 401
+    admin = stack.person_token(ADMIN)
+    assert call(stack, "POST", f"/{function}", admin, json=envelope).status_code == 403
 
 
 def test_the_ticker_fires_scheduled_functions_on_their_cron(tmp_path: Path) -> None:
@@ -146,7 +212,9 @@ def test_the_ticker_fires_scheduled_functions_on_their_cron(tmp_path: Path) -> N
         return 200
 
     ticker = Ticker(record, now=lambda: now[0])
-    scheduled = {s.name for s in FUNCTIONS if s.trigger is Trigger.SCHEDULE}
+    scheduled = {
+        s.name for s in FUNCTIONS if s.trigger is Trigger.SCHEDULE and s.schedule == "*/5 * * * *"
+    }
     assert ticker.tick() == []  # 12:03:30, next */5 run is 12:05
     now[0] += timedelta(minutes=1, seconds=30)  # 12:05:00
     assert set(ticker.tick()) == scheduled
