@@ -8,8 +8,10 @@ happened. Each later issue extends this script with its part of the flow.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +19,9 @@ import requests
 
 from embedded.stack import PUSH_IDENTITY, SCHEDULER_IDENTITY, Stack, local_stack
 from sandbox.issuer import SandboxIssuer
+from sandbox.scenario import TEAM, message, seed_crm, seed_mail
 from shared import wiring
-from shared.domain.models import Contact, Investor, Organization
+from shared.domain.models import email_id_for, utcnow
 
 ADMIN = "ada@fund.example"
 
@@ -81,49 +84,102 @@ def run(stack: Stack) -> None:
     print("  push identity on the scheduler's function:")
     call(stack, "POST", "/sync_poll", stack.service_token(PUSH_IDENTITY, "sync_poll"), {})
 
-    show("CRM records the capture will match against (lookup by address and by domain)")
-    org = Organization(name="Zeta Capital", domains=["zeta.vc"])
-    investor = Investor(name="Zeta Capital Fund I", organization_id=org.id)
-    contact = Contact(name="Zoe Zeta", investor_id=investor.id, emails=["Zoe@Zeta.vc"])
-    store.upsert_organization(org)
-    store.upsert_investor(investor)
-    store.upsert_contact(contact)
-    print(
-        "   by address zoe@zeta.vc ->",
-        [c.name for c in store.find_contacts_by_addresses(["zoe@zeta.vc"])],
-    )
-    print(
-        "   by domain zeta.vc      ->",
-        [o.name for o in store.find_organizations_by_domains(["zeta.vc"])],
-    )
+    show("CRM records the capture matches against, and the team's Gmail (the sandbox)")
+    scenario = seed_crm(store)
+    seed_mail(stack.gmail, scenario)
+    print(f"   organisation {scenario.organization.name} (domains {scenario.organization.domains})")
+    for contact in (scenario.contact, scenario.angel_contact):
+        print(f"   contact {contact.name} {contact.emails} -> investor {contact.investor_id}")
+    for address in TEAM:
+        print(f"   Gmail {address}: {len(stack.gmail.message_ids(address))} messages")
 
-    show(
-        "Cloud Scheduler -> sync_poll -> sync-requests topic -> sync_mailbox (local ticker + queue)"
-    )
+    show("Cloud Scheduler -> sync_poll -> sync-requests -> sync_mailbox: the first full sync")
     status = stack.server.ticker.fire_now("sync_poll")
     print(f"  ticker called sync_poll as {SCHEDULER_IDENTITY}: {status}")
-    wiring.local_queue().wait_idle(30)
-    for message in wiring.local_queue().published:
-        print(f"   published {message.topic}: {dict(message.message)}")
-    for account in store.list_email_accounts():
+    wiring.local_queue().wait_idle(60)
+    print_mailboxes(stack, admin)
+
+    show("What was captured (match-only storage: bodies only for investor mail)")
+    own = store.own_addresses()
+    for email_id in captured_email_ids(stack):
+        email = store.get_email(email_id)
+        if email is None:
+            continue
+        direction = "outbound" if email.sender and email.sender.address in own else "inbound"
+        seen = len([s for s in store.list_sightings(email.id) if not s.deleted])
         print(
-            f"   mailbox {account.address:<20} status={account.sync.status.value:<6}"
-            f" last_attempt={account.sync.last_attempt_at}"
+            f"   {email.subject[:30]:<30} {direction:<8} matched={email.matched!s:<5}"
+            f" investors={email.investor_ids} mailboxes={seen} body={'yes' if email.body else 'no'}"
         )
-    print(
-        "   (Gmail capture itself arrives with the capture issue; the lease and fan-out run now.)"
+
+    show("Gmail watch -> push -> gmail_push -> sync: new mail arrives")
+    print(f"  ticker called watch_renew: {stack.server.ticker.fire_now('watch_renew')}")
+    mid, raw = message(
+        sender="Zoe Zeta <zoe@zeta.vc>",
+        to=[TEAM[0]],
+        subject="Signed side letter",
+        body="Ada, signed copy attached.",
+        date=utcnow(),
     )
+    started = time.monotonic()
+    stack.gmail.add_message(TEAM[0], raw)
+    while store.get_email(email_id_for(mid)) is None and time.monotonic() - started < 30:
+        time.sleep(0.01)
+    elapsed_ms = 1000 * (time.monotonic() - started)
+    print(f"   'Signed side letter' stored {elapsed_ms:.0f} ms after it arrived")
+    wiring.local_queue().wait_idle(30)
+
+    show("Proposals: nothing reaches a contact record until a person approves")
+    listed = call(stack, "GET", "/admin_api/proposals?status=proposed", admin).json()["items"]
+    for item in listed:
+        email = store.get_email(item["email_id"])
+        print(f"   {item['id'][:14]} {item['investor_id']:<18} {email.subject if email else ''}")
+    first, second = listed[0]["id"], listed[1]["id"]
+    approved = call(stack, "POST", f"/admin_api/proposals/{first}/approve", admin).json()
+    print(f"   approved -> activity {brief(approved.get('activity', {}).get('summary'))}")
+    again = call(stack, "POST", f"/admin_api/proposals/{first}/approve", admin).json()
+    print(f"   approved again -> changed={again['changed']} (idempotent)")
+    call(stack, "POST", f"/admin_api/proposals/{second}/reject", admin)
+    conflict = call(stack, "POST", f"/admin_api/proposals/{second}/approve", admin)
+    print(f"   approving the rejected one -> {conflict.status_code} {brief(conflict.json())}")
 
     show("Audit trail")
     for entry in store.list_audit():
         print(f"   {entry.at:%H:%M:%S} {entry.actor} {entry.action} {brief(entry.details)}")
 
 
+def print_mailboxes(stack: Stack, token: str) -> None:
+    for account in call(stack, "GET", "/admin_api/mailboxes", token).json()["items"]:
+        sync = account["sync"]
+        print(
+            f"   mailbox {account['address']:<18} status={sync['status']:<6}"
+            f" history_id={sync['history_id']} done={sync['messages_done']}"
+            f" failed={sync['messages_failed']} gap={sync['coverage_gap']}"
+            f" last_success={sync['last_success_at']}"
+        )
+
+
+def captured_email_ids(stack: Stack) -> list[str]:
+    store = wiring.store()
+    ids: list[str] = []
+    for address in TEAM:
+        account = store.get_email_account_by_address(address)
+        if account is None:
+            continue
+        for gid in stack.gmail.message_ids(address):
+            sighting = store.get_sighting(account.id, gid)
+            if sighting is not None and sighting.email_id not in ids:
+                ids.append(sighting.email_id)
+    return ids
+
+
 def main() -> int:
     import logging
 
-    # The local server's access log would drown the story the demo tells; errors still show.
+    # The local server's access log and the functions' INFO lines would drown the story the
+    # demo tells; warnings and errors still show (as JSON lines, as Cloud Logging reads them).
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    os.environ.setdefault("CRM_LOG_LEVEL", "WARNING")
     with tempfile.TemporaryDirectory(prefix="crm-demo-") as folder:
         path = Path(folder) / "crm.sqlite3"
         print(f"Local stack on SQLite {path}")
