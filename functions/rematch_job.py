@@ -20,7 +20,6 @@ from shared.catalog import Topic, function_spec
 from shared.domain.models import Caller, ServiceRole
 from shared.domain.pubsub import decode_push_envelope
 from shared.errors import BadRequestError, NotFoundError
-from shared.services import rematch
 from shared.web import guarded, json_response
 
 logger = logging.getLogger(__name__)
@@ -29,6 +28,8 @@ logger = logging.getLogger(__name__)
 @functions_framework.http
 @guarded("rematch_job", {ServiceRole.PUBSUB_PUSH}, verifier=wiring.verifier)
 def rematch_job(request: flask.Request, caller: Caller) -> ResponseReturnValue:
+    from shared.services import rematch  # the capture code: paid only by this function
+
     try:
         job_id = str(decode_push_envelope(request.get_json(silent=True)).get("job_id") or "")
         if not job_id:

@@ -13,12 +13,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from shared.catalog import Topic, function_spec
 from shared.domain.models import Guard, SyncStatus
 from shared.errors import BadRequestError, ConfigurationError, RetryableError
 from shared.ports import GmailClient, Queue, Store, SyncStateChange
-from shared.services.capture import Capture, RunResult, run_capture
+
+if TYPE_CHECKING:
+    from shared.services.capture import RunResult
 
 logger = logging.getLogger(__name__)
 
@@ -140,6 +143,10 @@ def run_sync(
         return RunOutcome(request.account_id, False, "mailbox paused")
     if not acquire_lease(store, account.id, run_id, now):
         return RunOutcome(account.id, False, "another run holds the mailbox")
+    # Imported here: the parser and matcher are only needed by the function that captures, and
+    # gmail_push and sync_poll (which import this module) should not pay for them at cold start.
+    from shared.services.capture import Capture, run_capture
+
     try:
         store.update_sync_state(
             account.id, SyncStateChange(last_attempt_at=now, status=SyncStatus.SYNCING)
