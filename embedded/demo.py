@@ -155,8 +155,12 @@ def print_mailboxes(stack: Stack, token: str) -> None:
             f"   mailbox {account['address']:<18} status={sync['status']:<6}"
             f" history_id={sync['history_id']} done={sync['messages_done']}"
             f" failed={sync['messages_failed']} gap={sync['coverage_gap']}"
-            f" last_success={sync['last_success_at']}"
+            f" lag_s={_rounded(account['lag_seconds'])} behind={account['behind']}"
         )
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
 
 
 def captured_email_ids(stack: Stack) -> list[str]:

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ValidationError
 from shared import wiring
 from shared.domain.models import Address, Caller, ProposalStatus, Role
 from shared.errors import BadRequestError
-from shared.services import directory, proposals
+from shared.services import directory, proposals, sync
 from shared.web import ADMINS, PEOPLE, Router, json_response
 
 api = Router("admin_api", verifier=wiring.verifier)
@@ -77,8 +77,15 @@ def add_user(request: flask.Request, caller: Caller) -> ResponseReturnValue:
 
 @api.route("GET", "/mailboxes", roles=ADMINS)
 def list_mailboxes(request: flask.Request, caller: Caller) -> ResponseReturnValue:
-    accounts = wiring.store().list_email_accounts()
-    return json_response({"items": [a.model_dump(mode="json") for a in accounts]})
+    store = wiring.store()
+    now = wiring.clock().now()
+    items = []
+    for account in store.list_email_accounts():
+        item = account.model_dump(mode="json")
+        item["lag_seconds"] = sync.lag_seconds(account, now)
+        item["behind"] = sync.is_behind(account, now)
+        items.append(item)
+    return json_response({"items": items})
 
 
 @api.route("POST", "/mailboxes", roles=ADMINS)

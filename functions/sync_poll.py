@@ -1,7 +1,8 @@
 """sync_poll: Cloud Scheduler (every 5 minutes; the local ticker on one machine).
 
 Input: any body; the scheduler identity's OIDC token (audience = this function's URL).
-Side effects: one message per active mailbox on the sync-requests topic.
+Side effects: one message per active mailbox on the sync-requests topic (its run also does the
+coverage check); an ERROR line (event ``mailbox_behind``) per mailbox with no success for 30 min.
 Retries: Cloud Scheduler's retry config; publishing twice is harmless (runs are leased).
 """
 
@@ -20,5 +21,7 @@ from shared.web import guarded, json_response
 @functions_framework.http
 @guarded("sync_poll", {ServiceRole.SCHEDULER}, verifier=wiring.verifier)
 def sync_poll(request: flask.Request, caller: Caller) -> ResponseReturnValue:
-    requested = sync.request_sync_of_active_mailboxes(wiring.store(), wiring.queue())
-    return json_response({"requested": requested})
+    store = wiring.store()
+    behind = sync.report_lagging_mailboxes(store, wiring.clock().now())
+    requested = sync.request_sync_of_active_mailboxes(store, wiring.queue())
+    return json_response({"requested": requested, "behind": behind})

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from shared.catalog import Topic, function_spec
-from shared.domain.models import Guard, SyncStatus
+from shared.domain.models import EmailAccount, Guard, SyncStatus
 from shared.errors import BadRequestError, ConfigurationError, RetryableError
 from shared.ports import GmailClient, Queue, Store, SyncStateChange
 
@@ -53,6 +53,42 @@ class RunOutcome:
     ran: bool
     reason: str
     result: RunResult | None = None
+
+
+# A mailbox whose last successful run is older than this is behind: an ERROR log line under a
+# stable event name ("mailbox_behind") that an alert policy can count.
+BEHIND_AFTER = timedelta(minutes=30)
+
+
+def lag_seconds(account: EmailAccount, now: datetime) -> float | None:
+    """Seconds since the mailbox's last successful run; None if it never had one."""
+    last = account.sync.last_success_at
+    return None if last is None else max(0.0, (now - last).total_seconds())
+
+
+def is_behind(account: EmailAccount, now: datetime) -> bool:
+    """Behind: no success for BEHIND_AFTER (counting from when it was added, if never)."""
+    since = account.sync.last_success_at or account.created_at
+    return not account.paused and now - since > BEHIND_AFTER
+
+
+def report_lagging_mailboxes(store: Store, now: datetime) -> list[str]:
+    """Log every active mailbox that is behind, so silence is never mistaken for health."""
+    behind = [a for a in store.list_email_accounts() if is_behind(a, now)]
+    for account in behind:
+        logger.error(
+            "mailbox is behind",
+            extra={
+                "fields": {
+                    "event": "mailbox_behind",
+                    "mailbox": account.address,
+                    "lag_seconds": lag_seconds(account, now),
+                    "status": account.sync.status.value,
+                    "last_error": account.sync.last_error,
+                }
+            },
+        )
+    return [a.address for a in behind]
 
 
 def request_sync_of_active_mailboxes(
