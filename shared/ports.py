@@ -208,8 +208,9 @@ class Store(Protocol):
     def create_proposal(self, proposal: Proposal) -> bool: ...
     def get_proposal(self, proposal_id: str) -> Proposal | None: ...
     def decide_proposal(self, proposal_id: str, status: ProposalStatus, actor: str) -> Decision:
-        """Approve (creating the activity), reject or withdraw. Idempotent for the same decision;
-        raises ConflictError naming the state if it was already decided otherwise."""
+        """Approve (creating the activity), reject or withdraw; ``PROPOSED`` reopens only a
+        withdrawn proposal (a match that came back). Idempotent for the same decision; raises
+        ConflictError naming the state if it was already decided otherwise."""
         ...
 
     def list_proposals(

@@ -164,7 +164,20 @@ def decide(
     the proposal id so there can only ever be one.
     """
     if status is ProposalStatus.PROPOSED:
-        raise ConflictError("a proposal cannot be reopened", proposal_id=proposal.id)
+        # Only the re-match job reopens, and only what it withdrew: a match that went away and
+        # came back is proposed again. A person's approval or rejection is never undone.
+        if proposal.status is ProposalStatus.WITHDRAWN:
+            reopened = proposal.model_copy(
+                update={"status": status, "decided_by": "", "decided_at": None}
+            )
+            return Decision(proposal=reopened, changed=True, activity=None)
+        if proposal.status is ProposalStatus.PROPOSED:
+            return Decision(proposal=proposal, changed=False, activity=None)
+        raise ConflictError(
+            f"proposal already {proposal.status.value}",
+            proposal_id=proposal.id,
+            state=proposal.status.value,
+        )
     if proposal.status is status:
         return Decision(proposal=proposal, changed=False, activity=existing_activity)
     if proposal.status is not ProposalStatus.PROPOSED:

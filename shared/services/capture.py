@@ -495,11 +495,13 @@ def apply_matches(
     for match in found:
         store.link_email_to_investor(match.to_link(email_id))
     for match in found:
-        store.create_proposal(
-            Proposal.new(
-                email_id, match.investor_id, contact_id=match.contact_id, account_id=account_id
-            )
+        proposal = Proposal.new(
+            email_id, match.investor_id, contact_id=match.contact_id, account_id=account_id
         )
+        if not store.create_proposal(proposal):
+            existing = store.get_proposal(proposal.id)
+            if existing is not None and existing.status is ProposalStatus.WITHDRAWN:
+                store.decide_proposal(proposal.id, ProposalStatus.PROPOSED, actor)
     unlinked = 0
     stale = {link.investor_id for link in store.list_links(email_id)} - wanted if unlink else set()
     for investor_id in sorted(stale):

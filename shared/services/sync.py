@@ -189,7 +189,9 @@ def run_sync(
         )
         if budget_s is None:
             budget_s = function_spec("sync_mailbox").timeout_s * RUN_BUDGET_SHARE
-        capture = Capture(store=store, gmail=gmail_for(account.address), account=account)
+        capture = Capture(
+            store=store, gmail=gmail_for(account.address), account=account, now=lambda: now
+        )
         try:
             result = run_capture(
                 capture, deadline=clock() + budget_s, coverage=request.coverage, clock=clock

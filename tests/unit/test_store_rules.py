@@ -91,12 +91,20 @@ class TestDecide:
             decide(proposal, ProposalStatus.APPROVED, "bob", email=None, existing_activity=None)
         assert caught.value.details["state"] == "rejected"
 
-    def test_a_proposal_cannot_be_reopened(self) -> None:
-        with pytest.raises(ConflictError):
-            decide(
-                Proposal.new("e1", "i1"),
-                ProposalStatus.PROPOSED,
-                "b",
-                email=None,
-                existing_activity=None,
-            )
+    def test_a_decided_proposal_cannot_be_reopened(self) -> None:
+        approved = Proposal.new("e1", "i1", status=ProposalStatus.APPROVED)
+        with pytest.raises(ConflictError, match="already approved"):
+            decide(approved, ProposalStatus.PROPOSED, "rematch", email=None, existing_activity=None)
+
+    def test_a_withdrawn_proposal_is_reopened_when_its_match_returns(self) -> None:
+        withdrawn = Proposal.new("e1", "i1", status=ProposalStatus.WITHDRAWN, decided_by="rematch")
+        outcome = decide(
+            withdrawn, ProposalStatus.PROPOSED, "rematch", email=None, existing_activity=None
+        )
+        assert outcome.changed
+        assert outcome.proposal.status is ProposalStatus.PROPOSED
+        assert outcome.proposal.decided_by == ""
+        open_one = Proposal.new("e1", "i1")
+        assert not decide(
+            open_one, ProposalStatus.PROPOSED, "rematch", email=None, existing_activity=None
+        ).changed
