@@ -8,6 +8,9 @@ Routes (each names the roles it admits; the token is verified before routing):
   POST /mailboxes   register a team mailbox {address, owner_email} (admins; audited)
   GET  /proposals   proposals, newest first: ?status=&investor_id=&limit=&page_token= (admins)
   POST /proposals/<id>/approve | /reject   decide one (admins; audited; 409 if decided)
+  POST /drafts      an in-thread reply draft in a team mailbox {email_id, account_id | mailbox,
+                    body, mode: reply|reply_all, quote} (admins, the mailbox's owner, and the
+                    drafting agent, which is admitted on this route only; audited)
 Writes only to the store; HTTP functions are never retried by the platform.
 """
 
@@ -22,8 +25,9 @@ from pydantic import BaseModel, ValidationError
 
 from shared import wiring
 from shared.domain.models import Address, Caller, ProposalStatus, Role
+from shared.domain.reply import ReplyMode
 from shared.errors import BadRequestError
-from shared.services import directory, proposals, sync
+from shared.services import directory, drafts, proposals, sync
 from shared.web import ADMINS, PEOPLE, Router, json_response
 
 api = Router("admin_api", verifier=wiring.verifier)
@@ -39,6 +43,15 @@ class NewUser(BaseModel):
 class NewMailbox(BaseModel):
     address: Address
     owner_email: str = ""
+
+
+class NewDraft(BaseModel):
+    email_id: str
+    account_id: str = ""
+    mailbox: str = ""
+    body: str
+    mode: ReplyMode = ReplyMode.REPLY
+    quote: bool = True
 
 
 def parse_body(request: flask.Request, model: type[M]) -> M:
@@ -131,6 +144,29 @@ def decide_proposal(
     if decision.activity is not None:
         body["activity"] = decision.activity.model_dump(mode="json")
     return json_response(body)
+
+
+@api.route("POST", "/drafts", roles=drafts.DRAFTERS)
+def create_draft(request: flask.Request, caller: Caller) -> ResponseReturnValue:
+    from zoneinfo import ZoneInfo
+
+    body = parse_body(request, NewDraft)
+    result = drafts.create_reply_draft(
+        wiring.store(),
+        caller,
+        drafts.DraftRequest(
+            email_id=body.email_id,
+            text=body.body,
+            mode=body.mode,
+            account_id=body.account_id,
+            mailbox=body.mailbox,
+            quote=body.quote,
+        ),
+        drafts_for=wiring.gmail_drafts_for,
+        now=wiring.clock().now(),
+        tz=ZoneInfo(wiring.get_settings().fund_time_zone),
+    )
+    return json_response(result.to_json(), 201)
 
 
 @functions_framework.http

@@ -13,6 +13,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from shared.adapters.gmail_drafts import GmailDraftsClient
     from shared.adapters.queue import LocalQueue
     from shared.config import Settings
     from shared.ports import Clock, GmailClient, Queue, Secrets, Store, TokenVerifier
@@ -121,6 +122,36 @@ def gmail_for(address: str) -> GmailClient:
 
 
 @functools.cache
+def gmail_drafts_for(address: str) -> GmailDraftsClient:
+    """The ``gmail.compose`` client of one team mailbox: it can only create drafts."""
+    import json
+
+    from shared.adapters.gmail_credentials import (
+        SCOPE_COMPOSE,
+        RedirectingRequest,
+        delegated_credentials,
+    )
+    from shared.adapters.gmail_drafts import GmailDraftsClient
+
+    settings = get_settings()
+    key_info = None
+    if settings.gmail_key_secret:
+        key_info = json.loads(secrets().get(settings.gmail_key_secret))
+    transport: Any = None
+    if settings.google_auth_redirect:
+        transport = RedirectingRequest.to_sandbox(settings.google_auth_redirect)
+    credentials = delegated_credentials(
+        address,
+        [SCOPE_COMPOSE],
+        key_info=key_info,
+        service_account_email=settings.gmail_service_account or None,
+        token_uri=settings.gmail_token_uri or None,
+        transport=transport,
+    )
+    return GmailDraftsClient(credentials, endpoint=settings.gmail_api_endpoint)
+
+
+@functools.cache
 def clock() -> Clock:
     from shared.adapters.clock import SystemClock
 
@@ -144,7 +175,16 @@ def ensure_bootstrap_admin() -> bool:
 
 def reset() -> None:
     """Forget every built adapter and the settings (tests; reconfiguration)."""
-    for cached in (store, secrets, queue, verifier, clock, gmail_for, ensure_bootstrap_admin):
+    for cached in (
+        store,
+        secrets,
+        queue,
+        verifier,
+        clock,
+        gmail_for,
+        gmail_drafts_for,
+        ensure_bootstrap_admin,
+    ):
         cached.cache_clear()
     if local_queue.cache_info().currsize:
         local_queue().close()

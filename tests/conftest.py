@@ -20,6 +20,9 @@ SHARED_CORPUS = ROOT.parent / "shared" / "corpus"
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+# Fails the session if a Gmail sandbox recorded a send to a non-admin or a drafts.send call.
+pytest_plugins = ["tests.send_guard"]
+
 
 @pytest.fixture(autouse=True)
 def isolate_environment() -> Iterator[None]:

@@ -9,6 +9,7 @@ from sandbox.gmail.push import PushDelivery
 from sandbox.gmail.sandbox import (
     METHOD_UNITS,
     Draft,
+    ForbiddenCall,
     GmailSandbox,
     ManualClock,
     SentMessage,
@@ -20,6 +21,7 @@ __all__ = [
     "MAIL_SCOPE",
     "METHOD_UNITS",
     "Draft",
+    "ForbiddenCall",
     "GmailSandbox",
     "ManualClock",
     "PushDelivery",

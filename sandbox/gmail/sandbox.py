@@ -51,6 +51,8 @@ METHOD_UNITS: dict[str, int] = {
     "stop": 50,
     "getProfile": 1,
 }
+# Methods nothing in the product may call: the sandbox records an attempt and refuses it.
+FORBIDDEN_METHODS = frozenset({"drafts.send", "messages.import", "messages.insert"})
 MAX_BATCH_PARTS = 100
 DEFAULT_PAGE = 100
 MAX_PAGE = 500
@@ -187,6 +189,16 @@ class SentMessage:
         return self.to + self.cc + self.bcc
 
 
+@dataclass(frozen=True)
+class ForbiddenCall:
+    """A call nothing in the product may make (``drafts.send``, ``messages.import``/``insert``):
+    recorded, then refused with 405."""
+
+    method: str
+    user_id: str
+    at: float
+
+
 @dataclass
 class Mailbox:
     address: str
@@ -244,6 +256,8 @@ class GmailSandbox:
         self._mailboxes: dict[str, Mailbox] = {}
         self._faults: list[Fault] = []
         self._sends: list[SentMessage] = []
+        self._forbidden_calls: list[ForbiddenCall] = []
+        self._send_allowed: set[str] = set()
         self._next_id = 0x18C0000000000000 + self._rng.randrange(1 << 40)
         self._push_target: PushTarget | None = None
         self._push_worker = PushWorker()
@@ -401,6 +415,27 @@ class GmailSandbox:
     def sends(self) -> list[SentMessage]:
         with self._lock:
             return list(self._sends)
+
+    @property
+    def forbidden_calls(self) -> list[ForbiddenCall]:
+        """Every ``drafts.send``/``messages.import``/``messages.insert`` attempt (all refused)."""
+        with self._lock:
+            return list(self._forbidden_calls)
+
+    def allow_send_to(self, addresses: Iterable[str]) -> None:
+        """Mark addresses as the fund's admins: the only recipients a recorded send may have.
+
+        The sandbox still records every send; the test session's send guard
+        (``tests/send_guard.py``) fails the run if a send went to anyone not marked here (or
+        outside ``@fund.example``). A test that sends (the digest) marks its admins first.
+        """
+        with self._lock:
+            self._send_allowed.update(a.strip().lower() for a in addresses)
+
+    @property
+    def send_allowed(self) -> frozenset[str]:
+        with self._lock:
+            return frozenset(self._send_allowed)
 
     def drafts(self, address: str) -> list[Draft]:
         with self._lock:
@@ -667,8 +702,13 @@ class GmailSandbox:
             return None
         if thread_id not in mb.threads:
             raise errors.not_found()
-        in_thread = {mb.messages[m].parsed.message_id for m in mb.threads[thread_id]}
-        return thread_id if set(parsed.references) & in_thread else None
+        # Gmail's rule: the requested thread, References/In-Reply-To naming a message in it,
+        # and the same subject once reply/forward prefixes are stripped; else a new thread.
+        in_thread = [mb.messages[m].parsed for m in mb.threads[thread_id]]
+        referenced = set(parsed.references) & {m.message_id for m in in_thread}
+        subject = mime.normalised_subject(parsed.subject)
+        same_subject = any(mime.normalised_subject(m.subject) == subject for m in in_thread)
+        return thread_id if referenced and same_subject else None
 
     def _sorted(self, mb: Mailbox) -> list[StoredMessage]:
         return sorted(mb.messages.values(), key=lambda m: (m.internal_date_ms, m.id), reverse=True)
@@ -742,6 +782,13 @@ class GmailSandbox:
     ) -> Reply:
         """One Gmail API call. ``reserved``: None = take a concurrency slot here; True = the
         caller (a batch) holds one; False = the batch could not get one (answer 429)."""
+        if method in FORBIDDEN_METHODS:
+            with self._lock:
+                self._forbidden_calls.append(ForbiddenCall(method, user_id, self.clock()))
+            error = errors.GmailError(
+                405, f"{method} is refused here: agents draft; humans send", "forbidden"
+            )
+            return Reply(error.code, error.body(), error.headers)
         token = self.authenticate(authorization)
         address: str | None = None
         holding = False

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
 BATCH_PATHS = {"/batch/gmail/v1", "/batch"}
 _USER = r"^/gmail/v1/users/(?P<user>[^/]+)"
+_UPLOAD = r"^/upload/gmail/v1/users/(?P<user>[^/]+)"
 _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     ("GET", re.compile(_USER + r"/profile$"), "getProfile"),
     ("GET", re.compile(_USER + r"/messages$"), "messages.list"),
@@ -47,6 +48,13 @@ _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     ("POST", re.compile(_USER + r"/watch$"), "watch"),
     ("POST", re.compile(_USER + r"/stop$"), "stop"),
     ("POST", re.compile(_USER + r"/drafts$"), "drafts.create"),
+    # Never called by the product: recorded and refused with 405 (the send guard checks).
+    ("POST", re.compile(_USER + r"/drafts/send$"), "drafts.send"),
+    ("POST", re.compile(_USER + r"/messages/import$"), "messages.import"),
+    ("POST", re.compile(_USER + r"/messages$"), "messages.insert"),
+    ("POST", re.compile(_UPLOAD + r"/drafts/send$"), "drafts.send"),
+    ("POST", re.compile(_UPLOAD + r"/messages/import$"), "messages.import"),
+    ("POST", re.compile(_UPLOAD + r"/messages$"), "messages.insert"),
 ]
 _IAM = re.compile(
     r"^/v1/projects/[^/]+/serviceAccounts/(?P<email>[^/:]+):(?P<rpc>signJwt|signBlob)$"

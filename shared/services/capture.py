@@ -233,7 +233,10 @@ class Capture:
         body: ParsedMessage | None,
     ) -> None:
         """The writes of one message, sighting last (see the module docstring)."""
-        email = build_email(self._email_id(message, parsed), message, parsed)
+        # With the raw message in hand, its own headers are the better source: Gmail's metadata
+        # values come decoded, which can split an encoded display name holding a comma.
+        headers = body if body is not None and body.from_ else parsed
+        email = build_email(self._email_id(message, parsed), message, headers)
         stored = self.store.get_email(email.id)
         if found:
             if body is not None:

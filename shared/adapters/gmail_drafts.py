@@ -1,0 +1,125 @@
+"""The one Gmail call the reply drafts make: ``users.drafts.create``, for one mailbox.
+
+Deliberately tiny (the hard rule, "agents draft; humans send"): this client has exactly one
+method, and nothing in it can send, import or insert mail. The message goes as JSON ``raw``
+inside ``{"message": {"raw", "threadId"}}``, never as a media upload (FACTS.md, section 4:
+google-api-python-client sends uploads to ``https://`` whatever the endpoint).
+
+Creating a draft is not idempotent, so a failed call is never retried here: a 429, a 5xx or a
+dropped connection is a RetryableError (503) for the caller to decide about. A 404 means Gmail
+does not know the thread (a ConflictError: the stored sighting is stale); 401/403 mean the
+delegation grant lacks ``gmail.compose`` (ConfigurationError naming mailbox and scopes).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from shared.errors import AppError, ConfigurationError, ConflictError, RetryableError
+
+if TYPE_CHECKING:
+    from google.auth.credentials import Credentials as GoogleCredentials
+
+DEFAULT_ENDPOINT = "https://gmail.googleapis.com/"
+_RATE_LIMITED = frozenset({"rateLimitExceeded", "userRateLimitExceeded"})
+
+
+class GmailUpstreamError(AppError):
+    """Gmail answered with an error that is neither ours to fix nor worth a retry."""
+
+    status = 502
+    code = "bad_gateway"
+
+
+class GmailDraftsClient:
+    """``drafts.create`` in one mailbox, with credentials acting as it (``gmail.compose``)."""
+
+    def __init__(
+        self,
+        credentials: GoogleCredentials,
+        *,
+        mailbox: str | None = None,
+        scopes: Sequence[str] | None = None,
+        endpoint: str = DEFAULT_ENDPOINT,
+        http_timeout: float = 60.0,
+    ) -> None:
+        self._credentials = credentials
+        self._mailbox = mailbox or str(getattr(credentials, "mailbox", "") or "") or "me"
+        found = scopes if scopes is not None else getattr(credentials, "scopes", None)
+        self._scopes = tuple(found or ())
+        self._endpoint = endpoint if endpoint.endswith("/") else endpoint + "/"
+        self._http_timeout = http_timeout
+
+    def create_draft(self, raw: bytes, thread_id: str) -> dict[str, Any]:
+        """Create a draft of ``raw`` (RFC 5322 bytes) in ``thread_id``; Gmail's Draft resource."""
+        import google_auth_httplib2
+        import httplib2
+        from googleapiclient.discovery import build
+        from googleapiclient.errors import HttpError
+
+        body = {
+            "message": {
+                "raw": base64.urlsafe_b64encode(raw).decode("ascii"),
+                "threadId": thread_id,
+            }
+        }
+        service = build(
+            "gmail",
+            "v1",
+            credentials=self._credentials,
+            client_options={"api_endpoint": self._endpoint},
+            static_discovery=True,
+            cache_discovery=False,
+        )
+        http = google_auth_httplib2.AuthorizedHttp(
+            self._credentials, http=httplib2.Http(timeout=self._http_timeout)
+        )
+        try:
+            request = service.users().drafts().create(userId="me", body=body)
+            return dict(request.execute(http=http, num_retries=0))
+        except HttpError as exc:
+            raise self._translate(int(exc.resp.status), exc.content) from None
+        except (httplib2.HttpLib2Error, OSError) as exc:
+            raise RetryableError(
+                f"Gmail drafts.create for {self._mailbox}: no answer ({type(exc).__name__})",
+                mailbox=self._mailbox,
+            ) from None
+        finally:
+            http.close()
+
+    def _translate(self, status: int, content: Any) -> AppError:
+        reason = _reason(content)
+        said = f"HTTP {status}" + (f" {reason}" if reason else "")
+        details: dict[str, Any] = {"mailbox": self._mailbox, "method": "drafts.create"}
+        if status == 404:
+            return ConflictError(
+                f"Gmail does not know the thread in {self._mailbox} ({said}): it was deleted "
+                "since capture saw it",
+                **details,
+            )
+        if status == 429 or status >= 500 or reason in _RATE_LIMITED:
+            return RetryableError(f"Gmail drafts.create for {self._mailbox}: {said}", **details)
+        if status in (401, 403):
+            return ConfigurationError(
+                f"Gmail refused drafts.create for {self._mailbox} ({said}): the delegated token "
+                f"with scopes {', '.join(self._scopes) or '(unknown)'} does not allow it; the "
+                "domain-wide delegation grant needs gmail.compose.",
+                scopes=list(self._scopes),
+                **details,
+            )
+        return GmailUpstreamError(
+            f"Gmail drafts.create for {self._mailbox} failed: {said}", **details
+        )
+
+
+def _reason(content: Any) -> str:
+    if isinstance(content, bytes):
+        content = content.decode("utf-8", "replace")
+    try:
+        body = json.loads(content) if content else {}
+        return str(body["error"]["errors"][0]["reason"])
+    except (ValueError, KeyError, IndexError, TypeError):
+        return ""

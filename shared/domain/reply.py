@@ -1,0 +1,210 @@
+"""In-thread replies, pure: who a reply goes to, its subject and threading headers, the quoted
+original, and the RFC 5322 bytes of the draft.
+
+Everything here works from what capture stored (:class:`Email`): a ``gmail.compose`` token cannot
+read mail (FACTS.md, section 4), so the draft is built without fetching the original.
+
+Recipients follow Gmail's own buttons:
+
+* ``reply``: to the original's Reply-To, else its From. When the original was sent by the drafting
+  mailbox itself (From is the mailbox or one of its aliases), to the original's To (its Cc when it
+  had no To), as Gmail does when you reply to your own sent message.
+* ``reply_all``: that, plus every other To and Cc participant, To kept in To and Cc in Cc.
+* Only the drafting mailbox and its aliases are removed (teammates stay, as in Gmail); addresses
+  are deduplicated (the first occurrence wins its place, a display name is kept from whichever
+  occurrence has one). Bcc is never copied.
+"""
+
+from __future__ import annotations
+
+import email.policy
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, tzinfo
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime
+from enum import StrEnum
+
+from shared.domain.addresses import canonical_address
+from shared.domain.models import Email, Mailbox
+
+# Prefixes that already mark a reply, in the languages mail clients use: Re (and Re[2], Re^2),
+# AW (German), SV (Scandinavian), Antw (Dutch), VS (Finnish), Odp (Polish), RIF (Italian),
+# RES (Portuguese), Réf, YNT (Turkish), ATB (Latvian), VÁ (Hungarian), 回复/回覆/答复 (Chinese),
+# ΑΠ/ΣΧΕΤ (Greek), תשובה (Hebrew). A forward (Fwd:, WG:, TR:) is not a reply: "Re: Fwd: x".
+_REPLY_WORDS = "re|aw|sv|antw|vs|odp|rif|res|réf|ref|ynt|atb|vá|回复|回覆|答复|απ|σχετ|תשובה"
+_REPLY_PREFIX = re.compile(
+    rf"^\s*({_REPLY_WORDS})\s*(\[\d+\]|\^\d+)?\s*[:：]\s*",  # noqa: RUF001 (full-width colon)
+    re.IGNORECASE,
+)
+_RE_ONLY = re.compile(r"^\s*re\s*(\[\d+\]|\^\d+)?\s*:\s*", re.IGNORECASE)
+_LINE_BREAKS = re.compile(r"[\r\n]+")
+QUOTE_BODY_LIMIT = 64 * 1024  # characters of the original quoted at most
+
+
+class ReplyMode(StrEnum):
+    REPLY = "reply"
+    REPLY_ALL = "reply_all"
+
+
+@dataclass(frozen=True)
+class Recipients:
+    to: list[Mailbox]
+    cc: list[Mailbox]
+
+    @property
+    def addresses(self) -> list[str]:
+        return [m.address for m in (*self.to, *self.cc)]
+
+
+def reply_subject(subject: str) -> str:
+    """``Re: `` added once: a subject already starting with a reply prefix in any language is
+    kept (a chain of plain ``Re:``s collapses to one); anything else gets ``Re: ``."""
+    text = _one_line(subject).strip()
+    if _RE_ONLY.match(text):
+        while _RE_ONLY.match(text):
+            text = _RE_ONLY.sub("", text, count=1)
+        return f"Re: {text}".rstrip()
+    if _REPLY_PREFIX.match(text):
+        return text
+    return f"Re: {text}".rstrip()
+
+
+def is_from_mailbox(original: Email, own_addresses: Iterable[str]) -> bool:
+    own = _keys(own_addresses)
+    return original.sender is not None and _key(original.sender.address) in own
+
+
+def reply_recipients(original: Email, own_addresses: Iterable[str], mode: ReplyMode) -> Recipients:
+    """Who the reply goes to (see the module docstring). May be empty: the caller decides."""
+    own = _keys(own_addresses)
+    outbound = original.sender is not None and _key(original.sender.address) in own
+    if outbound:
+        primary = list(original.to) or list(original.cc)
+        to, cc = (primary, []) if mode is ReplyMode.REPLY else (list(original.to), original.cc)
+        if mode is ReplyMode.REPLY_ALL and not to:
+            to, cc = list(original.cc), []
+    else:
+        author = list(original.reply_to) or ([original.sender] if original.sender else [])
+        to, cc = author, []
+        if mode is ReplyMode.REPLY_ALL:
+            to, cc = [*author, *original.to], list(original.cc)
+    seen: dict[str, Mailbox] = {}
+    placed: dict[str, str] = {}
+    for field_name, group in (("to", to), ("cc", cc)):
+        for mailbox in group:
+            key = _key(mailbox.address)
+            if key in own:
+                continue
+            if key not in seen:
+                seen[key] = mailbox
+                placed[key] = field_name
+            elif not seen[key].name and mailbox.name:
+                seen[key] = Mailbox(name=mailbox.name, address=seen[key].address)
+    return Recipients(
+        to=[seen[k] for k, f in placed.items() if f == "to"],
+        cc=[seen[k] for k, f in placed.items() if f == "cc"],
+    )
+
+
+def reply_references(original: Email) -> list[str]:
+    """The original's References (or, lacking them, its In-Reply-To) plus its Message-ID."""
+    chain = list(original.references) or ([original.in_reply_to] if original.in_reply_to else [])
+    if original.message_id:
+        chain.append(original.message_id)
+    return list(dict.fromkeys(ref.strip().strip("<>") for ref in chain if ref.strip("<> ")))
+
+
+def attribution(original: Email, tz: tzinfo = UTC) -> str:
+    """``On Tue, 1 Jul 2003 at 08:52 UTC, Joe Q. Public <john.q.public@example.com> wrote:``"""
+    who = "someone"
+    if original.sender is not None:
+        name = _one_line(original.sender.name).strip()
+        who = f"{name} <{original.sender.address}>" if name else original.sender.address
+    if original.date is None:
+        return f"{who} wrote:"
+    when = original.date.astimezone(tz)
+    stamp = f"{when:%a}, {when.day} {when:%b %Y} at {when:%H:%M} {when.tzname() or ''}".rstrip()
+    return f"On {stamp}, {who} wrote:"
+
+
+def quoted_original(original: Email, tz: tzinfo = UTC) -> str:
+    """The stored body as a quotation (``> `` lines) under its attribution; "" without a body."""
+    body = original.body or original.snippet
+    if not body.strip():
+        return ""
+    body = body[:QUOTE_BODY_LIMIT]
+    lines = body.replace("\r\n", "\n").replace("\r", "\n").rstrip("\n").split("\n")
+    quoted = "\n".join(f"> {line}" if line else ">" for line in lines)
+    return f"{attribution(original, tz)}\n{quoted}\n"
+
+
+@dataclass(frozen=True)
+class ReplyDraft:
+    raw: bytes
+    subject: str
+    recipients: Recipients
+    in_reply_to: str
+    references: list[str]
+    quoted: bool
+
+
+def build_reply(
+    original: Email,
+    *,
+    from_mailbox: Mailbox,
+    own_addresses: Sequence[str],
+    mode: ReplyMode,
+    text: str,
+    quote: bool = True,
+    now: datetime,
+    tz: tzinfo = UTC,
+) -> ReplyDraft:
+    """The reply as RFC 5322 bytes: RFC 2047 headers, a UTF-8 quoted-printable text body."""
+    recipients = reply_recipients(original, own_addresses, mode)
+    subject = reply_subject(original.subject)
+    references = reply_references(original)
+    body = text.replace("\r\n", "\n").replace("\r", "\n").rstrip("\n") + "\n"
+    quotation = quoted_original(original, tz) if quote else ""
+    if quotation:
+        body += "\n" + quotation
+    message = EmailMessage(policy=email.policy.SMTP)
+    message["From"] = _address(from_mailbox)
+    if recipients.to:
+        message["To"] = [_address(m) for m in recipients.to]
+    if recipients.cc:
+        message["Cc"] = [_address(m) for m in recipients.cc]
+    message["Subject"] = subject
+    message["Date"] = format_datetime(now.astimezone(UTC))
+    if original.message_id:
+        message["In-Reply-To"] = f"<{original.message_id.strip().strip('<>')}>"
+    if references:
+        message["References"] = " ".join(f"<{ref}>" for ref in references)
+    message.set_content(body, charset="utf-8", cte="quoted-printable")
+    return ReplyDraft(
+        raw=message.as_bytes(),
+        subject=subject,
+        recipients=recipients,
+        in_reply_to=original.message_id,
+        references=references,
+        quoted=bool(quotation),
+    )
+
+
+def _address(mailbox: Mailbox) -> Address:
+    local, _, domain = mailbox.address.rpartition("@")
+    return Address(display_name=_one_line(mailbox.name).strip(), username=local, domain=domain)
+
+
+def _one_line(text: str) -> str:
+    return _LINE_BREAKS.sub(" ", text)
+
+
+def _key(address: str) -> str:
+    return canonical_address(address)
+
+
+def _keys(addresses: Iterable[str]) -> set[str]:
+    return {_key(a) for a in addresses if a}

@@ -1,0 +1,151 @@
+"""Reply rules, pure: subject, recipients, threading headers, quotation and MIME encoding."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from shared.domain.models import Email, Mailbox
+from shared.domain.reply import (
+    ReplyMode,
+    build_reply,
+    quoted_original,
+    reply_recipients,
+    reply_references,
+    reply_subject,
+)
+
+ADA = "ada@fund.example"
+BEN = "ben@fund.example"
+WHEN = datetime(2024, 3, 5, 9, 30, tzinfo=UTC)
+
+
+def mb(address: str, name: str = "") -> Mailbox:
+    return Mailbox(name=name, address=address)
+
+
+def original(**fields: object) -> Email:
+    base: dict[str, object] = {
+        "id": "e1",
+        "message_id": "orig@lp.example",
+        "subject": "Fund II",
+        "sender": mb("zoe@lp.example", "Zoe"),
+        "to": [mb(ADA, "Ada")],
+        "date": WHEN,
+    }
+    base.update(fields)
+    return Email.model_validate(base)
+
+
+@pytest.mark.parametrize(
+    ("subject", "expected"),
+    [
+        ("Fund II", "Re: Fund II"),
+        ("Re: Fund II", "Re: Fund II"),
+        ("RE: Re: re:Fund II", "Re: Fund II"),
+        ("Re[2]: Fund II", "Re: Fund II"),
+        ("AW: Termin", "AW: Termin"),
+        ("SV: Möte", "SV: Möte"),
+        ("Antw: vraag", "Antw: vraag"),
+        ("回复：会议", "回复：会议"),  # noqa: RUF001
+        ("Fwd: deck", "Re: Fwd: deck"),
+        ("", "Re:"),
+        ("Reunion", "Re: Reunion"),
+    ],
+)
+def test_re_is_added_once(subject: str, expected: str) -> None:
+    assert reply_subject(subject) == expected
+
+
+def test_reply_goes_to_reply_to_else_from() -> None:
+    plain = reply_recipients(original(), [ADA], ReplyMode.REPLY)
+    assert (plain.to, plain.cc) == ([mb("zoe@lp.example", "Zoe")], [])
+    redirected = original(reply_to=[mb("desk@lp.example", "Desk")])
+    assert reply_recipients(redirected, [ADA], ReplyMode.REPLY).to == [
+        mb("desk@lp.example", "Desk")
+    ]
+
+
+def test_reply_all_keeps_to_and_cc_removes_only_the_mailbox_and_its_aliases() -> None:
+    message = original(
+        to=[mb(ADA, "Ada"), mb("ADA.alias@fund.example"), mb("sam@lp.example"), mb(BEN, "Ben")],
+        cc=[mb("zoe@lp.example"), mb("lee@lp.example", "Lee"), mb("sam@lp.example", "Sam")],
+    )
+    got = reply_recipients(message, [ADA, "ada.alias@fund.example"], ReplyMode.REPLY_ALL)
+    assert got.to == [mb("zoe@lp.example", "Zoe"), mb("sam@lp.example", "Sam"), mb(BEN, "Ben")]
+    assert got.cc == [mb("lee@lp.example", "Lee")]  # zoe and sam already in To
+
+
+def test_replying_to_own_sent_mail_goes_to_its_recipients() -> None:
+    sent = original(sender=mb(ADA, "Ada"), to=[mb("jo@gmail.com", "Jo")], cc=[mb("kim@lp.example")])
+    assert reply_recipients(sent, [ADA], ReplyMode.REPLY).to == [mb("jo@gmail.com", "Jo")]
+    both = reply_recipients(sent, [ADA], ReplyMode.REPLY_ALL)
+    assert (both.to, both.cc) == ([mb("jo@gmail.com", "Jo")], [mb("kim@lp.example")])
+    only_cc = original(sender=mb(ADA), to=[], cc=[mb("kim@lp.example")])
+    assert reply_recipients(only_cc, [ADA], ReplyMode.REPLY).to == [mb("kim@lp.example")]
+    to_self = original(sender=mb(ADA), to=[mb(ADA)])
+    got = reply_recipients(to_self, [ADA], ReplyMode.REPLY_ALL)
+    assert (got.to, got.cc) == ([], [])
+
+
+def test_references_chain_the_original() -> None:
+    assert reply_references(original(references=["a@x", "b@x"])) == [
+        "a@x",
+        "b@x",
+        "orig@lp.example",
+    ]
+    assert reply_references(original(in_reply_to="p@x")) == ["p@x", "orig@lp.example"]
+    assert reply_references(original(message_id="")) == []
+
+
+def test_quotation_is_attributed_in_the_fund_time_zone() -> None:
+    text = quoted_original(original(body="Line one\n\nLine two"), ZoneInfo("Europe/Berlin"))
+    assert text.splitlines() == [
+        "On Tue, 5 Mar 2024 at 10:30 CET, Zoe <zoe@lp.example> wrote:",
+        "> Line one",
+        ">",
+        "> Line two",
+    ]
+    assert quoted_original(original(body="")) == ""
+
+
+def test_the_draft_is_rfc2047_headers_and_a_utf8_body() -> None:
+    message = original(
+        subject="Übernahme — Fund II",
+        sender=mb("comma.name@example.com", "Laßt, Jörn"),
+        cc=[mb("kim@lp.example", 'Giant; "Big" Box'), mb("mi@lp.example", "みける")],
+        body="Grüße aus Berlin",
+        references=["r1@x"],
+    )
+    draft = build_reply(
+        message,
+        from_mailbox=mb(ADA, "Ada Ädmin"),
+        own_addresses=[ADA],
+        mode=ReplyMode.REPLY_ALL,
+        text="Danke schön — bis bald.",
+        now=WHEN,
+    )
+    assert draft.raw.isascii()  # 7-bit on the wire: encoded words, quoted-printable
+    parsed = email.message_from_bytes(draft.raw, policy=email.policy.default)
+    assert parsed["Subject"] == "Re: Übernahme — Fund II"
+    to = [(a.display_name, a.addr_spec) for a in parsed["To"].addresses]
+    assert to == [("Laßt, Jörn", "comma.name@example.com")]
+    cc = [(a.display_name, a.addr_spec) for a in parsed["Cc"].addresses]
+    assert cc == [('Giant; "Big" Box', "kim@lp.example"), ("みける", "mi@lp.example")]
+    assert parsed["From"].addresses[0].display_name == "Ada Ädmin"
+    assert parsed["In-Reply-To"] == "<orig@lp.example>"
+    assert parsed["References"].split() == ["<r1@x>", "<orig@lp.example>"]
+    body = parsed.get_content().replace("\r\n", "\n")
+    assert parsed.get_content_charset() == "utf-8"
+    assert body.startswith("Danke schön — bis bald.\n\nOn Tue, 5 Mar 2024 at 09:30 UTC, Laßt,")
+    assert "> Grüße aus Berlin" in body
+    assert draft.quoted
+    unquoted = build_reply(
+        message, from_mailbox=mb(ADA), own_addresses=[ADA], mode=ReplyMode.REPLY,
+        text="x", quote=False, now=WHEN,
+    )  # fmt: skip
+    assert not unquoted.quoted and b"wrote:" not in unquoted.raw
