@@ -76,6 +76,8 @@ class Settings(BaseSettings):
     # user's concurrent-request slots at once, and Google does not publish that limit; public
     # code uses 10-25, and more than the limit only buys 429s for the extra parts.
     gmail_batch_size: int = Field(default=10, ge=1, le=25)
+    # Quota units per second each mailbox's client paces itself to; Gmail allows 250 per user.
+    gmail_units_per_second: float = Field(default=240.0, gt=0, le=250)
     # Domain-wide delegation: a key held in the secret named here, or (empty) keyless, where
     # IAM signs for ``gmail_service_account`` (Cloud Functions: no key file should exist).
     gmail_key_secret: str = ""

@@ -94,7 +94,7 @@ def gmail_for(address: str) -> GmailClient:
     """The read-only (``gmail.readonly``) Gmail client of one team mailbox, once per instance."""
     import json
 
-    from shared.adapters.gmail_api import GmailApiClient
+    from shared.adapters.gmail_api import GmailApiClient, QuotaPacer
     from shared.adapters.gmail_credentials import (
         SCOPE_READONLY,
         RedirectingRequest,
@@ -117,7 +117,10 @@ def gmail_for(address: str) -> GmailClient:
         transport=transport,
     )
     return GmailApiClient(
-        credentials, endpoint=settings.gmail_api_endpoint, batch_size=settings.gmail_batch_size
+        credentials,
+        endpoint=settings.gmail_api_endpoint,
+        batch_size=settings.gmail_batch_size,
+        pacer=QuotaPacer(settings.gmail_units_per_second),
     )
 
 

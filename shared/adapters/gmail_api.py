@@ -45,6 +45,61 @@ MAX_PAGE_SIZE = 500
 HISTORY_TYPES = ("messageAdded", "messageDeleted", "labelAdded", "labelRemoved")
 MESSAGE_FORMATS = frozenset({"minimal", "metadata", "full", "raw"})
 RATE_LIMIT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded"})
+# Gmail's quota units per method (FACTS.md): what the pacer charges before each call.
+QUOTA_UNITS: Mapping[str, int] = {
+    "getProfile": 1,
+    "messages.list": 5,
+    "messages.get": 5,
+    "history.list": 2,
+    "watch": 100,
+    "stop": 50,
+}
+# Gmail's per-user quota is 250 units/s (15,000/min); pace a little below it so that the
+# drafting and digest clients of the same user still have room.
+DEFAULT_UNITS_PER_SECOND = 240.0
+
+
+class QuotaPacer:
+    """A token bucket charged with each call's quota units *before* the call is sent.
+
+    Without it a backfill runs into Gmail's per-user limit, gets 429s and waits out their
+    Retry-After, idling the quota it was refused for; paced, it stays just under the limit and is
+    never refused. The burst is kept small (one batch of metadata gets): Gmail's own bucket and
+    this one drift apart by the request latency, and a large local burst would spend Gmail's.
+    Reservations are taken in order under a lock, so threads sharing one mailbox share its pace.
+    """
+
+    def __init__(
+        self,
+        units_per_second: float,
+        *,
+        burst_units: float = 50.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if units_per_second <= 0:
+            raise ConfigurationError("the Gmail pace must be positive (units per second)")
+        self.units_per_second = units_per_second
+        self.burst_units = burst_units
+        self._clock = clock
+        self._sleep = sleep
+        self._tokens = burst_units
+        self._last = clock()
+        self._lock = threading.Lock()
+
+    def acquire(self, units: float) -> float:
+        """Reserve ``units``; sleeps until they are available. Returns the seconds waited."""
+        with self._lock:
+            now = self._clock()
+            self._tokens = min(
+                self.burst_units, self._tokens + (now - self._last) * self.units_per_second
+            )
+            self._last = now
+            self._tokens -= units
+            wait = -self._tokens / self.units_per_second if self._tokens < 0 else 0.0
+        if wait > 0:
+            self._sleep(wait)
+        return wait
 
 
 @dataclass(frozen=True)
@@ -52,7 +107,7 @@ class RetryPolicy:
     """Exponential backoff with jitter: try ``max_attempts`` times in all.
 
     The n-th wait is drawn from ``[cap/2, cap]`` with ``cap = min(max_delay, base_delay*2**(n-1))``;
-    a ``Retry-After`` longer than that is waited instead (plus a little jitter). A Retry-After
+    when Gmail sends a ``Retry-After``, that is waited instead (plus a little jitter). A Retry-After
     beyond ``max_retry_after`` is not waited for: the call gives up at once (RetryableError, or
     ``failed`` for a batch part), leaving the wait to the caller's own retry.
     """
@@ -63,11 +118,12 @@ class RetryPolicy:
     max_retry_after: float = 120.0
 
     def delay(self, retry: int, retry_after: float | None, rng: random.Random) -> float:
+        if retry_after is not None:
+            # Gmail says when the quota is back: wait that, plus a little jitter so clients do
+            # not return in lockstep. Waiting longer only idles quota the bucket already holds.
+            return retry_after + rng.uniform(0, min(0.05, self.base_delay))
         cap = min(self.max_delay, self.base_delay * (2 ** max(retry - 1, 0)))
-        backoff = cap / 2 + rng.uniform(0, cap / 2)
-        if retry_after is not None and retry_after > backoff:
-            return retry_after + rng.uniform(0, min(1.0, self.base_delay))
-        return backoff
+        return cap / 2 + rng.uniform(0, cap / 2)
 
 
 @dataclass(frozen=True)
@@ -123,6 +179,7 @@ class GmailApiClient:
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
         user_id: str = "me",
+        pacer: QuotaPacer | None = None,
     ) -> None:
         if not 1 <= batch_size <= MAX_BATCH_SIZE:
             raise ConfigurationError(
@@ -140,6 +197,8 @@ class GmailApiClient:
         self._sleep = sleep
         self._rng = rng or random.Random()
         self._user_id = user_id
+        # Pacing waits are not retries: they use the real clock, whatever ``sleep`` tests inject.
+        self._pacer = pacer or QuotaPacer(DEFAULT_UNITS_PER_SECOND)
         self._service_obj: Any = None
         self._build_lock = threading.Lock()
         self._local = threading.local()
@@ -220,7 +279,9 @@ class GmailApiClient:
                 outcome = self._run_batch(chunk, fmt, headers)
                 answered = sum(1 for result in outcome.values() if not isinstance(result, _Failure))
                 if answered and any(
-                    isinstance(result, _Failure) and result.status == 429
+                    isinstance(result, _Failure)
+                    and result.status == 429
+                    and result.reason == "rateLimitExceeded"
                     for result in outcome.values()
                 ):
                     # Gmail refused the parts beyond the user's concurrency limit: send the
@@ -346,6 +407,7 @@ class GmailApiClient:
         while True:
             attempt += 1
             request = make_request(self._service().users())
+            self._pacer.acquire(QUOTA_UNITS.get(method, 5))
             self._count("calls")
             if attempt > 1:
                 self._count("retries")
@@ -397,6 +459,7 @@ class GmailApiClient:
             if metadata_headers:
                 params["metadataHeaders"] = metadata_headers
             batch.add(messages.get(**params), request_id=message_id)
+        self._pacer.acquire(QUOTA_UNITS["messages.get"] * len(ids))
         self._count("batches")
         self._count("batch_parts", len(ids))
         try:
