@@ -47,7 +47,7 @@ from shared.domain.models import (
     email_id_for,
 )
 from shared.domain.parser import ParsedMessage, parse_message
-from shared.errors import ConflictError
+from shared.errors import ConflictError, NotFoundError
 from shared.ports import (
     GmailClient,
     GmailMessage,
@@ -116,6 +116,7 @@ class Capture:
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     _own: set[str] | None = None
     _exclusions: Exclusions | None = None
+    _problem_ids: set[str] | None = None
 
     # -- context loaded once per run -------------------------------------------------------
 
@@ -151,7 +152,7 @@ class Capture:
         fetched = self.gmail.get_messages(ids, format="metadata", metadata_headers=METADATA_HEADERS)
         report.missing += len(fetched.missing)
         for gid in fetched.missing:  # deleted between list and get: nothing left to capture
-            self.store.clear_capture_problem(self.account.id, gid)
+            self._clear_problem(gid)
         for gid, reason in fetched.failed.items():
             self._problem(gid, f"metadata fetch failed: {reason}")
             report.failed += 1
@@ -279,10 +280,25 @@ class Capture:
                 deleted=bool(DELETED_LABELS & set(labels)),
             )
         )
-        self.store.clear_capture_problem(self.account.id, message["id"])
+        self._clear_problem(message["id"])
+
+    @property
+    def problem_ids(self) -> set[str]:
+        """The mailbox's recorded problems, read once per run (clearing is then only a write
+        for messages that had one, not for every captured message)."""
+        if self._problem_ids is None:
+            problems = self.store.list_capture_problems(self.account.id, limit=1000)
+            self._problem_ids = {p.gmail_message_id for p in problems}
+        return self._problem_ids
 
     def _problem(self, gmail_id: str, reason: str) -> None:
         self.store.record_capture_problem(CaptureProblem.new(self.account.id, gmail_id, reason))
+        self.problem_ids.add(gmail_id)
+
+    def _clear_problem(self, gmail_id: str) -> None:
+        if gmail_id in self.problem_ids:
+            self.store.clear_capture_problem(self.account.id, gmail_id)
+            self.problem_ids.discard(gmail_id)
 
 
 def match_many(
@@ -572,7 +588,8 @@ def run_capture(
                 ),
             )
             fresh = store.get_email_account(account.id)
-            assert fresh is not None
+            if fresh is None:
+                raise NotFoundError("mailbox gone during its sync", account_id=account.id) from None
             mode, finished = "full", _full_sync(capture, fresh.sync, report, deadline, clock)
     gap = 0
     if finished and coverage:
