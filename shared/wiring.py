@@ -89,17 +89,12 @@ def verifier() -> TokenVerifier:
     return GoogleTokenVerifier(get_settings(), store().get_user_by_email)
 
 
-@functools.cache
-def gmail_for(address: str) -> GmailClient:
-    """The read-only (``gmail.readonly``) Gmail client of one team mailbox, once per instance."""
+def _delegated_credentials(address: str, scope: str) -> Any:
+    """Domain-wide-delegated credentials acting as ``address`` with exactly ``scope``: the
+    key from the secret named in settings, else keyless (IAM signs for the service account)."""
     import json
 
-    from shared.adapters.gmail_api import GmailApiClient, QuotaPacer
-    from shared.adapters.gmail_credentials import (
-        SCOPE_READONLY,
-        RedirectingRequest,
-        delegated_credentials,
-    )
+    from shared.adapters.gmail_credentials import RedirectingRequest, delegated_credentials
 
     settings = get_settings()
     key_info = None
@@ -108,16 +103,25 @@ def gmail_for(address: str) -> GmailClient:
     transport: Any = None
     if settings.google_auth_redirect:
         transport = RedirectingRequest.to_sandbox(settings.google_auth_redirect)
-    credentials = delegated_credentials(
+    return delegated_credentials(
         address,
-        [SCOPE_READONLY],
+        [scope],
         key_info=key_info,
         service_account_email=settings.gmail_service_account or None,
         token_uri=settings.gmail_token_uri or None,
         transport=transport,
     )
+
+
+@functools.cache
+def gmail_for(address: str) -> GmailClient:
+    """The read-only (``gmail.readonly``) Gmail client of one team mailbox, once per instance."""
+    from shared.adapters.gmail_api import GmailApiClient, QuotaPacer
+    from shared.adapters.gmail_credentials import SCOPE_READONLY
+
+    settings = get_settings()
     return GmailApiClient(
-        credentials,
+        _delegated_credentials(address, SCOPE_READONLY),
         endpoint=settings.gmail_api_endpoint,
         batch_size=settings.gmail_batch_size,
         pacer=QuotaPacer(settings.gmail_units_per_second),
@@ -127,31 +131,13 @@ def gmail_for(address: str) -> GmailClient:
 @functools.cache
 def gmail_drafts_for(address: str) -> GmailDraftsClient:
     """The ``gmail.compose`` client of one team mailbox: it can only create drafts."""
-    import json
-
-    from shared.adapters.gmail_credentials import (
-        SCOPE_COMPOSE,
-        RedirectingRequest,
-        delegated_credentials,
-    )
+    from shared.adapters.gmail_credentials import SCOPE_COMPOSE
     from shared.adapters.gmail_drafts import GmailDraftsClient
 
-    settings = get_settings()
-    key_info = None
-    if settings.gmail_key_secret:
-        key_info = json.loads(secrets().get(settings.gmail_key_secret))
-    transport: Any = None
-    if settings.google_auth_redirect:
-        transport = RedirectingRequest.to_sandbox(settings.google_auth_redirect)
-    credentials = delegated_credentials(
-        address,
-        [SCOPE_COMPOSE],
-        key_info=key_info,
-        service_account_email=settings.gmail_service_account or None,
-        token_uri=settings.gmail_token_uri or None,
-        transport=transport,
+    return GmailDraftsClient(
+        _delegated_credentials(address, SCOPE_COMPOSE),
+        endpoint=get_settings().gmail_api_endpoint,
     )
-    return GmailDraftsClient(credentials, endpoint=settings.gmail_api_endpoint)
 
 
 @functools.cache
