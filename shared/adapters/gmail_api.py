@@ -59,6 +59,22 @@ QUOTA_UNITS: Mapping[str, int] = {
 DEFAULT_UNITS_PER_SECOND = 240.0
 
 
+def build_gmail_service(credentials: GoogleCredentials, endpoint: str) -> Any:
+    """The Gmail discovery client from the bundled document (no network), pointed at
+    ``endpoint`` (Google's, or the sandbox's). Build it once per client object: it is the
+    expensive part, and the resource objects it makes are safe to share between threads."""
+    from googleapiclient.discovery import build
+
+    return build(
+        "gmail",
+        "v1",
+        credentials=credentials,
+        client_options={"api_endpoint": endpoint},
+        static_discovery=True,
+        cache_discovery=False,
+    )
+
+
 class QuotaPacer:
     """A token bucket charged with each call's quota units *before* the call is sent.
 
@@ -368,16 +384,7 @@ class GmailApiClient:
         if self._service_obj is None:
             with self._build_lock:
                 if self._service_obj is None:
-                    from googleapiclient.discovery import build
-
-                    self._service_obj = build(
-                        "gmail",
-                        "v1",
-                        credentials=self._credentials,
-                        client_options={"api_endpoint": self._endpoint},
-                        static_discovery=True,
-                        cache_discovery=False,
-                    )
+                    self._service_obj = build_gmail_service(self._credentials, self._endpoint)
         return self._service_obj
 
     def _http(self) -> Any:

@@ -15,16 +15,15 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from shared.adapters.gmail_api import DEFAULT_ENDPOINT, RATE_LIMIT_REASONS, build_gmail_service
 from shared.errors import AppError, ConfigurationError, ConflictError, RetryableError
 
 if TYPE_CHECKING:
     from google.auth.credentials import Credentials as GoogleCredentials
-
-DEFAULT_ENDPOINT = "https://gmail.googleapis.com/"
-_RATE_LIMITED = frozenset({"rateLimitExceeded", "userRateLimitExceeded"})
 
 
 class GmailUpstreamError(AppError):
@@ -52,12 +51,13 @@ class GmailDraftsClient:
         self._scopes = tuple(found or ())
         self._endpoint = endpoint if endpoint.endswith("/") else endpoint + "/"
         self._http_timeout = http_timeout
+        self._service: Any = None
+        self._lock = threading.Lock()
 
     def create_draft(self, raw: bytes, thread_id: str) -> dict[str, Any]:
         """Create a draft of ``raw`` (RFC 5322 bytes) in ``thread_id``; Gmail's Draft resource."""
         import google_auth_httplib2
         import httplib2
-        from googleapiclient.discovery import build
         from googleapiclient.errors import HttpError
 
         body = {
@@ -66,14 +66,11 @@ class GmailDraftsClient:
                 "threadId": thread_id,
             }
         }
-        service = build(
-            "gmail",
-            "v1",
-            credentials=self._credentials,
-            client_options={"api_endpoint": self._endpoint},
-            static_discovery=True,
-            cache_discovery=False,
-        )
+        with self._lock:
+            if self._service is None:
+                self._service = build_gmail_service(self._credentials, self._endpoint)
+        service = self._service
+        # A connection per call: drafts are rare, and httplib2 connections are not thread-safe.
         http = google_auth_httplib2.AuthorizedHttp(
             self._credentials, http=httplib2.Http(timeout=self._http_timeout)
         )
@@ -100,7 +97,7 @@ class GmailDraftsClient:
                 "since capture saw it",
                 **details,
             )
-        if status == 429 or status >= 500 or reason in _RATE_LIMITED:
+        if status == 429 or status >= 500 or reason in RATE_LIMIT_REASONS:
             return RetryableError(f"Gmail drafts.create for {self._mailbox}: {said}", **details)
         if status in (401, 403):
             return ConfigurationError(
