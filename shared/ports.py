@@ -160,6 +160,13 @@ class Store(Protocol):
         ...
 
     def get_email(self, email_id: str) -> Email | None: ...
+    def list_emails_matched_between(
+        self, since: datetime, until: datetime, *, limit: int = 500, page_token: str = ""
+    ) -> Page[Email]:
+        """Matched emails with ``since < matched_at <= until``, by (matched_at, id): the mail
+        that became known as investor mail in a window (the digest's)."""
+        ...
+
     def record_sighting(self, sighting: Sighting) -> bool:
         """Insert or refresh one mailbox's sighting; True if new. Updates the email's live set."""
         ...

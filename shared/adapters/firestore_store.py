@@ -84,6 +84,7 @@ from shared.domain.store_rules import (
     decode_page_token,
     denormalised_email_fields,
     encode_page_token,
+    matched_window_keys,
     merge_captured_email,
     with_derived_fields,
 )
@@ -111,7 +112,7 @@ CAPTURE_PROBLEMS = "capture_problems"
 # Firestore's documented limit on disjunctions (array-contains-any / in values) per query.
 MAX_DISJUNCTIONS = 30
 # Fields written next to the model that the model itself does not have.
-_STORAGE_ONLY = frozenset({"sort_key"})
+_STORAGE_ONLY = frozenset({"sort_key", "matched_key"})
 # Free-form ``dict[str, Any]`` fields are stored in their JSON form, as SQLite stores them, so
 # both stores hand back the same values (a datetime inside ``details`` comes back as text).
 _JSON_FIELDS: dict[type[BaseModel], tuple[str, ...]] = {
@@ -166,6 +167,8 @@ def _document(model: BaseModel, **storage_only: Any) -> dict[str, Any]:
     if json_fields:
         as_json = model.model_dump(mode="json", include=set(json_fields))
         data.update(as_json)
+    if isinstance(model, Email):
+        data["matched_key"] = model.matched_key
     data.update(storage_only)
     return data
 
@@ -236,6 +239,8 @@ class _Query:
     # ``field in (values)``: an equality filter for the index rule, at most 30 values.
     one_of: tuple[str, tuple[Any, ...]] | None = None
     range: tuple[str, str, Any] | None = None
+    # A second bound on the range's own field (``a < f <= b``): still one inequality field.
+    upper: tuple[str, str, Any] | None = None
     order_by: tuple[tuple[str, Direction], ...] = ()
     limit: int | None = None
 
@@ -254,6 +259,10 @@ class _Query:
             raise ValueError(f"array_contains_any takes 1..{MAX_DISJUNCTIONS} values")
         if self.one_of is not None and not (0 < len(self.one_of[1]) <= MAX_DISJUNCTIONS):
             raise ValueError(f"in takes 1..{MAX_DISJUNCTIONS} values")
+        if self.upper is not None and (self.range is None or self.upper[0] != self.range[0]):
+            raise ValueError("an upper bound must be on the range's own field")
+        if self.upper is not None and self.upper[1] not in {"<", "<="}:
+            raise ValueError(f"unsupported upper bound operator {self.upper[1]!r}")
         if self.range is not None and self.range[1] not in {"<", "<=", ">", ">="}:
             raise ValueError(f"unsupported range operator {self.range[1]!r}")
 
@@ -324,9 +333,10 @@ class FirestoreStore:
         if spec.one_of is not None:
             name, values = spec.one_of
             query = query.where(filter=firestore.FieldFilter(name, "in", list(values)))
-        if spec.range is not None:
-            name, op, value = spec.range
-            query = query.where(filter=firestore.FieldFilter(name, op, _to_store(value)))
+        for bound in (spec.range, spec.upper):
+            if bound is not None:
+                name, op, value = bound
+                query = query.where(filter=firestore.FieldFilter(name, op, _to_store(value)))
         for name, direction in spec.order_by:
             query = query.order_by(name, direction=direction.value)
         if spec.limit is not None:
@@ -663,6 +673,25 @@ class FirestoreStore:
 
     def get_email(self, email_id: str) -> Email | None:
         return self._get(Email, EMAILS, email_id)
+
+    def list_emails_matched_between(
+        self, since: datetime, until: datetime, *, limit: int = 500, page_token: str = ""
+    ) -> Page[Email]:
+        """One range on ``matched_key`` (unmatched mail holds "", below every bound): served by
+        the single-field index, no composite needed."""
+        check_limit(limit)
+        lower, upper = matched_window_keys(since, until, page_token)
+        spec = _Query(
+            EMAILS,
+            range=("matched_key", ">", lower),
+            upper=("matched_key", "<=", upper),
+            order_by=(("matched_key", Direction.ASCENDING),),
+            limit=limit + 1,
+        )
+        rows = self._query_models(Email, spec)
+        items = rows[:limit]
+        more = len(rows) > limit
+        return Page(items, encode_page_token(items[-1].matched_key) if more else "")
 
     def record_sighting(self, sighting: Sighting) -> bool:
         sighting_ref = self._ref(SIGHTINGS, sighting.id)

@@ -19,6 +19,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -57,6 +58,7 @@ from shared.domain.store_rules import (
     decode_page_token,
     denormalised_email_fields,
     encode_page_token,
+    matched_window_keys,
     merge_captured_email,
     with_derived_fields,
 )
@@ -124,6 +126,11 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE capture_problems (
         account_id TEXT NOT NULL, gmail_message_id TEXT NOT NULL, doc TEXT NOT NULL,
         PRIMARY KEY (account_id, gmail_message_id));
+    """,
+    # Email.matched_key: rows written before this version get theirs on their next write.
+    """
+    ALTER TABLE emails ADD COLUMN matched_key TEXT NOT NULL DEFAULT '';
+    CREATE INDEX emails_by_matched_key ON emails (matched_key);
     """,
 )
 
@@ -497,8 +504,8 @@ class SqliteStore:
         )
         email = email.model_copy(update=denormalised_email_fields(email, live, investors))
         conn.execute(
-            "INSERT OR REPLACE INTO emails (id, matched, doc) VALUES (?,?,?)",
-            (email.id, int(email.matched), _dump(email)),
+            "INSERT OR REPLACE INTO emails (id, matched, matched_key, doc) VALUES (?,?,?,?)",
+            (email.id, int(email.matched), email.matched_key, _dump(email)),
         )
         return email
 
@@ -522,6 +529,21 @@ class SqliteStore:
 
     def get_email(self, email_id: str) -> Email | None:
         return self._one(Email, "SELECT doc FROM emails WHERE id = ?", (email_id,))
+
+    def list_emails_matched_between(
+        self, since: datetime, until: datetime, *, limit: int = 500, page_token: str = ""
+    ) -> Page[Email]:
+        check_limit(limit)
+        lower, upper = matched_window_keys(since, until, page_token)
+        rows = self._many(
+            Email,
+            "SELECT doc FROM emails WHERE matched_key > ? AND matched_key <= ?"
+            " ORDER BY matched_key LIMIT ?",
+            (lower, upper, limit + 1),
+        )
+        items = rows[:limit]
+        more = len(rows) > limit
+        return Page(items, encode_page_token(items[-1].matched_key) if more else "")
 
     def record_sighting(self, sighting: Sighting) -> bool:
         with self._write() as conn:

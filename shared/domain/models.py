@@ -340,6 +340,14 @@ class Email(Record):
     investor_ids: list[str] = Field(default_factory=list)
     live_account_ids: list[str] = Field(default_factory=list)
 
+    @property
+    def matched_key(self) -> str:
+        """``<matched_at>|<id>`` for matched mail, "" otherwise: the digest's window and paging
+        key (one sortable field, so one range filter needs no composite index)."""
+        if not self.matched or self.matched_at is None:
+            return ""
+        return f"{time_key(self.matched_at)}|{self.id}"
+
 
 class Sighting(Record):
     """An email as seen in one team mailbox: the Gmail ids and labels, and the soft delete."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
@@ -20,6 +21,7 @@ from shared.domain.models import (
     Role,
     SyncState,
     User,
+    time_key,
     utcnow,
 )
 from shared.errors import BadRequestError, ConflictError
@@ -79,6 +81,18 @@ def count_capture_attempt(stored: CaptureProblem | None, new: CaptureProblem) ->
     if stored is None:
         return new
     return new.model_copy(update={"attempts": stored.attempts + 1})
+
+
+def matched_window_keys(since: datetime, until: datetime, page_token: str) -> tuple[str, str]:
+    """The ``matched_key`` bounds of ``since < matched_at <= until``, resumed after a page.
+
+    "\uffff" sorts after any id, so ``<since>|\uffff`` excludes mail matched exactly at
+    ``since`` and ``<until>|\uffff`` includes mail matched exactly at ``until``.
+    """
+    lower = f"{time_key(since)}|\uffff"
+    if page_token:
+        lower = max(lower, decode_page_token(page_token))
+    return lower, f"{time_key(until)}|\uffff"
 
 
 def apply_sync_change(state: SyncState, change: SyncStateChange) -> SyncState:

@@ -57,6 +57,10 @@ class CallLog:
         return attribute
 
 
+def far_future_key() -> str:
+    return base64.urlsafe_b64encode(b"9999-12-31T00:00:00.000000Z|~").decode()
+
+
 def exercise_every_method(store: Store) -> None:
     """Call each Store method, with arguments that reach each of its query variants."""
     # users
@@ -116,6 +120,8 @@ def exercise_every_method(store: Store) -> None:
     )
     store.upsert_email(email)
     store.get_email(email.id)
+    store.list_emails_matched_between(T0, T0 + timedelta(days=1), limit=1)
+    store.list_emails_matched_between(T0, T0 + timedelta(days=1), page_token=far_future_key())
     store.record_sighting(Sighting.new(account.id, "m1", email.id))
     store.set_sighting_deleted(account.id, "m1", True)
     store.get_sighting(account.id, "m1")

@@ -790,3 +790,38 @@ class TestCaptureLookups:
         assert store.clear_capture_problem("a1", "g9") is True
         assert store.clear_capture_problem("a1", "g9") is False
         assert [p.gmail_message_id for p in store.list_capture_problems("a1")] == ["g1"]
+
+
+class TestMatchedWindow:
+    """The digest's query: mail that became investor mail in a window, paged by matched time."""
+
+    def test_matched_mail_in_a_window_pages_once_each_in_matched_order(self, store: Store) -> None:
+        before = datetime.now(UTC) - timedelta(seconds=1)
+        linked = []
+        for n in range(3):
+            email = Email(id=email_id_for(f"<w{n}@x>"))
+            store.upsert_email(email)
+            store.link_email_to_investor(
+                InvestorLink.new(email.id, "inv-1", None, "a@x.example", MatchHeader.FROM)
+            )
+            linked.append(email.id)
+        store.upsert_email(Email(id=email_id_for("<unmatched@x>")))
+        after = datetime.now(UTC) + timedelta(seconds=1)
+
+        seen: list[str] = []
+        token = ""
+        while True:
+            page = store.list_emails_matched_between(before, after, limit=1, page_token=token)
+            seen.extend(e.id for e in page.items)
+            token = page.next_token
+            if not token:
+                break
+        assert sorted(seen) == sorted(linked)
+        matched_at = [store.get_email(i).matched_at for i in seen]  # type: ignore[union-attr]
+        assert matched_at == sorted(matched_at)  # type: ignore[type-var]
+        assert store.list_emails_matched_between(after, after + timedelta(days=1)).items == []
+        assert store.list_emails_matched_between(before - timedelta(days=1), before).items == []
+
+        store.unlink_email_from_investor(linked[0], "inv-1")
+        remaining = store.list_emails_matched_between(before, after).items
+        assert sorted(e.id for e in remaining) == sorted(linked[1:])

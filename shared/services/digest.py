@@ -1,0 +1,281 @@
+"""Builds the daily digest from the Store: who did what with which investor, and sync health.
+
+The window ``(since, until]`` is on ``Email.matched_at`` (when the mail became known as
+investor mail), so mail captured late, or linked by a later re-match, is reported on the day it
+became investor mail. Mail that was already more than seven days old then (a new mailbox's
+backfill, a new contact's history) is counted per investor, not listed.
+
+What counts as team mail: a live (not soft-deleted) sighting in a non-deleted mailbox owned by
+an active user. Inactive users' mailboxes, unowned mailboxes and soft-deleted sightings are left
+out of both sections.
+
+- *By team member*: per active user, from their own mailboxes' sightings, outbound if one of
+  their sightings is in Sent (``is_sent``), else inbound; one narrator call per user with
+  activity, carrying only that user's mail; any narrator failure (or exception) gives that user
+  the deterministic count-only paragraph and the digest is still built.
+- *By investor*: each email once however many teammates saw it, outbound if its sender is one of
+  the team's addresses (``Store.own_addresses``), else inbound.
+
+Listing the window: the store's ``list_emails_matched_between`` (on ``matched_at``, so mail
+captured late or linked by a re-match is not missed); tests may pass ``emails_in_window``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from shared.domain.addresses import normalize_address
+from shared.domain.digest import (
+    NARRATOR_SYSTEM_PROMPT,
+    Digest,
+    InvestorActivity,
+    MailboxHealth,
+    MessageLine,
+    UserActivity,
+    clean_paragraph,
+    compose,
+    is_earlier,
+    narrator_prompt,
+)
+from shared.domain.models import (
+    Contact,
+    Direction,
+    Email,
+    EmailAccount,
+    Investor,
+    InvestorLink,
+    Organization,
+    SyncStatus,
+)
+from shared.ports import Store
+from shared.services.sync import is_behind, lag_seconds
+
+logger = logging.getLogger(__name__)
+
+EmailsInWindow = Callable[[datetime, datetime], Iterable[Email]]
+WINDOW_PAGE_SIZE = 500
+
+
+class Narrator(Protocol):
+    """Writes one paragraph from a prompt, or None (``shared.adapters.narrator.ChatNarrator``)."""
+
+    def narrate(self, system: str, prompt: str) -> str | None: ...
+
+
+def build_digest(
+    store: Store,
+    since: datetime,
+    until: datetime,
+    narrator: Narrator | None,
+    *,
+    emails_in_window: EmailsInWindow | None = None,
+) -> Digest:
+    """The digest of mail that became investor mail in ``(since, until]``."""
+    if since.tzinfo is None or until.tzinfo is None:
+        raise ValueError("the digest window must be timezone-aware")
+    listing = emails_in_window or _store_window(store)
+
+    users = {u.id: u for u in store.list_users(active_only=True)}
+    accounts = store.list_email_accounts()
+    owner_of = {a.id: a.user_id for a in accounts if a.user_id in users}
+    own = {normalize_address(a) for a in store.own_addresses()}
+    names = _Names(store)
+
+    activity = {
+        uid: UserActivity(user_id=uid, name=u.name, email=u.email) for uid, u in users.items()
+    }
+    by_investor: dict[str, InvestorActivity] = {}
+    earlier_ids: set[str] = set()
+    seen: set[str] = set()
+
+    for email in listing(since, until):
+        if email.id in seen or not _in_window(email, since, until):
+            continue
+        seen.add(email.id)
+        # Cheap pre-check on the denormalised live set before reading the sightings.
+        if not set(email.live_account_ids) & owner_of.keys():
+            continue
+        sightings = [
+            s for s in store.list_sightings(email.id) if not s.deleted and s.account_id in owner_of
+        ]
+        if not sightings:
+            continue
+        links = [ln for ln in store.list_links(email.id) if ln.investor_id in email.investor_ids]
+        if not links:
+            continue
+        assert email.matched_at is not None  # _in_window checked it
+        earlier = is_earlier(email.date, email.matched_at)
+        if earlier:
+            earlier_ids.add(email.id)
+        sender = email.sender.address if email.sender else ""
+        direction = Direction.OUTBOUND if sender in own else Direction.INBOUND
+
+        lines: list[MessageLine] = []
+        for investor_id in dict.fromkeys(ln.investor_id for ln in links):
+            its_links = [ln for ln in links if ln.investor_id == investor_id]
+            name, organization = names.investor(investor_id, its_links)
+            entry = by_investor.setdefault(
+                investor_id,
+                InvestorActivity(investor_id=investor_id, name=name, organization=organization),
+            )
+            line = MessageLine(
+                email_id=email.id,
+                direction=direction,
+                subject=email.subject,
+                date=email.date,
+                counterpart=names.counterpart(investor_id, its_links),
+                investor=name,
+                snippet=email.snippet,
+            )
+            if earlier:
+                entry.earlier += 1
+            else:
+                entry.messages.append(line)
+                lines.append(line)
+
+        for user_id in dict.fromkeys(owner_of[s.account_id] for s in sightings):
+            assert user_id is not None
+            user = activity[user_id]
+            if earlier:
+                user.earlier += 1
+                continue
+            sent = any(s.is_sent for s in sightings if owner_of[s.account_id] == user_id)
+            user.messages.append(
+                MessageLine(
+                    email_id=email.id,
+                    direction=Direction.OUTBOUND if sent else Direction.INBOUND,
+                    subject=email.subject,
+                    date=email.date,
+                    counterpart=", ".join(dict.fromkeys(ln.counterpart for ln in lines)),
+                    investor=", ".join(dict.fromkeys(ln.investor for ln in lines)),
+                    snippet=email.snippet,
+                )
+            )
+
+    paragraphs: dict[str, str] = {}
+    for user in activity.values():
+        if user.messages:
+            paragraph = _narrate(narrator, user)
+            if paragraph:
+                paragraphs[user.user_id] = paragraph
+
+    return compose(
+        since=since,
+        until=until,
+        users=list(activity.values()),
+        investors=list(by_investor.values()),
+        health=[_health(a, until) for a in accounts],
+        paragraphs=paragraphs,
+        mailbox_count=len(accounts),
+        earlier_count=len(earlier_ids),
+    )
+
+
+def _in_window(email: Email, since: datetime, until: datetime) -> bool:
+    return (
+        email.matched
+        and email.matched_at is not None
+        and since < email.matched_at <= until
+        and bool(email.investor_ids)
+    )
+
+
+def _narrate(narrator: Narrator | None, user: UserActivity) -> str | None:
+    """That user's paragraph from the narrator, or None: its failures never stop the digest."""
+    if narrator is None:
+        return None
+    try:
+        return clean_paragraph(narrator.narrate(NARRATOR_SYSTEM_PROMPT, narrator_prompt(user)))
+    except Exception:  # a narrator is an external system: whatever it does, fall back
+        logger.warning(
+            "digest narrator raised; using the count-only text",
+            extra={"fields": {"event": "narrator_failed", "kind": "exception"}},
+        )
+        return None
+
+
+def _health(account: EmailAccount, now: datetime) -> MailboxHealth:
+    return MailboxHealth(
+        address=account.address,
+        behind=is_behind(account, now),
+        lag_seconds=lag_seconds(account, now),
+        error=account.sync.status is SyncStatus.ERROR,
+        coverage_gap=account.sync.coverage_gap,
+    )
+
+
+def _store_window(store: Store) -> EmailsInWindow:
+    """Every email the store says became investor mail in the window, page by page."""
+
+    def listing(since: datetime, until: datetime) -> Iterator[Email]:
+        token = ""
+        while True:
+            page = store.list_emails_matched_between(
+                since, until, limit=WINDOW_PAGE_SIZE, page_token=token
+            )
+            yield from page.items
+            token = page.next_token
+            if not token:
+                return
+
+    return listing
+
+
+@dataclass
+class _Names:
+    """Display names, each record read once; soft-deleted names fall back to the address."""
+
+    store: Store
+
+    def __post_init__(self) -> None:
+        self._investors: dict[str, Investor | None] = {}
+        self._contacts: dict[str, Contact | None] = {}
+        self._organizations: dict[str, Organization | None] = {}
+
+    def _investor(self, investor_id: str) -> Investor | None:
+        if investor_id not in self._investors:
+            found = self.store.get_investor(investor_id)
+            self._investors[investor_id] = found if found and not found.deleted else None
+        return self._investors[investor_id]
+
+    def _contact(self, contact_id: str) -> Contact | None:
+        if contact_id not in self._contacts:
+            found = self.store.get_contact(contact_id)
+            self._contacts[contact_id] = found if found and not found.deleted else None
+        return self._contacts[contact_id]
+
+    def _organization(self, organization_id: str | None) -> Organization | None:
+        if not organization_id:
+            return None
+        if organization_id not in self._organizations:
+            found = self.store.get_organization(organization_id)
+            self._organizations[organization_id] = found if found and not found.deleted else None
+        return self._organizations[organization_id]
+
+    def investor(self, investor_id: str, links: list[InvestorLink]) -> tuple[str, str]:
+        """(investor name, organisation name or "") — the matched address if it is deleted."""
+        investor = self._investor(investor_id)
+        if investor is None:
+            return links[0].matched_address, ""
+        organization = self._organization(investor.organization_id)
+        return investor.name, organization.name if organization else ""
+
+    def counterpart(self, investor_id: str, links: list[InvestorLink]) -> str:
+        """Who the mail was with: a live contact's name, else the live organisation's name (for
+        a match by its domain), else the matched address."""
+        for link in links:
+            contact = self._contact(link.contact_id) if link.contact_id else None
+            if contact is not None and contact.name:
+                return contact.name
+        link = links[0]
+        if link.contact_id is None:
+            investor = self._investor(investor_id)
+            organization = self._organization(investor.organization_id if investor else None)
+            domain = link.matched_address.rsplit("@", 1)[-1]
+            if organization is not None and domain in organization.domains:
+                return organization.name
+        return link.matched_address
