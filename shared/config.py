@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -88,6 +88,18 @@ class Settings(BaseSettings):
     # ``projects/<project>/topics/<topic>`` that users.watch publishes to.
     gmail_watch_topic: str = ""
 
+    # --- outbound mail: the daily digest to the admins ------------------------------------
+    # Gmail-DWD ``messages.send`` acts as this mailbox (empty: the first active admin by email).
+    digest_sender: str = ""
+    # SMTP fallback (empty host: no fallback). The password is in the secret named here.
+    smtp_host: str = ""
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_security: Literal["starttls", "tls", "none"] = "starttls"
+    smtp_user: str = ""
+    smtp_password_secret: str = ""
+    smtp_from: str = ""
+    smtp_timeout_seconds: float = Field(default=30.0, gt=0, le=300)
+
     # --- who may call ----------------------------------------------------------------------
     # ID tokens are verified against these certs (Google's v1 format: {kid: PEM certificate}).
     token_certs_url: str = GOOGLE_ID_TOKEN_CERTS_URL
@@ -111,7 +123,9 @@ class Settings(BaseSettings):
         "token_issuers", "drafting_agent_identities", "cors_origins", mode="before"
     )(_split_csv)
 
-    @field_validator("scheduler_identity", "push_identity", "bootstrap_admin")
+    @field_validator(
+        "scheduler_identity", "push_identity", "bootstrap_admin", "digest_sender", "smtp_from"
+    )
     @classmethod
     def _lower(cls, value: str) -> str:
         return value.strip().lower()

@@ -1,0 +1,211 @@
+"""When the daily digest goes out: the policy, the once-per-local-day guard, the cursor, send-now.
+
+- **Policy** ``{enabled, send_hour}``: the stored app setting wins (admins change it live);
+  else ``CRM_DIGEST_ENABLED``/``CRM_DIGEST_SEND_HOUR`` seed it; else ``{false, 18}``.
+- **Tick** (Cloud Scheduler every 15 minutes, the local ticker on one machine): re-reads the
+  policy and, when enabled and at or after ``send_hour`` in the fund's time zone, sends once per
+  *local* date. The guard is a create-if-absent record for that date holding ``sending``,
+  ``sent`` or ``failed`` and an attempt count: two ticks at once send one digest; a ``failed``
+  day, or one stuck ``sending`` past 30 minutes, is tried again, up to 3 attempts. The window is
+  (cursor, now], and the cursor moves only after a successful send, so a missed or failed day
+  rolls into the next digest. Days of 23 or 25 hours are handled by keying on the local date and
+  comparing local hours ("at or after": a send hour skipped by a DST jump sends at the next).
+- **Send now**: the last 24 hours, regardless of the policy, touching neither cursor nor guard.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from shared.domain.digest import Digest
+from shared.domain.models import AuditEntry, Caller, DigestPolicy, Guard
+from shared.errors import BadRequestError
+from shared.ports import Store
+
+logger = logging.getLogger(__name__)
+
+POLICY_SETTING = "digest_policy"
+CURSOR_SETTING = "digest_cursor"
+MAX_ATTEMPTS = 3
+STUCK_AFTER = timedelta(minutes=30)
+SEND_NOW_WINDOW = timedelta(hours=24)
+
+# (since, until) -> the digest of that window
+Build = Callable[[datetime, datetime], Digest]
+# (recipients, digest) -> the transport that delivered it; raises when nothing was sent
+Deliver = Callable[[list[str], Digest], str]
+
+
+@dataclass(frozen=True)
+class TickOutcome:
+    sent: bool
+    reason: str
+    local_date: str = ""
+    transport: str = ""
+
+
+def load_policy(
+    store: Store, *, env_enabled: bool | None = None, env_send_hour: int | None = None
+) -> DigestPolicy:
+    """The stored policy, else the environment's seed, else ``{enabled: false, send_hour: 18}``."""
+    stored = store.get_setting(POLICY_SETTING)
+    if stored is not None:
+        return DigestPolicy.model_validate(stored)
+    seeded = DigestPolicy()
+    if env_enabled is not None:
+        seeded = seeded.model_copy(update={"enabled": env_enabled})
+    if env_send_hour is not None:
+        seeded = DigestPolicy(enabled=seeded.enabled, send_hour=env_send_hour)
+    return seeded
+
+
+def save_policy(store: Store, caller: Caller, policy: DigestPolicy) -> DigestPolicy:
+    store.set_setting(POLICY_SETTING, policy.model_dump())
+    store.append_audit(
+        AuditEntry(
+            actor=caller.email,
+            action="digest.policy",
+            target=POLICY_SETTING,
+            details=policy.model_dump(),
+        )
+    )
+    return policy
+
+
+def admin_recipients(store: Store) -> list[str]:
+    return [user.email for user in store.list_active_admins()]
+
+
+def guard_id(local_date: str) -> str:
+    return f"digest:{local_date}"
+
+
+def _claim_day(store: Store, local_date: str, now: datetime, run_id: str) -> Guard | None:
+    """The day's guard if this tick may send now, else None."""
+    fresh = Guard(
+        id=guard_id(local_date),
+        owner=run_id,
+        state="sending",
+        attempts=1,
+        data={"started_at": now.isoformat()},
+        created_at=now,
+        updated_at=now,
+    )
+    if store.create_guard(fresh):
+        return fresh
+
+    def retry(guard: Guard) -> Guard | None:
+        started = datetime.fromisoformat(str(guard.data.get("started_at", now.isoformat())))
+        stuck = guard.state == "sending" and now - started > STUCK_AFTER
+        if guard.attempts >= MAX_ATTEMPTS or not (guard.state == "failed" or stuck):
+            return None
+        return guard.model_copy(
+            update={
+                "owner": run_id,
+                "state": "sending",
+                "attempts": guard.attempts + 1,
+                "data": {**guard.data, "started_at": now.isoformat()},
+                "updated_at": now,
+            }
+        )
+
+    taken = store.update_guard(guard_id(local_date), retry)
+    if taken is not None and taken.owner == run_id and taken.state == "sending":
+        return taken
+    return None
+
+
+def _finish_day(store: Store, local_date: str, run_id: str, state: str, note: str) -> None:
+    def finish(guard: Guard) -> Guard | None:
+        if guard.owner != run_id:
+            return None
+        return guard.model_copy(update={"state": state, "data": {**guard.data, "note": note}})
+
+    store.update_guard(guard_id(local_date), finish)
+
+
+def tick(
+    store: Store,
+    *,
+    now: datetime,
+    time_zone: str,
+    policy: DigestPolicy,
+    build: Build,
+    deliver: Deliver,
+    run_id: str,
+) -> TickOutcome:
+    """One scheduler tick: send today's digest if the policy says it is time and no one has."""
+    if not policy.enabled:
+        return TickOutcome(False, "disabled")
+    local = now.astimezone(ZoneInfo(time_zone))
+    local_date = local.date().isoformat()
+    if local.hour < policy.send_hour:
+        return TickOutcome(False, "before send hour", local_date)
+    claimed = _claim_day(store, local_date, now, run_id)
+    if claimed is None:
+        return TickOutcome(False, "already sent or being sent", local_date)
+    cursor = store.get_setting(CURSOR_SETTING)
+    since = datetime.fromisoformat(cursor) if cursor else now - SEND_NOW_WINDOW
+    try:
+        digest = build(since, now)
+        transport = deliver(admin_recipients(store), digest)
+    except Exception as exc:
+        _finish_day(store, local_date, run_id, "failed", type(exc).__name__)
+        # The error text may carry a credential (an SMTP or token error): never logged.
+        logger.error(
+            "digest failed",
+            extra={
+                "fields": {
+                    "event": "digest_failed",
+                    "local_date": local_date,
+                    "attempt": claimed.attempts,
+                    "error_type": type(exc).__name__,
+                }
+            },
+        )
+        return TickOutcome(False, "failed", local_date)
+    _finish_day(store, local_date, run_id, "sent", transport)
+
+    def advance(value: str | None) -> str:
+        # The cursor only moves forward, whatever order two late ticks finish in.
+        if value and datetime.fromisoformat(value) >= now:
+            return value
+        return now.isoformat()
+
+    store.update_setting(CURSOR_SETTING, advance)
+    store.append_audit(
+        AuditEntry(
+            actor="digest",
+            action="digest.sent",
+            target=guard_id(local_date),
+            details={"transport": transport, "since": since.isoformat(), "until": now.isoformat()},
+        )
+    )
+    return TickOutcome(True, "sent", local_date, transport)
+
+
+def send_now(store: Store, caller: Caller, *, now: datetime, build: Build, deliver: Deliver) -> str:
+    """The last 24 hours to the admins now; the daily cursor and guard are left alone, so a
+    preview never suppresses the scheduled send."""
+    digest = build(now - SEND_NOW_WINDOW, now)
+    transport = deliver(admin_recipients(store), digest)
+    store.append_audit(
+        AuditEntry(actor=caller.email, action="digest.send_now", details={"transport": transport})
+    )
+    return transport
+
+
+def check_test_recipients(store: Store, recipients: list[str]) -> list[str]:
+    """A test email goes only to active admins: the endpoint is no open relay (400 otherwise)."""
+    admins = set(admin_recipients(store))
+    wanted = [r.strip().lower() for r in recipients if r.strip()]
+    if not wanted:
+        raise BadRequestError("name at least one recipient")
+    strangers = sorted(set(wanted) - admins)
+    if strangers:
+        raise BadRequestError("recipients must be active admins", refused=strangers)
+    return wanted

@@ -1,0 +1,197 @@
+"""Sending the daily digest: Gmail-DWD ``users.messages.send`` first, SMTP as the fallback.
+
+The one automated send path, and only ever to the fund's active admins (seed spec, "Outbound
+mail"; never extend it to investors). :func:`send_digest` builds one multipart/alternative
+message (plain text and HTML, UTF-8, the subject RFC 2047-encoded when it needs to be), From
+the digest sender (``CRM_DIGEST_SENDER``, else the first active admin by address), and hands
+it to a transport. Right before each transport call the active admins are read again from
+the store and the transport itself parses To/Cc/Bcc back from the bytes and refuses any
+address that is not one of them (``require_admin_recipients``), so an admin deactivated
+between the two attempts is not mailed by the fallback either.
+
+A transport failure is logged with its kind (error class, code, HTTP or SMTP status) only,
+never its text: an authentication error can carry a credential.
+
+A Gmail answer of 5xx, or no answer, is ambiguous (Gmail may have sent it), and the SMTP
+fallback then runs anyway: the admins may get the day's digest twice, never no digest.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.policy import SMTP as SMTP_POLICY
+from email.utils import format_datetime, make_msgid
+from typing import TYPE_CHECKING, Any, Literal
+
+from shared.adapters.gmail_send import NotAnAdminError
+from shared.errors import AppError, ConfigurationError
+from shared.logging import log_event
+
+if TYPE_CHECKING:
+    from shared.adapters.gmail_send import GmailSender
+    from shared.adapters.smtp import SmtpSender
+    from shared.ports import Store
+
+logger = logging.getLogger(__name__)
+
+Transport = Literal["gmail", "smtp"]
+_LINE_BREAKS = re.compile(r"[\r\n\x0b\x0c\x85\u2028\u2029]+")
+# Only these details of a transport error are logged: kinds and codes, never free text.
+_SAFE_DETAILS = ("http_status", "reason", "smtp_code", "stage", "method")
+
+
+@dataclass(frozen=True)
+class SendResult:
+    transport: Transport
+    message_id: str
+
+
+class DigestNotSentError(AppError):
+    """Every configured transport failed; the reasons were logged (kinds only)."""
+
+    status = 502
+    code = "digest_not_sent"
+
+
+def active_admin_addresses(store: Store) -> list[str]:
+    """The active admins' addresses, lower-cased and sorted: the only allowed recipients."""
+    return sorted({u.email.strip().lower() for u in store.list_active_admins()})
+
+
+def build_digest_message(
+    sender: str,
+    to: Sequence[str],
+    subject: str,
+    text: str,
+    html: str,
+    *,
+    now: datetime | None = None,
+) -> bytes:
+    """RFC 5322 bytes (CRLF): multipart/alternative with a text/plain and a text/html part,
+    both UTF-8; the subject folded onto one line and RFC 2047-encoded when not ASCII."""
+    message = EmailMessage(policy=SMTP_POLICY)
+    message["From"] = sender
+    message["To"] = ", ".join(to)
+    message["Subject"] = _LINE_BREAKS.sub(" ", subject).strip()
+    message["Date"] = format_datetime(now or datetime.now(UTC))
+    message["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or None)
+    message["Auto-Submitted"] = "auto-generated"
+    message.set_content(text, charset="utf-8")
+    message.add_alternative(html, subtype="html", charset="utf-8")
+    return message.as_bytes()
+
+
+def send_digest(
+    store: Store,
+    to: Sequence[str],
+    subject: str,
+    text: str,
+    html: str,
+    *,
+    gmail_sender_for: Callable[[str], GmailSender] | None,
+    smtp: SmtpSender | None,
+    digest_sender: str = "",
+    smtp_from: str = "",
+) -> SendResult:
+    """Send the digest to ``to`` (every one an active admin, else nothing is sent).
+
+    Gmail first, acting as ``digest_sender`` (else the first active admin); on any Gmail
+    failure, SMTP when configured (From ``smtp_from`` when set, since an SMTP account may only
+    send as itself). Raises :class:`NotAnAdminError` (nothing sent) for a recipient that is not
+    an active admin, :class:`DigestNotSentError` when every transport failed, and
+    ``ConfigurationError`` when none is configured or there is no sender.
+    """
+    recipients = [address.strip().lower() for address in to if address and address.strip()]
+    if not recipients:
+        raise NotAnAdminError("The digest has no recipient; nothing was sent.")
+    admins = active_admin_addresses(store)
+    outsiders = sorted(set(recipients) - set(admins))
+    if outsiders:
+        raise NotAnAdminError(
+            "Only the fund's active admins may receive the digest; refused: "
+            + ", ".join(outsiders)
+            + ". Nothing was sent.",
+            refused=outsiders,
+        )
+    sender = digest_sender.strip().lower() or (admins[0] if admins else "")
+    if not sender:
+        raise ConfigurationError(
+            "No digest sender: set CRM_DIGEST_SENDER or create an active admin",
+            variable="CRM_DIGEST_SENDER",
+        )
+    if gmail_sender_for is None and smtp is None:
+        raise ConfigurationError(
+            "No digest transport is configured: Gmail delegation or CRM_SMTP_HOST",
+            variable="CRM_SMTP_HOST",
+        )
+
+    failures: list[str] = []
+    if gmail_sender_for is not None:
+        raw = build_digest_message(sender, recipients, subject, text, html)
+        try:
+            client = gmail_sender_for(sender)
+            message_id = client.deliver(raw, admins=active_admin_addresses(store))
+        except NotAnAdminError:
+            raise
+        except Exception as exc:  # any Gmail failure falls back; only its kind is logged
+            failures.append(f"gmail ({_log_failure('gmail', exc, sender=sender)})")
+        else:
+            _log_sent("gmail", message_id, sender, recipients)
+            return SendResult("gmail", message_id)
+
+    if smtp is not None:
+        envelope_from = smtp_from.strip().lower() or sender
+        raw = build_digest_message(envelope_from, recipients, subject, text, html)
+        try:
+            message_id = smtp.deliver(
+                raw, envelope_from, recipients, admins=active_admin_addresses(store)
+            )
+        except NotAnAdminError:
+            raise
+        except Exception as exc:
+            failures.append(f"smtp ({_log_failure('smtp', exc, sender=envelope_from)})")
+        else:
+            _log_sent("smtp", message_id, envelope_from, recipients)
+            return SendResult("smtp", message_id)
+
+    raise DigestNotSentError(
+        "The digest could not be sent: " + ", ".join(failures) + " failed; see the logs",
+        transports=[f.split(" ")[0] for f in failures],
+    )
+
+
+def _log_failure(transport: Transport, exc: Exception, *, sender: str) -> str:
+    """Log a transport failure by kind (class, code, status codes), never by text; its code."""
+    details = exc.details if isinstance(exc, AppError) else {}
+    code = exc.code if isinstance(exc, AppError) else "unexpected"
+    safe: dict[str, Any] = {k: details[k] for k in _SAFE_DETAILS if k in details}
+    log_event(
+        logger,
+        logging.WARNING,
+        "digest transport failed",
+        event="digest_transport_failed",
+        transport=transport,
+        sender=sender,
+        error=type(exc).__name__,
+        code=code,
+        **safe,
+    )
+    return code
+
+
+def _log_sent(transport: Transport, message_id: str, sender: str, to: Sequence[str]) -> None:
+    log_event(
+        logger,
+        logging.INFO,
+        "digest sent",
+        event="digest_sent",
+        transport=transport,
+        message_id=message_id,
+        sender=sender,
+        recipients=len(to),
+    )
