@@ -21,12 +21,19 @@ from typing import TypeVar
 import flask
 import functions_framework
 from flask.typing import ResponseReturnValue
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from shared import wiring
-from shared.domain.models import Address, Caller, ProposalStatus, Role
+from shared.domain.models import (
+    Address,
+    AuditEntry,
+    Caller,
+    DigestPolicy,
+    ProposalStatus,
+    Role,
+)
 from shared.domain.reply import ReplyMode
-from shared.errors import BadRequestError
+from shared.errors import AppError, BadRequestError
 from shared.services import directory, drafts, proposals, sync
 from shared.web import ADMINS, PEOPLE, Router, json_response
 
@@ -167,6 +174,92 @@ def create_draft(request: flask.Request, caller: Caller) -> ResponseReturnValue:
         tz=ZoneInfo(wiring.get_settings().fund_time_zone),
     )
     return json_response(result.to_json(), 201)
+
+
+class PolicyChange(BaseModel):
+    enabled: bool | None = None
+    send_hour: int | None = Field(default=None, ge=0, le=23)
+
+
+class TestEmail(BaseModel):
+    recipients: list[str]
+
+
+def _policy() -> DigestPolicy:
+    from shared.services import digest_schedule
+
+    settings = wiring.get_settings()
+    return digest_schedule.load_policy(
+        wiring.store(), env_enabled=settings.digest_enabled, env_send_hour=settings.digest_send_hour
+    )
+
+
+@api.route("GET", "/digest/policy", roles=ADMINS)
+def get_digest_policy(request: flask.Request, caller: Caller) -> ResponseReturnValue:
+    return json_response(_policy().model_dump())
+
+
+@api.route("PATCH", "/digest/policy", roles=ADMINS)
+def patch_digest_policy(request: flask.Request, caller: Caller) -> ResponseReturnValue:
+    from shared.services import digest_schedule
+
+    change = parse_body(request, PolicyChange)
+    current = _policy()
+    updated = DigestPolicy(
+        enabled=current.enabled if change.enabled is None else change.enabled,
+        send_hour=current.send_hour if change.send_hour is None else change.send_hour,
+    )
+    digest_schedule.save_policy(wiring.store(), caller, updated)
+    return json_response(updated.model_dump())
+
+
+@api.route("POST", "/digest/send-now", roles=ADMINS)
+def digest_send_now(request: flask.Request, caller: Caller) -> ResponseReturnValue:
+    from shared.services import digest_schedule
+
+    build, deliver = wiring.digest_runtime()
+    transport = digest_schedule.send_now(
+        wiring.store(), caller, now=wiring.clock().now(), build=build, deliver=deliver
+    )
+    return json_response({"sent": True, "transport": transport})
+
+
+@api.route("POST", "/digest/test-email", roles=ADMINS)
+def digest_test_email(request: flask.Request, caller: Caller) -> ResponseReturnValue:
+    from shared.domain.digest import Digest
+    from shared.services import digest_schedule
+
+    body = parse_body(request, TestEmail)
+    store = wiring.store()
+    recipients = digest_schedule.check_test_recipients(store, body.recipients)
+    _, deliver = wiring.digest_runtime()
+    text = "This is a test of the CRM's daily digest delivery. No action is needed."
+    test = Digest(
+        subject="CRM digest: test email",
+        text=text,
+        html=f"<p>{text}</p>",
+        has_activity=False,
+        user_count=0,
+        email_count=0,
+        investor_count=0,
+    )
+    try:
+        transport = deliver(recipients, test)
+    except AppError as exc:
+        if exc.status == 400:
+            raise
+        # The transport's own text may carry a credential: it was logged by kind only, and
+        # the reply says only that the send failed.
+        raise DigestTestFailedError("the test email could not be sent") from None
+    store.append_audit(
+        AuditEntry(actor=caller.email, action="digest.test_email", details={"to": recipients})
+    )
+    return json_response({"sent": True, "transport": transport})
+
+
+class DigestTestFailedError(AppError):
+    status = 502
+    code = "send_failed"
 
 
 @functions_framework.http

@@ -9,6 +9,7 @@ adapters are built on first use by ``shared.wiring``.
 import os
 
 from functions.admin_api import admin_api
+from functions.digest_tick import digest_tick
 from functions.gmail_push import gmail_push
 from functions.rematch_job import rematch_job
 from functions.sync_mailbox import sync_mailbox
@@ -21,4 +22,12 @@ from shared.logging import configure_logging
 # because pydantic-settings is not worth importing on the cold-start path.
 configure_logging(os.environ.get("CRM_LOG_LEVEL", "INFO"))
 
-__all__ = ["admin_api", "gmail_push", "rematch_job", "sync_mailbox", "sync_poll", "watch_renew"]
+__all__ = [
+    "admin_api",
+    "digest_tick",
+    "gmail_push",
+    "rematch_job",
+    "sync_mailbox",
+    "sync_poll",
+    "watch_renew",
+]

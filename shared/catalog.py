@@ -84,6 +84,14 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         timeout_s=300,
     ),
     FunctionSpec(
+        name="digest_tick",
+        trigger=Trigger.SCHEDULE,
+        callers=frozenset({ServiceRole.SCHEDULER}),
+        summary="Sends the daily digest to the admins once per local day, when the policy says.",
+        schedule="*/15 * * * *",
+        timeout_s=300,
+    ),
+    FunctionSpec(
         name="sync_mailbox",
         trigger=Trigger.PUSH,
         callers=frozenset({ServiceRole.PUBSUB_PUSH}),

@@ -99,6 +99,14 @@ class Settings(BaseSettings):
     smtp_password_secret: str = ""
     smtp_from: str = ""
     smtp_timeout_seconds: float = Field(default=30.0, gt=0, le=300)
+    # First-boot seed of the digest policy; the stored policy (set by admins) always wins.
+    digest_enabled: bool | None = None
+    digest_send_hour: int | None = Field(default=None, ge=0, le=23)
+    # The fund's own OpenAI-compatible narrator (empty URL: count-only paragraphs).
+    narrator_url: str = ""
+    narrator_model: str = ""
+    narrator_key_secret: str = ""
+    narrator_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
 
     # --- who may call ----------------------------------------------------------------------
     # ID tokens are verified against these certs (Google's v1 format: {kid: PEM certificate}).
@@ -118,6 +126,17 @@ class Settings(BaseSettings):
     # --- operations ------------------------------------------------------------------------
     log_level: str = "INFO"
     fund_time_zone: str = "UTC"
+
+    @field_validator("fund_time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"CRM_FUND_TIME_ZONE: not an IANA time zone: {value!r}") from exc
+        return value
 
     _split = field_validator(
         "token_issuers", "drafting_agent_identities", "cors_origins", mode="before"

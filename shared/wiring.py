@@ -14,9 +14,13 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from shared.adapters.gmail_drafts import GmailDraftsClient
+    from shared.adapters.gmail_send import GmailSender
+    from shared.adapters.narrator import ChatNarrator
     from shared.adapters.queue import LocalQueue
+    from shared.adapters.smtp import SmtpSender
     from shared.config import Settings
     from shared.ports import Clock, GmailClient, Queue, Secrets, Store, TokenVerifier
+    from shared.services.digest_schedule import Build, Deliver
 
 logger = logging.getLogger(__name__)
 
@@ -141,6 +145,70 @@ def gmail_drafts_for(address: str) -> GmailDraftsClient:
 
 
 @functools.cache
+def gmail_sender_for(address: str) -> GmailSender:
+    """The digest's Gmail transport, acting as ``address`` with ``gmail.compose``."""
+    from shared.adapters.gmail_credentials import SCOPE_COMPOSE
+    from shared.adapters.gmail_send import GmailSender
+
+    return GmailSender(
+        _delegated_credentials(address, SCOPE_COMPOSE), endpoint=get_settings().gmail_api_endpoint
+    )
+
+
+@functools.cache
+def smtp_sender() -> SmtpSender | None:
+    """The digest's SMTP fallback, or None when CRM_SMTP_HOST is empty."""
+    settings = get_settings()
+    if not settings.smtp_host:
+        return None
+    from shared.adapters.smtp import SmtpSender
+
+    password = secrets().get(settings.smtp_password_secret) if settings.smtp_password_secret else ""
+    return SmtpSender(
+        settings.smtp_host,
+        settings.smtp_port,
+        settings.smtp_security,
+        settings.smtp_user,
+        password,
+        settings.smtp_timeout_seconds,
+    )
+
+
+@functools.cache
+def narrator() -> ChatNarrator:
+    """The fund's narrator for the digest (unconfigured: every paragraph is count-only)."""
+    from shared.adapters.narrator import ChatNarrator
+
+    settings = get_settings()
+    key = (
+        secrets().get_optional(settings.narrator_key_secret)
+        if settings.narrator_key_secret
+        else None
+    )
+    return ChatNarrator(
+        settings.narrator_url,
+        settings.narrator_model,
+        key,
+        timeout=settings.narrator_timeout_seconds,
+    )
+
+
+def digest_runtime() -> tuple[Build, Deliver]:
+    """The digest's build and deliver steps with this instance's adapters."""
+    from shared.services import digest_schedule
+
+    settings = get_settings()
+    return digest_schedule.runtime(
+        store(),
+        narrator=narrator(),
+        gmail_sender_for=gmail_sender_for,
+        smtp=smtp_sender(),
+        digest_sender=settings.digest_sender,
+        smtp_from=settings.smtp_from,
+    )
+
+
+@functools.cache
 def clock() -> Clock:
     from shared.adapters.clock import SystemClock
 
@@ -172,6 +240,9 @@ def reset() -> None:
         clock,
         gmail_for,
         gmail_drafts_for,
+        gmail_sender_for,
+        smtp_sender,
+        narrator,
         ensure_bootstrap_admin,
     ):
         cached.cache_clear()

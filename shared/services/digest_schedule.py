@@ -19,12 +19,19 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from shared.domain.digest import Digest
 from shared.domain.models import AuditEntry, Caller, DigestPolicy, Guard
 from shared.errors import BadRequestError
 from shared.ports import Store
+from shared.services.digest import Narrator, build_digest
+from shared.services.mail_transport import send_digest
+
+if TYPE_CHECKING:
+    from shared.adapters.gmail_send import GmailSender
+    from shared.adapters.smtp import SmtpSender
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +53,37 @@ class TickOutcome:
     reason: str
     local_date: str = ""
     transport: str = ""
+
+
+def runtime(
+    store: Store,
+    *,
+    narrator: Narrator | None,
+    gmail_sender_for: Callable[[str], GmailSender] | None,
+    smtp: SmtpSender | None,
+    digest_sender: str = "",
+    smtp_from: str = "",
+) -> tuple[Build, Deliver]:
+    """The digest's build and deliver steps, bound to the adapters wiring made."""
+
+    def build(since: datetime, until: datetime) -> Digest:
+        return build_digest(store, since, until, narrator)
+
+    def deliver(to: list[str], digest: Digest) -> str:
+        result = send_digest(
+            store,
+            to,
+            digest.subject,
+            digest.text,
+            digest.html,
+            gmail_sender_for=gmail_sender_for,
+            smtp=smtp,
+            digest_sender=digest_sender,
+            smtp_from=smtp_from,
+        )
+        return result.transport
+
+    return build, deliver
 
 
 def load_policy(

@@ -1,0 +1,224 @@
+"""When the digest goes out: policy precedence, the once-per-local-day guard under concurrent
+ticks, failed-day retries, a rolled-over missed day, DST days, send-now and the test-email
+recipient check. Delivery is real: SMTP with AUTH to an aiosmtpd sink on loopback."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from sandbox.smtp_sink import SmtpSink
+from shared.adapters.smtp import SmtpSender
+from shared.adapters.sqlite_store import SqliteStore
+from shared.domain.models import Caller, DigestPolicy, Guard, Role, User
+from shared.errors import BadRequestError
+from shared.services import digest_schedule
+
+ADMINS = ("ada@fund.example", "zed@fund.example")
+ON = DigestPolicy(enabled=True, send_hour=18)
+
+
+@pytest.fixture
+def sink() -> Iterator[SmtpSink]:
+    with SmtpSink() as running:
+        running.allow_send_to(ADMINS)
+        yield running
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> SqliteStore:
+    store = SqliteStore(tmp_path / "crm.sqlite3")
+    for email in ADMINS:
+        store.add_user(User.new(email, email.split("@")[0].title(), Role.ADMIN))
+    store.add_user(User.new("mem@fund.example", "Mem"))
+    return store
+
+
+def runtime(
+    store: SqliteStore, sink: SmtpSink, *, password: str | None = None
+) -> tuple[digest_schedule.Build, digest_schedule.Deliver]:
+    smtp = SmtpSender(sink.host, sink.port, "none", sink.user, password or sink.password, timeout=5)
+    return digest_schedule.runtime(
+        store, narrator=None, gmail_sender_for=None, smtp=smtp, smtp_from=sink.user
+    )
+
+
+def tick(
+    store: SqliteStore,
+    sink: SmtpSink,
+    now: datetime,
+    *,
+    policy: DigestPolicy = ON,
+    zone: str = "UTC",
+    password: str | None = None,
+) -> digest_schedule.TickOutcome:
+    build, deliver = runtime(store, sink, password=password)
+    return digest_schedule.tick(
+        store,
+        now=now,
+        time_zone=zone,
+        policy=policy,
+        build=build,
+        deliver=deliver,
+        run_id=uuid.uuid4().hex,
+    )
+
+
+class TestPolicy:
+    def test_the_stored_policy_wins_over_the_environment_seed(self, store: SqliteStore) -> None:
+        assert digest_schedule.load_policy(store) == DigestPolicy(enabled=False, send_hour=18)
+        seeded = digest_schedule.load_policy(store, env_enabled=True, env_send_hour=7)
+        assert seeded == DigestPolicy(enabled=True, send_hour=7)
+        admin = Caller(email=ADMINS[0], role=Role.ADMIN)
+        digest_schedule.save_policy(store, admin, DigestPolicy(enabled=False, send_hour=9))
+        assert digest_schedule.load_policy(store, env_enabled=True, env_send_hour=7) == (
+            DigestPolicy(enabled=False, send_hour=9)
+        )
+        assert store.list_audit()[0].action == "digest.policy"
+
+
+class TestTick:
+    def test_sends_once_per_day_at_or_after_the_send_hour(
+        self, store: SqliteStore, sink: SmtpSink
+    ) -> None:
+        day = datetime(2026, 11, 25, tzinfo=UTC)
+        assert tick(store, sink, day + timedelta(hours=18), policy=DigestPolicy()).reason == (
+            "disabled"
+        )
+        assert tick(store, sink, day + timedelta(hours=17, minutes=45)).reason == (
+            "before send hour"
+        )
+        sent = tick(store, sink, day + timedelta(hours=18))
+        assert sent.sent
+        assert sent.transport == "smtp"
+        assert not tick(store, sink, day + timedelta(hours=18, minutes=15)).sent
+        assert len(sink.messages) == 1
+        (message,) = sink.messages
+        assert sorted(message.recipients) == sorted(ADMINS)  # admins only: never the member
+        assert store.get_setting(digest_schedule.CURSOR_SETTING) == (
+            (day + timedelta(hours=18)).isoformat()
+        )
+
+    def test_two_ticks_at_once_send_one_digest(self, store: SqliteStore, sink: SmtpSink) -> None:
+        now = datetime(2026, 11, 25, 18, 5, tzinfo=UTC)
+        barrier = threading.Barrier(4)
+        outcomes: list[digest_schedule.TickOutcome] = []
+
+        def run() -> None:
+            barrier.wait()
+            outcomes.append(tick(store, sink, now))
+
+        threads = [threading.Thread(target=run) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert sum(o.sent for o in outcomes) == 1
+        assert len(sink.messages) == 1
+
+    def test_a_failed_day_is_retried_three_times_and_the_cursor_waits(
+        self, store: SqliteStore, sink: SmtpSink
+    ) -> None:
+        day = datetime(2026, 11, 25, 18, tzinfo=UTC)
+        for attempt in range(3):
+            outcome = tick(store, sink, day + timedelta(minutes=15 * attempt), password="wrong")
+            assert outcome.reason == "failed"
+        guard = store.get_guard(digest_schedule.guard_id("2026-11-25"))
+        assert guard is not None
+        assert (guard.state, guard.attempts) == ("failed", 3)
+        assert tick(store, sink, day + timedelta(hours=1)).reason == "already sent or being sent"
+        assert store.get_setting(digest_schedule.CURSOR_SETTING) is None
+        assert sink.messages == []
+
+    def test_a_missed_day_rolls_into_the_next_digest(
+        self, store: SqliteStore, sink: SmtpSink
+    ) -> None:
+        first = datetime(2026, 11, 23, 18, tzinfo=UTC)
+        assert tick(store, sink, first).sent
+        for attempt in range(3):  # the 24th fails all day
+            tick(store, sink, first + timedelta(days=1, minutes=15 * attempt), password="wrong")
+        third = first + timedelta(days=2)
+        assert tick(store, sink, third).sent
+        audit = [a for a in store.list_audit() if a.action == "digest.sent"]
+        assert audit[0].details["since"] == first.isoformat()  # two days in one window
+        assert audit[0].details["until"] == third.isoformat()
+
+    def test_a_day_stuck_sending_is_taken_over_after_30_minutes(
+        self, store: SqliteStore, sink: SmtpSink
+    ) -> None:
+        now = datetime(2026, 11, 25, 18, 0, tzinfo=UTC)
+        store.create_guard(
+            Guard(
+                id=digest_schedule.guard_id("2026-11-25"),
+                owner="crashed",
+                state="sending",
+                attempts=1,
+                data={"started_at": now.isoformat()},
+            )
+        )
+        assert not tick(store, sink, now + timedelta(minutes=15)).sent
+        assert tick(store, sink, now + timedelta(minutes=45)).sent
+
+    @pytest.mark.parametrize(
+        ("day", "hours"), [("2026-03-29", 23), ("2026-10-25", 25)], ids=["spring", "autumn"]
+    )
+    def test_dst_days_send_exactly_once(
+        self, store: SqliteStore, sink: SmtpSink, day: str, hours: int
+    ) -> None:
+        zone = ZoneInfo("Europe/Berlin")
+        start = datetime.fromisoformat(day).replace(tzinfo=zone)
+        end = start + timedelta(days=1)
+        assert (end.astimezone(UTC) - start.astimezone(UTC)) == timedelta(hours=hours)
+        moment = start.astimezone(UTC)
+        sent_at = []
+        while moment < end.astimezone(UTC):
+            if tick(store, sink, moment, zone="Europe/Berlin").sent:
+                sent_at.append(moment.astimezone(zone))
+            moment += timedelta(minutes=15)
+        assert len(sent_at) == 1
+        assert sent_at[0].hour == 18
+
+    def test_a_send_hour_skipped_by_the_clock_change_sends_at_the_next_hour(
+        self, store: SqliteStore, sink: SmtpSink
+    ) -> None:
+        zone = ZoneInfo("Europe/Berlin")
+        policy = DigestPolicy(enabled=True, send_hour=2)  # 02:00-03:00 does not exist that day
+        moment = datetime(2026, 3, 29, tzinfo=zone).astimezone(UTC)
+        sent_at = []
+        for _ in range(24):
+            if tick(store, sink, moment, zone="Europe/Berlin", policy=policy).sent:
+                sent_at.append(moment.astimezone(zone))
+            moment += timedelta(minutes=15)
+        assert [t.hour for t in sent_at] == [3]
+
+
+class TestSendNowAndTestEmail:
+    def test_send_now_leaves_the_cursor_and_the_guard_alone(
+        self, store: SqliteStore, sink: SmtpSink
+    ) -> None:
+        now = datetime(2026, 11, 25, 19, tzinfo=UTC)
+        build, deliver = runtime(store, sink)
+        admin = Caller(email=ADMINS[0], role=Role.ADMIN)
+        assert digest_schedule.send_now(store, admin, now=now, build=build, deliver=deliver) == (
+            "smtp"
+        )
+        assert store.get_setting(digest_schedule.CURSOR_SETTING) is None
+        assert store.get_guard(digest_schedule.guard_id("2026-11-25")) is None
+        assert tick(store, sink, now).sent  # the scheduled send still goes out
+        assert len(sink.messages) == 2
+
+    def test_a_test_email_goes_to_active_admins_only(self, store: SqliteStore) -> None:
+        assert digest_schedule.check_test_recipients(store, [" ADA@fund.example"]) == [
+            "ada@fund.example"
+        ]
+        with pytest.raises(BadRequestError) as refused:
+            digest_schedule.check_test_recipients(store, [ADMINS[0], "mem@fund.example"])
+        assert refused.value.details["refused"] == ["mem@fund.example"]
+        with pytest.raises(BadRequestError):
+            digest_schedule.check_test_recipients(store, [])
