@@ -143,9 +143,48 @@ def run(stack: Stack) -> None:
     conflict = call(stack, "POST", f"/admin_api/proposals/{second}/approve", admin)
     print(f"   approving the rejected one -> {conflict.status_code} {brief(conflict.json())}")
 
+    show("The daily digest: policy, send-now through Gmail, the SMTP fallback, the daily tick")
+    stack.gmail.allow_send_to([ADMIN])
+    stack.smtp.allow_send_to([ADMIN])
+    print("  ", brief(call(stack, "GET", "/admin_api/digest/policy", admin).json()))
+    policy = {"enabled": True, "send_hour": 0}
+    print("  ", brief(call(stack, "PATCH", "/admin_api/digest/policy", admin, policy).json()))
+    print("  ", brief(call(stack, "POST", "/admin_api/digest/send-now", admin).json()))
+    sent = stack.gmail.sends[-1]
+    print(f"   Gmail sandbox recorded a send from {sent.mailbox} to {list(sent.recipients)}:")
+    text = email_text(sent.raw)
+    for line in text.splitlines()[:14]:
+        print(f"     | {line}")
+    print(f"  ticker called digest_tick: {stack.server.ticker.fire_now('digest_tick')}")
+    print(f"  ticker called digest_tick again: {stack.server.ticker.fire_now('digest_tick')}")
+    print(f"   Gmail sends so far: {len(stack.gmail.sends)} (one send-now, one daily digest)")
+    stack.gmail.inject_fault("messages.send", status=500, count=10)
+    print("  Gmail now fails; send-now again:")
+    print("  ", brief(call(stack, "POST", "/admin_api/digest/send-now", admin).json()))
+    print(
+        f"   SMTP sink received {len(stack.smtp.messages)} message(s), after AUTH as"
+        f" {stack.smtp.messages[-1].auth_user if stack.smtp.messages else '-'}"
+    )
+    refused = call(
+        stack, "POST", "/admin_api/digest/test-email", admin, {"recipients": ["lp@zeta.vc"]}
+    )
+    print(f"   test email to an investor -> {refused.status_code} {brief(refused.json())}")
+
     show("Audit trail")
     for entry in store.list_audit():
         print(f"   {entry.at:%H:%M:%S} {entry.actor} {entry.action} {brief(entry.details)}")
+
+
+def email_text(raw: bytes) -> str:
+    """The text part of a sent message, as its recipient would read it."""
+    import email
+    import email.policy
+    from email.message import EmailMessage
+
+    message = email.message_from_bytes(raw, policy=email.policy.default)
+    assert isinstance(message, EmailMessage)
+    part = message.get_body(preferencelist=("plain",))
+    return part.get_content() if part is not None else ""
 
 
 def print_mailboxes(stack: Stack, token: str) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 from embedded.server import LocalServer
 from sandbox.gmail import GmailSandbox, RunningGmailSandbox, serve_gmail_sandbox
 from sandbox.issuer import RunningIssuer, serve_issuer
+from sandbox.smtp_sink import SmtpSink
 from shared import wiring
 
 PEOPLE_AUDIENCE = "admin-console.apps.local"
@@ -24,6 +25,7 @@ PUSH_IDENTITY = "pubsub-push@crm-local.iam.gserviceaccount.com"
 DRAFTING_AGENT_IDENTITY = "drafting-agent@crm-local.iam.gserviceaccount.com"
 GMAIL_KEY_SECRET = "gmail-dwd-key"
 GMAIL_WATCH_TOPIC = "projects/sandbox-project/topics/gmail-watch"
+SMTP_PASSWORD_SECRET = "smtp-password"
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,7 @@ class Stack:
     server: LocalServer
     gmail: GmailSandbox
     gmail_server: RunningGmailSandbox
+    smtp: SmtpSink
 
     @property
     def base_url(self) -> str:
@@ -56,7 +59,8 @@ def local_stack(
     tick_interval_s: float = 1.0,
     gmail: GmailSandbox | None = None,
 ) -> Iterator[Stack]:
-    """Start the issuer, the Gmail sandbox and the local server on loopback ports; stop all
+    """Start the issuer, the Gmail sandbox, an SMTP sink and the local server on loopback
+    ports; stop all
     on exit. Gmail delegation goes through the sandbox's service-account key (held as a secret,
     as an operator would), and the sandbox pushes watch notifications to ``gmail_push`` with a
     token for the push identity, as Pub/Sub would.
@@ -70,7 +74,11 @@ def local_stack(
     saved = os.environ.copy()
     gmail = gmail or GmailSandbox()
     try:
-        with serve_issuer() as issuer, serve_gmail_sandbox(gmail) as gmail_server:
+        with (
+            serve_issuer() as issuer,
+            serve_gmail_sandbox(gmail) as gmail_server,
+            SmtpSink() as smtp,
+        ):
             key_info = gmail.service_account_info()
             gmail.grant_scopes(key_info["client_id"], [SCOPE_READONLY, SCOPE_COMPOSE])
             os.environ.update(
@@ -89,6 +97,14 @@ def local_stack(
                     "CRM_GMAIL_KEY_SECRET": GMAIL_KEY_SECRET,
                     "CRM_SECRET_GMAIL_DWD_KEY": json.dumps(key_info),
                     "CRM_GMAIL_WATCH_TOPIC": GMAIL_WATCH_TOPIC,
+                    # The digest's SMTP fallback: a loopback sink with AUTH (no TLS on loopback).
+                    "CRM_SMTP_HOST": smtp.host,
+                    "CRM_SMTP_PORT": str(smtp.port),
+                    "CRM_SMTP_SECURITY": "none",
+                    "CRM_SMTP_USER": smtp.user,
+                    "CRM_SMTP_PASSWORD_SECRET": SMTP_PASSWORD_SECRET,
+                    "CRM_SECRET_SMTP_PASSWORD": smtp.password,
+                    "CRM_SMTP_FROM": smtp.user,
                     **(env or {}),
                 }
             )
@@ -109,7 +125,9 @@ def local_stack(
             )
             server.start()
             try:
-                yield Stack(issuer=issuer, server=server, gmail=gmail, gmail_server=gmail_server)
+                yield Stack(
+                    issuer=issuer, server=server, gmail=gmail, gmail_server=gmail_server, smtp=smtp
+                )
             finally:
                 server.stop()
                 gmail.close()

@@ -1,0 +1,96 @@
+"""The digest over HTTP with real tokens: policy read and change, send-now through Gmail and
+through the SMTP fallback, the test email's recipient check, and the scheduler's digest_tick."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from embedded.stack import Stack, local_stack
+from sandbox.scenario import TEAM, seed_crm, seed_mail
+from shared import wiring
+from shared.adapters.gmail_credentials import SCOPE_COMPOSE
+
+ADMIN = TEAM[0]
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[Stack]:
+    with local_stack(
+        sqlite_path=tmp_path / "crm.sqlite3", bootstrap_admin=ADMIN, start_ticker=False
+    ) as running:
+        scenario = seed_crm(wiring.store())
+        seed_mail(running.gmail, scenario)
+        running.gmail.allow_send_to([ADMIN])
+        running.smtp.allow_send_to([ADMIN])
+        running.server.ticker.fire_now("sync_poll")
+        assert wiring.local_queue().wait_idle(30)
+        yield running
+
+
+def call(stack: Stack, method: str, path: str, who: str, **kwargs: object) -> requests.Response:
+    return requests.request(
+        method,
+        f"{stack.base_url}/admin_api{path}",
+        headers={"Authorization": f"Bearer {stack.person_token(who)}"},
+        timeout=30,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def test_policy_defaults_then_changes_and_rejects_a_bad_hour(stack: Stack) -> None:
+    assert call(stack, "GET", "/digest/policy", ADMIN).json() == {
+        "enabled": False,
+        "send_hour": 18,
+    }
+    changed = call(stack, "PATCH", "/digest/policy", ADMIN, json={"enabled": True})
+    assert changed.json() == {"enabled": True, "send_hour": 18}
+    bad = call(stack, "PATCH", "/digest/policy", ADMIN, json={"send_hour": 24})
+    assert bad.status_code == 400
+    assert "send_hour" in bad.json()["reason"]
+    assert call(stack, "GET", "/digest/policy", TEAM[1]).status_code == 403  # a member
+
+
+def test_send_now_goes_through_gmail_to_the_admins(stack: Stack) -> None:
+    response = call(stack, "POST", "/digest/send-now", ADMIN)
+    assert response.status_code == 200
+    assert response.json()["transport"] == "gmail"
+    (sent,) = stack.gmail.sends
+    assert sent.mailbox == ADMIN
+    assert list(sent.recipients) == [ADMIN]
+    assert "Zeta Capital" in sent.raw.decode("utf-8", "replace")
+
+
+def test_send_now_falls_back_to_smtp_when_gmail_refuses(stack: Stack) -> None:
+    stack.gmail.revoke_scopes(stack.gmail.client_id, [SCOPE_COMPOSE])
+    response = call(stack, "POST", "/digest/send-now", ADMIN)
+    assert response.json()["transport"] == "smtp"
+    assert stack.gmail.sends == []
+    (delivered,) = stack.smtp.messages
+    assert list(delivered.recipients) == [ADMIN]
+
+
+def test_the_test_email_refuses_non_admins_and_hides_transport_errors(stack: Stack) -> None:
+    refused = call(stack, "POST", "/digest/test-email", ADMIN, json={"recipients": ["lp@zeta.vc"]})
+    assert refused.status_code == 400
+    assert stack.gmail.sends == []
+    assert stack.smtp.messages == []
+    ok = call(stack, "POST", "/digest/test-email", ADMIN, json={"recipients": [ADMIN]})
+    assert ok.status_code == 200
+    # Gmail now fails (its access token is cached, so a fault rather than a revoked grant), and
+    # the SMTP server no longer takes our password: both transports fail.
+    stack.gmail.inject_fault("messages.send", status=500, count=10)
+    stack.smtp.password = "rotated-elsewhere"
+    failed = call(stack, "POST", "/digest/test-email", ADMIN, json={"recipients": [ADMIN]})
+    assert failed.status_code == 502
+    assert failed.json() == {"error": "send_failed", "reason": "the test email could not be sent"}
+
+
+def test_digest_tick_sends_once_when_enabled_and_due(stack: Stack) -> None:
+    call(stack, "PATCH", "/digest/policy", ADMIN, json={"enabled": True, "send_hour": 0})
+    assert stack.server.ticker.fire_now("digest_tick") == 200
+    assert stack.server.ticker.fire_now("digest_tick") == 200
+    assert len(stack.gmail.sends) == 1
