@@ -310,6 +310,9 @@ class FirestoreStore:
     def __init__(self, client: firestore.Client, *, recorder: QueryRecorder | None = None) -> None:
         self._client = client
         self._recorder = recorder
+        # Documents read (billed reads) per collection, for benchmarks: queries and gets made
+        # through this adapter; get_all look-ups are counted too.
+        self.reads: dict[str, int] = {}
 
     # -- plumbing -----------------------------------------------------------------------------
 
@@ -341,7 +344,10 @@ class FirestoreStore:
             query = query.order_by(name, direction=direction.value)
         if spec.limit is not None:
             query = query.limit(spec.limit)
-        return list(query.stream(transaction=transaction))
+        snapshots = list(query.stream(transaction=transaction))
+        # Firestore bills a query at least one read, else one per document returned.
+        self.reads[spec.collection] = self.reads.get(spec.collection, 0) + max(1, len(snapshots))
+        return snapshots
 
     def _query_models(
         self, cls: type[M], spec: _Query, transaction: firestore.Transaction | None = None
@@ -358,6 +364,7 @@ class FirestoreStore:
         if not _valid_document_id(document_id):
             return None
         snapshot = self._ref(collection, document_id).get(transaction=transaction)
+        self.reads[collection] = self.reads.get(collection, 0) + 1
         return _snapshot_model(cls, snapshot)
 
     def _exists(self, ref: firestore.DocumentReference, transaction: firestore.Transaction) -> bool:
@@ -750,7 +757,9 @@ class FirestoreStore:
         refs = [self._ref(SIGHTINGS, sighting_id_for(account_id, gid)) for gid in wanted]
         found: set[str] = set()
         for start in range(0, len(refs), 300):
-            for snapshot in self._client.get_all(refs[start : start + 300]):
+            chunk = refs[start : start + 300]
+            self.reads[SIGHTINGS] = self.reads.get(SIGHTINGS, 0) + len(chunk)
+            for snapshot in self._client.get_all(chunk):
                 if snapshot.exists:
                     found.add(str((snapshot.to_dict() or {})["gmail_message_id"]))
         return found
