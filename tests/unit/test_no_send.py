@@ -33,6 +33,9 @@ SEND_ATTRIBUTES = frozenset({"send", "sendmail", "send_message"})
 SMTP_MODULES = frozenset({"smtplib", "aiosmtplib"})
 GMAIL_RESOURCES = frozenset({"drafts", "messages"})
 NEVER_ATTRIBUTES = {"drafts": {"send"}, "messages": {"import_", "insert"}}
+# A path segment that is exactly "send" (Gmail's .../messages/send, .../drafts/send), not a word
+# that starts with it, such as the admin API's own "/digest/send-now" route.
+_SEND_PATH = re.compile(r"/send(?![-\w])")
 _NEVER_URL = re.compile(r"(drafts/send|messages/import|/messages:?insert|users/[^/\s]+/messages$)")
 
 
@@ -82,7 +85,7 @@ def violations(source: str, path: str) -> list[str]:
         elif isinstance(node, ast.Constant) and isinstance(node.value, str):
             if _NEVER_URL.search(node.value):
                 say(node, f"a never-allowed Gmail URL in {node.value[:60]!r}")
-            elif "/send" in node.value and not may_send:
+            elif _SEND_PATH.search(node.value) and not may_send:
                 say(node, f"a '/send' string outside the digest transports: {node.value[:60]!r}")
     return found
 
@@ -115,6 +118,7 @@ BAD = {
     "dynamic import": 'importlib.import_module("smtplib")',
     "send url": 'URL = "https://gmail.googleapis.com/gmail/v1/users/me/messages/send"',
     "drafts send url": 'requests.post(base + "/gmail/v1/users/me/drafts/send")',
+    "send url with a query": 'URL = f"{base}/gmail/v1/users/me/messages/send?uploadType=media"',
     "import url": 'u = "gmail/v1/users/me/messages/import"',
     "insert url": 'u = "https://gmail.googleapis.com/gmail/v1/users/me/messages"',
     "socket send": "sock.send(b'x')",
@@ -209,3 +213,9 @@ def test_the_session_guard_catches_a_non_admin_send_and_drafts_send() -> None:
         finally:
             send_guard.untrack(sandbox)
     assert sandbox not in send_guard.tracked()
+
+
+def test_a_route_that_only_starts_with_send_is_not_a_send_url() -> None:
+    source = '@api.route("POST", "/digest/send-now", roles=ADMINS)\ndef f(): ...'
+    assert violations(source, "functions/admin_api.py") == []
+    assert violations('URL = base + "/messages/send"', "functions/admin_api.py")
