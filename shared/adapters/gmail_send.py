@@ -100,13 +100,18 @@ def require_admin_recipients(
         {r for r in [*recipients, *envelope_addresses] if not _is_address(r) or r not in allowed}
     )
     if outsiders:
-        raise NotAnAdminError(
-            "Only the fund's active admins may receive the digest; refused: "
-            + ", ".join(outsiders)
-            + ". Nothing was sent.",
-            refused=outsiders,
-        )
+        raise not_admins_error(outsiders)
     return recipients
+
+
+def not_admins_error(outsiders: list[str]) -> NotAnAdminError:
+    """The one refusal for recipients who are not active admins (nothing is sent)."""
+    return NotAnAdminError(
+        "Only the fund's active admins may receive the digest; refused: "
+        + ", ".join(outsiders)
+        + ". Nothing was sent.",
+        refused=outsiders,
+    )
 
 
 def _is_address(address: str) -> bool:

@@ -28,7 +28,7 @@ from email.policy import SMTP as SMTP_POLICY
 from email.utils import format_datetime, make_msgid
 from typing import TYPE_CHECKING, Any, Literal
 
-from shared.adapters.gmail_send import NotAnAdminError
+from shared.adapters.gmail_send import NotAnAdminError, not_admins_error
 from shared.errors import AppError, ConfigurationError
 from shared.logging import log_event
 
@@ -112,12 +112,7 @@ def send_digest(
     admins = active_admin_addresses(store)
     outsiders = sorted(set(recipients) - set(admins))
     if outsiders:
-        raise NotAnAdminError(
-            "Only the fund's active admins may receive the digest; refused: "
-            + ", ".join(outsiders)
-            + ". Nothing was sent.",
-            refused=outsiders,
-        )
+        raise not_admins_error(outsiders)
     sender = digest_sender.strip().lower() or (admins[0] if admins else "")
     if not sender:
         raise ConfigurationError(
