@@ -21,7 +21,7 @@ from typing import TypeVar
 import flask
 import functions_framework
 from flask.typing import ResponseReturnValue
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared import wiring
 from shared.domain.models import (
@@ -41,18 +41,24 @@ api = Router("admin_api", verifier=wiring.verifier)
 M = TypeVar("M", bound=BaseModel)
 
 
-class NewUser(BaseModel):
+class RequestBody(BaseModel):
+    """Base of the API's request bodies: validators built on first use (cold start)."""
+
+    model_config = ConfigDict(defer_build=True)
+
+
+class NewUser(RequestBody):
     email: Address
     name: str = ""
     role: Role = Role.MEMBER
 
 
-class NewMailbox(BaseModel):
+class NewMailbox(RequestBody):
     address: Address
     owner_email: str = ""
 
 
-class NewDraft(BaseModel):
+class NewDraft(RequestBody):
     email_id: str
     account_id: str = ""
     mailbox: str = ""
@@ -176,12 +182,12 @@ def create_draft(request: flask.Request, caller: Caller) -> ResponseReturnValue:
     return json_response(result.to_json(), 201)
 
 
-class PolicyChange(BaseModel):
+class PolicyChange(RequestBody):
     enabled: bool | None = None
     send_hour: int | None = Field(default=None, ge=0, le=23)
 
 
-class TestEmail(BaseModel):
+class TestEmail(RequestBody):
     recipients: list[str]
 
 

@@ -176,7 +176,11 @@ class MatchHeader(StrEnum):
 class Record(BaseModel):
     """Base of every stored record: strict about unknown fields, tolerant of stored extras."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, use_enum_values=False)
+    # defer_build: each model's validator is built on its first use, not at import; a cold
+    # start then pays only for the models the called function touches.
+    model_config = ConfigDict(
+        extra="forbid", validate_assignment=True, use_enum_values=False, defer_build=True
+    )
 
 
 class User(Record):
