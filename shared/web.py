@@ -35,21 +35,25 @@ importing this module builds nothing and imports no Google client library.
 from __future__ import annotations
 
 import functools
+import importlib
 import json
 import logging
+import threading
 import traceback
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import flask
 from flask.typing import ResponseReturnValue
+from pydantic import BaseModel, ValidationError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import Map, RequestRedirect, Rule
 
 from shared.domain.models import Caller, Role, ServiceRole
 from shared.errors import (
     AppError,
+    BadRequestError,
     ForbiddenError,
     NotFoundError,
     UnauthenticatedError,
@@ -62,6 +66,8 @@ AnyRole = Role | ServiceRole
 VerifierFactory = Callable[[], TokenVerifier]
 # A handler is called as handler(request, caller, **path_params), like a Flask view.
 Handler = Callable[..., ResponseReturnValue]
+# A router's handler may also return a pydantic model: sent as JSON with the route's status.
+RouteHandler = Callable[..., ResponseReturnValue | BaseModel]
 HttpFunction = Callable[[flask.Request], flask.Response]
 
 ADMINS: frozenset[AnyRole] = frozenset({Role.ADMIN})
@@ -138,10 +144,26 @@ def guarded(
 
 @dataclass(frozen=True)
 class Route:
+    """One route and what the OpenAPI document says about it.
+
+    ``query`` and ``body`` are pydantic models: the router validates the query string and the
+    JSON body against them (400 naming each bad field) and passes the results to the handler as
+    ``query=`` and ``body=``. A handler may return a pydantic model, sent as JSON with
+    ``status``; ``response`` names that model's class for the document. ``errors`` lists the
+    statuses the route can answer besides the ones every route can (400, 401, 403, 404, 405).
+    """
+
     method: str
     path: str
     roles: frozenset[AnyRole]
-    handler: Handler
+    handler: RouteHandler
+    summary: str = ""
+    query: type[BaseModel] | None = None
+    body: type[BaseModel] | None = None
+    response: type[BaseModel] | None = None
+    status: int = 200
+    errors: tuple[int, ...] = ()
+    tag: str = ""
 
 
 class Router:
@@ -151,24 +173,61 @@ class Router:
     the handler as keyword arguments. The token is verified before routing, so an unauthenticated
     caller learns nothing about which paths exist: it gets 401 everywhere. An authenticated
     caller gets 404 for an unknown path and 405 for a known path with another method.
+
+    ``modules`` register their routes on this router when imported; they are imported on the
+    first request (or the first look at ``routes``), not with the function's module, so that a
+    cold start of every other function does not pay for the admin API's models and handlers.
     """
 
-    def __init__(self, function_name: str, *, verifier: VerifierFactory) -> None:
+    def __init__(
+        self,
+        function_name: str,
+        *,
+        verifier: VerifierFactory,
+        modules: Sequence[str] = (),
+    ) -> None:
         self.function_name = function_name
         self._routes: dict[str, Route] = {}
         self._map = Map(strict_slashes=False, merge_slashes=False)
         self._endpoint = _Endpoint(function_name, verifier, self._methods)
+        self._modules = tuple(modules)
+        self._loaded = not self._modules
+        self._load_lock = threading.Lock()
 
     def route(
-        self, method: str, path: str, *, roles: Iterable[AnyRole]
-    ) -> Callable[[Handler], Handler]:
+        self,
+        method: str,
+        path: str,
+        *,
+        roles: Iterable[AnyRole],
+        summary: str = "",
+        query: type[BaseModel] | None = None,
+        body: type[BaseModel] | None = None,
+        response: type[BaseModel] | None = None,
+        status: int = 200,
+        errors: Iterable[int] = (),
+        tag: str = "",
+    ) -> Callable[[RouteHandler], RouteHandler]:
         """Register a handler for ``method path``, admitting callers whose role is in ``roles``."""
 
-        def register(handler: Handler) -> Handler:
+        def register(handler: RouteHandler) -> RouteHandler:
             key = f"{method.upper()} {path}"
             if key in self._routes:
                 raise ValueError(f"route registered twice: {key}")
-            self._routes[key] = Route(method.upper(), path, frozenset(roles), handler)
+            doc = (handler.__doc__ or "").strip().split("\n\n")[0]
+            self._routes[key] = Route(
+                method.upper(),
+                path,
+                frozenset(roles),
+                handler,
+                summary=summary or " ".join(doc.split()),
+                query=query,
+                body=body,
+                response=response,
+                status=status,
+                errors=tuple(sorted(set(errors))),
+                tag=tag,
+            )
             self._map.add(Rule(path, methods=[method.upper()], endpoint=key))
             return handler
 
@@ -176,10 +235,21 @@ class Router:
 
     @property
     def routes(self) -> list[Route]:
+        self._load()
         return list(self._routes.values())
 
     def __call__(self, request: flask.Request) -> flask.Response:
+        self._load()
         return self._endpoint.handle(request, self._dispatch)
+
+    def _load(self) -> None:
+        if self._loaded:
+            return
+        with self._load_lock:
+            if not self._loaded:
+                for module in self._modules:
+                    importlib.import_module(module)
+                self._loaded = True
 
     def _methods(self) -> frozenset[str]:
         return frozenset(route.method for route in self._routes.values())
@@ -187,16 +257,63 @@ class Router:
     def _dispatch(self, request: flask.Request, caller: Caller) -> ResponseReturnValue:
         path = _strip_function_prefix(request.path, self.function_name)
         try:
-            key, params = self._map.bind("localhost").match(path, method=request.method)
+            key, matched = self._map.bind("localhost").match(path, method=request.method)
         except MethodNotAllowed as exc:
             raise MethodNotAllowedError(
                 "method not allowed", allowed=sorted(exc.valid_methods or [])
             ) from None
         except (NotFound, RequestRedirect):
             raise NotFoundError("no such route") from None
+        params: dict[str, Any] = dict(matched)
         route = self._routes[key]
         _admit(caller, route.roles)
-        return route.handler(request, caller, **params)
+        if route.query is not None:
+            params["query"] = parse_query(request, route.query)
+        if route.body is not None:
+            params["body"] = parse_body(request, route.body)
+        result = route.handler(request, caller, **params)
+        if isinstance(result, BaseModel):
+            return json_response(result.model_dump(mode="json"), route.status)
+        return result
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse_body(request: flask.Request, model: type[M]) -> M:
+    """The JSON body as ``model``, or a 400 naming each bad field."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise BadRequestError("the body must be a JSON object")
+    return _validated(model, body)
+
+
+def parse_query(request: flask.Request, model: type[M]) -> M:
+    """The query string as ``model``, or a 400 naming each bad or unknown parameter.
+
+    A parameter given twice is refused rather than silently narrowed to one value.
+    """
+    values: dict[str, str] = {}
+    for name, given in request.args.lists():
+        if len(given) != 1:
+            raise BadRequestError(f"{name}: give this parameter once")
+        values[name] = given[0]
+    unknown = sorted(set(values) - set(model.model_fields))
+    if unknown:
+        raise BadRequestError(f"unknown query parameter(s): {', '.join(unknown)}")
+    return _validated(model, values)
+
+
+def _validated(model: type[M], data: dict[str, Any]) -> M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise BadRequestError(validation_reason(exc)) from None
+
+
+def validation_reason(exc: ValidationError) -> str:
+    """Each bad field and why, without echoing the values (they may be long, or secret)."""
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors())
 
 
 class _Endpoint:
