@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 VENV_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: setup lint test test-fast demo bench clean
+.PHONY: setup lint test test-fast demo bench openapi clean
 
 setup: $(VENV_STAMP) $(NODE_STAMP)
 
@@ -37,6 +37,10 @@ test-fast: setup
 demo: setup
 	$(PY) -m embedded.demo
 
+# The admin API's OpenAPI document, generated from the routes' declarations (a test compares).
+openapi: $(VENV_STAMP)
+	$(PY) -m functions.admin.openapi --write
+
 bench: setup
 	@for script in bench/[a-z]*.py; do \
 		echo "== $$script"; \
@@ -45,3 +49,30 @@ bench: setup
 
 clean:
 	rm -rf $(VENV) node_modules build .mypy_cache .ruff_cache .pytest_cache
+
+# --- Google Cloud deployment (infra/README.md) and one-machine backups -------------------------
+.PHONY: plan deploy deploy-demo bundle lock backup
+
+# What `deploy` would change in the project named by infra/deploy.yaml (reads only).
+plan: $(VENV_STAMP)
+	$(PY) -m infra plan
+
+# Shows the plan, asks, then converges the project; a second run changes nothing.
+deploy: $(VENV_STAMP)
+	$(PY) -m infra apply
+
+# plan, apply, apply again against the loopback stand-ins (no Google project needed).
+deploy-demo: $(VENV_STAMP)
+	$(PY) -m infra demo
+
+# build/bundle/: the source Cloud Functions receives (main.py, requirements.txt, the code).
+bundle: $(VENV_STAMP)
+	$(PY) -m infra bundle
+
+# Regenerates infra/requirements.lock from requirements.txt (asks the package index).
+lock: $(VENV_STAMP)
+	$(PY) -m infra lock
+
+# A consistent copy of the SQLite store in var/backups/ (README, "Backups").
+backup: $(VENV_STAMP)
+	$(PY) -m embedded.backup

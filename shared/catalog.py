@@ -30,6 +30,26 @@ class Topic(StrEnum):
     REMATCH = "rematch-jobs"
 
 
+class Secret(StrEnum):
+    """A secret a function reads at run time (Secret Manager in the cloud, env/file locally).
+
+    The value is the secret's id in the deployment; :data:`SECRET_SETTINGS` names the setting
+    that tells the code that id. The Gmail delegation key is not here: in the cloud delegation
+    is keyless (IAM signs), so no function reads a key (``infra`` never sets
+    ``CRM_GMAIL_KEY_SECRET``, and a test holds it to that).
+    """
+
+    SMTP_PASSWORD = "smtp-password"
+    NARRATOR_KEY = "narrator-key"
+
+
+# The ``Settings`` field holding each secret's id (``CRM_SMTP_PASSWORD_SECRET=smtp-password``).
+SECRET_SETTINGS: dict[Secret, str] = {
+    Secret.SMTP_PASSWORD: "smtp_password_secret",
+    Secret.NARRATOR_KEY: "narrator_key_secret",
+}
+
+
 @dataclass(frozen=True)
 class FunctionSpec:
     name: str
@@ -41,7 +61,12 @@ class FunctionSpec:
     topic: Topic | None = None
     timeout_s: int = 60
     memory_mb: int = 256
-    secrets: tuple[str, ...] = field(default=())
+    # What the function's runtime identity needs, and nothing more (tests/infra derives each
+    # from the code and compares): the secrets it reads, whether it acts as team mailboxes
+    # through Gmail delegation, and the topics it publishes to.
+    secrets: tuple[Secret, ...] = field(default=())
+    gmail: bool = False
+    publishes: tuple[Topic, ...] = field(default=())
 
 
 FUNCTIONS: tuple[FunctionSpec, ...] = (
@@ -51,6 +76,12 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         # Each route narrows this further (most routes are admin-only).
         callers=frozenset({Role.ADMIN, Role.MEMBER, ServiceRole.DRAFTING_AGENT}),
         summary="The admin console's API: who am I, users, mailboxes.",
+        # Drafts (gmail.compose) and the digest's send-now and test email (Gmail, then SMTP,
+        # with the narrator's paragraphs).
+        secrets=(Secret.SMTP_PASSWORD, Secret.NARRATOR_KEY),
+        gmail=True,
+        # CRM record changes queue re-match jobs; offboarding a mailbox asks for its sync.
+        publishes=(Topic.SYNC_REQUESTS, Topic.REMATCH),
     ),
     FunctionSpec(
         name="sync_poll",
@@ -58,6 +89,7 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         callers=frozenset({ServiceRole.SCHEDULER}),
         summary="Asks for a sync of every active mailbox (one message each on the sync topic).",
         schedule="*/5 * * * *",
+        publishes=(Topic.SYNC_REQUESTS,),
     ),
     FunctionSpec(
         name="rematch_job",
@@ -67,6 +99,8 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         topic=Topic.REMATCH,
         timeout_s=540,
         memory_mb=512,
+        gmail=True,
+        publishes=(Topic.REMATCH,),
     ),
     FunctionSpec(
         name="gmail_push",
@@ -74,6 +108,7 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         callers=frozenset({ServiceRole.PUBSUB_PUSH}),
         summary="A Gmail watch notification: asks for a sync of the mailbox it names.",
         topic=Topic.GMAIL_WATCH,
+        publishes=(Topic.SYNC_REQUESTS,),
     ),
     FunctionSpec(
         name="watch_renew",
@@ -82,6 +117,7 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         summary="Renews users.watch for every active mailbox (Gmail wants it at least weekly).",
         schedule="17 3 * * *",
         timeout_s=300,
+        gmail=True,
     ),
     FunctionSpec(
         name="digest_tick",
@@ -90,6 +126,8 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         summary="Sends the daily digest to the admins once per local day, when the policy says.",
         schedule="*/15 * * * *",
         timeout_s=300,
+        secrets=(Secret.SMTP_PASSWORD, Secret.NARRATOR_KEY),
+        gmail=True,
     ),
     FunctionSpec(
         name="sync_mailbox",
@@ -99,6 +137,8 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         topic=Topic.SYNC_REQUESTS,
         timeout_s=540,
         memory_mb=512,
+        gmail=True,
+        publishes=(Topic.SYNC_REQUESTS,),
     ),
 )
 

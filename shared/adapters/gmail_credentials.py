@@ -31,6 +31,7 @@ transport code is imported on first use. ``gmail_api`` imports this module lazil
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
@@ -38,6 +39,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import google.auth.credentials
 import google.auth.transport
 
+from shared import events
 from shared.errors import AppError, ConfigurationError, RetryableError
 
 if TYPE_CHECKING:
@@ -54,6 +56,8 @@ IAM_CREDENTIALS_URL = "https://iamcredentials.googleapis.com"
 CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 
 KeylessMethod = Literal["sign_blob", "sign_jwt"]
+
+logger = logging.getLogger(__name__)
 
 _ACCEPTED_SCOPE_PREFIXES = ("https://www.googleapis.com/auth/", "https://mail.google.com/")
 # OAuth error codes meaning "the grant itself is wrong": retrying cannot help.
@@ -331,6 +335,13 @@ def translate_auth_error(
         code, description = _oauth_error(exc)
         if code == "unauthorized_client":
             who = f"client {client_id}" if client_id else "the service account's client"
+            # Logged where it is detected, under one stable name the deployment alerts on.
+            logger.error(
+                "gmail delegation refused",
+                extra={
+                    "fields": {"event": events.UNAUTHORIZED_CLIENT, "oauth_error": code, **details}
+                },
+            )
             return ConfigurationError(
                 f"Gmail domain-wide delegation refused for {mailbox}: {who} is not authorized "
                 f"for the scopes {scope_text} (unauthorized_client). A Workspace super admin must "

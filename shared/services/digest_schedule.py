@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
+from shared import events
 from shared.domain.digest import Digest
 from shared.domain.models import AuditEntry, Caller, DigestPolicy, Guard
 from shared.errors import BadRequestError
@@ -198,7 +199,7 @@ def tick(
             "digest failed",
             extra={
                 "fields": {
-                    "event": "digest_failed",
+                    "event": events.DIGEST_FAILED,
                     "local_date": local_date,
                     "attempt": claimed.attempts,
                     "error_type": type(exc).__name__,

@@ -1,0 +1,141 @@
+"""Google's own Python clients for every API the deploy tool calls, built once per run.
+
+Discovery clients (google-api-python-client) from the documents the library ships
+(``static_discovery=True``: no network fetch of discovery documents) for Cloud Functions v2,
+Cloud Run Admin v2, Pub/Sub v1, IAM v1, Resource Manager v3, Firestore admin v1, Cloud Storage
+v1 and Cloud Monitoring v3; google-cloud-scheduler and google-cloud-secret-manager on their REST
+transports.
+
+Credentials are Application Default Credentials (``gcloud auth application-default login`` or
+the Cloud Shell's), unless ``endpoint`` points every API at a loopback stand-in
+(``--endpoint`` / ``CRM_INFRA_ENDPOINT``): then, and only then, anonymous credentials are used,
+and a non-loopback endpoint is refused so no real project is ever called unauthenticated.
+Everything heavy is imported here, on first use, not when ``python -m infra`` starts.
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlparse
+
+CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
+
+
+class EndpointError(ValueError):
+    """An endpoint override that is not a loopback URL."""
+
+
+def check_loopback(endpoint: str) -> str:
+    """``endpoint`` without a trailing slash, if it is ``http(s)://<loopback>:<port>``."""
+    parsed = urlparse(endpoint)
+    host = parsed.hostname or ""
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if parsed.scheme not in ("http", "https") or not loopback:
+        raise EndpointError(
+            f"--endpoint must be a loopback stand-in (http://127.0.0.1:PORT), not {endpoint!r}: "
+            "against Google the tool uses Application Default Credentials and Google's endpoints"
+        )
+    return endpoint.rstrip("/")
+
+
+@dataclass
+class Clients:
+    """Lazily built clients; ``endpoint`` empty means Google's endpoints with ADC."""
+
+    endpoint: str = ""
+
+    def __post_init__(self) -> None:
+        if self.endpoint:
+            self.endpoint = check_loopback(self.endpoint)
+
+    @functools.cached_property
+    def credentials(self) -> Any:
+        if self.endpoint:
+            from google.auth.credentials import AnonymousCredentials
+
+            return AnonymousCredentials()
+        import google.auth
+
+        credentials, _project = google.auth.default(scopes=[CLOUD_PLATFORM])
+        return credentials
+
+    def _discovery(self, api: str, version: str, suffix: str = "") -> Any:
+        from googleapiclient.discovery import build
+
+        options = {"api_endpoint": f"{self.endpoint}/{suffix}"} if self.endpoint else None
+        return build(
+            api,
+            version,
+            credentials=self.credentials,
+            static_discovery=True,
+            cache_discovery=False,
+            client_options=options,
+        )
+
+    @functools.cached_property
+    def functions(self) -> Any:
+        return self._discovery("cloudfunctions", "v2")
+
+    @functools.cached_property
+    def run(self) -> Any:
+        return self._discovery("run", "v2")
+
+    @functools.cached_property
+    def pubsub(self) -> Any:
+        return self._discovery("pubsub", "v1")
+
+    @functools.cached_property
+    def iam(self) -> Any:
+        return self._discovery("iam", "v1")
+
+    @functools.cached_property
+    def resource_manager(self) -> Any:
+        return self._discovery("cloudresourcemanager", "v3")
+
+    @functools.cached_property
+    def firestore(self) -> Any:
+        return self._discovery("firestore", "v1")
+
+    @functools.cached_property
+    def storage(self) -> Any:
+        # Storage's discovery document keeps its version in servicePath, which an endpoint
+        # override replaces along with the host.
+        return self._discovery("storage", "v1", "storage/v1/")
+
+    @functools.cached_property
+    def monitoring(self) -> Any:
+        return self._discovery("monitoring", "v3")
+
+    def _rest_options(self) -> dict[str, str] | None:
+        return {"api_endpoint": self.endpoint} if self.endpoint else None
+
+    @functools.cached_property
+    def scheduler(self) -> Any:
+        from google.cloud import scheduler_v1
+
+        return scheduler_v1.CloudSchedulerClient(
+            credentials=self.credentials, transport="rest", client_options=self._rest_options()
+        )
+
+    @functools.cached_property
+    def secret_manager(self) -> Any:
+        from google.cloud import secretmanager
+
+        return secretmanager.SecretManagerServiceClient(
+            credentials=self.credentials, transport="rest", client_options=self._rest_options()
+        )
+
+    def upload(self, url: str, data: bytes) -> None:
+        """PUT the source zip to the signed URL ``generateUploadUrl`` returned (no auth)."""
+        import requests
+
+        response = requests.put(
+            url, data=data, headers={"Content-Type": "application/zip"}, timeout=300
+        )
+        response.raise_for_status()

@@ -1,0 +1,1 @@
+"""One module per Google API the deploy tool converges; ``engine.STAGES`` orders them."""
