@@ -137,11 +137,36 @@ def run(stack: Stack) -> None:
     first, second = listed[0]["id"], listed[1]["id"]
     approved = call(stack, "POST", f"/admin_api/proposals/{first}/approve", admin).json()
     print(f"   approved -> activity {brief(approved.get('activity', {}).get('summary'))}")
-    again = call(stack, "POST", f"/admin_api/proposals/{first}/approve", admin).json()
-    print(f"   approved again -> changed={again['changed']} (idempotent)")
+    again = call(stack, "POST", f"/admin_api/proposals/{first}/approve", admin)
+    print(f"   approved again -> {again.status_code} {brief(again.json())} (one activity)")
     call(stack, "POST", f"/admin_api/proposals/{second}/reject", admin)
     conflict = call(stack, "POST", f"/admin_api/proposals/{second}/approve", admin)
     print(f"   approving the rejected one -> {conflict.status_code} {brief(conflict.json())}")
+    bulk = {"decision": "reject", "investor_id": listed[-1]["investor_id"]}
+    rejected = call(stack, "POST", "/admin_api/proposals/bulk-decisions", admin, bulk).json()
+    print(f"   bulk reject of {bulk['investor_id']}'s open proposals -> {brief(rejected)}")
+
+    show("Mailboxes: pause, resume, full resync; deactivating a user pauses theirs")
+    ben = store.get_email_account_by_address(TEAM[1])
+    assert ben is not None
+    assert ben.user_id is not None
+    paused = call(stack, "POST", f"/admin_api/mailboxes/{ben.id}/pause", admin).json()["mailbox"]
+    print(f"   paused -> state={paused['state']} reasons={paused['pause_reasons']}")
+    off = call(stack, "PATCH", f"/admin_api/users/{ben.user_id}", admin, {"is_active": False})
+    print(f"   deactivate Ben -> paused mailboxes {off.json()['paused_mailboxes']}")
+    on = call(stack, "PATCH", f"/admin_api/users/{ben.user_id}", admin, {"is_active": True})
+    print(
+        f"   reactivate Ben -> resumed {on.json()['resumed_mailboxes']} (the admin's pause stays)"
+    )
+    call(stack, "POST", f"/admin_api/mailboxes/{ben.id}/resume", admin)
+    resync = call(stack, "POST", f"/admin_api/mailboxes/{ben.id}/resync", admin).json()
+    print(f"   full resync requested -> sync_requested={resync['sync_requested']}")
+    wiring.local_queue().wait_idle(30)
+    print_mailboxes(stack, admin)
+    last_admin = call(
+        stack, "PATCH", f"/admin_api/users/{scenario.admin.id}", admin, {"role": "member"}
+    )
+    print(f"   demoting the only admin -> {last_admin.status_code} {brief(last_admin.json())}")
 
     show("The daily digest: policy, send-now through Gmail, the SMTP fallback, the daily tick")
     stack.gmail.allow_send_to([ADMIN])
@@ -191,9 +216,10 @@ def print_mailboxes(stack: Stack, token: str) -> None:
     for account in call(stack, "GET", "/admin_api/mailboxes", token).json()["items"]:
         sync = account["sync"]
         print(
-            f"   mailbox {account['address']:<18} status={sync['status']:<6}"
+            f"   mailbox {account['address']:<18} state={account['state']:<7}"
             f" history_id={sync['history_id']} done={sync['messages_done']}"
             f" failed={sync['messages_failed']} gap={sync['coverage_gap']}"
+            f" backfill={account['backfill']['percent']}%"
             f" lag_s={_rounded(account['lag_seconds'])} behind={account['behind']}"
         )
 

@@ -18,10 +18,13 @@ from shared.web import Router
 
 ROUTE_MODULES = (
     "functions.admin.people",
+    "functions.admin.activity",
     "functions.admin.mailboxes",
     "functions.admin.proposals",
     "functions.admin.drafts",
     "functions.admin.digest",
+    "functions.admin.crm",
+    "functions.admin.jobs",
     "functions.admin.meta",
 )
 

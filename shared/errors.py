@@ -54,6 +54,13 @@ class ConflictError(AppError):
     code = "conflict"
 
 
+class TooLargeError(AppError):
+    """The request is more than one call may carry (a file, a batch, a re-match): split it."""
+
+    status = 413
+    code = "too_large"
+
+
 class RetryableError(AppError):
     """Transient: a timeout, a 5xx or 429 upstream, contention. Push deliveries are retried."""
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, Protocol, TypeVar
 
+from shared.domain.activity import ActivityHits, ActivityQuery
 from shared.domain.models import (
     Activity,
     AuditEntry,
@@ -23,6 +24,7 @@ from shared.domain.models import (
     Investor,
     InvestorLink,
     Organization,
+    PauseReason,
     Proposal,
     ProposalStatus,
     Role,
@@ -66,6 +68,7 @@ class SyncStateChange:
     messages_done: int | None = None
     messages_failed: int | None = None
     coverage_gap: int | None = None
+    resync_pending: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -113,7 +116,25 @@ class Store(Protocol):
     def get_email_account(self, account_id: str) -> EmailAccount | None: ...
     def get_email_account_by_address(self, address: str) -> EmailAccount | None: ...
     def list_email_accounts(self, *, include_deleted: bool = False) -> list[EmailAccount]: ...
-    def set_email_account_paused(self, account_id: str, paused: bool) -> EmailAccount: ...
+    def set_email_account_paused(
+        self, account_id: str, paused: bool, *, reason: PauseReason = PauseReason.ADMIN
+    ) -> EmailAccount:
+        """Add (``paused``) or lift one pause reason; the mailbox stays paused while any reason
+        remains. ConflictError for an offboarded mailbox, NotFoundError for an unknown one."""
+        ...
+
+    def offboard_email_account(self, account_id: str) -> EmailAccount:
+        """Mark the mailbox offboarded (``deleted``): its sync ends, and from then on its sync
+        state, new sightings and restored sightings are refused (NotFoundError), so a run that
+        is still going stops at its next write. Idempotent (``deleted_at`` kept)."""
+        ...
+
+    def soft_delete_account_sightings(self, account_id: str, *, limit: int = 100) -> int:
+        """Soft-delete up to ``limit`` (at most 200) live sightings of the mailbox in one
+        transaction, recomputing each email's denormalised fields in it; how many. Call again
+        until it returns 0 (a purge of a large mailbox is many small commits)."""
+        ...
+
     def update_sync_state(self, account_id: str, change: SyncStateChange) -> SyncState: ...
     def own_addresses(self) -> set[str]:
         """Every address (and alias) of every non-deleted team mailbox: decides direction."""
@@ -142,6 +163,11 @@ class Store(Protocol):
     def find_investors_by_domains(self, domains: Iterable[str]) -> list[Investor]: ...
     def find_investors_by_organizations(self, organization_ids: Iterable[str]) -> list[Investor]:
         """Live investors belonging to any of the organisations, by id."""
+        ...
+
+    def find_contacts_by_investors(self, investor_ids: Iterable[str]) -> list[Contact]:
+        """Live contacts of any of the investors, by id (what an investor's deletion or
+        restoration changes for matching)."""
         ...
 
     def list_investors(
@@ -211,6 +237,25 @@ class Store(Protocol):
         by id; ``after_id`` continues from the last id of the previous page."""
         ...
 
+    # -- the email-activity panel ------------------------------------------------------------
+    def search_activity(self, query: ActivityQuery) -> ActivityHits:
+        """Listed mail (linked to an investor, with a live sighting) passing every filter and
+        matching every word of ``query``, newest first by (date, id); ``page_token`` resumes
+        below the previous page. A page may be short with ``has_more`` (a store that filters
+        in memory stops at its read budget). The hits' emails may lack their body (a page never
+        shows it). BadRequestError for a malformed page token."""
+        ...
+
+    def refresh_activity_direction(self, addresses: Sequence[str]) -> int:
+        """Re-derive the direction of stored mail sent from any of these addresses, after the
+        team's addresses changed (a mailbox added or removed); how many emails changed."""
+        ...
+
+    def get_investors(self, investor_ids: Iterable[str]) -> list[Investor]:
+        """The investors with these ids, soft-deleted ones included, by id; one batched read
+        (the panel names the investors of a page)."""
+        ...
+
     # -- proposals and activities ------------------------------------------------------------
     def create_proposal(self, proposal: Proposal) -> bool: ...
     def get_proposal(self, proposal_id: str) -> Proposal | None: ...
@@ -225,10 +270,14 @@ class Store(Protocol):
         *,
         status: ProposalStatus | None = None,
         investor_id: str | None = None,
+        account_id: str | None = None,
+        created_from: datetime | None = None,
+        created_to: datetime | None = None,
         limit: int = 50,
         page_token: str = "",
     ) -> Page[Proposal]:
-        """Newest first; stable across pages."""
+        """Newest first; stable across pages. ``account_id``: the mailbox whose capture made
+        it; ``created_from <= created_at < created_to``."""
         ...
 
     def get_activity(self, activity_id: str) -> Activity | None: ...

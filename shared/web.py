@@ -66,8 +66,9 @@ AnyRole = Role | ServiceRole
 VerifierFactory = Callable[[], TokenVerifier]
 # A handler is called as handler(request, caller, **path_params), like a Flask view.
 Handler = Callable[..., ResponseReturnValue]
-# A router's handler may also return a pydantic model: sent as JSON with the route's status.
-RouteHandler = Callable[..., ResponseReturnValue | BaseModel]
+# A router's handler may also return a pydantic model: sent as JSON with the route's status
+# (or a Reply: the model with another status the route declares).
+RouteHandler = Callable[..., "ResponseReturnValue | BaseModel | Reply"]
 HttpFunction = Callable[[flask.Request], flask.Response]
 
 ADMINS: frozenset[AnyRole] = frozenset({Role.ADMIN})
@@ -151,6 +152,10 @@ class Route:
     ``query=`` and ``body=``. A handler may return a pydantic model, sent as JSON with
     ``status``; ``response`` names that model's class for the document. ``errors`` lists the
     statuses the route can answer besides the ones every route can (400, 401, 403, 404, 405).
+    ``also`` lists other success statuses the route answers with the same reply model (the
+    handler picks one by returning a :class:`Reply`), e.g. 202 when a write queued a job.
+    ``raw_body`` is the media type of a body the handler reads itself (``text/csv``): the
+    document describes it as a string.
     """
 
     method: str
@@ -164,6 +169,16 @@ class Route:
     status: int = 200
     errors: tuple[int, ...] = ()
     tag: str = ""
+    also: tuple[int, ...] = ()
+    raw_body: str = ""
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A handler's reply model with one of its route's other success statuses (``also``)."""
+
+    body: BaseModel
+    status: int
 
 
 class Router:
@@ -207,6 +222,8 @@ class Router:
         status: int = 200,
         errors: Iterable[int] = (),
         tag: str = "",
+        also: Iterable[int] = (),
+        raw_body: str = "",
     ) -> Callable[[RouteHandler], RouteHandler]:
         """Register a handler for ``method path``, admitting callers whose role is in ``roles``."""
 
@@ -227,6 +244,8 @@ class Router:
                 status=status,
                 errors=tuple(sorted(set(errors))),
                 tag=tag,
+                also=tuple(sorted(set(also) - {status})),
+                raw_body=raw_body,
             )
             self._map.add(Rule(path, methods=[method.upper()], endpoint=key))
             return handler
@@ -274,6 +293,10 @@ class Router:
         result = route.handler(request, caller, **params)
         if isinstance(result, BaseModel):
             return json_response(result.model_dump(mode="json"), route.status)
+        if isinstance(result, Reply):
+            if result.status != route.status and result.status not in route.also:
+                raise TypeError(f"{key} answered {result.status}, which it does not declare")
+            return json_response(result.body.model_dump(mode="json"), result.status)
         return result
 
 

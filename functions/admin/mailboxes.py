@@ -1,6 +1,16 @@
-"""Team mailboxes (admins only): list with sync status, and add."""
+"""Team mailboxes (admins only): list with sync status, add, pause and resume, full resync,
+offboard.
+
+Pauses carry reasons (``pause_reasons``): an admin's, or the owner's deactivation; a mailbox is
+paused while any remains, and resuming it while its owner is inactive is a 409. Offboarding
+ends its capture for good (sightings kept or purged, as the admin chooses) and is idempotent;
+pausing, resuming or resyncing an offboarded mailbox is a 409 (``shared.services.directory``).
+"""
 
 from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
 
 import flask
 
@@ -12,15 +22,52 @@ from shared.services import directory, sync
 from shared.web import ADMINS
 
 
-class MailboxStatus(EmailAccount):
-    """A mailbox as the console lists it: the record plus how far its sync is behind."""
+class MailboxState(StrEnum):
+    """The one word the console shows: the sync's status unless paused or offboarded."""
 
+    NEVER = "never"
+    SYNCING = "syncing"
+    OK = "ok"
+    BEHIND = "behind"
+    ERROR = "error"
+    PAUSED = "paused"
+    OFFBOARDED = "offboarded"
+
+
+class BackfillProgress(ApiModel):
+    """The full sync's progress: messages listed so far against Gmail's estimate."""
+
+    done: bool
+    messages_done: int
+    messages_total: int
+    percent: float | None
+
+
+class CoverageResult(ApiModel):
+    """The last coverage check: messages Gmail had that capture had not stored (then fetched),
+    and when the whole horizon was last compared (weekly; the last 48 hours every poll)."""
+
+    gap: int
+    last_full_check_at: datetime | None
+
+
+class MailboxStatus(EmailAccount):
+    """A mailbox as the console lists it: the record (``sync`` holds the raw state) plus its
+    state word, lag, backfill progress and coverage."""
+
+    state: MailboxState
     lag_seconds: float | None = None
     behind: bool = False
+    backfill: BackfillProgress
+    coverage: CoverageResult
 
 
 class MailboxList(ApiModel):
     items: list[MailboxStatus]
+
+
+class MailboxQuery(ApiModel):
+    include_offboarded: bool = False
 
 
 class NewMailbox(ApiModel):
@@ -28,20 +75,90 @@ class NewMailbox(ApiModel):
     owner_email: str = ""
 
 
-@api.route("GET", "/mailboxes", roles=ADMINS, response=MailboxList, tag="mailboxes")
-def list_mailboxes(request: flask.Request, caller: Caller) -> MailboxList:
-    """Team mailboxes and their sync state."""
-    now = wiring.clock().now()
-    return MailboxList(
-        items=[
-            MailboxStatus(
-                **dict(account),
-                lag_seconds=sync.lag_seconds(account, now),
-                behind=sync.is_behind(account, now),
-            )
-            for account in wiring.store().list_email_accounts()
-        ]
+class SightingsChoice(StrEnum):
+    KEEP = "keep"
+    PURGE = "purge"
+
+
+class OffboardRequest(ApiModel):
+    """``keep``: its captured mail stays in the panel. ``purge``: each of its sightings is
+    soft-deleted, so mail no other mailbox holds leaves the panel. Required: an admin chooses."""
+
+    sightings: SightingsChoice
+
+
+class MailboxAction(ApiModel):
+    """The mailbox after a pause, resume or resync, and whether a sync run was requested."""
+
+    mailbox: MailboxStatus
+    sync_requested: bool
+
+
+class OffboardResult(ApiModel):
+    """The offboarded mailbox; whether it already was; whether Gmail stopped its watch (a
+    failure is not fatal: pushes for it are ignored and Gmail ends a watch within 7 days);
+    how many sightings this request purged and whether the purge is complete (a large one
+    continues in the background)."""
+
+    mailbox: MailboxStatus
+    already_offboarded: bool
+    watch_stopped: bool
+    watch_error: str
+    sightings: SightingsChoice
+    purged: int
+    purge_done: bool
+
+
+def status_of(account: EmailAccount, now: datetime) -> MailboxStatus:
+    state = account.sync
+    if account.deleted:
+        word = MailboxState.OFFBOARDED
+    elif account.paused:
+        word = MailboxState.PAUSED
+    else:
+        word = MailboxState(state.status.value)
+    percent = None
+    if state.backfill_done:
+        percent = 100.0
+    elif state.messages_total > 0:
+        percent = round(min(100.0, 100.0 * state.messages_done / state.messages_total), 1)
+    return MailboxStatus(
+        **dict(account),
+        state=word,
+        lag_seconds=sync.lag_seconds(account, now),
+        behind=sync.is_behind(account, now) and not account.deleted,
+        backfill=BackfillProgress(
+            done=state.backfill_done,
+            messages_done=state.messages_done,
+            messages_total=state.messages_total,
+            percent=percent,
+        ),
+        coverage=CoverageResult(
+            gap=state.coverage_gap, last_full_check_at=state.last_reconciled_at
+        ),
     )
+
+
+@api.route(
+    "GET",
+    "/mailboxes",
+    roles=ADMINS,
+    query=MailboxQuery,
+    response=MailboxList,
+    tag="mailboxes",
+)
+def list_mailboxes(request: flask.Request, caller: Caller, query: MailboxQuery) -> MailboxList:
+    """Team mailboxes and their sync status (offboarded ones on request)."""
+    now = wiring.clock().now()
+    accounts = wiring.store().list_email_accounts(include_deleted=query.include_offboarded)
+    return MailboxList(items=[status_of(account, now) for account in accounts])
+
+
+@api.route("GET", "/mailboxes/<account_id>", roles=ADMINS, response=MailboxStatus, tag="mailboxes")
+def get_mailbox(request: flask.Request, caller: Caller, account_id: str) -> MailboxStatus:
+    """One mailbox and its sync status; 404 if unknown."""
+    account = directory.get_mailbox(wiring.store(), account_id)
+    return status_of(account, wiring.clock().now())
 
 
 @api.route(
@@ -58,4 +175,86 @@ def add_mailbox(request: flask.Request, caller: Caller, body: NewMailbox) -> Ema
     """Register a team mailbox for capture (audited); its owner, if given, must be a user."""
     return directory.add_mailbox(
         wiring.store(), caller, address=body.address, owner_email=body.owner_email
+    )
+
+
+def _action(account: EmailAccount, sync_requested: bool) -> MailboxAction:
+    return MailboxAction(
+        mailbox=status_of(account, wiring.clock().now()), sync_requested=sync_requested
+    )
+
+
+@api.route(
+    "POST",
+    "/mailboxes/<account_id>/pause",
+    roles=ADMINS,
+    response=MailboxAction,
+    errors=(409,),
+    tag="mailboxes",
+)
+def pause_mailbox(request: flask.Request, caller: Caller, account_id: str) -> MailboxAction:
+    """Pause a mailbox's capture (audited); 409 if offboarded."""
+    return _action(directory.pause_mailbox(wiring.store(), caller, account_id), False)
+
+
+@api.route(
+    "POST",
+    "/mailboxes/<account_id>/resume",
+    roles=ADMINS,
+    response=MailboxAction,
+    errors=(409,),
+    tag="mailboxes",
+)
+def resume_mailbox(request: flask.Request, caller: Caller, account_id: str) -> MailboxAction:
+    """Resume an admin-paused mailbox and ask for a sync (audited); 409 while its owner is
+    inactive, or if offboarded."""
+    resumed = directory.resume_mailbox(wiring.store(), caller, account_id, queue=wiring.queue())
+    return _action(resumed.account, resumed.sync_requested)
+
+
+@api.route(
+    "POST",
+    "/mailboxes/<account_id>/resync",
+    roles=ADMINS,
+    response=MailboxAction,
+    errors=(409,),
+    tag="mailboxes",
+)
+def resync_mailbox(request: flask.Request, caller: Caller, account_id: str) -> MailboxAction:
+    """Ask for a full resync (audited): the next run resets the history cursor and backfill
+    and lists the whole mailbox again; a run is requested now unless the mailbox is paused.
+    409 if offboarded."""
+    asked = directory.request_resync(wiring.store(), caller, account_id, queue=wiring.queue())
+    return _action(asked.account, asked.sync_requested)
+
+
+@api.route(
+    "POST",
+    "/mailboxes/<account_id>/offboard",
+    roles=ADMINS,
+    body=OffboardRequest,
+    response=OffboardResult,
+    tag="mailboxes",
+)
+def offboard_mailbox(
+    request: flask.Request, caller: Caller, account_id: str, body: OffboardRequest
+) -> OffboardResult:
+    """Offboard a mailbox (audited): stop its Gmail watch, end its sync, keep or purge its
+    sightings. Idempotent: offboarding again answers 200 (and may purge what was kept)."""
+    done = directory.offboard_mailbox(
+        wiring.store(),
+        caller,
+        account_id,
+        purge=body.sightings is SightingsChoice.PURGE,
+        gmail_for=wiring.gmail_for,
+        queue=wiring.queue(),
+    )
+    return OffboardResult(
+        mailbox=status_of(done.account, wiring.clock().now()),
+        already_offboarded=done.already_offboarded,
+        watch_stopped=done.watch_stopped,
+        watch_error=done.watch_error,
+        sightings=body.sightings,
+        purged=done.purged,
+        purge_done=done.purge_done,
     )

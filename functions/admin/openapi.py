@@ -38,8 +38,14 @@ COMMON_ERRORS = {
     403: "The caller's role is not admitted on this route.",
     404: "No such route or record.",
 }
+SUCCESS_TEXT = {
+    201: "Created.",
+    202: "Accepted: the change queued a job (its id is in the reply; GET /jobs/{job_id}).",
+}
 ERROR_TEXT = {
     409: "Conflict with the stored state (already decided, last admin, duplicate).",
+    413: "The body is larger than the route takes (the reason gives the limit).",
+    415: "The body is not of a media type the route takes.",
     502: "An upstream (Gmail, SMTP) refused.",
     503: "An upstream is unavailable; retry later.",
 }
@@ -77,6 +83,11 @@ def build(router: Router = api) -> dict[str, Any]:
             operation["requestBody"] = {
                 "required": True,
                 "content": {"application/json": {"schema": ref[(route.body, "validation")]}},
+            }
+        elif route.raw_body:
+            operation["requestBody"] = {
+                "required": True,
+                "content": {route.raw_body: {"schema": {"type": "string"}}},
             }
         paths.setdefault(path, {})[route.method.lower()] = operation
 
@@ -135,23 +146,35 @@ def _query_params(
             "name": field,
             "in": "query",
             "required": field in required,
-            "schema": schema,
+            "schema": _not_null(schema),
             **({"description": schema["description"]} if "description" in schema else {}),
         }
         for field, schema in model_schema.get("properties", {}).items()
     ]
 
 
+def _not_null(schema: dict[str, Any]) -> dict[str, Any]:
+    """A query parameter is absent or a string, never JSON null: ``X | None`` is just ``X``."""
+    options = schema.get("anyOf")
+    if isinstance(options, list):
+        kept = [option for option in options if option != {"type": "null"}]
+        if len(kept) == 1:
+            rest = {k: v for k, v in schema.items() if k not in ("anyOf", "default")}
+            return {**kept[0], **rest}
+    return schema
+
+
 def _responses(route: Route, ref: dict[Any, Any]) -> dict[str, Any]:
     error = {"application/json": {"schema": ref[(ErrorBody, "serialization")]}}
     responses: dict[str, Any] = {}
-    if route.response is not None:
-        responses[str(route.status)] = {
-            "description": "OK",
-            "content": {"application/json": {"schema": ref[(route.response, "serialization")]}},
-        }
-    else:
-        responses[str(route.status)] = {"description": "OK"}
+    for status in (route.status, *route.also):
+        if route.response is not None:
+            responses[str(status)] = {
+                "description": SUCCESS_TEXT.get(status, "OK"),
+                "content": {"application/json": {"schema": ref[(route.response, "serialization")]}},
+            }
+        else:
+            responses[str(status)] = {"description": SUCCESS_TEXT.get(status, "OK")}
     for status, text in COMMON_ERRORS.items():
         responses[str(status)] = {"description": text, "content": error}
     for status in route.errors:

@@ -41,7 +41,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
@@ -52,6 +52,8 @@ from google.cloud import firestore
 from pydantic import BaseModel
 
 from shared.adapters.firestore_indexes import Direction, QueryRecorder, QueryShape
+from shared.domain import search
+from shared.domain.activity import READ_BUDGET_FACTOR, ActivityHit, ActivityHits, ActivityQuery
 from shared.domain.addresses import canonical_address
 from shared.domain.models import (
     Activity,
@@ -64,6 +66,7 @@ from shared.domain.models import (
     Investor,
     InvestorLink,
     Organization,
+    PauseReason,
     Proposal,
     ProposalStatus,
     Role,
@@ -75,17 +78,27 @@ from shared.domain.models import (
     sighting_id_for,
     utcnow,
 )
+from shared.domain.models import Direction as ActivityDirection
 from shared.domain.store_rules import (
-    apply_sync_change,
+    activity_fields,
+    activity_page_key,
+    apply_account_sync_change,
+    apply_pause,
     change_user_role,
     check_limit,
+    check_purge_limit,
     count_capture_attempt,
     decide,
-    decode_page_token,
     denormalised_email_fields,
+    email_search_words,
     encode_page_token,
+    facet_token,
+    is_listed,
     matched_window_keys,
     merge_captured_email,
+    offboard,
+    proposal_window_keys,
+    refuse_offboarded,
     with_derived_fields,
 )
 from shared.errors import ConflictError, NotFoundError, RetryableError
@@ -112,7 +125,21 @@ CAPTURE_PROBLEMS = "capture_problems"
 # Firestore's documented limit on disjunctions (array-contains-any / in values) per query.
 MAX_DISJUNCTIONS = 30
 # Fields written next to the model that the model itself does not have.
-_STORAGE_ONLY = frozenset({"sort_key", "matched_key"})
+_STORAGE_ONLY = frozenset(
+    {
+        "sort_key",
+        "matched_key",
+        "activity_key",
+        "activity_direction",
+        "activity_facets",
+        "search_words",
+    }
+)
+# The team's addresses (mailboxes and aliases of non-deleted mailboxes), kept in one document
+# that every transaction writing a listed email reads: production then serialises a mailbox
+# being added with mail being written, and reading one document is cheaper than the mailboxes.
+_OWN_ADDRESSES = "~own_addresses"
+_ALL_FACETS = facet_token(None, None, None)
 # Free-form ``dict[str, Any]`` fields are stored in their JSON form, as SQLite stores them, so
 # both stores hand back the same values (a datetime inside ``details`` comes back as text).
 _JSON_FIELDS: dict[type[BaseModel], tuple[str, ...]] = {
@@ -168,9 +195,29 @@ def _document(model: BaseModel, **storage_only: Any) -> dict[str, Any]:
         as_json = model.model_dump(mode="json", include=set(json_fields))
         data.update(as_json)
     if isinstance(model, Email):
+        if "activity_key" not in storage_only:
+            # Every email document carries the panel's fields: see email_document.
+            raise TypeError("write an email's document with email_document()")
         data["matched_key"] = model.matched_key
     data.update(storage_only)
     return data
+
+
+def email_document(email: Email, own_addresses: Container[str]) -> dict[str, Any]:
+    """An email's document: the model, ``matched_key``, and the panel's fields
+    (``store_rules.activity_fields``), on every email so every queried field is present:
+    ``activity_key`` (the order and the paging key), ``activity_direction`` ("" when not
+    listed), ``activity_facets`` (a token per filter combination; empty when not listed) and
+    ``search_words`` (2..15-character word prefixes; empty when not listed). Every email write
+    goes through here; public so the benchmark writes exactly what the store writes."""
+    fields = activity_fields(email, own_addresses)
+    return _document(
+        email,
+        activity_key=fields.key,
+        activity_direction=fields.direction.value if fields.listed else "",
+        activity_facets=list(fields.facets),
+        search_words=fields.prefixes,
+    )
 
 
 def _model(cls: type[M], data: Mapping[str, Any]) -> M:
@@ -286,6 +333,25 @@ class _Query:
         )
 
 
+_ACTIVITY_FIELDS = ("activity_key", "activity_direction", "activity_facets", "search_words")
+
+
+def _activity_hit(data: Mapping[str, Any], facet: str, words: Sequence[str]) -> ActivityHit | None:
+    """The hit an email document makes for the panel's query, or None: the checks the
+    query's single ``array_contains`` did not make (the facet, every word; words over 15
+    characters against the text itself, the index holding 15-character prefixes)."""
+    if facet not in data.get("activity_facets", ()):
+        return None
+    prefixes = set(data.get("search_words", ()))
+    if any(search.index_term(word) not in prefixes for word in words):
+        return None
+    email = _model(Email, data)
+    long_words = [word for word in words if len(word) > search.MAX_PREFIX]
+    if long_words and not search.matches(long_words, email_search_words(email)):
+        return None
+    return ActivityHit(email, ActivityDirection(data["activity_direction"]))
+
+
 _ACTIVE_ADMINS = _Query(USERS, equals=(("role", Role.ADMIN.value), ("is_active", True)))
 
 
@@ -313,6 +379,9 @@ class FirestoreStore:
         # Documents read (billed reads) per collection, for benchmarks: queries and gets made
         # through this adapter; get_all look-ups are counted too.
         self.reads: dict[str, int] = {}
+        # Email documents read by search_activity alone (also in ``reads``): what its read
+        # budget bounds; the panel's name look-ups show in ``reads`` under their collections.
+        self.activity_email_reads = 0
 
     # -- plumbing -----------------------------------------------------------------------------
 
@@ -510,7 +579,12 @@ class FirestoreStore:
             transaction.create(ref, _document(account))
             return True
 
-        return self._transact_create(body)
+        created = self._transact_create(body)
+        if created:
+            # Its own commit: a create goes alone (a failed create's commit is not atomic on
+            # the emulator). Mail written meanwhile is re-derived by refresh_activity_direction.
+            self._rebuild_own_addresses()
+        return created
 
     def get_email_account(self, account_id: str) -> EmailAccount | None:
         return self._get(EmailAccount, EMAIL_ACCOUNTS, account_id)
@@ -536,21 +610,119 @@ class FirestoreStore:
             if account is None:
                 raise NotFoundError("no such mailbox", account_id=account_id)
             changed = change(account)
+            own = None
+            if (changed.addresses(), changed.deleted) != (account.addresses(), account.deleted):
+                own = self._team_addresses(transaction, changed)
             transaction.set(ref, _document(changed))
+            if own is not None:
+                transaction.set(self._ref(APP_SETTINGS, _OWN_ADDRESSES), {"addresses": own})
             return changed
 
         return self._transact(body)
 
-    def set_email_account_paused(self, account_id: str, paused: bool) -> EmailAccount:
-        return self._modify_account(account_id, lambda a: a.model_copy(update={"paused": paused}))
+    # The team's addresses (direction): one document, see _OWN_ADDRESSES.
+
+    def _team_addresses(
+        self, transaction: firestore.Transaction, changed: EmailAccount | None = None
+    ) -> list[str]:
+        """The addresses of the non-deleted mailboxes as the transaction reads them, with
+        ``changed`` standing for its stored version."""
+        accounts = {
+            a.id: a
+            for a in self._query_models(
+                EmailAccount, _Query(EMAIL_ACCOUNTS, equals=(("deleted", False),)), transaction
+            )
+        }
+        if changed is not None:
+            accounts[changed.id] = changed
+        return sorted({x for a in accounts.values() if not a.deleted for x in a.addresses()})
+
+    def _own_addresses(self, transaction: firestore.Transaction) -> frozenset[str]:
+        """The team's addresses, read in the transaction (from the mailboxes themselves while
+        the document does not exist yet: a database from before it)."""
+        snapshot = self._ref(APP_SETTINGS, _OWN_ADDRESSES).get(transaction=transaction)
+        self.reads[APP_SETTINGS] = self.reads.get(APP_SETTINGS, 0) + 1
+        data = snapshot.to_dict() if snapshot.exists else None
+        if data is None:
+            return frozenset(self._team_addresses(transaction))
+        return frozenset(data.get("addresses", []))
+
+    def _rebuild_own_addresses(self) -> None:
+        ref = self._ref(APP_SETTINGS, _OWN_ADDRESSES)
+
+        def body(transaction: firestore.Transaction) -> None:
+            snapshot = ref.get(transaction=transaction)
+            addresses = self._team_addresses(transaction)
+            stored = snapshot.to_dict() if snapshot.exists else None
+            if stored != {"addresses": addresses}:
+                transaction.set(ref, {"addresses": addresses})
+
+        self._transact(body)
+
+    def _email_document(self, email: Email, transaction: firestore.Transaction) -> dict[str, Any]:
+        """The email's document (``email_document``); reads the team's addresses in the
+        transaction, for listed mail only, so call it before the transaction's first write."""
+        own = self._own_addresses(transaction) if is_listed(email) else frozenset()
+        return email_document(email, own)
+
+    def set_email_account_paused(
+        self, account_id: str, paused: bool, *, reason: PauseReason = PauseReason.ADMIN
+    ) -> EmailAccount:
+        return self._modify_account(account_id, lambda a: apply_pause(a, paused, reason))
+
+    def offboard_email_account(self, account_id: str) -> EmailAccount:
+        return self._modify_account(account_id, offboard)
+
+    def soft_delete_account_sightings(self, account_id: str, *, limit: int = 100) -> int:
+        """One transaction per page: the page's live sightings, then each affected email and
+        its sightings and links (every read before the first write), then at most ``limit``
+        sighting writes and as many email writes: under Firestore's 500 writes per commit."""
+        check_purge_limit(limit)
+        spec = _Query(
+            SIGHTINGS, equals=(("account_id", account_id), ("deleted", False)), limit=limit
+        )
+
+        def body(transaction: firestore.Transaction) -> int:
+            sightings = self._query_models(Sighting, spec, transaction)
+            emails: dict[str, tuple[Email, list[Sighting], list[InvestorLink]]] = {}
+            for email_id in sorted({s.email_id for s in sightings}):
+                email = self._get(Email, EMAILS, email_id, transaction)
+                if email is not None:
+                    emails[email_id] = (email, *self._email_sources(email_id, transaction))
+            now = utcnow()
+            gone = {
+                s.id: s.model_copy(update={"deleted": True, "deleted_at": now}) for s in sightings
+            }
+            refreshed_emails = []
+            for email, its_sightings, links in emails.values():
+                current = [gone.get(s.id, s) for s in its_sightings]
+                refreshed = self._denormalised(email, current, links)
+                if self._denormalised_changed(email, refreshed):
+                    refreshed_emails.append(refreshed)
+            # The panel's fields need the team's addresses for mail still listed: one read,
+            # before the first write.
+            listed = any(is_listed(e) for e in refreshed_emails)
+            own = self._own_addresses(transaction) if listed else frozenset()
+            for sighting in gone.values():
+                transaction.set(self._ref(SIGHTINGS, sighting.id), _document(sighting))
+            for refreshed in refreshed_emails:
+                transaction.set(self._ref(EMAILS, refreshed.id), email_document(refreshed, own))
+            return len(gone)
+
+        return self._transact(body)
 
     def update_sync_state(self, account_id: str, change: SyncStateChange) -> SyncState:
         """The history id is ``max(stored, given)`` computed from the value read in the same
         transaction, so a slow run finishing late can never move the cursor back."""
-        account = self._modify_account(
-            account_id, lambda a: a.model_copy(update={"sync": apply_sync_change(a.sync, change)})
-        )
+        account = self._modify_account(account_id, lambda a: apply_account_sync_change(a, change))
         return account.sync
+
+    def _refuse_offboarded(self, account_id: str, transaction: firestore.Transaction) -> None:
+        """No sighting is written for, or restored in, an offboarded mailbox: the mailbox is
+        read in the caller's transaction, so an offboarding that commits first is seen."""
+        account = self._get(EmailAccount, EMAIL_ACCOUNTS, account_id, transaction)
+        if account is not None:
+            refuse_offboarded(account)
 
     def own_addresses(self) -> set[str]:
         return {
@@ -627,6 +799,19 @@ class FirestoreStore:
                 found[investor.id] = investor
         return [found[key] for key in sorted(found)]
 
+    def find_contacts_by_investors(self, investor_ids: Iterable[str]) -> list[Contact]:
+        """Equality filters only (``deleted ==``, ``investor_id in``): merged single-field
+        indexes serve it, as for investors by organisation."""
+        wanted = sorted({key for key in investor_ids if key})
+        found: dict[str, Contact] = {}
+        for chunk in _chunks(wanted, MAX_DISJUNCTIONS):
+            spec = _Query(
+                CONTACTS, equals=(("deleted", False),), one_of=("investor_id", tuple(chunk))
+            )
+            for contact in self._query_models(Contact, spec):
+                found[contact.id] = contact
+        return [found[key] for key in sorted(found)]
+
     def list_investors(
         self, *, include_graveyard: bool = True, include_deleted: bool = False
     ) -> list[Investor]:
@@ -673,7 +858,8 @@ class FirestoreStore:
             stored = self._get(Email, EMAILS, email.id, transaction)
             sightings, links = self._email_sources(email.id, transaction)
             merged = merge_captured_email(stored, email)
-            transaction.set(ref, _document(self._denormalised(merged, sightings, links)))
+            refreshed = self._denormalised(merged, sightings, links)
+            transaction.set(ref, self._email_document(refreshed, transaction))
             return stored is None
 
         return self._transact(body)
@@ -708,13 +894,16 @@ class FirestoreStore:
             email = self._get(Email, EMAILS, sighting.email_id, transaction)
             if email is None:
                 raise NotFoundError("sighting of an unknown email", email_id=sighting.email_id)
+            self._refuse_offboarded(sighting.account_id, transaction)
             existed = self._exists(sighting_ref, transaction)
             sightings, links = self._email_sources(email.id, transaction)
             sightings = [s for s in sightings if s.id != sighting.id] + [sighting]
-            transaction.set(sighting_ref, _document(sighting))
             refreshed = self._denormalised(email, sightings, links)
-            if self._denormalised_changed(email, refreshed):
-                transaction.set(email_ref, _document(refreshed))
+            changed = self._denormalised_changed(email, refreshed)
+            document = self._email_document(refreshed, transaction) if changed else None
+            transaction.set(sighting_ref, _document(sighting))
+            if document is not None:
+                transaction.set(email_ref, document)
             return not existed
 
         return self._transact(body)
@@ -729,18 +918,25 @@ class FirestoreStore:
             sighting = self._get(Sighting, SIGHTINGS, sighting_id, transaction)
             if sighting is None:
                 return False
+            if not deleted:
+                self._refuse_offboarded(account_id, transaction)
             email = self._get(Email, EMAILS, sighting.email_id, transaction)
             sightings, links = self._email_sources(email.id, transaction) if email else ([], [])
-            if sighting.deleted != deleted:
+            flipped = sighting.deleted != deleted
+            if flipped:
                 sighting = sighting.model_copy(
                     update={"deleted": deleted, "deleted_at": utcnow() if deleted else None}
                 )
-                transaction.set(sighting_ref, _document(sighting))
+            document = None
             if email is not None:
                 sightings = [s for s in sightings if s.id != sighting.id] + [sighting]
                 refreshed = self._denormalised(email, sightings, links)
                 if self._denormalised_changed(email, refreshed):
-                    transaction.set(self._ref(EMAILS, email.id), _document(refreshed))
+                    document = self._email_document(refreshed, transaction)
+            if flipped:
+                transaction.set(sighting_ref, _document(sighting))
+            if email is not None and document is not None:
+                transaction.set(self._ref(EMAILS, email.id), document)
             return True
 
         return self._transact(body)
@@ -807,11 +1003,14 @@ class FirestoreStore:
             existed = self._exists(link_ref, transaction)
             sightings, links = self._email_sources(email.id, transaction)
             if not existed:
-                transaction.set(link_ref, _document(link))
                 links = [*links, link]
             refreshed = self._denormalised(email, sightings, links)
-            if self._denormalised_changed(email, refreshed):
-                transaction.set(email_ref, _document(refreshed))
+            changed = self._denormalised_changed(email, refreshed)
+            document = self._email_document(refreshed, transaction) if changed else None
+            if not existed:
+                transaction.set(link_ref, _document(link))
+            if document is not None:
+                transaction.set(email_ref, document)
             return not existed
 
         return self._transact(body)
@@ -825,13 +1024,16 @@ class FirestoreStore:
             email = self._get(Email, EMAILS, email_id, transaction)
             sightings, links = self._email_sources(email_id, transaction)
             doomed = [link for link in links if link.investor_id == investor_id]
-            for link in doomed:
-                transaction.delete(self._ref(LINKS, link.id))
+            document = None
             if email is not None and doomed:
                 kept = [link for link in links if link.investor_id != investor_id]
                 refreshed = self._denormalised(email, sightings, kept)
                 if self._denormalised_changed(email, refreshed):
-                    transaction.set(email_ref, _document(refreshed))
+                    document = self._email_document(refreshed, transaction)
+            for link in doomed:
+                transaction.delete(self._ref(LINKS, link.id))
+            if document is not None:
+                transaction.set(email_ref, document)
             return len(doomed)
 
         return self._transact(body)
@@ -872,6 +1074,113 @@ class FirestoreStore:
                 for email in self._query_models(Email, spec):
                     found[email.id] = email
         return [found[key] for key in sorted(found)[:limit]]
+
+    # -- the email-activity panel -------------------------------------------------------------
+
+    def search_activity(self, query: ActivityQuery) -> ActivityHits:
+        """One ``array_contains`` on a token and ``activity_key`` descending (paging is a range
+        below the last key: no cursors); composite indexes (token array, key) serve it.
+
+        The token: the filters' facet when there are no words, or when an investor is among
+        the filters (an investor's mail is a small share of all mail, usually rarer than a
+        word); else the longest query word's ``search_words`` prefix (longer words are rarer:
+        a heuristic, as Firestore keeps no statistics we could ask). What the token does not
+        decide (other words, words over 15 characters, the filters) is checked here, on the
+        documents read. Reading stops once the page is full, at the end of the matches, or at
+        the budget of 5 x (limit + 1) documents: a page short of matches then says
+        ``has_more`` with a token that resumes the scan below the last document read.
+        """
+        check_limit(query.limit)
+        below = activity_page_key(query.page_token)
+        facet = facet_token(
+            query.investor_id, query.account_id, query.direction.value if query.direction else None
+        )
+        words = list(query.words)
+        if not words or query.investor_id:
+            field, term = "activity_facets", facet
+        else:
+            field, term = "search_words", search.index_term(max(words, key=lambda w: (len(w), w)))
+        budget = READ_BUDGET_FACTOR * (query.limit + 1)
+        wanted = query.limit + 1
+        found: list[ActivityHit] = []
+        keys: list[str] = []
+        read, batch = 0, wanted
+        while True:
+            size = min(batch, budget - read)
+            spec = _Query(
+                EMAILS,
+                contains_any=(field, (term,)),
+                range=("activity_key", "<", below) if below else None,
+                order_by=(("activity_key", Direction.DESCENDING),),
+                limit=size,
+            )
+            snapshots = self._query(spec)
+            read += max(1, len(snapshots))
+            self.activity_email_reads += max(1, len(snapshots))
+            for snapshot in snapshots:
+                data = snapshot.to_dict() or {}
+                below = str(data["activity_key"])
+                hit = _activity_hit(data, facet, words)
+                if hit is not None:
+                    found.append(hit)
+                    keys.append(below)
+                    if len(found) == wanted:
+                        break
+            if len(found) == wanted:
+                return ActivityHits(found[: query.limit], True, encode_page_token(keys[-2]))
+            if len(snapshots) < size:
+                return ActivityHits(found, False, "")
+            if read >= budget:
+                return ActivityHits(found, True, encode_page_token(below))
+            batch *= 2
+
+    def refresh_activity_direction(self, addresses: Sequence[str]) -> int:
+        """Rebuilds the team-address document first (so a mailbox written by any path is
+        counted), then rewrites, one transaction each, the mail sent from these addresses
+        whose panel fields changed."""
+        self._rebuild_own_addresses()
+        senders = {normalize_address(a) for a in addresses}
+        changed, after = 0, ""
+        while senders:
+            page = self.find_emails_by_participants(
+                addresses=sorted(senders), limit=500, after_id=after
+            )
+            if not page:
+                break
+            for found in page:
+                if found.sender is not None and found.sender.address in senders:
+                    changed += int(self._refresh_activity(found.id))
+            after = page[-1].id
+        return changed
+
+    def _refresh_activity(self, email_id: str) -> bool:
+        ref = self._ref(EMAILS, email_id)
+
+        def body(transaction: firestore.Transaction) -> bool:
+            snapshot = ref.get(transaction=transaction)
+            self.reads[EMAILS] = self.reads.get(EMAILS, 0) + 1
+            stored = snapshot.to_dict() if snapshot.exists else None
+            if stored is None:
+                return False
+            document = self._email_document(_model(Email, stored), transaction)
+            if all(stored.get(name) == document[name] for name in _ACTIVITY_FIELDS):
+                return False
+            transaction.set(ref, document)
+            return True
+
+        return self._transact(body)
+
+    def get_investors(self, investor_ids: Iterable[str]) -> list[Investor]:
+        """``get_all`` by document id, 300 a call: one round trip for a page's investors."""
+        wanted = sorted({key for key in investor_ids if _valid_document_id(key)})
+        found: list[Investor] = []
+        for chunk in _chunks(wanted, 300):
+            self.reads[INVESTORS] = self.reads.get(INVESTORS, 0) + len(chunk)
+            for snapshot in self._client.get_all([self._ref(INVESTORS, key) for key in chunk]):
+                investor = _snapshot_model(Investor, snapshot)
+                if investor is not None:
+                    found.append(investor)
+        return sorted(found, key=lambda i: i.id)
 
     # -- proposals and activities -------------------------------------------------------------
 
@@ -915,21 +1224,34 @@ class FirestoreStore:
         *,
         status: ProposalStatus | None = None,
         investor_id: str | None = None,
+        account_id: str | None = None,
+        created_from: datetime | None = None,
+        created_to: datetime | None = None,
         limit: int = 50,
         page_token: str = "",
     ) -> Page[Proposal]:
         """Newest first by ``sort_key`` (``created_at|id``: unique, so equal timestamps page
-        correctly); the next page is ``sort_key < last``, never a cursor or an offset."""
+        correctly); the next page is ``sort_key < last``, never a cursor or an offset. The
+        creation window is a range on the same key, so it needs no index of its own."""
         check_limit(limit)
         equals: list[tuple[str, Any]] = []
         if status is not None:
             equals.append(("status", status.value))
         if investor_id is not None:
             equals.append(("investor_id", investor_id))
+        if account_id is not None:
+            equals.append(("account_id", account_id))
+        lower, upper = proposal_window_keys(created_from, created_to, page_token)
+        bounds: list[tuple[str, str, Any]] = []
+        if lower is not None:
+            bounds.append(("sort_key", ">=", lower))
+        if upper is not None:
+            bounds.append(("sort_key", "<", upper))
         spec = _Query(
             PROPOSALS,
             equals=tuple(equals),
-            range=("sort_key", "<", decode_page_token(page_token)) if page_token else None,
+            range=bounds[0] if bounds else None,
+            upper=bounds[1] if len(bounds) > 1 else None,
             order_by=(("sort_key", Direction.DESCENDING),),
             limit=limit + 1,
         )

@@ -13,30 +13,34 @@ a writer between its read and its write to prove that.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
+from shared.domain.activity import ActivityHit, ActivityHits, ActivityQuery
 from shared.domain.addresses import canonical_address
 from shared.domain.models import (
     Activity,
     AuditEntry,
     CaptureProblem,
     Contact,
+    Direction,
     Email,
     EmailAccount,
     Guard,
     Investor,
     InvestorLink,
     Organization,
+    PauseReason,
     Proposal,
     ProposalStatus,
     Role,
@@ -50,16 +54,26 @@ from shared.domain.models import (
     utcnow,
 )
 from shared.domain.store_rules import (
-    apply_sync_change,
+    ActivityFields,
+    activity_fields,
+    activity_page_key,
+    apply_account_sync_change,
+    apply_pause,
     change_user_role,
     check_limit,
+    check_purge_limit,
     count_capture_attempt,
     decide,
-    decode_page_token,
     denormalised_email_fields,
     encode_page_token,
+    facet_token,
+    is_listed,
     matched_window_keys,
     merge_captured_email,
+    offboard,
+    proposal_window_keys,
+    refuse_offboarded,
+    split_activity_key,
     with_derived_fields,
 )
 from shared.errors import ConflictError, NotFoundError
@@ -132,7 +146,39 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE emails ADD COLUMN matched_key TEXT NOT NULL DEFAULT '';
     CREATE INDEX emails_by_matched_key ON emails (matched_key);
     """,
+    # The email-activity panel (SqliteStore._sync_activity). account_addresses: the team's
+    # addresses (mailboxes and aliases, deleted mailboxes left out), which decide direction.
+    # activity: one row per listed email, seq being the panel's order as an integer, so the
+    # facet index and the FTS5 rowids both run in that order. Rows of existing mail are made by
+    # the data step of this version (_DATA_MIGRATIONS).
+    """
+    CREATE TABLE account_addresses (
+        address TEXT NOT NULL, account_id TEXT NOT NULL, PRIMARY KEY (address, account_id));
+    CREATE INDEX account_addresses_by_account ON account_addresses (account_id);
+    INSERT OR IGNORE INTO account_addresses (address, account_id)
+        SELECT address, id FROM email_accounts WHERE deleted = 0;
+    INSERT OR IGNORE INTO account_addresses (address, account_id)
+        SELECT j.value, a.id FROM email_accounts a, json_each(a.doc, '$.aliases') j
+        WHERE a.deleted = 0;
+    CREATE TABLE activity (
+        seq INTEGER PRIMARY KEY, email_id TEXT NOT NULL UNIQUE, activity_key TEXT NOT NULL,
+        direction TEXT NOT NULL, words TEXT NOT NULL, facets TEXT NOT NULL);
+    CREATE TABLE activity_facets (
+        facet INTEGER NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (facet, seq)) WITHOUT ROWID;
+    CREATE VIRTUAL TABLE activity_fts USING fts5(
+        words, facets, content = 'activity', content_rowid = 'seq',
+        tokenize = 'ascii', prefix = '2 3', detail = column);
+    """,
+    # Proposals by mailbox (the account whose capture proposed them).
+    """
+    ALTER TABLE proposals ADD COLUMN account_id TEXT NOT NULL DEFAULT '';
+    UPDATE proposals SET account_id = COALESCE(json_extract(doc, '$.account_id'), '');
+    CREATE INDEX proposals_by_account ON proposals (account_id, sort_key);
+    """,
 )
+# Python steps run right after a version's SQL, in the same transaction: what SQL cannot
+# compute (the panel's rows need the shared tokenizer).
+_DATA_MIGRATIONS: dict[int, str] = {4: "_backfill_activity"}
 
 _BUSY_TIMEOUT_S = 30.0
 
@@ -155,6 +201,37 @@ def _load(cls: type[M], doc: str) -> M:
 
 def _placeholders(values: Sequence[object]) -> str:
     return ",".join("?" * len(values))
+
+
+# -- the panel's order and facets (SqliteStore._sync_activity) ----------------------------------
+
+_SLOT_BITS = 20  # slots per second: room for every microsecond, and then some
+_SEQ_MAX = (1 << 63) - 1
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ALL = facet_token(None, None, None)
+
+
+def _seq_bucket(key: str) -> tuple[int, int, int]:
+    """The seqs of the key's second (lowest, highest) and its natural slot (the microsecond)."""
+    when, _ = split_activity_key(key)
+    delta = when - _EPOCH
+    second = delta.days * 86_400 + delta.seconds
+    low = second << _SLOT_BITS
+    return low, low + (1 << _SLOT_BITS) - 1, low + delta.microseconds
+
+
+def _fts_facet(token: str) -> str:
+    """A facet token as one FTS5 word (ASCII letters and digits) of 64 bits."""
+    return "f" + hashlib.sha256(token.encode("utf-8")).hexdigest()[:16]
+
+
+def _facet_id(fts_facet: str) -> int:
+    """The same 64 bits as a signed integer: the facet index's key."""
+    return int(fts_facet[1:], 16) - (1 << 63)
+
+
+def _fts_facets(fields: ActivityFields) -> str:
+    return " ".join(_fts_facet(token) for token in fields.facets)
 
 
 class SqliteStore:
@@ -213,6 +290,9 @@ class SqliteStore:
                 for statement in MIGRATIONS[index].split(";"):
                     if statement.strip():
                         conn.execute(statement)
+                data_step = _DATA_MIGRATIONS.get(index + 1)
+                if data_step is not None:
+                    getattr(self, data_step)(conn)
                 conn.execute(f"PRAGMA user_version={index + 1}")
 
     def schema_version(self) -> int:
@@ -307,6 +387,13 @@ class SqliteStore:
             "INSERT OR REPLACE INTO email_accounts (id, address, deleted, doc) VALUES (?,?,?,?)",
             (account.id, account.address, int(account.deleted), _dump(account)),
         )
+        # The team's addresses (direction of mail): kept with the mailbox, in its transaction.
+        conn.execute("DELETE FROM account_addresses WHERE account_id = ?", (account.id,))
+        if not account.deleted:
+            conn.executemany(
+                "INSERT OR IGNORE INTO account_addresses (address, account_id) VALUES (?,?)",
+                [(address, account.id) for address in account.addresses()],
+            )
 
     def add_email_account(self, account: EmailAccount) -> bool:
         with self._write() as conn:
@@ -350,20 +437,52 @@ class SqliteStore:
             self._put_account(conn, account)
             return account
 
-    def set_email_account_paused(self, account_id: str, paused: bool) -> EmailAccount:
+    def set_email_account_paused(
+        self, account_id: str, paused: bool, *, reason: PauseReason = PauseReason.ADMIN
+    ) -> EmailAccount:
         return self._modify_account(
-            account_id,
-            "set_email_account_paused",
-            lambda a: a.model_copy(update={"paused": paused}),
+            account_id, "set_email_account_paused", lambda a: apply_pause(a, paused, reason)
         )
+
+    def offboard_email_account(self, account_id: str) -> EmailAccount:
+        return self._modify_account(account_id, "offboard_email_account", offboard)
+
+    def soft_delete_account_sightings(self, account_id: str, *, limit: int = 100) -> int:
+        check_purge_limit(limit)
+        with self._write() as conn:
+            rows = conn.execute(
+                "SELECT doc FROM sightings WHERE account_id = ? AND deleted = 0 ORDER BY id"
+                " LIMIT ?",
+                (account_id, limit),
+            ).fetchall()
+            sightings = [_load(Sighting, row[0]) for row in rows]
+            self._after_read("soft_delete_account_sightings")
+            now = utcnow()
+            for sighting in sightings:
+                gone = sighting.model_copy(update={"deleted": True, "deleted_at": now})
+                conn.execute(
+                    "UPDATE sightings SET deleted = 1, doc = ? WHERE id = ?",
+                    (_dump(gone), gone.id),
+                )
+            for email_id in sorted({s.email_id for s in sightings}):
+                email = self._stored_email(conn, email_id)
+                if email is not None:
+                    self._refresh_email(conn, email)
+            return len(sightings)
 
     def update_sync_state(self, account_id: str, change: SyncStateChange) -> SyncState:
         account = self._modify_account(
-            account_id,
-            "update_sync_state",
-            lambda a: a.model_copy(update={"sync": apply_sync_change(a.sync, change)}),
+            account_id, "update_sync_state", lambda a: apply_account_sync_change(a, change)
         )
         return account.sync
+
+    @staticmethod
+    def _refuse_offboarded(conn: sqlite3.Connection, account_id: str) -> None:
+        """No sighting is written for, or restored in, an offboarded mailbox (inside the
+        caller's transaction, so an offboarding that commits first is always seen)."""
+        row = conn.execute("SELECT doc FROM email_accounts WHERE id = ?", (account_id,)).fetchone()
+        if row is not None:
+            refuse_offboarded(_load(EmailAccount, row[0]))
 
     def own_addresses(self) -> set[str]:
         return {
@@ -466,6 +585,21 @@ class SqliteStore:
             keys,
         )
 
+    def find_contacts_by_investors(self, investor_ids: Iterable[str]) -> list[Contact]:
+        # No column of its own: asked only when an investor is created, deleted or restored,
+        # and a fund's contacts are few enough to scan.
+        keys = sorted({key for key in investor_ids if key})
+        found: list[Contact] = []
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            found += self._many(
+                Contact,
+                "SELECT doc FROM contacts WHERE deleted = 0"  # noqa: S608
+                f" AND json_extract(doc, '$.investor_id') IN ({_placeholders(chunk)})",
+                chunk,
+            )
+        return sorted(found, key=lambda contact: contact.id)
+
     def list_investors(
         self, *, include_graveyard: bool = True, include_deleted: bool = False
     ) -> list[Investor]:
@@ -507,6 +641,7 @@ class SqliteStore:
             "INSERT OR REPLACE INTO emails (id, matched, matched_key, doc) VALUES (?,?,?,?)",
             (email.id, int(email.matched), email.matched_key, _dump(email)),
         )
+        self._sync_activity(conn, email)
         return email
 
     def _stored_email(self, conn: sqlite3.Connection, email_id: str) -> Email | None:
@@ -550,6 +685,7 @@ class SqliteStore:
             email = self._stored_email(conn, sighting.email_id)
             if email is None:
                 raise NotFoundError("sighting of an unknown email", email_id=sighting.email_id)
+            self._refuse_offboarded(conn, sighting.account_id)
             existed = conn.execute(
                 "SELECT 1 FROM sightings WHERE id = ?", (sighting.id,)
             ).fetchone()
@@ -576,6 +712,8 @@ class SqliteStore:
             if row is None:
                 return False
             sighting = _load(Sighting, row[0])
+            if not deleted:
+                self._refuse_offboarded(conn, account_id)
             email = self._stored_email(conn, sighting.email_id)
             self._after_read("set_sighting_deleted")
             if sighting.deleted != deleted:
@@ -707,17 +845,226 @@ class SqliteStore:
         )
         return self._many(Email, sql, (*params, after_id, limit))
 
+    # -- the email-activity panel -------------------------------------------------------------
+    #
+    # Each listed email has one ``activity`` row whose integer ``seq`` sorts as the panel does
+    # (by date, ties by id): ``seq = second << 20 | slot``, the slot being the microsecond when
+    # free, else the nearest free one that keeps the key order inside that second (rows of the
+    # second move up by one when none is free: a handful, ever). So the facet index
+    # (facet, seq) is a range scan in the panel's order for any combination of filters, and
+    # FTS5, whose rowids are the seqs, answers ``q`` newest first with ``ORDER BY rowid DESC``
+    # and stops after one page, instead of sorting every match. Facets are 64-bit hashes of
+    # the shared tokens (``store_rules.activity_fields``); the FTS ``facets`` column holds the
+    # same hashes as words, so ``q`` with filters is one FTS5 query.
+
+    def _sync_activity(self, conn: sqlite3.Connection, email: Email) -> bool:
+        """Make the email's activity rows follow it (inside the caller's transaction); True if
+        anything changed."""
+        row = conn.execute(
+            "SELECT seq, activity_key, direction, words, facets FROM activity WHERE email_id = ?",
+            (email.id,),
+        ).fetchone()
+        if not is_listed(email):
+            if row is not None:
+                self._drop_activity(conn, row)
+            return row is not None
+        sender = email.sender.address if email.sender else ""
+        own = (
+            {sender}
+            if sender
+            and conn.execute(
+                "SELECT 1 FROM account_addresses WHERE address = ? LIMIT 1", (sender,)
+            ).fetchone()
+            else set()
+        )
+        fields = activity_fields(email, own)
+        words, facets = " ".join(fields.words), _fts_facets(fields)
+        wanted = (fields.key, fields.direction.value, words, facets)
+        if row is not None and tuple(row[1:]) == wanted:
+            return False
+        seq: int | None = None
+        if row is not None:
+            self._drop_activity(conn, row)
+            seq = row[0] if row[1] == fields.key else None
+        if seq is None:
+            seq = self._free_seq(conn, fields.key)
+        self._put_activity(conn, seq, email.id, *wanted)
+        return True
+
+    @staticmethod
+    def _put_activity(
+        conn: sqlite3.Connection,
+        seq: int,
+        email_id: str,
+        key: str,
+        direction: str,
+        words: str,
+        facets: str,
+    ) -> None:
+        conn.execute(
+            "INSERT INTO activity (seq, email_id, activity_key, direction, words, facets)"
+            " VALUES (?,?,?,?,?,?)",
+            (seq, email_id, key, direction, words, facets),
+        )
+        conn.executemany(
+            "INSERT INTO activity_facets (facet, seq) VALUES (?,?)",
+            [(_facet_id(term), seq) for term in facets.split()],
+        )
+        conn.execute(
+            "INSERT INTO activity_fts (rowid, words, facets) VALUES (?,?,?)", (seq, words, facets)
+        )
+
+    @staticmethod
+    def _drop_activity(conn: sqlite3.Connection, row: Sequence[Any]) -> None:
+        """Remove one activity row (``seq, key, direction, words, facets``) and its index rows
+        (FTS5 external content: the delete names the values that were indexed)."""
+        seq, words, facets = row[0], row[3], row[4]
+        conn.execute(
+            "INSERT INTO activity_fts (activity_fts, rowid, words, facets)"
+            " VALUES ('delete', ?, ?, ?)",
+            (seq, words, facets),
+        )
+        conn.executemany(
+            "DELETE FROM activity_facets WHERE facet = ? AND seq = ?",
+            [(_facet_id(term), seq) for term in facets.split()],
+        )
+        conn.execute("DELETE FROM activity WHERE seq = ?", (seq,))
+
+    def _free_seq(self, conn: sqlite3.Connection, key: str) -> int:
+        """A seq for ``key`` that keeps seq order equal to key order."""
+        low, high, natural = _seq_bucket(key)
+        before = conn.execute(
+            "SELECT MAX(seq) FROM activity WHERE seq BETWEEN ? AND ? AND activity_key < ?",
+            (low, high, key),
+        ).fetchone()[0]
+        after = conn.execute(
+            "SELECT MIN(seq) FROM activity WHERE seq BETWEEN ? AND ? AND activity_key > ?",
+            (low, high, key),
+        ).fetchone()[0]
+        first = low if before is None else before + 1
+        last = high if after is None else after - 1
+        if first <= last:
+            return min(max(natural, first), last)
+        # No gap between the neighbours: move the run of rows starting at ``after`` up by one.
+        run = [after]
+        for (seq,) in conn.execute(
+            "SELECT seq FROM activity WHERE seq > ? AND seq <= ? ORDER BY seq", (after, high)
+        ):
+            if seq != run[-1] + 1:
+                break
+            run.append(seq)
+        if run[-1] >= high:
+            raise ConflictError("too many emails in one second for the activity index")
+        for seq in reversed(run):
+            moved = conn.execute(
+                "SELECT seq, activity_key, direction, words, facets, email_id FROM activity"
+                " WHERE seq = ?",
+                (seq,),
+            ).fetchone()
+            self._drop_activity(conn, moved)
+            self._put_activity(conn, seq + 1, moved[5], *moved[1:5])
+        return int(after)
+
+    def _backfill_activity(self, conn: sqlite3.Connection) -> None:
+        """Data step of schema version 4: activity rows for the mail stored before it."""
+        for (doc,) in conn.execute("SELECT doc FROM emails WHERE matched = 1").fetchall():
+            self._sync_activity(conn, _load(Email, doc))
+
+    def search_activity(self, query: ActivityQuery) -> ActivityHits:
+        check_limit(query.limit)
+        resume = activity_page_key(query.page_token)
+        conn = self._connection()
+        # A read transaction: the bound and the page see one snapshot.
+        conn.execute("BEGIN")
+        try:
+            upper = self._seq_bound(conn, resume) if resume else _SEQ_MAX
+            facet = facet_token(
+                query.investor_id,
+                query.account_id,
+                query.direction.value if query.direction else None,
+            )
+            # The body is dropped in SQL: a page never shows it, and it is most of a document.
+            columns = "a.activity_key, a.direction, json_remove(e.doc, '$.body')"
+            if query.words:
+                terms = [f'words : "{word}"*' for word in query.words]
+                if facet != _ALL:
+                    terms.append(f'facets : "{_fts_facet(facet)}"')
+                sql = (
+                    f"SELECT {columns} FROM (SELECT rowid AS seq FROM activity_fts"  # noqa: S608
+                    " WHERE activity_fts MATCH ? AND rowid < ? ORDER BY rowid DESC LIMIT ?) m"
+                    " JOIN activity a ON a.seq = m.seq JOIN emails e ON e.id = a.email_id"
+                    " ORDER BY m.seq DESC"
+                )
+                params: tuple[object, ...] = (" AND ".join(terms), upper, query.limit + 1)
+            else:
+                sql = (
+                    f"SELECT {columns} FROM activity_facets f"  # noqa: S608
+                    " JOIN activity a ON a.seq = f.seq JOIN emails e ON e.id = a.email_id"
+                    " WHERE f.facet = ? AND f.seq < ? ORDER BY f.seq DESC LIMIT ?"
+                )
+                params = (_facet_id(_fts_facet(facet)), upper, query.limit + 1)
+            rows = conn.execute(sql, params).fetchall()
+        finally:
+            conn.execute("COMMIT")
+        page = rows[: query.limit]
+        hits = [ActivityHit(_load(Email, doc), Direction(way)) for _, way, doc in page]
+        more = len(rows) > query.limit
+        return ActivityHits(hits, more, encode_page_token(page[-1][0]) if more else "")
+
+    @staticmethod
+    def _seq_bound(conn: sqlite3.Connection, key: str) -> int:
+        """The seq below which every row's key is below ``key`` (the row itself may be gone)."""
+        low, high, _ = _seq_bucket(key)
+        found = conn.execute(
+            "SELECT MIN(seq) FROM activity WHERE seq BETWEEN ? AND ? AND activity_key >= ?",
+            (low, high, key),
+        ).fetchone()[0]
+        return int(found) if found is not None else high + 1
+
+    def refresh_activity_direction(self, addresses: Sequence[str]) -> int:
+        senders = {normalize_address(a) for a in addresses}
+        changed, after = 0, ""
+        while senders:
+            page = self.find_emails_by_participants(
+                addresses=sorted(senders), limit=500, after_id=after
+            )
+            if not page:
+                break
+            for found in page:
+                if found.sender is None or found.sender.address not in senders:
+                    continue
+                with self._write() as conn:
+                    email = self._stored_email(conn, found.id)
+                    if email is not None and self._sync_activity(conn, email):
+                        changed += 1
+            after = page[-1].id
+        return changed
+
+    def get_investors(self, investor_ids: Iterable[str]) -> list[Investor]:
+        wanted = sorted(set(investor_ids))
+        found: list[Investor] = []
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            found += self._many(
+                Investor,
+                f"SELECT doc FROM investors WHERE id IN ({_placeholders(chunk)})"  # noqa: S608
+                " ORDER BY id",
+                chunk,
+            )
+        return found
+
     # -- proposals and activities -------------------------------------------------------------
 
     @staticmethod
     def _put_proposal(conn: sqlite3.Connection, proposal: Proposal) -> None:
         conn.execute(
-            "INSERT OR REPLACE INTO proposals (id, status, investor_id, sort_key, doc)"
-            " VALUES (?,?,?,?,?)",
+            "INSERT OR REPLACE INTO proposals"
+            " (id, status, investor_id, account_id, sort_key, doc) VALUES (?,?,?,?,?,?)",
             (
                 proposal.id,
                 proposal.status.value,
                 proposal.investor_id,
+                proposal.account_id or "",
                 proposal.sort_key,
                 _dump(proposal),
             ),
@@ -760,6 +1107,9 @@ class SqliteStore:
         *,
         status: ProposalStatus | None = None,
         investor_id: str | None = None,
+        account_id: str | None = None,
+        created_from: datetime | None = None,
+        created_to: datetime | None = None,
         limit: int = 50,
         page_token: str = "",
     ) -> Page[Proposal]:
@@ -772,9 +1122,16 @@ class SqliteStore:
         if investor_id is not None:
             clauses.append("investor_id = ?")
             params.append(investor_id)
-        if page_token:
+        if account_id is not None:
+            clauses.append("account_id = ?")
+            params.append(account_id)
+        lower, upper = proposal_window_keys(created_from, created_to, page_token)
+        if lower is not None:
+            clauses.append("sort_key >= ?")
+            params.append(lower)
+        if upper is not None:
             clauses.append("sort_key < ?")
-            params.append(decode_page_token(page_token))
+            params.append(upper)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         rows = self._many(
             Proposal,

@@ -157,6 +157,14 @@ class SyncStatus(StrEnum):
     PAUSED = "paused"
 
 
+class PauseReason(StrEnum):
+    """Why a mailbox is paused. A mailbox is paused while it has any reason, so lifting one (an
+    owner reactivated) never resumes a mailbox an admin paused for a reason of their own."""
+
+    ADMIN = "admin"
+    OWNER_INACTIVE = "owner_inactive"
+
+
 class ProposalStatus(StrEnum):
     PROPOSED = "proposed"
     APPROVED = "approved"
@@ -223,6 +231,8 @@ class SyncState(Record):
     messages_done: int = 0
     messages_failed: int = 0
     coverage_gap: int = 0
+    # An admin asked for a full resync: the next run resets the cursor under its lease.
+    resync_pending: bool = False
 
 
 class EmailAccount(Record):
@@ -233,6 +243,9 @@ class EmailAccount(Record):
     user_id: RecordId | None = None
     aliases: AddressList = Field(default_factory=list)
     paused: bool = False
+    # Why it is paused (``store_rules.apply_pause`` keeps ``paused == bool(pause_reasons)``).
+    pause_reasons: list[PauseReason] = Field(default_factory=list)
+    # Offboarded: sync ended, watch stopped; kept for its history (sightings kept or purged).
     deleted: bool = False
     deleted_at: Timestamp | None = None
     sync: SyncState = Field(default_factory=SyncState)

@@ -6,16 +6,21 @@ Pure functions of stored values: the adapters read, call these, and write what t
 from __future__ import annotations
 
 import base64
-from collections.abc import Sequence
-from datetime import datetime
+from collections.abc import Container, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
+from shared.domain import search
 from shared.domain.models import (
     Activity,
     CaptureProblem,
+    Direction,
     Email,
+    EmailAccount,
+    PauseReason,
     Proposal,
     ProposalStatus,
     Role,
@@ -24,7 +29,7 @@ from shared.domain.models import (
     time_key,
     utcnow,
 )
-from shared.errors import BadRequestError, ConflictError
+from shared.errors import BadRequestError, ConflictError, NotFoundError
 from shared.ports import Decision, SyncStateChange
 
 R = TypeVar("R", bound=BaseModel)
@@ -53,9 +58,12 @@ def encode_page_token(key: str) -> str:
 
 def decode_page_token(token: str) -> str:
     try:
-        return base64.urlsafe_b64decode(token.encode("ascii")).decode("utf-8")
+        key = base64.urlsafe_b64decode(token.encode("ascii")).decode("utf-8")
     except (ValueError, UnicodeError) as exc:
         raise BadRequestError("page_token is not valid") from exc
+    if not key:  # a token is never empty: what decodes to nothing was not one of ours
+        raise BadRequestError("page_token is not valid")
+    return key
 
 
 def change_user_role(
@@ -95,6 +103,89 @@ def matched_window_keys(since: datetime, until: datetime, page_token: str) -> tu
     return lower, f"{time_key(until)}|\uffff"
 
 
+# -- mailboxes: pause reasons, offboarding, purge ---------------------------------------------
+
+# Sightings soft-deleted per purge transaction: each may rewrite its email too, so a page is at
+# most 2 x 200 writes, under Firestore's 500 per commit.
+MAX_PURGE_PAGE = 200
+
+
+def refuse_offboarded(account: EmailAccount) -> EmailAccount:
+    """The account, unless it is offboarded: then its sync has ended and nothing more may be
+    written for it (a run still going stops at its next write; a purge is not undone)."""
+    if account.deleted:
+        raise NotFoundError("mailbox is offboarded", account_id=account.id)
+    return account
+
+
+def apply_pause(account: EmailAccount, paused: bool, reason: PauseReason) -> EmailAccount:
+    """Add or lift one pause reason; paused while any reason remains. A mailbox paused before
+    reasons were kept counts as paused by an admin."""
+    if account.deleted:
+        raise ConflictError("mailbox is offboarded", account_id=account.id)
+    reasons = set(account.pause_reasons)
+    if account.paused and not reasons:
+        reasons.add(PauseReason.ADMIN)
+    if paused:
+        reasons.add(reason)
+    else:
+        reasons.discard(reason)
+    ordered = sorted(reasons, key=lambda r: r.value)
+    return account.model_copy(update={"paused": bool(ordered), "pause_reasons": ordered})
+
+
+def offboard(account: EmailAccount) -> EmailAccount:
+    """The account offboarded; offboarding again changes nothing (the first time is kept)."""
+    if account.deleted:
+        return account
+    return account.model_copy(update={"deleted": True, "deleted_at": utcnow()})
+
+
+def check_purge_limit(limit: int) -> int:
+    check_limit(limit)
+    if limit > MAX_PURGE_PAGE:
+        raise BadRequestError(f"limit must be at most {MAX_PURGE_PAGE}", limit=limit)
+    return limit
+
+
+def apply_account_sync_change(account: EmailAccount, change: SyncStateChange) -> EmailAccount:
+    """The account with its sync state changed; refused once it is offboarded."""
+    refuse_offboarded(account)
+    return account.model_copy(update={"sync": apply_sync_change(account.sync, change)})
+
+
+# -- proposals: the listing window -----------------------------------------------------------
+
+
+def proposal_window_keys(
+    created_from: datetime | None, created_to: datetime | None, page_token: str
+) -> tuple[str | None, str | None]:
+    """``sort_key`` bounds (``lower <= key < upper``; None = open) of ``created_from <=
+    created_at < created_to``, resumed below a page's last key. One field carries the window
+    and the paging, so any filter combination needs no index beyond (equalities, sort_key)."""
+    lower = _window_key("created_from", created_from)
+    upper = _window_key("created_to", created_to)
+    if page_token:
+        resume = decode_page_token(page_token)
+        upper = resume if upper is None else min(upper, resume)
+    return lower, upper
+
+
+def _window_key(name: str, value: datetime | None) -> str | None:
+    # time_key is fixed-width (so sortable) for four-digit years only.
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise BadRequestError(f"{name} must carry a time zone")
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError:
+        raise BadRequestError(f"{name} is out of range") from None
+    if utc.year < 1000:
+        raise BadRequestError(f"{name} is out of range")
+    return f"{time_key(utc)}|"
+
+
 def apply_sync_change(state: SyncState, change: SyncStateChange) -> SyncState:
     """The new sync state; the history id never moves backwards except on an explicit reset."""
     update: dict[str, Any] = {}
@@ -112,6 +203,7 @@ def apply_sync_change(state: SyncState, change: SyncStateChange) -> SyncState:
         "messages_done",
         "messages_failed",
         "coverage_gap",
+        "resync_pending",
     ):
         value = getattr(change, name)
         if value is not None:
@@ -216,3 +308,107 @@ def decide(
             created_by=actor,
         )
     return Decision(proposal=decided, changed=True, activity=activity)
+
+
+# -- the email-activity panel -------------------------------------------------------------------
+# What both stores derive from an email to list and search it (``Store.search_activity``). Pure
+# functions of the email and the team's addresses, so the stores cannot disagree on them; each
+# store recomputes them inside the transaction that recomputes the email's denormalised fields.
+
+ANY = "*"
+
+
+def activity_time(email: Email) -> datetime:
+    """What the panel orders by: the Date header, or first sight for mail without one."""
+    return email.date or email.first_seen_at
+
+
+def activity_key(email: Email) -> str:
+    """``<time_key>|<id>``: unique, fixed-width time first, so string order is the panel's
+    order (by date, ties by id); paging resumes below the last key seen."""
+    return f"{time_key(activity_time(email))}|{email.id}"
+
+
+def is_listed(email: Email) -> bool:
+    """Linked to an investor or contact (every link names an investor) and held by at least
+    one live sighting: soft delete lives on the sighting, so mail no mailbox holds is hidden."""
+    return email.matched and bool(email.investor_ids) and bool(email.live_account_ids)
+
+
+def email_direction(email: Email, own_addresses: Container[str]) -> Direction:
+    """Outbound iff the sender is one of the team's mailbox addresses or aliases."""
+    sender = email.sender.address if email.sender else ""
+    return Direction.OUTBOUND if sender and sender in own_addresses else Direction.INBOUND
+
+
+def facet_token(investor_id: str | None, account_id: str | None, direction: str | None) -> str:
+    """The token of one combination of the panel's filters (``*`` = not filtered). Ids cannot
+    hold ``|`` or ``*`` (``models.RecordId``), so tokens of different combinations never clash."""
+    return f"{investor_id or ANY}|{account_id or ANY}|{direction or ANY}"
+
+
+def email_search_words(email: Email) -> list[str]:
+    """The words ``q`` searches: subject, snippet, the sender's display name and address
+    (the sender's, not every recipient's: "mail from Zoe" is what the panel is asked)."""
+    sender = email.sender
+    parts = (email.subject, email.snippet, *((sender.name, sender.address) if sender else ()))
+    return search.text_words(parts)
+
+
+@dataclass(frozen=True)
+class ActivityFields:
+    """An email's derived listing fields. For mail that is not listed: no facets and no words,
+    so no query can find it (``direction`` is then meaningless and left inbound)."""
+
+    listed: bool
+    key: str
+    direction: Direction
+    facets: tuple[str, ...]
+    words: tuple[str, ...]
+
+    @property
+    def prefixes(self) -> list[str]:
+        """Firestore's ``search_words``: every 2..15-character prefix of the words."""
+        return search.prefixes(self.words)
+
+
+def activity_fields(email: Email, own_addresses: Container[str]) -> ActivityFields:
+    """Everything the panel filters, orders and searches on, for one email.
+
+    ``facets``: one token per combination of the filters the email satisfies, the unfiltered
+    one included: every investor it is linked to or none, every mailbox holding a live sighting
+    or none, its direction or none. Any combination of filters is then one exact token.
+    """
+    key = activity_key(email)
+    if not is_listed(email):
+        return ActivityFields(False, key, Direction.INBOUND, (), ())
+    direction = email_direction(email, own_addresses)
+    facets = sorted(
+        facet_token(investor, account, way)
+        for investor in (None, *email.investor_ids)
+        for account in (None, *email.live_account_ids)
+        for way in (None, direction.value)
+    )
+    return ActivityFields(True, key, direction, tuple(facets), tuple(email_search_words(email)))
+
+
+def split_activity_key(key: str) -> tuple[datetime, str]:
+    """The time and id of an activity key; BadRequestError if it is not one (a page token is
+    a caller's input)."""
+    stamp, _, email_id = key.partition("|")
+    try:
+        when = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    except ValueError as exc:
+        raise BadRequestError("page_token is not valid") from exc
+    if len(stamp) != 27 or not email_id:
+        raise BadRequestError("page_token is not valid")
+    return when, email_id
+
+
+def activity_page_key(page_token: str) -> str:
+    """The activity key a page token resumes below ("" for the first page)."""
+    if not page_token:
+        return ""
+    key = decode_page_token(page_token)
+    split_activity_key(key)
+    return key

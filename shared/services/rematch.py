@@ -7,6 +7,13 @@ year's mail by those arrays, without asking Gmail. Newly matched mail then gets 
 fetched (through a mailbox that still holds it); mail that no longer matches is unlinked and its
 open proposals withdrawn. A job is queued (a record with its progress, and a message on the
 re-match topic) and runs in pages, so it can resume where it stopped.
+
+A job holds at most ``MAX_JOB_KEYS`` addresses and domains (``rematch_keys`` refuses more with
+a 413, before anything is written): they live on one job record, which Firestore caps at 1 MiB.
+It works through them in passes of ``KEYS_PER_PASS`` keys, each paging through the mail those
+keys find, so no single look-up carries thousands of keys (SQLite's bound parameters, Firestore's
+30 values per ``array_contains_any``). An email found through keys of two passes is examined
+twice (``done`` counts it twice); every write is idempotent, so the outcome is the same.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ from typing import Any
 from shared.catalog import Topic
 from shared.domain.addresses import canonical_address
 from shared.domain.models import Email, Guard, utcnow
-from shared.errors import NotFoundError
+from shared.errors import NotFoundError, TooLargeError
 from shared.ports import GmailClient, Queue, Store
 from shared.services.capture import (
     RAW_FETCH_LIMIT_BYTES,
@@ -36,10 +43,31 @@ from shared.services.capture import (
 logger = logging.getLogger(__name__)
 
 PAGE_SIZE = 200
+KEYS_PER_PASS = 300
+MAX_JOB_KEYS = 10_000
+MAX_JOB_KEY_CHARS = 400_000
 
 
 def job_guard_id(job_id: str) -> str:
     return f"rematch:{job_id}"
+
+
+def rematch_keys(
+    addresses: Iterable[str] = (), domains: Iterable[str] = ()
+) -> tuple[list[str], list[str]]:
+    """The addresses (as given, lower-cased, and canonical) and domains a job looks up, sorted;
+    TooLargeError if they exceed what one job may hold."""
+    given = {a.strip().lower() for a in addresses if a.strip()}
+    keys = sorted(given | {canonical_address(a) for a in given})
+    names = sorted({d.strip().lower().lstrip("@") for d in domains if d.strip()})
+    count, chars = len(keys) + len(names), sum(map(len, keys + names))
+    if count > MAX_JOB_KEYS or chars > MAX_JOB_KEY_CHARS:
+        raise TooLargeError(
+            f"this change would re-match {count} addresses and domains ({chars} characters);"
+            f" one job takes at most {MAX_JOB_KEYS} ({MAX_JOB_KEY_CHARS} characters): split it",
+            keys=count,
+        )
+    return keys, names
 
 
 def queue_rematch(
@@ -52,8 +80,7 @@ def queue_rematch(
     actor: str,
 ) -> str:
     """Record a job for the affected addresses/domains (old and new) and queue it; its id."""
-    keys = sorted({a.strip().lower() for a in addresses if a.strip()})
-    keys = sorted(set(keys) | {canonical_address(a) for a in keys})
+    keys, names = rematch_keys(addresses, domains)
     job_id = uuid.uuid4().hex
     store.create_guard(
         Guard(
@@ -62,9 +89,11 @@ def queue_rematch(
             state="queued",
             data={
                 "addresses": keys,
-                "domains": sorted({d.strip().lower().lstrip("@") for d in domains if d.strip()}),
+                "domains": names,
                 "reason": reason,
                 "cursor": "",
+                "pass": 0,
+                "passes": _pass_count(len(keys) + len(names)),
                 "done": 0,
                 "linked": 0,
                 "unlinked": 0,
@@ -102,13 +131,18 @@ def run_rematch(
     exclusions = load_exclusions(store)
     _save(store, job_id, "running", data)
     while True:
+        index = int(data.get("pass", 0))
+        addresses, domains = _pass_keys(data, index)
         emails = store.find_emails_by_participants(
-            addresses=data["addresses"],
-            domains=data["domains"],
+            addresses=addresses,
+            domains=domains,
             limit=PAGE_SIZE,
             after_id=data["cursor"],
         )
         if not emails:
+            if index + 1 < _pass_count(len(data["addresses"]) + len(data["domains"])):
+                data["pass"], data["cursor"] = index + 1, ""
+                continue
             _save(store, job_id, "done", data)
             return job_progress(store, job_id)
         candidates = {e.id: email_participants(e) for e in emails if not e.is_bulk}
@@ -128,6 +162,19 @@ def run_rematch(
         _save(store, job_id, "running", data)
         if clock() >= deadline:
             return job_progress(store, job_id)
+
+
+def _pass_count(keys: int) -> int:
+    return max(1, -(-keys // KEYS_PER_PASS))
+
+
+def _pass_keys(data: dict[str, Any], index: int) -> tuple[list[str], list[str]]:
+    """The addresses and domains of one pass: the job's keys (addresses, then domains), sliced."""
+    addresses: list[str] = data["addresses"]
+    domains: list[str] = data["domains"]
+    start, end = index * KEYS_PER_PASS, (index + 1) * KEYS_PER_PASS
+    offset = len(addresses)
+    return addresses[start:end], domains[max(0, start - offset) : max(0, end - offset)]
 
 
 def _fetch_body(store: Store, email: Email, gmail_for: Callable[[str], GmailClient]) -> int:

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from shared import events
 from shared.catalog import Topic, function_spec
 from shared.domain.models import EmailAccount, Guard, SyncStatus
-from shared.errors import BadRequestError, ConfigurationError, RetryableError
+from shared.errors import BadRequestError, ConfigurationError, NotFoundError, RetryableError
 from shared.ports import GmailClient, Queue, Store, SyncStateChange
 
 if TYPE_CHECKING:
@@ -35,16 +36,25 @@ LEASE_TTL = timedelta(seconds=function_spec("sync_mailbox").timeout_s * 2)
 class SyncRequest:
     account_id: str
     coverage: bool = False
+    # Continue the purge of an offboarded mailbox's sightings (``purge_sightings``).
+    purge: bool = False
 
     @classmethod
     def from_message(cls, message: dict[str, object]) -> SyncRequest:
         account_id = message.get("account_id")
         if not isinstance(account_id, str) or not account_id:
             raise BadRequestError("sync request without account_id")
-        return cls(account_id, coverage=bool(message.get("coverage", False)))
+        return cls(
+            account_id,
+            coverage=bool(message.get("coverage", False)),
+            purge=bool(message.get("purge", False)),
+        )
 
     def to_message(self) -> dict[str, object]:
-        return {"account_id": self.account_id, "coverage": self.coverage}
+        message: dict[str, object] = {"account_id": self.account_id, "coverage": self.coverage}
+        if self.purge:
+            message["purge"] = True
+        return message
 
 
 @dataclass(frozen=True)
@@ -80,7 +90,7 @@ def report_lagging_mailboxes(store: Store, now: datetime) -> list[str]:
             "mailbox is behind",
             extra={
                 "fields": {
-                    "event": "mailbox_behind",
+                    "event": events.MAILBOX_BEHIND,
                     "mailbox": account.address,
                     "lag_seconds": lag_seconds(account, now),
                     "status": account.sync.status.value,
@@ -171,8 +181,22 @@ def run_sync(
     Unknown, deleted or paused mailboxes, a run already holding the mailbox, and a grant that
     lacks a scope are not worth a redelivery: the outcome says why. Transient failures raise
     RetryableError after recording the error in the mailbox's status.
+
+    An admin's full resync (``resync_pending``) is applied here, under the lease, so a run
+    that was going when it was asked cannot write its old cursor over the reset. A mailbox
+    offboarded while its run goes on refuses the run's next write (the store's rule): the run
+    ends there, and a purge request of an offboarded mailbox continues its purge instead.
     """
+    if budget_s is None:
+        budget_s = function_spec("sync_mailbox").timeout_s * RUN_BUDGET_SHARE
     account = store.get_email_account(request.account_id)
+    if account is not None and account.deleted and request.purge:
+        purged, done = purge_sightings(store, account.id, deadline=clock() + budget_s, clock=clock)
+        if not done:
+            queue.publish(
+                Topic.SYNC_REQUESTS.value, SyncRequest(account.id, purge=True).to_message()
+            )
+        return RunOutcome(account.id, True, "purged" if done else f"purge continues ({purged})")
     if account is None or account.deleted:
         return RunOutcome(request.account_id, False, "unknown mailbox")
     if account.paused:
@@ -184,11 +208,10 @@ def run_sync(
     from shared.services.capture import Capture, run_capture
 
     try:
-        store.update_sync_state(
-            account.id, SyncStateChange(last_attempt_at=now, status=SyncStatus.SYNCING)
-        )
-        if budget_s is None:
-            budget_s = function_spec("sync_mailbox").timeout_s * RUN_BUDGET_SHARE
+        try:
+            account = _start_run(store, account.id, now)
+        except NotFoundError:
+            return RunOutcome(request.account_id, False, "mailbox offboarded")
         capture = Capture(
             store=store, gmail=gmail_for(account.address), account=account, now=lambda: now
         )
@@ -203,20 +226,30 @@ def run_sync(
         except RetryableError as exc:
             _record_failure(store, account.id, exc.message)
             raise
+        except NotFoundError as exc:
+            if _offboarded(store, account.id):
+                return RunOutcome(account.id, True, "mailbox offboarded during the run")
+            _record_failure(store, account.id, f"{type(exc).__name__}: {exc}"[:500])
+            raise
         except Exception as exc:
             _record_failure(store, account.id, f"{type(exc).__name__}: {exc}"[:500])
             raise
         problems = len(store.list_capture_problems(account.id, limit=1000))
         finished = result.finished
-        store.update_sync_state(
-            account.id,
-            SyncStateChange(
-                status=SyncStatus.OK if finished else SyncStatus.BEHIND,
-                last_success_at=now if finished else None,
-                last_error="",
-                messages_failed=problems,
-            ),
-        )
+        try:
+            store.update_sync_state(
+                account.id,
+                SyncStateChange(
+                    status=SyncStatus.OK if finished else SyncStatus.BEHIND,
+                    last_success_at=now if finished else None,
+                    last_error="",
+                    messages_failed=problems,
+                ),
+            )
+        except NotFoundError:
+            if _offboarded(store, account.id):
+                return RunOutcome(account.id, True, "mailbox offboarded during the run")
+            raise
         logger.info(
             "sync run finished" if finished else "sync run stopped at its deadline",
             extra={
@@ -238,10 +271,72 @@ def run_sync(
     return RunOutcome(account.id, True, "ran" if finished else "continues", result)
 
 
-def _record_failure(store: Store, account_id: str, message: str) -> None:
-    store.update_sync_state(
-        account_id, SyncStateChange(status=SyncStatus.ERROR, last_error=message[:500])
+def _start_run(store: Store, account_id: str, now: datetime) -> EmailAccount:
+    """Mark the run started and apply an admin's pending full resync (under the lease): the
+    cursor and the backfill are reset, so this run lists the whole mailbox again (a full
+    sync, as after Gmail's 404 on an expired history id). The account as the run sees it;
+    NotFoundError if it was offboarded meanwhile."""
+    state = store.update_sync_state(
+        account_id, SyncStateChange(last_attempt_at=now, status=SyncStatus.SYNCING)
     )
+    if state.resync_pending:
+        store.update_sync_state(account_id, RESYNC_RESET)
+    account = store.get_email_account(account_id)
+    if account is None or account.deleted:
+        raise NotFoundError("mailbox offboarded", account_id=account_id)
+    return account
+
+
+# What a full resync resets: the history cursor (lowered: only ``reset_history`` may), the
+# backfill's page token, its start and its progress. Captured mail stays; the re-listing
+# fetches only what the mailbox has and the store lacks.
+RESYNC_RESET = SyncStateChange(
+    reset_history=True,
+    history_id=0,
+    backfill_done=False,
+    backfill_page_token="",
+    backfill_history_id=0,
+    messages_done=0,
+    resync_pending=False,
+)
+
+
+def _offboarded(store: Store, account_id: str) -> bool:
+    account = store.get_email_account(account_id)
+    return account is None or account.deleted
+
+
+# Sightings soft-deleted per purge transaction (the store's maximum: two writes each).
+PURGE_PAGE = 200
+
+
+def purge_sightings(
+    store: Store,
+    account_id: str,
+    *,
+    deadline: float,
+    clock: Callable[[], float] = time.monotonic,
+) -> tuple[int, bool]:
+    """Soft-delete an offboarded mailbox's live sightings, a page per transaction, until none
+    remain or ``deadline`` passes: (how many, whether done). The store refuses new sightings
+    of an offboarded mailbox, so a short page means the purge is complete."""
+    purged = 0
+    while True:
+        count = store.soft_delete_account_sightings(account_id, limit=PURGE_PAGE)
+        purged += count
+        if count < PURGE_PAGE:
+            return purged, True
+        if clock() >= deadline:
+            return purged, False
+
+
+def _record_failure(store: Store, account_id: str, message: str) -> None:
+    try:
+        store.update_sync_state(
+            account_id, SyncStateChange(status=SyncStatus.ERROR, last_error=message[:500])
+        )
+    except NotFoundError:
+        return  # offboarded: its sync has ended, there is no status to keep
     logger.error(
         "sync run failed",
         extra={"fields": {"event": "sync_failed", "account_id": account_id, "reason": message}},

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from shared import events
 from shared.errors import AppError, ConfigurationError
 from shared.ports import GmailClient, Store, SyncStateChange
 
@@ -31,7 +32,7 @@ def renew_watches(
                 "watch renewal failed",
                 extra={
                     "fields": {
-                        "event": "watch_failed",
+                        "event": events.WATCH_FAILED,
                         "mailbox": account.address,
                         "reason": exc.message,
                     }
@@ -42,3 +43,20 @@ def renew_watches(
         store.update_sync_state(account.id, SyncStateChange(watch_expiration=expiration))
         renewed.append(account.address)
     return renewed, failed
+
+
+def stop_watch(gmail_for: Callable[[str], GmailClient], address: str) -> str:
+    """``users.stop`` for a mailbox being offboarded; "" when stopped, else why not.
+
+    A failure is reported, not raised: the mailbox is already offboarded, so its pushes are
+    dropped (``gmail_push`` skips it) and Gmail ends the watch itself within seven days.
+    """
+    try:
+        gmail_for(address).stop()
+    except AppError as exc:
+        logger.warning(
+            "gmail watch stop failed",
+            extra={"fields": {"mailbox": address, "reason": exc.message}},
+        )
+        return exc.message
+    return ""

@@ -12,10 +12,12 @@ import base64
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from shared.domain.activity import ActivityQuery
 from shared.domain.models import (
     AuditEntry,
     CaptureProblem,
     Contact,
+    Direction,
     Email,
     EmailAccount,
     Guard,
@@ -24,12 +26,14 @@ from shared.domain.models import (
     Mailbox,
     MatchHeader,
     Organization,
+    PauseReason,
     Proposal,
     ProposalStatus,
     Role,
     Sighting,
     User,
     email_id_for,
+    time_key,
 )
 from shared.ports import Store, SyncStateChange
 
@@ -85,6 +89,7 @@ def exercise_every_method(store: Store) -> None:
     store.list_email_accounts()
     store.list_email_accounts(include_deleted=True)
     store.set_email_account_paused(account.id, True)
+    store.set_email_account_paused(account.id, False, reason=PauseReason.OWNER_INACTIVE)
     store.update_sync_state(account.id, SyncStateChange(history_id=10))
     store.own_addresses()
 
@@ -103,6 +108,7 @@ def exercise_every_method(store: Store) -> None:
     store.find_organizations_by_domains(["acme.example"])
     store.find_investors_by_domains(["acme.example"])
     store.find_investors_by_organizations([org.id])
+    store.find_contacts_by_investors([investor.id])
     for include_graveyard in (True, False):
         for include_deleted in (True, False):
             store.list_investors(
@@ -137,6 +143,11 @@ def exercise_every_method(store: Store) -> None:
     store.find_emails_by_participants(addresses=["jane@acme.example"], domains=["acme.example"])
     store.find_emails_by_participants(addresses=["jane@acme.example"], after_id=email.id)
     store.unlink_email_from_investor(email.id, investor.id)
+    leaving = EmailAccount.new("leaver@fund.example")
+    store.add_email_account(leaving)
+    store.record_sighting(Sighting.new(leaving.id, "m3", email.id))
+    store.offboard_email_account(leaving.id)
+    store.soft_delete_account_sightings(leaving.id, limit=1)
 
     # proposals and activities
     proposal = Proposal.new(email.id, investor.id, created_at=T0)
@@ -148,10 +159,20 @@ def exercise_every_method(store: Store) -> None:
     far_future = base64.urlsafe_b64encode(b"9999-12-31T00:00:00.000000Z|~").decode()
     for status in (None, ProposalStatus.APPROVED):
         for investor_id in (None, investor.id):
-            for token in ("", far_future):
-                store.list_proposals(
-                    status=status, investor_id=investor_id, limit=1, page_token=token
-                )
+            for account_id in (None, account.id):
+                for token in ("", far_future):
+                    store.list_proposals(
+                        status=status,
+                        investor_id=investor_id,
+                        account_id=account_id,
+                        limit=1,
+                        page_token=token,
+                    )
+    # The creation window is a range on the listing key itself: the same indexes serve it.
+    store.list_proposals(
+        account_id=account.id, created_from=T0, created_to=T0 + timedelta(days=1), limit=1
+    )
+    store.list_proposals(created_from=T0, limit=1)
 
     # settings, guards, audit
     store.set_setting("digest_policy", {"enabled": True, "send_hour": 18})
@@ -163,3 +184,21 @@ def exercise_every_method(store: Store) -> None:
     store.append_audit(AuditEntry(actor=admin.email, action="approve", target=proposal.id))
     store.list_audit()
     store.list_audit(target=proposal.id)
+
+    # the email-activity panel: every token (facets, words; with and without an investor,
+    # where the words are checked in memory) with and without a page token
+    store.get_investors([investor.id, "no-such-investor"])
+    store.refresh_activity_direction([account.address, "hi@fund.example"])
+    resume = base64.urlsafe_b64encode(f"{time_key(T0)}|{email.id}".encode()).decode()
+    for words in ((), ("intro",)):
+        for investor_id in (None, investor.id):
+            for token in ("", resume):
+                store.search_activity(
+                    ActivityQuery(
+                        investor_id=investor_id,
+                        direction=Direction.INBOUND,
+                        words=words,
+                        limit=1,
+                        page_token=token,
+                    )
+                )

@@ -27,6 +27,7 @@ from shared.domain.models import (
     Mailbox,
     MatchHeader,
     Organization,
+    PauseReason,
     Proposal,
     ProposalStatus,
     Role,
@@ -280,6 +281,90 @@ class TestMailboxes:
 
 
 # -- CRM records -------------------------------------------------------------------------------
+
+
+class TestMailboxLifecycle:
+    """Pause reasons, offboarding and the purge of an offboarded mailbox's sightings."""
+
+    def test_a_mailbox_stays_paused_until_every_reason_is_lifted(self, store: Store) -> None:
+        account = EmailAccount.new("ops@fund.example")
+        store.add_email_account(account)
+        store.set_email_account_paused(account.id, True)
+        both = store.set_email_account_paused(account.id, True, reason=PauseReason.OWNER_INACTIVE)
+        assert both.paused is True
+        assert both.pause_reasons == [PauseReason.ADMIN, PauseReason.OWNER_INACTIVE]
+        # The owner comes back: the admin's own pause stays.
+        kept = store.set_email_account_paused(account.id, False, reason=PauseReason.OWNER_INACTIVE)
+        assert (kept.paused, kept.pause_reasons) == (True, [PauseReason.ADMIN])
+        resumed = store.set_email_account_paused(account.id, False)
+        assert (resumed.paused, resumed.pause_reasons) == (False, [])
+        assert store.get_email_account(account.id) == resumed
+
+    def test_a_pause_without_reasons_counts_as_an_admins(self, store: Store) -> None:
+        legacy = EmailAccount.new("old@fund.example").model_copy(update={"paused": True})
+        store.add_email_account(legacy)
+        lifted = store.set_email_account_paused(legacy.id, False, reason=PauseReason.OWNER_INACTIVE)
+        assert (lifted.paused, lifted.pause_reasons) == (True, [PauseReason.ADMIN])
+
+    def test_offboarding_ends_sync_writes_and_is_idempotent(self, store: Store) -> None:
+        account = EmailAccount.new("leaver@fund.example")
+        store.add_email_account(account)
+        email = make_email("lp@fund.example")
+        store.upsert_email(email)
+        store.record_sighting(Sighting.new(account.id, "m1", email.id, deleted=True))
+
+        gone = store.offboard_email_account(account.id)
+        assert gone.deleted is True
+        assert gone.deleted_at is not None
+        again = store.offboard_email_account(account.id)
+        assert again.deleted_at == gone.deleted_at
+        assert [a.id for a in store.list_email_accounts()] == []
+        assert [a.id for a in store.list_email_accounts(include_deleted=True)] == [account.id]
+        assert store.own_addresses() == set()
+
+        # A run still going stops at its next write; nothing resurrects its mail.
+        with pytest.raises(NotFoundError):
+            store.update_sync_state(account.id, SyncStateChange(history_id=5))
+        with pytest.raises(NotFoundError):
+            store.record_sighting(Sighting.new(account.id, "m2", email.id))
+        with pytest.raises(NotFoundError):
+            store.set_sighting_deleted(account.id, "m1", False)
+        assert store.set_sighting_deleted(account.id, "m1", True) is True
+        with pytest.raises(ConflictError):
+            store.set_email_account_paused(account.id, True)
+        assert store.get_sighting(account.id, "m2") is None
+        with pytest.raises(NotFoundError):
+            store.offboard_email_account("a_missing")
+
+    def test_purge_soft_deletes_in_pages_and_recomputes_each_email(self, store: Store) -> None:
+        leaving, staying = EmailAccount.new("leaver@fund.example"), EmailAccount.new("stay@f.ex")
+        for account in (leaving, staying):
+            store.add_email_account(account)
+        shared, only_there, third = (make_email("lp@fund.example") for _ in range(3))
+        for email in (shared, only_there, third):
+            store.upsert_email(email)
+            store.link_email_to_investor(make_link(email.id, "inv-1"))
+            store.record_sighting(Sighting.new(leaving.id, f"g-{email.id[:8]}", email.id))
+        store.record_sighting(Sighting.new(staying.id, "s1", shared.id))
+        store.offboard_email_account(leaving.id)
+
+        with pytest.raises(BadRequestError):
+            store.soft_delete_account_sightings(leaving.id, limit=201)
+        assert store.soft_delete_account_sightings(leaving.id, limit=2) == 2
+        assert store.soft_delete_account_sightings(leaving.id, limit=2) == 1
+        assert store.soft_delete_account_sightings(leaving.id, limit=2) == 0
+
+        for email in (shared, only_there, third):
+            stored = store.get_email(email.id)
+            assert stored is not None
+            assert stored.matched is True  # links are the email's, untouched
+            assert stored.live_account_ids == ([staying.id] if email is shared else [])
+            (sighting,) = [s for s in store.list_sightings(email.id) if s.account_id == leaving.id]
+            assert sighting.deleted is True
+            assert sighting.deleted_at is not None
+        kept = store.get_sighting(staying.id, "s1")
+        assert kept is not None
+        assert kept.deleted is False
 
 
 class TestCrmRecords:
@@ -620,6 +705,42 @@ class TestProposals:
         assert sorted(inv1_ids) == sorted(p.id for p in same_time)
         assert inv1_pages == 2
 
+    def test_list_by_mailbox_and_creation_window(self, store: Store) -> None:
+        hour = timedelta(hours=1)
+        a1_old = self._proposal(store, account_id="a_one", created_at=T0)
+        a1_mid = self._proposal(store, account_id="a_one", created_at=T0 + hour)
+        a2_mid = self._proposal(store, account_id="a_two", created_at=T0 + hour)
+        unowned = self._proposal(store, created_at=T0 + 2 * hour)
+        a1_new = self._proposal(
+            store, account_id="a_one", investor_id="inv-2", created_at=T0 + 3 * hour
+        )
+        store.decide_proposal(a1_mid.id, ProposalStatus.REJECTED, "ann@fund.example")
+
+        def ids(**filters: Any) -> list[str]:
+            return [p.id for p in store.list_proposals(**filters).items]
+
+        assert ids(account_id="a_one") == [a1_new.id, a1_mid.id, a1_old.id]
+        assert ids(account_id="a_two") == [a2_mid.id]
+        assert ids(account_id="a_none") == []
+        # From is inclusive, to exclusive.
+        window = {"created_from": T0 + hour, "created_to": T0 + 3 * hour}
+        expected_window = sorted([a1_mid, a2_mid, unowned], key=lambda p: p.sort_key)[::-1]
+        assert ids(**window) == [p.id for p in expected_window]
+        assert ids(created_from=T0 + 3 * hour) == [a1_new.id]
+        assert ids(created_to=T0 + hour) == [a1_old.id]
+        assert ids(account_id="a_one", **window) == [a1_mid.id]
+        assert ids(account_id="a_one", status=ProposalStatus.PROPOSED) == [a1_new.id, a1_old.id]
+        assert ids(account_id="a_one", investor_id="inv-2") == [a1_new.id]
+        assert ids(account_id="a_one", investor_id="inv-1", status=ProposalStatus.REJECTED) == [
+            a1_mid.id
+        ]
+        # Paging inside a window returns each item once and stays inside it.
+        paged, pages = drain(store, created_from=T0, created_to=T0 + 3 * hour)
+        assert paged == ids(created_from=T0, created_to=T0 + 3 * hour)
+        assert (len(paged), pages) == (4, 2)
+        with pytest.raises(BadRequestError):
+            store.list_proposals(created_from=datetime(2024, 5, 1))  # no time zone
+
     def test_bad_page_token_is_a_bad_request(self, store: Store) -> None:
         with pytest.raises(BadRequestError):
             store.list_proposals(page_token="%%%not-base64%%%")
@@ -769,6 +890,28 @@ class TestCaptureLookups:
         assert store.find_investors_by_organizations([]) == []
         many = [f"org{n}" for n in range(40)] + [org.id]  # more than one query's 30 values
         assert [i.id for i in store.find_investors_by_organizations(many)] == [live.id]
+
+    def test_contacts_are_found_by_investor(self, store: Store) -> None:
+        fund, angel = Investor(name="Fund I"), Investor(name="Angel")
+        second = Contact(id="c2", name="B", investor_id=fund.id, emails=["b@acme.example"])
+        first = Contact(id="c1", name="A", investor_id=fund.id)
+        gone = Contact(id="c3", name="C", investor_id=fund.id, deleted=True)
+        elsewhere = Contact(id="c4", name="D", investor_id=angel.id)
+        unattached = Contact(id="c5", name="E")
+        for contact in (second, first, gone, elsewhere, unattached):
+            store.upsert_contact(contact)
+        assert [c.id for c in store.find_contacts_by_investors([fund.id, "nope"])] == ["c1", "c2"]
+        assert [c.id for c in store.find_contacts_by_investors([angel.id, fund.id])] == [
+            "c1",
+            "c2",
+            "c4",
+        ]
+        assert store.find_contacts_by_investors([]) == []
+        many = [f"inv{n}" for n in range(40)] + [angel.id]  # more than one query's 30 values
+        assert [c.id for c in store.find_contacts_by_investors(many)] == ["c4"]
+        # A contact moved to another investor is found under its new one only.
+        store.upsert_contact(first.model_copy(update={"investor_id": angel.id}))
+        assert [c.id for c in store.find_contacts_by_investors([fund.id])] == ["c2"]
 
     def test_sighted_ids_include_deleted_sightings(self, store: Store) -> None:
         account = EmailAccount.new("team@fund.example")

@@ -22,6 +22,7 @@ from shared.domain.models import (
     SyncStatus,
     email_id_for,
 )
+from shared.errors import ConflictError
 from shared.ports import Store
 from shared.services import sync
 from shared.services.capture import METADATA_HEADERS
@@ -368,8 +369,10 @@ class TestProposalsFromCapture:
         first, second = items[0], items[1]
         decided = proposals.decide(store, admin, first.id, ProposalStatus.APPROVED)
         assert decided.activity is not None
-        again = proposals.decide(store, admin, first.id, ProposalStatus.APPROVED)
-        assert not again.changed
+        # Approving it again is a conflict naming its state (one activity, one audit entry).
+        with pytest.raises(ConflictError) as again:
+            proposals.decide(store, admin, first.id, ProposalStatus.APPROVED)
+        assert again.value.details["status"] == "approved"
         proposals.decide(store, admin, second.id, ProposalStatus.REJECTED)
         assert store.get_activity(second.id) is None
         assert [a.action for a in store.list_audit()] == ["proposal.rejected", "proposal.approved"]

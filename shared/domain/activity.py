@@ -1,0 +1,119 @@
+"""The email-activity panel: its query, what the stores return, and what the admin API answers.
+
+The pydantic models here (``ActivityQuery``, ``ActivityPage`` and its parts, ``PickerInvestor``)
+become the HTTP schema (OpenAPI), so their field names are the API's. What the panel lists (the
+seed spec, "Email-activity panel"): mail linked to an investor or contact, with at least one live
+(not soft-deleted) sighting, newest first by the email's date, ties by id; its direction decided
+per email (outbound when the sender is one of the team's mailbox addresses).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from shared.domain import search
+from shared.domain.models import Direction, Email, Mailbox
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 200
+# A request reads at most this many times (limit + 1) email documents (Firestore, when words or
+# filters are checked in memory); a page left short by it says so with has_more and a token.
+READ_BUDGET_FACTOR = 5
+
+
+class _Model(BaseModel):
+    # defer_build: built on first use, not at import (cold starts), like shared.domain.models.
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
+
+
+class ActivityQuery(_Model):
+    """One search of the panel, already validated (``services.activity.parse_activity_query``).
+
+    ``words`` are the query's words as the tokenizer normalised them (``search.query_words``);
+    ``q`` is kept as typed, for logs and echoes only: stores search on ``words``.
+    """
+
+    investor_id: str | None = None
+    account_id: str | None = None
+    direction: Direction | None = None
+    q: str = ""
+    words: tuple[str, ...] = ()
+    limit: int = Field(default=DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
+    page_token: str = ""
+
+    @field_validator("words")
+    @classmethod
+    def _tokenized(cls, words: tuple[str, ...]) -> tuple[str, ...]:
+        # Whoever builds a query, stores only ever see the tokenizer's words (letters and
+        # digits): nothing reaches an FTS5 expression that could change its meaning.
+        return tuple(search.query_words(" ".join(words)))
+
+
+class ActivityMailbox(_Model):
+    """A team mailbox that holds the email (a live sighting)."""
+
+    account_id: str
+    address: str
+
+
+class ActivityInvestor(_Model):
+    """An investor the email is linked to; a soft-deleted one is named by the matched address."""
+
+    id: str
+    name: str
+    graveyard: bool = False
+    deleted: bool = False
+
+
+class ActivityItem(_Model):
+    """One row of the panel. ``date`` is what the list is ordered by: the Date header, or when
+    the mail was first seen if it had none."""
+
+    id: str
+    date: datetime
+    direction: Direction
+    sender: Mailbox | None
+    to: list[Mailbox]
+    cc: list[Mailbox]
+    subject: str
+    snippet: str
+    mailboxes: list[ActivityMailbox]
+    investors: list[ActivityInvestor]
+
+
+class ActivityPage(_Model):
+    """A page of the panel, newest first. ``next_page_token`` is empty when ``has_more`` is
+    false. A page may hold fewer than ``limit`` items and still have more (Firestore stops
+    reading at its per-request budget): keep paging while ``has_more``."""
+
+    items: list[ActivityItem]
+    has_more: bool
+    next_page_token: str = ""
+
+
+class PickerInvestor(_Model):
+    """An investor offered as a filter: not graveyard, not soft-deleted."""
+
+    id: str
+    name: str
+
+
+@dataclass(frozen=True)
+class ActivityHit:
+    """An email the store found, with the direction it stores for it."""
+
+    email: Email
+    direction: Direction
+
+
+@dataclass(frozen=True)
+class ActivityHits:
+    """What ``Store.search_activity`` returns: hits newest first, whether more may follow, and
+    the token that resumes after the last hit (or after the last email read, on a short page)."""
+
+    hits: list[ActivityHit]
+    has_more: bool
+    next_token: str = ""
