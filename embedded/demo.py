@@ -146,6 +146,32 @@ def run(stack: Stack) -> None:
     rejected = call(stack, "POST", "/admin_api/proposals/bulk-decisions", admin, bulk).json()
     print(f"   bulk reject of {bulk['investor_id']}'s open proposals -> {brief(rejected)}")
 
+    show("Email-activity panel: investor mail only, filters, words, the picker")
+    print_activity(stack, admin, "")
+    print_activity(stack, admin, "direction=outbound")
+    print_activity(stack, admin, "q=Z%C3%A9ta%20intro")
+    picker = call(stack, "GET", "/admin_api/activity/investors", admin).json()["items"]
+    print(f"   picker: {[i['name'] for i in picker]}")
+
+    show("CRM records: a new contact re-matches old mail (202, a job); graveyard leaves the picker")
+    sam: dict[str, Any] = {
+        "name": "Sam Stranger",
+        "investor_id": scenario.angel.id,
+        "emails": ["sam@startup.example"],
+    }
+    added = call(stack, "POST", "/admin_api/contacts", admin, sam)
+    job_id = added.json()["job_id"]
+    print(f"   re-match job {job_id} queued")
+    wiring.local_queue().wait_idle(30)
+    job = call(stack, "GET", f"/admin_api/jobs/{job_id}", admin).json()
+    print(f"   job state={job['state']} linked={job['linked']}")
+    print_activity(stack, admin, "q=pitch")
+    grave = {"graveyard": True}
+    call(stack, "POST", f"/admin_api/investors/{scenario.angel.id}/graveyard", admin, grave)
+    picker = call(stack, "GET", "/admin_api/activity/investors", admin).json()["items"]
+    print(f"   {scenario.angel.name} marked graveyard; picker now: {[i['name'] for i in picker]}")
+    print_activity(stack, admin, f"investor_id={scenario.angel.id}")
+
     show("Mailboxes: pause, resume, full resync; deactivating a user pauses theirs")
     ben = store.get_email_account_by_address(TEAM[1])
     assert ben is not None
@@ -210,6 +236,17 @@ def email_text(raw: bytes) -> str:
     assert isinstance(message, EmailMessage)
     part = message.get_body(preferencelist=("plain",))
     return part.get_content() if part is not None else ""
+
+
+def print_activity(stack: Stack, token: str, params: str) -> None:
+    page = call(stack, "GET", f"/admin_api/activity?{params}", token).json()
+    print(f"   {len(page['items'])} item(s), has_more={page['has_more']}")
+    for item in page["items"]:
+        names = [i["name"] for i in item["investors"]]
+        print(
+            f"     {item['date'][:10]} {item['direction']:<8} {item['subject'][:28]:<28}"
+            f" {item['sender']['address'] if item['sender'] else '':<22} {names}"
+        )
 
 
 def print_mailboxes(stack: Stack, token: str) -> None:
