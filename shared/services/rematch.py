@@ -149,8 +149,11 @@ def run_rematch(
         matches = match_many(store, candidates, own, exclusions)
         for email in emails:
             found = matches.get(email.id, [])
+            # A proposal names a mailbox that holds the mail, as capture's do, so the
+            # console's mailbox filter finds proposals the re-match made too.
+            holder = email.live_account_ids[0] if email.live_account_ids else None
             _, unlinked = apply_matches(
-                store, email.id, found, account_id=None, actor="rematch", unlink=True
+                store, email.id, found, account_id=holder, actor="rematch", unlink=True
             )
             # Counted per email: newly matched mail, and links removed.
             data["linked"] += int(bool(found) and not email.matched)

@@ -26,6 +26,7 @@ from shared.domain.models import (
     Investor,
     ProposalStatus,
     Role,
+    account_id_for,
     email_id_for,
     proposal_id_for,
 )
@@ -139,6 +140,7 @@ def test_unmatched_mail_is_matched_with_its_body_once_a_contact_has_the_address(
     proposal = store.get_proposal(proposal_id_for(pitch_id, "inv-startup"))
     assert proposal is not None
     assert proposal.status is ProposalStatus.PROPOSED
+    assert proposal.account_id == account_id_for(TEAM[0])  # the mailbox that holds the pitch
     assert (progress["done"], progress["linked"], progress["unlinked"]) == (1, 1, 0)
     assert progress["bodies_fetched"] == 1
     assert world.sandbox.calls(TEAM[0]) != raw_gets  # the body came from Ada's mailbox
