@@ -25,7 +25,7 @@ read: the floor of a request to this store); on SQLite also ``naive_ms``, the se
 shape (``EXISTS`` a link, ``EXISTS`` a live sighting, ``ORDER BY`` the date) over the same
 rows without the panel's tables, first page, no filters: what the facet index and FTS5 save.
 
-Firestore reads: per request, the email documents ``search_activity`` read
+Firestore reads: per request, the email documents ``query_activity`` read
 (``FirestoreStore.activity_email_reads``), and apart the name look-ups (investors, mailboxes,
 links documents, from ``FirestoreStore.reads``). Targets: a page of ``filters`` or single-word
 ``text`` filled in at most limit + 3 email reads, the same at both corpus sizes; no request

@@ -238,7 +238,7 @@ class Store(Protocol):
         ...
 
     # -- the email-activity panel ------------------------------------------------------------
-    def search_activity(self, query: ActivityQuery) -> ActivityHits:
+    def query_activity(self, query: ActivityQuery) -> ActivityHits:
         """Listed mail (linked to an investor, with a live sighting) passing every filter and
         matching every word of ``query``, newest first by (date, id); ``page_token`` resumes
         below the previous page. A page may be short with ``has_more`` (a store that filters

@@ -379,7 +379,7 @@ class FirestoreStore:
         # Documents read (billed reads) per collection, for benchmarks: queries and gets made
         # through this adapter; get_all look-ups are counted too.
         self.reads: dict[str, int] = {}
-        # Email documents read by search_activity alone (also in ``reads``): what its read
+        # Email documents read by query_activity alone (also in ``reads``): what its read
         # budget bounds; the panel's name look-ups show in ``reads`` under their collections.
         self.activity_email_reads = 0
 
@@ -1077,7 +1077,7 @@ class FirestoreStore:
 
     # -- the email-activity panel -------------------------------------------------------------
 
-    def search_activity(self, query: ActivityQuery) -> ActivityHits:
+    def query_activity(self, query: ActivityQuery) -> ActivityHits:
         """One ``array_contains`` on a token and ``activity_key`` descending (paging is a range
         below the last key: no cursors); composite indexes (token array, key) serve it.
 

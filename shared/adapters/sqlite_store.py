@@ -970,7 +970,7 @@ class SqliteStore:
         for (doc,) in conn.execute("SELECT doc FROM emails WHERE matched = 1").fetchall():
             self._sync_activity(conn, _load(Email, doc))
 
-    def search_activity(self, query: ActivityQuery) -> ActivityHits:
+    def query_activity(self, query: ActivityQuery) -> ActivityHits:
         check_limit(query.limit)
         resume = activity_page_key(query.page_token)
         conn = self._connection()

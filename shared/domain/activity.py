@@ -111,7 +111,7 @@ class ActivityHit:
 
 @dataclass(frozen=True)
 class ActivityHits:
-    """What ``Store.search_activity`` returns: hits newest first, whether more may follow, and
+    """What ``Store.query_activity`` returns: hits newest first, whether more may follow, and
     the token that resumes after the last hit (or after the last email read, on a short page)."""
 
     hits: list[ActivityHit]

@@ -311,7 +311,7 @@ def decide(
 
 
 # -- the email-activity panel -------------------------------------------------------------------
-# What both stores derive from an email to list and search it (``Store.search_activity``). Pure
+# What both stores derive from an email to list and search it (``Store.query_activity``). Pure
 # functions of the email and the team's addresses, so the stores cannot disagree on them; each
 # store recomputes them inside the transaction that recomputes the email's denormalised fields.
 

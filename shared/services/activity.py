@@ -1,6 +1,6 @@
 """The email-activity panel (admin only): search captured investor mail, and the investor picker.
 
-The store finds the mail (``Store.search_activity``: what is listed, its order, its filters and
+The store finds the mail (``Store.query_activity``: what is listed, its order, its filters and
 words; the rules are in ``shared.domain.activity``); this module turns request parameters into a
 query and the store's hits into the panel's rows, which is the same work for every store: the
 mailboxes that hold each email (by address), and the investors it is linked to, by name. Names
@@ -97,7 +97,7 @@ def _record_id(name: str, value: str | None) -> str | None:
 
 def search(store: Store, query: ActivityQuery) -> ActivityPage:
     """One page of the panel (``GET /activity``, after ``parse_activity_query``)."""
-    found = store.search_activity(query)
+    found = store.query_activity(query)
     accounts = {a.id: a for a in store.list_email_accounts(include_deleted=True)}
     wanted = {i for hit in found.hits for i in hit.email.investor_ids}
     investors = {i.id: i for i in store.get_investors(wanted)}

@@ -193,7 +193,7 @@ def exercise_every_method(store: Store) -> None:
     for words in ((), ("intro",)):
         for investor_id in (None, investor.id):
             for token in ("", resume):
-                store.search_activity(
+                store.query_activity(
                     ActivityQuery(
                         investor_id=investor_id,
                         direction=Direction.INBOUND,

@@ -1,4 +1,4 @@
-"""The email-activity search (``Store.search_activity`` and the service over it), on both stores.
+"""The email-activity search (``Store.query_activity`` and the service over it), on both stores.
 
 One varied corpus (several mailboxes, one with an alias; investors live, graveyard and
 soft-deleted; mail linked to one or two investors or to none; sightings live and soft-deleted;
@@ -353,7 +353,7 @@ def test_a_page_token_from_a_deleted_row_still_resumes_below_it(
 def test_a_malformed_page_token_is_a_bad_request(seeded: tuple[Store, Corpus], token: str) -> None:
     store, _ = seeded
     with pytest.raises(BadRequestError):
-        store.search_activity(q(page_token=token))
+        store.query_activity(q(page_token=token))
 
 
 def test_firestore_reads_stay_within_the_budget(
@@ -373,7 +373,7 @@ def test_firestore_reads_stay_within_the_budget(
         token, short = "", False
         while True:
             before = store.activity_email_reads
-            page = store.search_activity(query.model_copy(update={"page_token": token}))
+            page = store.query_activity(query.model_copy(update={"page_token": token}))
             read = store.activity_email_reads - before
             assert read <= 5 * (query.limit + 1), query
             if exact and page.has_more:

@@ -333,7 +333,7 @@ def test_mail_sent_from_an_offboarded_mailbox_is_no_longer_outbound(
     reply = email_id_for(synced.message_ids["reply"])
 
     def direction() -> str:
-        hits = store.search_activity(ActivityQuery(account_id=synced.accounts[0].id)).hits
+        hits = store.query_activity(ActivityQuery(account_id=synced.accounts[0].id)).hits
         (hit,) = [h for h in hits if h.email.id == reply]
         return hit.direction.value
 
