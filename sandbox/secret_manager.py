@@ -25,9 +25,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
+from sandbox.loopback import LoopbackServer
 from shared.adapters.secrets import crc32c
 
 _ACCESS_PATH = re.compile(
@@ -49,20 +49,15 @@ class RecordedRequest:
     version: str = ""
 
 
-class _QuietRequestHandler(WSGIRequestHandler):
-    """Drops werkzeug's per-request access log line; errors are still logged."""
-
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        return
-
-
-class SecretManagerStandIn:
+class SecretManagerStandIn(LoopbackServer):
     """Serves seeded secrets on ``127.0.0.1`` at an OS-chosen port, in a background thread.
 
     Each seeded secret starts with version 1; :meth:`add_version` adds more, and ``latest``
     is the highest. :meth:`set_checksum` makes a secret's ``dataCrc32c`` wrong or absent, to
     exercise the client's integrity check.
     """
+
+    thread_name = "secret-manager-stand-in"
 
     def __init__(
         self,
@@ -72,53 +67,13 @@ class SecretManagerStandIn:
         host: str = "127.0.0.1",
     ) -> None:
         self.project = project
-        self._host = host
+        super().__init__(host=host)
         self._lock = threading.Lock()
         self._versions: dict[str, list[bytes]] = {}
         self._checksum: dict[str, ChecksumMode] = {}
         self._requests: list[RecordedRequest] = []
-        self._server: BaseWSGIServer | None = None
-        self._thread: threading.Thread | None = None
         for name, value in (secrets or {}).items():
             self.add_version(name, value)
-
-    # -- lifecycle ---------------------------------------------------------------------------
-    def start(self) -> SecretManagerStandIn:
-        """Bind and serve; returns self so ``sm = SecretManagerStandIn(...).start()`` reads well."""
-        if self._server is not None:
-            return self
-        server = make_server(
-            self._host, 0, self._wsgi, threaded=True, request_handler=_QuietRequestHandler
-        )
-        thread = threading.Thread(
-            target=server.serve_forever, name="secret-manager-stand-in", daemon=True
-        )
-        thread.start()
-        self._server, self._thread = server, thread
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and release the port; safe to call twice."""
-        server, thread = self._server, self._thread
-        self._server = self._thread = None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if thread is not None:
-            thread.join(timeout=5)
-
-    def __enter__(self) -> SecretManagerStandIn:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    @property
-    def endpoint(self) -> str:
-        """``http://127.0.0.1:<port>``, for ``client_options={"api_endpoint": ...}``."""
-        if self._server is None:
-            raise RuntimeError("the Secret Manager stand-in is not running: call start()")
-        return f"http://{self._host}:{self._server.server_port}"
 
     # -- state -------------------------------------------------------------------------------
     def add_version(self, secret: str, value: str | bytes) -> int:

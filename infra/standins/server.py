@@ -36,8 +36,9 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
+
+from sandbox.loopback import LoopbackServer
 
 Json = dict[str, Any]
 _LEGACY_BUCKET_MEMBERS = ("projectOwner:", "projectEditor:", "projectViewer:")
@@ -84,17 +85,14 @@ class _Call:
     params: dict[str, str] = field(default_factory=dict)
 
 
-class _QuietHandler(WSGIRequestHandler):
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        return
-
-
-class CloudStandIn:
+class CloudStandIn(LoopbackServer):
     """Serves the stand-in APIs on ``127.0.0.1`` at an OS-chosen port (background thread).
 
     ``endpoint`` is the base URL every API is pointed at (``client_options.api_endpoint``);
     Cloud Storage's JSON API lives under ``<endpoint>/storage/v1/``, as at Google.
     """
+
+    thread_name = "cloud-stand-in"
 
     def __init__(
         self,
@@ -105,10 +103,8 @@ class CloudStandIn:
     ) -> None:
         self.project = project
         self.project_number = project_number
-        self._host = host
+        super().__init__(host=host)
         self._lock = threading.RLock()
-        self._server: BaseWSGIServer | None = None
-        self._thread: threading.Thread | None = None
         self._requests: list[RecordedRequest] = []
         self._ids = itertools.count(1)
         self.resources: dict[str, Json] = {}
@@ -118,40 +114,6 @@ class CloudStandIn:
         self.uploads: dict[str, bytes] = {}
         self._interfere: set[str] = set()
         self._routes = self._route_table()
-
-    # -- lifecycle ---------------------------------------------------------------------------
-    def start(self) -> CloudStandIn:
-        if self._server is None:
-            server = make_server(
-                self._host, 0, self._wsgi, threaded=True, request_handler=_QuietHandler
-            )
-            thread = threading.Thread(
-                target=server.serve_forever, name="cloud-stand-in", daemon=True
-            )
-            thread.start()
-            self._server, self._thread = server, thread
-        return self
-
-    def stop(self) -> None:
-        server, thread = self._server, self._thread
-        self._server = self._thread = None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if thread is not None:
-            thread.join(timeout=5)
-
-    def __enter__(self) -> CloudStandIn:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    @property
-    def endpoint(self) -> str:
-        if self._server is None:
-            raise RuntimeError("the stand-in is not running: call start()")
-        return f"http://{self._host}:{self._server.server_port}"
 
     # -- what tests look at ------------------------------------------------------------------
     @property

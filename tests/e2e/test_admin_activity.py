@@ -9,31 +9,16 @@ its re-match job has run.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
 import requests
 
-from embedded.stack import Stack, local_stack
-from sandbox.scenario import TEAM, Scenario, seed_crm, seed_mail
+from embedded.stack import Stack
+from sandbox.scenario import TEAM, Scenario
 from shared import wiring
 from shared.domain.models import account_id_for
 
 ADMIN, MEMBER = TEAM
-
-
-@pytest.fixture
-def stack(tmp_path: Path) -> Iterator[tuple[Stack, Scenario]]:
-    with local_stack(
-        sqlite_path=tmp_path / "crm.sqlite3", bootstrap_admin=ADMIN, start_ticker=False
-    ) as running:
-        scenario = seed_crm(wiring.store())
-        seed_mail(running.gmail, scenario)
-        running.server.ticker.fire_now("sync_poll")
-        assert wiring.local_queue().wait_idle(30)
-        yield running, scenario
 
 
 def get(stack: Stack, path: str, who: str = ADMIN, **params: Any) -> requests.Response:
@@ -51,9 +36,10 @@ def subjects(response: requests.Response) -> list[str]:
 
 
 def test_lists_only_matched_mail_newest_first_with_what_the_panel_shows(
-    stack: tuple[Stack, Scenario],
+    stack: Stack,
+    synced: Scenario,
 ) -> None:
-    running, _ = stack
+    running = stack
     page = get(running, "/activity").json()
     assert [i["subject"] for i in page["items"]] == [
         "Diligence questions",
@@ -69,8 +55,8 @@ def test_lists_only_matched_mail_newest_first_with_what_the_panel_shows(
     assert intro["snippet"]
 
 
-def test_each_filter_alone_and_combined(stack: tuple[Stack, Scenario]) -> None:
-    running, scenario = stack
+def test_each_filter_alone_and_combined(stack: Stack, synced: Scenario) -> None:
+    running, scenario = stack, synced
     ben = account_id_for(MEMBER)
     assert subjects(get(running, "/activity", direction="outbound")) == ["Re: follow-on round"]
     assert subjects(get(running, "/activity", investor_id=scenario.angel.id)) == [
@@ -85,8 +71,8 @@ def test_each_filter_alone_and_combined(stack: tuple[Stack, Scenario]) -> None:
     assert subjects(get(running, "/activity", account_id=ben, direction="outbound")) == []
 
 
-def test_q_matches_word_prefixes_ignoring_case_and_accents(stack: tuple[Stack, Scenario]) -> None:
-    running, _ = stack
+def test_q_matches_word_prefixes_ignoring_case_and_accents(stack: Stack, synced: Scenario) -> None:
+    running = stack
     assert subjects(get(running, "/activity", q="DILIG")) == ["Diligence questions"]
     assert subjects(get(running, "/activity", q="Zéta intro")) == ["Intro: Zeta Capital x Fund"]
     assert subjects(get(running, "/activity", q="zeta nothingmatches")) == []
@@ -94,8 +80,8 @@ def test_q_matches_word_prefixes_ignoring_case_and_accents(stack: tuple[Stack, S
     assert subjects(get(running, "/activity", q="kim")) == ["Diligence questions"]
 
 
-def test_paging_returns_every_item_once(stack: tuple[Stack, Scenario]) -> None:
-    running, _ = stack
+def test_paging_returns_every_item_once(stack: Stack, synced: Scenario) -> None:
+    running = stack
     seen: list[str] = []
     token = ""
     for _ in range(10):
@@ -107,8 +93,8 @@ def test_paging_returns_every_item_once(stack: tuple[Stack, Scenario]) -> None:
     assert len(seen) == len(set(seen)) == 3
 
 
-def test_bad_parameters_are_400_with_a_reason(stack: tuple[Stack, Scenario]) -> None:
-    running, _ = stack
+def test_bad_parameters_are_400_with_a_reason(stack: Stack, synced: Scenario) -> None:
+    running = stack
     for params in (
         {"direction": "sideways"},
         {"limit": "0"},
@@ -122,16 +108,17 @@ def test_bad_parameters_are_400_with_a_reason(stack: tuple[Stack, Scenario]) -> 
         assert response.json()["reason"]
 
 
-def test_members_may_not_search(stack: tuple[Stack, Scenario]) -> None:
-    running, _ = stack
+def test_members_may_not_search(stack: Stack, synced: Scenario) -> None:
+    running = stack
     assert get(running, "/activity", who=MEMBER).status_code == 403
     assert get(running, "/activity/investors", who=MEMBER).status_code == 403
 
 
 def test_graveyard_investor_leaves_the_picker_but_its_mail_stays_searchable(
-    stack: tuple[Stack, Scenario],
+    stack: Stack,
+    synced: Scenario,
 ) -> None:
-    running, scenario = stack
+    running, scenario = stack, synced
     picker = get(running, "/activity/investors").json()["items"]
     assert [i["name"] for i in picker] == ["Jo Smith (angel)", "Zeta Capital Fund I"]
     marked = requests.post(
@@ -150,9 +137,10 @@ def test_graveyard_investor_leaves_the_picker_but_its_mail_stays_searchable(
 
 
 def test_a_contact_added_through_the_api_brings_its_old_mail_into_the_panel(
-    stack: tuple[Stack, Scenario],
+    stack: Stack,
+    synced: Scenario,
 ) -> None:
-    running, scenario = stack
+    running, scenario = stack, synced
     assert "Pitch: the next big thing" not in subjects(get(running, "/activity"))
     added = requests.post(
         f"{running.base_url}/admin_api/contacts",

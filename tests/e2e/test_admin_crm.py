@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 
 from embedded.stack import Stack, local_stack
 from sandbox.scenario import TEAM, Scenario, seed_crm, seed_mail
 from shared import wiring
 from shared.domain.models import ProposalStatus, email_id_for, proposal_id_for
+from tests.e2e.support import call
 
 ADMIN, MEMBER = TEAM
 SAM = "sam@startup.example"
@@ -32,16 +32,6 @@ def stack(tmp_path: Path) -> Iterator[tuple[Stack, Scenario]]:
         running.server.ticker.fire_now("sync_poll")
         assert wiring.local_queue().wait_idle(30)
         yield running, scenario
-
-
-def call(stack: Stack, method: str, path: str, who: str = ADMIN, **kwargs: Any) -> Any:
-    return requests.request(
-        method,
-        f"{stack.base_url}/admin_api{path}",
-        headers={"Authorization": f"Bearer {stack.person_token(who)}", **kwargs.pop("headers", {})},
-        timeout=30,
-        **kwargs,
-    )
 
 
 def finished_job(stack: Stack, job_id: str) -> dict[str, Any]:

@@ -5,31 +5,22 @@ background), a sync that is running when its mailbox is offboarded, refusals and
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 
-from embedded.stack import Stack, local_stack
+from embedded.stack import Stack
 from sandbox.scenario import TEAM, Scenario, seed_crm, seed_mail
 from shared import wiring
 from shared.domain.activity import ActivityQuery
 from shared.domain.models import EmailAccount, email_id_for
 from shared.ports import GmailClient
 from shared.services import directory, sync
+from tests.e2e.support import call
 
 ADMIN, MEMBER = TEAM
-
-
-@pytest.fixture
-def stack(tmp_path: Path) -> Iterator[Stack]:
-    with local_stack(
-        sqlite_path=tmp_path / "crm.sqlite3", bootstrap_admin=ADMIN, start_ticker=False
-    ) as running:
-        yield running
 
 
 @pytest.fixture
@@ -48,16 +39,6 @@ def synced(stack: Stack, scenario: Scenario) -> Scenario:
     assert stack.gmail.wait_for_pushes(10)
     assert wiring.local_queue().wait_idle(30)
     return scenario
-
-
-def call(stack: Stack, method: str, path: str, who: str = ADMIN, **kw: object) -> requests.Response:
-    return requests.request(
-        method,
-        f"{stack.base_url}/admin_api{path}",
-        headers={"Authorization": f"Bearer {stack.person_token(who)}"},
-        timeout=30,
-        **kw,  # type: ignore[arg-type]
-    )
 
 
 def actions(prefix: str = "mailbox.") -> list[tuple[str, str, dict[str, Any]]]:

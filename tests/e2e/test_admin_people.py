@@ -3,49 +3,19 @@ last active admin; the user's mailboxes following them; the digest leaving them 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-import pytest
 import requests
 
-from embedded.stack import Stack, local_stack
-from sandbox.scenario import TEAM, Scenario, seed_crm, seed_mail
+from embedded.stack import Stack
+from sandbox.scenario import TEAM, Scenario
 from shared import wiring
 from shared.domain.models import PauseReason, User, user_id_for
 from shared.services.digest import build_digest
+from tests.e2e.support import call
 
 ADMIN, MEMBER = TEAM
 MEMBER_ID = user_id_for(MEMBER)
-
-
-@pytest.fixture
-def stack(tmp_path: Path) -> Iterator[Stack]:
-    with local_stack(
-        sqlite_path=tmp_path / "crm.sqlite3", bootstrap_admin=ADMIN, start_ticker=False
-    ) as running:
-        yield running
-
-
-@pytest.fixture
-def synced(stack: Stack) -> Scenario:
-    """The fund's users, mailboxes and mail, captured by one poll."""
-    scenario = seed_crm(wiring.store())
-    seed_mail(stack.gmail, scenario)
-    stack.server.ticker.fire_now("sync_poll")
-    assert wiring.local_queue().wait_idle(30)
-    return scenario
-
-
-def call(stack: Stack, method: str, path: str, who: str, **kwargs: object) -> requests.Response:
-    return requests.request(
-        method,
-        f"{stack.base_url}/admin_api{path}",
-        headers={"Authorization": f"Bearer {stack.person_token(who)}"},
-        timeout=30,
-        **kwargs,  # type: ignore[arg-type]
-    )
 
 
 def patch(stack: Stack, user_id: str, body: object, who: str = ADMIN) -> requests.Response:

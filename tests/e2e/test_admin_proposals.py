@@ -4,29 +4,19 @@ way); bulk decisions by investor, mailbox or window, capped, audited per item; r
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 
-from embedded.stack import Stack, local_stack
+from embedded.stack import Stack
 from sandbox.scenario import TEAM, Scenario, seed_crm, seed_mail
 from shared import wiring
 from shared.domain.models import Proposal, ProposalStatus
+from tests.e2e.support import call
 
 ADMIN, MEMBER = TEAM
 ZETA, ANGEL = "inv-zeta-fund-1", "inv-jo-smith"
-
-
-@pytest.fixture
-def stack(tmp_path: Path) -> Iterator[Stack]:
-    with local_stack(
-        sqlite_path=tmp_path / "crm.sqlite3", bootstrap_admin=ADMIN, start_ticker=False
-    ) as running:
-        yield running
 
 
 @pytest.fixture
@@ -38,16 +28,6 @@ def synced(stack: Stack) -> Scenario:
     stack.server.ticker.fire_now("sync_poll")
     assert wiring.local_queue().wait_idle(30)
     return scenario
-
-
-def call(stack: Stack, method: str, path: str, who: str = ADMIN, **kw: object) -> requests.Response:
-    return requests.request(
-        method,
-        f"{stack.base_url}/admin_api{path}",
-        headers={"Authorization": f"Bearer {stack.person_token(who)}"},
-        timeout=30,
-        **kw,  # type: ignore[arg-type]
-    )
 
 
 def listed(stack: Stack, **params: Any) -> list[Proposal]:

@@ -7,12 +7,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import requests
 
 from embedded.stack import Stack, local_stack
 from sandbox.scenario import TEAM, seed_crm, seed_mail
 from shared import wiring
 from shared.adapters.gmail_credentials import SCOPE_COMPOSE
+from tests.e2e.support import call
 
 ADMIN = TEAM[0]
 
@@ -29,16 +29,6 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
         running.server.ticker.fire_now("sync_poll")
         assert wiring.local_queue().wait_idle(30)
         yield running
-
-
-def call(stack: Stack, method: str, path: str, who: str, **kwargs: object) -> requests.Response:
-    return requests.request(
-        method,
-        f"{stack.base_url}/admin_api{path}",
-        headers={"Authorization": f"Bearer {stack.person_token(who)}"},
-        timeout=30,
-        **kwargs,  # type: ignore[arg-type]
-    )
 
 
 def test_policy_defaults_then_changes_and_rejects_a_bad_hour(stack: Stack) -> None:
