@@ -10,18 +10,13 @@ parameters, exactly as the admin API's route calls it.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
-from sandbox.firestore_emulator import FirestoreEmulator, new_project_id
 from sandbox.scenario import TEAM, Scenario, message, seed_crm, seed_mail
-from shared.adapters.firestore_indexes import QueryRecorder
 from shared.adapters.firestore_store import FirestoreStore
 from shared.adapters.queue import LocalQueue
-from shared.adapters.sqlite_store import SqliteStore
 from shared.domain.activity import ActivityPage
 from shared.domain.models import (
     Caller,
@@ -42,43 +37,14 @@ from shared.ports import Store
 from shared.services import activity, directory
 from shared.services.rematch import queue_rematch, run_rematch
 from tests.integration.capture_firestore_support import (
-    assert_queries_are_indexed,
     firestore_emulator_fixture,  # noqa: F401 - the fixture `firestore_emulator`
 )
-from tests.integration.gmail_support import GmailWorld, gmail_world
+from tests.integration.gmail_support import GmailWorld
 from tests.integration.test_capture import sync_all, sync_once
 
 NOW = datetime.now(UTC)
 ADA, BEN = TEAM
 ADMIN = Caller(email=ADA, role=Role.ADMIN)
-
-
-@pytest.fixture
-def world() -> Iterator[GmailWorld]:
-    with gmail_world() as running:
-        yield running
-
-
-@pytest.fixture(
-    params=[
-        pytest.param("sqlite", id="sqlite"),
-        pytest.param("firestore", id="firestore", marks=pytest.mark.firestore),
-    ]
-)
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    if request.param == "sqlite":
-        sqlite = SqliteStore(tmp_path / "crm.sqlite3")
-        yield sqlite
-        sqlite.close()
-        return
-    emulator: FirestoreEmulator = request.getfixturevalue("firestore_emulator")
-    recorder = QueryRecorder()
-    client = emulator.client(new_project_id("panel"))
-    try:
-        yield FirestoreStore(client, recorder=recorder)
-    finally:
-        client.close()
-    assert_queries_are_indexed(recorder)
 
 
 @pytest.fixture
