@@ -64,4 +64,15 @@ def create_draft(request: flask.Request, caller: Caller, body: NewDraft) -> Draf
         now=wiring.clock().now(),
         tz=ZoneInfo(wiring.get_settings().fund_time_zone),
     )
-    return DraftCreated.model_validate(result.to_json())
+    return DraftCreated(
+        draft_id=result.draft_id,
+        message_id=result.message_id,
+        thread_id=result.thread_id,
+        account_id=result.account_id,
+        mailbox=result.mailbox,
+        mode=result.mode,
+        subject=result.subject,
+        to=result.recipients.to,
+        cc=result.recipients.cc,
+        quoted=result.quoted,
+    )

@@ -70,20 +70,6 @@ class DraftResult:
     recipients: Recipients
     quoted: bool
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "draft_id": self.draft_id,
-            "message_id": self.message_id,
-            "thread_id": self.thread_id,
-            "account_id": self.account_id,
-            "mailbox": self.mailbox,
-            "mode": self.mode.value,
-            "subject": self.subject,
-            "to": [m.model_dump() for m in self.recipients.to],
-            "cc": [m.model_dump() for m in self.recipients.cc],
-            "quoted": self.quoted,
-        }
-
 
 def create_reply_draft(
     store: Store,
