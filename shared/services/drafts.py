@@ -7,6 +7,8 @@ mailbox they own. What it refuses:
 
 * an empty body (400), an unknown email or mailbox (404);
 * an email the mailbox never saw, or saw only as a deleted sighting (409, with the reason);
+  to a member, an email their mailbox never saw is an unknown email (404), so a member cannot
+  learn which ids exist in other mailboxes;
 * an original with no one to reply to once the mailbox's own addresses are removed (409);
 * a draft Gmail filed in another thread than the sighting's (502 with the draft id): Gmail puts
   a draft that does not fit the thread in a new one, and that is not the reply asked for.
@@ -93,6 +95,10 @@ def create_reply_draft(
     if email is None:
         raise NotFoundError("no such email", email_id=request.email_id)
     sightings = [s for s in store.list_sightings(email.id) if s.account_id == account.id]
+    if not sightings and caller.role is Role.MEMBER:
+        # A member sees only their own mailbox: an email it never saw is, to them, unknown
+        # (a 409 here would say that the id exists in someone else's mailbox).
+        raise NotFoundError("no such email", email_id=request.email_id)
     if not sightings:
         raise ConflictError(
             "this mailbox never saw the email: a reply draft goes into the mailbox's own thread",

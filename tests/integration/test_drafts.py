@@ -318,6 +318,29 @@ class TestRefusals:
         assert captured.world.sandbox.drafts(ADA) == []
         assert captured.world.sandbox.sends == []
 
+    def test_a_member_cannot_tell_an_unseen_email_from_an_unknown_one(
+        self, captured: Captured
+    ) -> None:
+        """Into their own mailbox, a member gets the same 404 for an email id that exists only
+        elsewhere (Ada's own message, never in Ben's mailbox) as for one that exists nowhere."""
+        member = Caller(email=BEN, role=Role.MEMBER, user_id=captured.scenario.member.id)
+        captured.email_ids["nothing"] = "0" * 64
+
+        def refusal(key: str) -> AppError:
+            with pytest.raises(AppError) as refused:
+                captured.draft(key, BEN, ReplyMode.REPLY, caller=member)
+            return refused.value
+
+        elsewhere, unknown = refusal("reply"), refusal("nothing")
+        assert (
+            (elsewhere.status, elsewhere.code)
+            == (unknown.status, unknown.code)
+            == (404, "not_found")
+        )
+        assert str(elsewhere) == str(unknown)
+        assert set(elsewhere.details) == set(unknown.details) == {"email_id"}
+        assert captured.world.sandbox.drafts(BEN) == []
+
 
 # -- over HTTP, with real tokens ------------------------------------------------------------
 
