@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from shared import events
+from shared.domain.addresses import canonical_address
 from shared.domain.digest import Digest
 from shared.domain.models import AuditEntry, Caller, DigestPolicy, Guard
 from shared.errors import BadRequestError
@@ -239,12 +240,27 @@ def send_now(store: Store, caller: Caller, *, now: datetime, build: Build, deliv
 
 
 def check_test_recipients(store: Store, recipients: list[str]) -> list[str]:
-    """A test email goes only to active admins: the endpoint is no open relay (400 otherwise)."""
-    admins = set(admin_recipients(store))
+    """A test email goes only to active admins: the endpoint is no open relay (400 otherwise).
+
+    Each admin is named once, by their stored address, however often and in whatever spelling
+    the request names them (compared by canonical address): the reply and the audit entry then
+    name people, not repetitions."""
+    admins: dict[str, str] = {}
+    for address in admin_recipients(store):
+        admins.setdefault(_canonical_or_self(address), address)
     wanted = [r.strip().lower() for r in recipients if r.strip()]
     if not wanted:
         raise BadRequestError("name at least one recipient")
-    strangers = sorted(set(wanted) - admins)
+    canonical = [_canonical_or_self(r) for r in wanted]
+    strangers = sorted({w for w, c in zip(wanted, canonical, strict=True) if c not in admins})
     if strangers:
         raise BadRequestError("recipients must be active admins", refused=strangers)
-    return wanted
+    return list(dict.fromkeys(admins[c] for c in canonical))
+
+
+def _canonical_or_self(address: str) -> str:
+    """The canonical address, or the lower-cased text when it is not an address (refused)."""
+    try:
+        return canonical_address(address)
+    except ValueError:
+        return address.strip().lower()

@@ -106,7 +106,10 @@ def send_digest(
     an active admin, :class:`DigestNotSentError` when every transport failed, and
     ``ConfigurationError`` when none is configured or there is no sender.
     """
-    recipients = [address.strip().lower() for address in to if address and address.strip()]
+    # Each address once: a repeated recipient is one person, not one more copy.
+    recipients = list(
+        dict.fromkeys(address.strip().lower() for address in to if address and address.strip())
+    )
     if not recipients:
         raise NotAnAdminError("The digest has no recipient; nothing was sent.")
     admins = active_admin_addresses(store)

@@ -79,6 +79,19 @@ def test_the_test_email_refuses_non_admins_and_hides_transport_errors(stack: Sta
     assert failed.json() == {"error": "send_failed", "reason": "the test email could not be sent"}
 
 
+def test_the_test_email_names_each_admin_once(stack: Stack) -> None:
+    """One admin named 50 times, in any case, is one recipient (and one audit entry naming
+    them once); the header of the message sent says so too."""
+    named = [ADMIN, ADMIN.upper(), f"  {ADMIN.title()} "] * 17  # 51 spellings of one address
+    response = call(stack, "POST", "/digest/test-email", ADMIN, json={"recipients": named})
+    assert response.status_code == 200, response.text
+    (sent,) = stack.gmail.sends
+    assert list(sent.recipients) == [ADMIN]
+    assert sent.raw.decode("ascii", "replace").count(ADMIN) <= 3  # From, To, Message-ID at most
+    (audit,) = [a for a in wiring.store().list_audit() if a.action == "digest.test_email"]
+    assert audit.details["to"] == [ADMIN]
+
+
 def test_digest_tick_sends_once_when_enabled_and_due(stack: Stack) -> None:
     call(stack, "PATCH", "/digest/policy", ADMIN, json={"enabled": True, "send_hour": 0})
     assert stack.server.ticker.fire_now("digest_tick") == 200
