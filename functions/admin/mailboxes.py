@@ -1,5 +1,5 @@
-"""Team mailboxes (admins only): list with sync status, add, pause and resume, full resync,
-offboard.
+"""Team mailboxes (admins only): list with sync status, add, set the owner, pause and resume,
+full resync, offboard.
 
 Pauses carry reasons (``pause_reasons``): an admin's, or the owner's deactivation; a mailbox is
 paused while any remains, and resuming it while its owner is inactive is a 409. Offboarding
@@ -13,6 +13,7 @@ from datetime import datetime
 from enum import StrEnum
 
 import flask
+from pydantic import Field
 
 from functions.admin.schemas import ApiModel
 from functions.admin_api import api
@@ -73,6 +74,13 @@ class MailboxQuery(ApiModel):
 class NewMailbox(ApiModel):
     address: Address
     owner_email: str = ""
+
+
+class MailboxPatch(ApiModel):
+    """The mailbox's owner: a user's address, or empty for the default (the user with the
+    mailbox's own address, or none)."""
+
+    owner_email: str = Field(max_length=320)
 
 
 class SightingsChoice(StrEnum):
@@ -172,10 +180,32 @@ def get_mailbox(request: flask.Request, caller: Caller, account_id: str) -> Mail
     tag="mailboxes",
 )
 def add_mailbox(request: flask.Request, caller: Caller, body: NewMailbox) -> EmailAccount:
-    """Register a team mailbox for capture (audited); its owner, if given, must be a user."""
+    """Register a team mailbox for capture (audited); its owner, if given, must be a user,
+    else it is the user with the mailbox's address (if any)."""
     return directory.add_mailbox(
         wiring.store(), caller, address=body.address, owner_email=body.owner_email
     )
+
+
+@api.route(
+    "PATCH",
+    "/mailboxes/<account_id>",
+    roles=ADMINS,
+    body=MailboxPatch,
+    response=MailboxStatus,
+    errors=(409,),
+    tag="mailboxes",
+)
+def patch_mailbox(
+    request: flask.Request, caller: Caller, account_id: str, body: MailboxPatch
+) -> MailboxStatus:
+    """Set the mailbox's owner (audited): by default the user with the mailbox's address owns
+    it; an admin may name another user, or give "" to return to the default. 404 for an
+    unknown mailbox or user, 409 if offboarded."""
+    account = directory.set_mailbox_owner(
+        wiring.store(), caller, account_id, owner_email=body.owner_email
+    )
+    return status_of(account, wiring.clock().now())
 
 
 def _action(account: EmailAccount, sync_requested: bool) -> MailboxAction:

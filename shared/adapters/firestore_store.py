@@ -73,9 +73,11 @@ from shared.domain.models import (
     Sighting,
     SyncState,
     User,
+    account_id_for,
     normalize_address,
     normalize_domain,
     sighting_id_for,
+    user_id_for,
     utcnow,
 )
 from shared.domain.models import Direction as ActivityDirection
@@ -87,6 +89,7 @@ from shared.domain.store_rules import (
     change_user_role,
     check_limit,
     check_purge_limit,
+    claims_mailbox,
     count_capture_attempt,
     decide,
     denormalised_email_fields,
@@ -97,6 +100,7 @@ from shared.domain.store_rules import (
     matched_window_keys,
     merge_captured_email,
     offboard,
+    owned_by,
     proposal_window_keys,
     refuse_offboarded,
     with_derived_fields,
@@ -495,7 +499,27 @@ class FirestoreStore:
             transaction.create(ref, _document(user))
             return True
 
-        return self._transact_create(body)
+        created = self._transact_create(body)
+        if created:
+            self._claim_mailbox(user.id, user.email)
+        return created
+
+    def _claim_mailbox(self, user_id: str, address: str) -> None:
+        """The new user becomes the owner of the ownerless mailbox at their address.
+
+        Its own transaction, after the user's create commits (a create goes alone, as in
+        ``add_email_account``). No mailbox is left ownerless by a race: ``add_email_account``
+        point-reads the user's document, so it is ordered either before the user's create (and
+        this transaction then finds its mailbox) or after it (and it sets the owner itself)."""
+        account_ref = self._ref(EMAIL_ACCOUNTS, account_id_for(address))
+
+        def claim_mailbox(transaction: firestore.Transaction) -> None:
+            account = self._get(EmailAccount, EMAIL_ACCOUNTS, account_ref.id, transaction)
+            user = self._get(User, USERS, user_id, transaction)
+            if user is not None and account is not None and claims_mailbox(account):
+                transaction.set(account_ref, _document(owned_by(account, user)))
+
+        self._transact(claim_mailbox)
 
     def get_user(self, user_id: str) -> User | None:
         return self._get(User, USERS, user_id)
@@ -574,9 +598,13 @@ class FirestoreStore:
         def body(transaction: firestore.Transaction) -> bool:
             exists = self._exists(ref, transaction)
             same_address = self._query(by_address, transaction)
+            owner = None
+            if account.user_id is None and not account.deleted:
+                # A point read of the user at its address: see _claim_mailbox for the race.
+                owner = self._get(User, USERS, user_id_for(account.address), transaction)
             if exists or same_address:
                 return False
-            transaction.create(ref, _document(account))
+            transaction.create(ref, _document(owned_by(account, owner) if owner else account))
             return True
 
         created = self._transact_create(body)
@@ -669,6 +697,25 @@ class FirestoreStore:
         self, account_id: str, paused: bool, *, reason: PauseReason = PauseReason.ADMIN
     ) -> EmailAccount:
         return self._modify_account(account_id, lambda a: apply_pause(a, paused, reason))
+
+    def set_email_account_owner(self, account_id: str, owner_email: str = "") -> EmailAccount:
+        if not _valid_document_id(account_id):
+            raise NotFoundError("no such mailbox", account_id=account_id)
+        ref = self._ref(EMAIL_ACCOUNTS, account_id)
+        named = normalize_address(owner_email) if owner_email.strip() else ""
+
+        def set_owner(transaction: firestore.Transaction) -> EmailAccount:
+            account = self._get(EmailAccount, EMAIL_ACCOUNTS, account_id, transaction)
+            if account is None:
+                raise NotFoundError("no such mailbox", account_id=account_id)
+            owner = self._get(User, USERS, user_id_for(named or account.address), transaction)
+            if owner is None and named:
+                raise NotFoundError("no user with this address", email=named)
+            changed = owned_by(account, owner)
+            transaction.set(ref, _document(changed))
+            return changed
+
+        return self._transact(set_owner)
 
     def offboard_email_account(self, account_id: str) -> EmailAccount:
         return self._modify_account(account_id, offboard)

@@ -62,6 +62,7 @@ from shared.domain.store_rules import (
     change_user_role,
     check_limit,
     check_purge_limit,
+    claims_mailbox,
     count_capture_attempt,
     decide,
     denormalised_email_fields,
@@ -71,6 +72,7 @@ from shared.domain.store_rules import (
     matched_window_keys,
     merge_captured_email,
     offboard,
+    owned_by,
     proposal_window_keys,
     refuse_offboarded,
     split_activity_key,
@@ -322,6 +324,13 @@ class SqliteStore:
             if exists:
                 return False
             self._put_user(conn, user)
+            row = conn.execute(
+                "SELECT doc FROM email_accounts WHERE address = ?", (user.email,)
+            ).fetchone()
+            account = _load(EmailAccount, row[0]) if row else None
+            self._after_read("add_user")
+            if account is not None and claims_mailbox(account):
+                self._put_account(conn, owned_by(account, user))
             return True
 
     def get_user(self, user_id: str) -> User | None:
@@ -403,6 +412,13 @@ class SqliteStore:
             ).fetchone()
             if exists:
                 return False
+            if account.user_id is None and not account.deleted:
+                row = conn.execute(
+                    "SELECT doc FROM users WHERE email = ?", (account.address,)
+                ).fetchone()
+                self._after_read("add_email_account")
+                if row is not None:
+                    account = owned_by(account, _load(User, row[0]))
             self._put_account(conn, account)
             return True
 
@@ -443,6 +459,23 @@ class SqliteStore:
         return self._modify_account(
             account_id, "set_email_account_paused", lambda a: apply_pause(a, paused, reason)
         )
+
+    def set_email_account_owner(self, account_id: str, owner_email: str = "") -> EmailAccount:
+        with self._write() as conn:
+            row = conn.execute(
+                "SELECT doc FROM email_accounts WHERE id = ?", (account_id,)
+            ).fetchone()
+            if row is None:
+                raise NotFoundError("no such mailbox", account_id=account_id)
+            account = _load(EmailAccount, row[0])
+            address = normalize_address(owner_email) if owner_email.strip() else account.address
+            found = conn.execute("SELECT doc FROM users WHERE email = ?", (address,)).fetchone()
+            self._after_read("set_email_account_owner")
+            if found is None and owner_email.strip():
+                raise NotFoundError("no user with this address", email=address)
+            changed = owned_by(account, _load(User, found[0]) if found else None)
+            self._put_account(conn, changed)
+            return changed
 
     def offboard_email_account(self, account_id: str) -> EmailAccount:
         return self._modify_account(account_id, "offboard_email_account", offboard)

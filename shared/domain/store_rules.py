@@ -134,6 +134,20 @@ def apply_pause(account: EmailAccount, paused: bool, reason: PauseReason) -> Ema
     return account.model_copy(update={"paused": bool(ordered), "pause_reasons": ordered})
 
 
+def owned_by(account: EmailAccount, owner: User | None) -> EmailAccount:
+    """The mailbox with ``owner`` (None: ownerless). Its ``owner_inactive`` pause follows the
+    owner: added while the owner is inactive, lifted otherwise (an admin's pause stays)."""
+    inactive = owner is not None and not owner.is_active
+    changed = apply_pause(account, inactive, PauseReason.OWNER_INACTIVE)
+    return changed.model_copy(update={"user_id": owner.id if owner else None})
+
+
+def claims_mailbox(account: EmailAccount) -> bool:
+    """A new user becomes the owner of the mailbox at their address when it has none: a
+    mailbox's owner is the user with its address, unless an admin chose another."""
+    return not account.deleted and account.user_id is None
+
+
 def offboard(account: EmailAccount) -> EmailAccount:
     """The account offboarded; offboarding again changes nothing (the first time is kept)."""
     if account.deleted:

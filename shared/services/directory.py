@@ -57,10 +57,14 @@ def _audit(store: Store, caller: Caller, action: str, target: str, **details: An
 
 
 def add_user(store: Store, caller: Caller, *, email: str, name: str, role: Role) -> User:
+    """Add a user; an ownerless mailbox at their address becomes theirs (the store decides it
+    in the user's transaction, so a mailbox added meanwhile is not left ownerless)."""
     user = User.new(email, name, role)
     if not store.add_user(user):
         raise ConflictError("a user with this address exists", email=user.email)
-    _audit(store, caller, "user.add", user.id, email=user.email, role=role.value)
+    mailbox = store.get_email_account_by_address(user.email)
+    owns = mailbox.id if mailbox is not None and mailbox.user_id == user.id else ""
+    _audit(store, caller, "user.add", user.id, email=user.email, role=role.value, owns_mailbox=owns)
     return user
 
 
@@ -169,8 +173,9 @@ def _request_sync(queue: Queue | None, account_id: str, *, purge: bool = False) 
 def add_mailbox(
     store: Store, caller: Caller, *, address: str, owner_email: str = ""
 ) -> EmailAccount:
-    """Register a team mailbox for capture; its owner, if given, must be a known user. A
-    mailbox of an inactive owner starts paused (``owner_inactive``)."""
+    """Register a team mailbox for capture; its owner, if given, must be a known user, and
+    otherwise it is the user with the mailbox's address, if any (decided in the store's
+    transaction). A mailbox of an inactive owner starts paused (``owner_inactive``)."""
     owner: User | None = None
     if owner_email:
         owner = store.get_user_by_email(owner_email)
@@ -183,10 +188,40 @@ def add_mailbox(
         )
     if not store.add_email_account(account):
         raise ConflictError("this mailbox is already registered", address=account.address)
+    account = store.get_email_account(account.id) or account  # with the owner the store found
     # Mail already stored from this address (seen by teammates' mailboxes) is now outbound.
     store.refresh_activity_direction(account.addresses())
-    _audit(store, caller, "mailbox.add", account.id, address=account.address)
+    _audit(
+        store,
+        caller,
+        "mailbox.add",
+        account.id,
+        address=account.address,
+        owner_id=account.user_id or "",
+    )
     return account
+
+
+def set_mailbox_owner(
+    store: Store, caller: Caller, account_id: str, *, owner_email: str
+) -> EmailAccount:
+    """An admin names the mailbox's owner (empty: back to the user with its address, or none).
+    The ``owner_inactive`` pause follows the new owner. 404 for an unknown mailbox or user,
+    409 once offboarded; audited with the owner before and after."""
+    before = get_mailbox(store, account_id)
+    after = store.set_email_account_owner(account_id, owner_email)
+    if before.user_id != after.user_id or before.pause_reasons != after.pause_reasons:
+        _audit(
+            store,
+            caller,
+            "mailbox.owner",
+            account_id,
+            address=after.address,
+            owner={"from": before.user_id or "", "to": after.user_id or ""},
+            named=owner_email.strip().lower(),
+            pause_reasons=[r.value for r in after.pause_reasons],
+        )
+    return after
 
 
 def get_mailbox(store: Store, account_id: str) -> EmailAccount:

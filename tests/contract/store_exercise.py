@@ -90,6 +90,7 @@ def exercise_every_method(store: Store) -> None:
     store.list_email_accounts(include_deleted=True)
     store.set_email_account_paused(account.id, True)
     store.set_email_account_paused(account.id, False, reason=PauseReason.OWNER_INACTIVE)
+    store.set_email_account_owner(account.id, member.email)
     store.update_sync_state(account.id, SyncStateChange(history_id=10))
     store.own_addresses()
 

@@ -283,6 +283,77 @@ class TestMailboxes:
 # -- CRM records -------------------------------------------------------------------------------
 
 
+class TestMailboxOwner:
+    """A mailbox's owner is the user with its address, in either order of creation, unless an
+    admin names another (``set_email_account_owner``)."""
+
+    def test_a_user_added_after_their_mailbox_becomes_its_owner(self, store: Store) -> None:
+        store.add_email_account(EmailAccount.new("ann@fund.example"))
+        chosen = User.new("boss@fund.example")
+        store.add_user(chosen)
+        store.add_email_account(EmailAccount.new("deals@fund.example", chosen.id))
+        gone = EmailAccount.new("old@fund.example").model_copy(
+            update={"deleted": True, "deleted_at": T0}
+        )
+        store.add_email_account(gone)
+        ann, deals_user, old_user = (
+            User.new("ANN@fund.example", "Ann"),
+            User.new("deals@fund.example"),
+            User.new("old@fund.example"),
+        )
+        for user in (ann, deals_user, old_user):
+            assert store.add_user(user) is True
+        owned = store.get_email_account_by_address("ann@fund.example")
+        assert owned is not None and owned.user_id == ann.id and not owned.paused
+        # An owner an admin chose is kept; an offboarded mailbox is left as it was.
+        deals = store.get_email_account_by_address("deals@fund.example")
+        assert deals is not None and deals.user_id == chosen.id
+        assert store.get_email_account(gone.id) == gone
+
+    def test_a_mailbox_added_after_its_user_gets_them_as_owner(self, store: Store) -> None:
+        ann = User.new("ann@fund.example")
+        store.add_user(ann)
+        former = User.new("fay@fund.example").model_copy(update={"is_active": False})
+        store.add_user(former)
+        assert store.add_email_account(EmailAccount.new(" Ann@Fund.example")) is True
+        assert store.add_email_account(EmailAccount.new("fay@fund.example")) is True
+        assert store.add_email_account(EmailAccount.new("team@fund.example")) is True
+        mine = store.get_email_account_by_address("ann@fund.example")
+        assert mine is not None and (mine.user_id, mine.paused) == (ann.id, False)
+        # An inactive owner's mailbox starts paused for that reason, as when named.
+        fays = store.get_email_account_by_address("fay@fund.example")
+        assert fays is not None and fays.user_id == former.id
+        assert (fays.paused, fays.pause_reasons) == (True, [PauseReason.OWNER_INACTIVE])
+        team = store.get_email_account_by_address("team@fund.example")
+        assert team is not None and team.user_id is None
+
+    def test_an_admin_names_another_owner_and_the_pause_follows(self, store: Store) -> None:
+        ann, fay = User.new("ann@fund.example"), User.new("fay@fund.example")
+        store.add_user(ann)
+        store.add_user(fay.model_copy(update={"is_active": False}))
+        account = EmailAccount.new("ann@fund.example")
+        store.add_email_account(account)
+        store.set_email_account_paused(account.id, True)  # an admin's own pause
+        to_fay = store.set_email_account_owner(account.id, " FAY@fund.example")
+        assert to_fay.user_id == fay.id
+        assert to_fay.pause_reasons == [PauseReason.ADMIN, PauseReason.OWNER_INACTIVE]
+        # Empty: back to the user with the mailbox's address; the admin's pause stays.
+        back = store.set_email_account_owner(account.id, "")
+        assert (back.user_id, back.pause_reasons) == (ann.id, [PauseReason.ADMIN])
+        assert store.get_email_account(account.id) == back
+        with pytest.raises(NotFoundError):
+            store.set_email_account_owner(account.id, "nobody@fund.example")
+        with pytest.raises(NotFoundError):
+            store.set_email_account_owner("a_missing", "ann@fund.example")
+        team = EmailAccount.new("team@fund.example")
+        store.add_email_account(team)
+        assert store.set_email_account_owner(team.id).user_id is None
+        store.offboard_email_account(team.id)
+        with pytest.raises(ConflictError):
+            store.set_email_account_owner(team.id, "ann@fund.example")
+        assert store.get_email_account(account.id) == back
+
+
 class TestMailboxLifecycle:
     """Pause reasons, offboarding and the purge of an offboarded mailbox's sightings."""
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from embedded.stack import Stack
-from sandbox.scenario import TEAM, Scenario, seed_crm, seed_mail
+from sandbox.scenario import TEAM, Scenario, message, seed_crm, seed_mail
 from shared import wiring
 from shared.domain.activity import ActivityQuery
 from shared.domain.models import EmailAccount, email_id_for
@@ -323,3 +323,65 @@ def test_mail_sent_from_an_offboarded_mailbox_is_no_longer_outbound(
     kept = call(stack, "POST", f"/mailboxes/{ada}/offboard", json={"sightings": "keep"})
     assert kept.status_code == 200
     assert direction() == "inbound"
+
+
+def test_a_mailbox_is_owned_by_the_user_at_its_address_unless_an_admin_says_otherwise(
+    stack: Stack, scenario: Scenario
+) -> None:
+    """Cy's mailbox is added without an owner, then Cy as a user: Cy owns it and drafts in it
+    (before, Cy got 403). An admin then names Ben its owner (audited): Cy is refused."""
+    cy = "cy@fund.example"
+    stack.gmail.add_mailbox(cy)
+    mid, raw = message(
+        sender="Zoe Zeta <zoe@zeta.vc>",
+        to=[cy],
+        subject="Next steps",
+        body="Shall we meet?",
+        date=datetime.now(UTC),
+    )
+    stack.gmail.add_message(cy, raw)
+    added = call(stack, "POST", "/mailboxes", json={"address": cy})
+    assert added.status_code == 201 and added.json()["user_id"] is None
+    account_id = added.json()["id"]
+    user = call(stack, "POST", "/users", json={"email": cy, "name": "Cy"}).json()
+    mailbox = call(stack, "GET", f"/mailboxes/{account_id}").json()
+    assert mailbox["user_id"] == user["id"]
+    stack.server.ticker.fire_now("sync_poll")
+    assert wiring.local_queue().wait_idle(30)
+    draft = {"email_id": email_id_for(mid), "mailbox": cy, "body": "Yes, Tuesday."}
+    created = call(stack, "POST", "/drafts", cy, json=draft)
+    assert created.status_code == 201, created.text
+
+    moved = call(stack, "PATCH", f"/mailboxes/{account_id}", json={"owner_email": MEMBER})
+    assert moved.status_code == 200, moved.text
+    assert moved.json()["user_id"] == scenario.member.id
+    (audit,) = [a for a in wiring.store().list_audit() if a.action == "mailbox.owner"]
+    assert (audit.actor, audit.target) == (ADMIN, account_id)
+    assert audit.details["owner"] == {"from": user["id"], "to": scenario.member.id}
+    assert call(stack, "POST", "/drafts", cy, json=draft).status_code == 403
+    # Refusals: an unknown user, an unknown mailbox, a member, a bad body; nothing changes.
+    assert (
+        call(
+            stack, "PATCH", f"/mailboxes/{account_id}", json={"owner_email": "no@fund.example"}
+        ).status_code
+        == 404
+    )
+    assert (
+        call(stack, "PATCH", "/mailboxes/a_missing", json={"owner_email": MEMBER}).status_code
+        == 404
+    )
+    assert (
+        call(
+            stack, "PATCH", f"/mailboxes/{account_id}", MEMBER, json={"owner_email": MEMBER}
+        ).status_code
+        == 403
+    )
+    assert (
+        call(
+            stack, "PATCH", f"/mailboxes/{account_id}", json={"owner_email": "x" * 400}
+        ).status_code
+        == 400
+    )
+    # "" returns to the default: the user at the mailbox's address.
+    back = call(stack, "PATCH", f"/mailboxes/{account_id}", json={"owner_email": ""})
+    assert back.json()["user_id"] == user["id"]
