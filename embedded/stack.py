@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from embedded.server import LocalServer
 from sandbox.gmail import GmailSandbox, RunningGmailSandbox, serve_gmail_sandbox
 from sandbox.issuer import RunningIssuer, serve_issuer
+from sandbox.scenario import TEAM_DOMAINS
 from sandbox.smtp_sink import SmtpSink
 from shared import wiring
+from shared.domain.tenancy import domain_of
 
 PEOPLE_AUDIENCE = "admin-console.apps.local"
 SCHEDULER_IDENTITY = "scheduler@crm-local.iam.gserviceaccount.com"
@@ -41,8 +43,9 @@ class Stack:
         return self.server.base_url
 
     def person_token(self, email: str) -> str:
-        """An ID token for a person signed in to the admin console."""
-        return self.issuer.mint(email, PEOPLE_AUDIENCE)
+        """An ID token for a person signed in to the admin console: a Workspace account, so
+        its hosted domain (``hd``) is its address's domain."""
+        return self.issuer.mint(email, PEOPLE_AUDIENCE, hosted_domain=domain_of(email))
 
     def service_token(self, email: str, function_name: str) -> str:
         """An ID token for a service identity calling one function (audience = its URL)."""
@@ -54,6 +57,7 @@ def local_stack(
     *,
     sqlite_path: Path,
     bootstrap_admin: str = "",
+    team_domains: Sequence[str] = TEAM_DOMAINS,
     env: Mapping[str, str] | None = None,
     start_ticker: bool = True,
     tick_interval_s: float = 1.0,
@@ -65,6 +69,8 @@ def local_stack(
     as an operator would), and the sandbox pushes watch notifications to ``gmail_push`` with a
     token for the push identity, as Pub/Sub would.
 
+    ``team_domains`` is the fund's ``CRM_TEAM_DOMAINS`` (the scenario's by default; empty leaves
+    it to the bootstrap admin's domain, as on a machine where the operator did not set it).
     The caller's environment is restored on exit.
     """
     import json
@@ -93,6 +99,7 @@ def local_stack(
                     "CRM_PUSH_IDENTITY": PUSH_IDENTITY,
                     "CRM_DRAFTING_AGENT_IDENTITIES": DRAFTING_AGENT_IDENTITY,
                     "CRM_BOOTSTRAP_ADMIN": bootstrap_admin,
+                    "CRM_TEAM_DOMAINS": ",".join(team_domains),
                     "CRM_GMAIL_API_ENDPOINT": gmail_server.base_url,
                     "CRM_GMAIL_KEY_SECRET": GMAIL_KEY_SECRET,
                     "CRM_SECRET_GMAIL_DWD_KEY": json.dumps(key_info),

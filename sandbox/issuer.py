@@ -113,6 +113,7 @@ class SandboxIssuer:
         email_verified: bool = True,
         expires_in: int = 3600,
         issued_at: datetime | float | None = None,
+        hosted_domain: str | None = None,
         extra_claims: Mapping[str, Any] | None = None,
     ) -> str:
         """A signed RS256 ID token with the claims Google puts in one.
@@ -120,6 +121,8 @@ class SandboxIssuer:
         ``aud, azp, email, email_verified, exp, iat, iss, sub``. ``azp`` is the audience when the
         audience is an OAuth client id (a person signing in to the console) and the caller's
         ``sub`` otherwise (a service account's OIDC token, as Pub/Sub and Scheduler send).
+        ``hosted_domain`` adds ``hd``, which Google sets for a Workspace account (never for a
+        personal Google account or a service account).
         ``extra_claims`` overrides or adds claims; a claim mapped to ``None`` is removed, which
         is how tests build tokens that lack a claim.
         """
@@ -136,6 +139,8 @@ class SandboxIssuer:
             "iss": self.issuer,
             "sub": sub,
         }
+        if hosted_domain is not None:
+            claims["hd"] = hosted_domain
         for name, value in (extra_claims or {}).items():
             if value is None:
                 claims.pop(name, None)

@@ -25,6 +25,8 @@ from shared.domain.models import Contact, EmailAccount, Investor, Organization, 
 from shared.ports import Store
 
 TEAM = ("ada@fund.example", "ben@fund.example")
+# The fund's own mail domains (CRM_TEAM_DOMAINS of the local stack and the demo).
+TEAM_DOMAINS = ("fund.example",)
 
 
 class MailSink(Protocol):

@@ -121,6 +121,11 @@ class Settings(BaseSettings):
     drafting_agent_identities: CsvList = Field(default_factory=list)
     cors_origins: CsvList = Field(default_factory=list)
     bootstrap_admin: str = ""
+    # The fund's own mail domains (exact match; a subdomain is another domain): users and
+    # mailboxes outside them are refused, the digest goes to no address outside them, and a
+    # person's token must carry a hosted-domain (``hd``) claim among them. Empty: on one machine,
+    # the bootstrap admin's domain (``shared.services.tenancy``); the cloud plan requires it.
+    team_domains: CsvList = Field(default_factory=list)
     clock_skew_seconds: int = Field(default=10, ge=0, le=300)
 
     # --- operations ------------------------------------------------------------------------
@@ -153,6 +158,22 @@ class Settings(BaseSettings):
     @classmethod
     def _lower_all(cls, value: list[str]) -> list[str]:
         return [item.strip().lower() for item in value]
+
+    @field_validator("team_domains", mode="before")
+    @classmethod
+    def _domains(cls, value: object) -> object:
+        from shared.domain.addresses import normalize_domain
+
+        value = _split_csv(value)
+        if not isinstance(value, list):
+            return value
+        domains: list[str] = []
+        for item in value:
+            try:
+                domains.append(normalize_domain(str(item)))
+            except ValueError:
+                raise ValueError(f"CRM_TEAM_DOMAINS: not a domain: {item!r}") from None
+        return list(dict.fromkeys(domains))
 
     def function_url(self, function_name: str) -> str:
         """The URL a function is reached at: the audience of service callers' tokens."""

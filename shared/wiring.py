@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from shared.adapters.queue import LocalQueue
     from shared.adapters.smtp import SmtpSender
     from shared.config import Settings
+    from shared.domain.tenancy import TeamDomains
     from shared.ports import Clock, GmailClient, Queue, Secrets, Store, TokenVerifier
     from shared.services.digest_schedule import Build, Deliver
 
@@ -90,7 +91,22 @@ def verifier() -> TokenVerifier:
     from shared.adapters.auth import GoogleTokenVerifier
 
     ensure_bootstrap_admin()
-    return GoogleTokenVerifier(get_settings(), store().get_user_by_email)
+    return GoogleTokenVerifier(get_settings(), store().get_user_by_email, team_domains=team_domains)
+
+
+def team_domains() -> TeamDomains:
+    """The fund's own domains as this instance sees them: the one call of
+    ``tenancy.effective_team_domains`` (``CRM_TEAM_DOMAINS``, else the bootstrap admin's
+    domain, else the first admin's). Not cached: the store is read only when neither setting
+    decides (one machine, SQLite), and then a new first admin counts at once."""
+    from shared.domain.tenancy import effective_team_domains
+
+    settings = get_settings()
+    return effective_team_domains(
+        settings.team_domains,
+        bootstrap_admin=settings.bootstrap_admin,
+        admins=lambda: store().list_active_admins(),
+    )
 
 
 def _delegated_credentials(address: str, scope: str) -> Any:
@@ -203,6 +219,7 @@ def digest_runtime() -> tuple[Build, Deliver]:
         narrator=narrator(),
         gmail_sender_for=gmail_sender_for,
         smtp=smtp_sender(),
+        team_domains=team_domains,
         digest_sender=settings.digest_sender,
         smtp_from=settings.smtp_from,
     )
@@ -221,6 +238,13 @@ def ensure_bootstrap_admin() -> bool:
     admin exists (the store enforces that atomically)."""
     email = get_settings().bootstrap_admin
     if not email:
+        return False
+    team = team_domains()
+    if not team.admits(email):
+        logger.error(
+            "bootstrap admin refused: outside the team domains",
+            extra={"fields": {"event": "bootstrap_admin_refused", "user": email}},
+        )
         return False
     created = store().bootstrap_admin(email)
     if created:

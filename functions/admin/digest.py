@@ -92,7 +92,9 @@ def digest_test_email(request: flask.Request, caller: Caller, body: TestEmail) -
     from shared.services import digest_schedule
 
     store = wiring.store()
-    recipients = digest_schedule.check_test_recipients(store, body.recipients)
+    recipients = digest_schedule.check_test_recipients(
+        store, body.recipients, team=wiring.team_domains()
+    )
     _, deliver = wiring.digest_runtime()
     text = "This is a test of the CRM's daily digest delivery. No action is needed."
     test = Digest(

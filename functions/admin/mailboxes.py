@@ -19,6 +19,7 @@ from functions.admin.schemas import ApiModel
 from functions.admin_api import api
 from shared import wiring
 from shared.domain.models import Address, Caller, EmailAccount
+from shared.domain.tenancy import TeamDomains
 from shared.services import directory, sync
 from shared.web import ADMINS
 
@@ -57,14 +58,29 @@ class MailboxStatus(EmailAccount):
     state word, lag, backfill progress and coverage."""
 
     state: MailboxState
+    # Its address is outside the fund's domains (a mailbox from before CRM_TEAM_DOMAINS).
+    outside_team_domains: bool = False
     lag_seconds: float | None = None
     behind: bool = False
     backfill: BackfillProgress
     coverage: CoverageResult
 
 
+class TeamStatus(ApiModel):
+    """The fund's domains, what decided them (``CRM_TEAM_DOMAINS``, ``CRM_BOOTSTRAP_ADMIN``,
+    ``first admin``, or "" while undecided), and who is outside them: kept and flagged, not
+    deleted (they cannot sign in, and the digest does not go to them)."""
+
+    domains: list[str]
+    source: str
+    status: str
+    outside_users: list[str]
+    outside_mailboxes: list[str]
+
+
 class MailboxList(ApiModel):
     items: list[MailboxStatus]
+    team: TeamStatus
 
 
 class MailboxQuery(ApiModel):
@@ -117,7 +133,9 @@ class OffboardResult(ApiModel):
     purge_done: bool
 
 
-def status_of(account: EmailAccount, now: datetime) -> MailboxStatus:
+def status_of(
+    account: EmailAccount, now: datetime, team: TeamDomains | None = None
+) -> MailboxStatus:
     state = account.sync
     if account.deleted:
         word = MailboxState.OFFBOARDED
@@ -133,6 +151,7 @@ def status_of(account: EmailAccount, now: datetime) -> MailboxStatus:
     return MailboxStatus(
         **dict(account),
         state=word,
+        outside_team_domains=team is not None and not team.admits(account.address),
         lag_seconds=sync.lag_seconds(account, now),
         behind=sync.is_behind(account, now) and not account.deleted,
         backfill=BackfillProgress(
@@ -156,17 +175,37 @@ def status_of(account: EmailAccount, now: datetime) -> MailboxStatus:
     tag="mailboxes",
 )
 def list_mailboxes(request: flask.Request, caller: Caller, query: MailboxQuery) -> MailboxList:
-    """Team mailboxes and their sync status (offboarded ones on request)."""
+    """Team mailboxes and their sync status (offboarded ones on request), and the fund's
+    domains with the users and mailboxes outside them."""
     now = wiring.clock().now()
-    accounts = wiring.store().list_email_accounts(include_deleted=query.include_offboarded)
-    return MailboxList(items=[status_of(account, now) for account in accounts])
+    store = wiring.store()
+    team = wiring.team_domains()
+    accounts = store.list_email_accounts(include_deleted=query.include_offboarded)
+    items = [status_of(account, now, team) for account in accounts]
+    outside_users = team.outsiders(u.email for u in store.list_users(active_only=True))
+    outside_mailboxes = [i.address for i in items if i.outside_team_domains and not i.deleted]
+    status = team.describe()
+    if outside_users or outside_mailboxes:
+        status += (
+            f"; outside them: {len(outside_users)} user(s), {len(outside_mailboxes)} mailbox(es)"
+        )
+    return MailboxList(
+        items=items,
+        team=TeamStatus(
+            domains=sorted(team.domains),
+            source=team.source,
+            status=status,
+            outside_users=outside_users,
+            outside_mailboxes=outside_mailboxes,
+        ),
+    )
 
 
 @api.route("GET", "/mailboxes/<account_id>", roles=ADMINS, response=MailboxStatus, tag="mailboxes")
 def get_mailbox(request: flask.Request, caller: Caller, account_id: str) -> MailboxStatus:
     """One mailbox and its sync status; 404 if unknown."""
     account = directory.get_mailbox(wiring.store(), account_id)
-    return status_of(account, wiring.clock().now())
+    return status_of(account, wiring.clock().now(), wiring.team_domains())
 
 
 @api.route(
@@ -183,7 +222,11 @@ def add_mailbox(request: flask.Request, caller: Caller, body: NewMailbox) -> Ema
     """Register a team mailbox for capture (audited); its owner, if given, must be a user,
     else it is the user with the mailbox's address (if any)."""
     return directory.add_mailbox(
-        wiring.store(), caller, address=body.address, owner_email=body.owner_email
+        wiring.store(),
+        caller,
+        address=body.address,
+        owner_email=body.owner_email,
+        team=wiring.team_domains(),
     )
 
 

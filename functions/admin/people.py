@@ -24,8 +24,16 @@ class Me(ApiModel):
     user_id: str
 
 
+class UserStatus(User):
+    """A user as the console lists them: ``outside_team_domains`` flags one whose address is
+    outside the fund's domains (kept, not deleted; their sign-in and the digest refuse them)."""
+
+    outside_team_domains: bool = False
+
+
 class UserList(ApiModel):
-    items: list[User]
+    items: list[UserStatus]
+    team_domains: list[str]
 
 
 class NewUser(ApiModel):
@@ -65,8 +73,15 @@ def me(request: flask.Request, caller: Caller) -> Me:
 
 @api.route("GET", "/users", roles=ADMINS, response=UserList, tag="people")
 def list_users(request: flask.Request, caller: Caller) -> UserList:
-    """Every user, active or not."""
-    return UserList(items=wiring.store().list_users())
+    """Every user, active or not; those outside the fund's domains flagged."""
+    team = wiring.team_domains()
+    return UserList(
+        items=[
+            UserStatus(**dict(user), outside_team_domains=not team.admits(user.email))
+            for user in wiring.store().list_users()
+        ],
+        team_domains=sorted(team.domains),
+    )
 
 
 @api.route(
@@ -80,9 +95,15 @@ def list_users(request: flask.Request, caller: Caller) -> UserList:
     tag="people",
 )
 def add_user(request: flask.Request, caller: Caller, body: NewUser) -> User:
-    """Add a user (audited); 409 if the address is taken."""
+    """Add a user (audited); 400 outside the fund's domains (CRM_TEAM_DOMAINS), 409 if the
+    address is taken."""
     return directory.add_user(
-        wiring.store(), caller, email=body.email, name=body.name, role=body.role
+        wiring.store(),
+        caller,
+        email=body.email,
+        name=body.name,
+        role=body.role,
+        team=wiring.team_domains(),
     )
 
 

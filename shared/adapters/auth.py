@@ -11,6 +11,10 @@ gate (ARCHITECTURE.md, "TokenVerifier"). Hence:
   called function's URL for services (Scheduler, Pub/Sub push, the drafting agent). A service
   account's token made out to the people audience, or a person's token made out to a function
   URL, is refused: one audience, one kind of caller.
+* A person's token must carry a hosted-domain claim (``hd``, which Google sets for Workspace
+  accounts only) naming one of the fund's own domains (``shared.domain.tenancy``): a personal
+  Google account, or one of another organisation, is refused (403) even if a user exists at its
+  address.
 * 401 (:class:`UnauthenticatedError`) when the token itself is wrong; 403
   (:class:`ForbiddenError`) when it is genuine but its holder may not call. The token never
   appears in a message, a log line or a chained exception.
@@ -33,6 +37,7 @@ from typing import TYPE_CHECKING, Any, TypeGuard, cast
 from urllib.parse import urlsplit
 
 from shared.domain.models import Caller, ServiceRole, User
+from shared.domain.tenancy import TeamDomains
 from shared.errors import (
     ConfigurationError,
     ForbiddenError,
@@ -71,6 +76,7 @@ class GoogleTokenVerifier:
         settings: Settings,
         lookup_user: UserLookup,
         *,
+        team_domains: Callable[[], TeamDomains],
         certs_timeout: float = CERTS_FETCH_TIMEOUT_SECONDS,
     ) -> None:
         _check_certs_url(settings.token_certs_url)
@@ -78,6 +84,7 @@ class GoogleTokenVerifier:
             raise ConfigurationError("CRM_TOKEN_ISSUERS is empty: no token could ever be accepted")
         self._settings = settings
         self._lookup_user = lookup_user
+        self._team_domains = team_domains
         self._certs_timeout = certs_timeout
         self._issuers = frozenset(settings.token_issuers)
         self._service_roles = _service_roles(settings)
@@ -89,7 +96,8 @@ class GoogleTokenVerifier:
 
         Raises UnauthenticatedError (401) for a missing, malformed, forged, expired, wrongly
         addressed or wrongly issued token, ForbiddenError (403) for a genuine token whose holder
-        may not call (unverified e-mail, unknown or inactive user, unknown service identity), and
+        may not call (unverified e-mail, hosted domain not the fund's, unknown or inactive user,
+        unknown service identity), and
         RetryableError (503) when the certs cannot be fetched (not the caller's fault).
         """
         if not token:
@@ -109,7 +117,7 @@ class GoogleTokenVerifier:
         )
         if claims["aud"] == service_audience:
             return self._service_caller(email)
-        return self._person_caller(email)
+        return self._person_caller(email, claims.get("hd"))
 
     # -- steps -------------------------------------------------------------------------------
 
@@ -143,10 +151,12 @@ class GoogleTokenVerifier:
             raise ForbiddenError("caller is not a service identity of this deployment")
         return Caller(email=email, role=role)
 
-    def _person_caller(self, email: str) -> Caller:
+    def _person_caller(self, email: str, hosted_domain: object) -> Caller:
         if email in self._service_roles:
             # A service account holding a token for the console's audience is not a person.
             raise ForbiddenError("service identities must address the function's URL")
+        if not self._team_domains().admits_hosted_domain(hosted_domain):
+            raise ForbiddenError("token's hosted domain (hd) is not one of the fund's domains")
         user = self._lookup_user(email)
         if user is None:
             raise ForbiddenError("unknown user")

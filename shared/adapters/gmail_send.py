@@ -34,6 +34,7 @@ from email.policy import compat32
 from email.utils import getaddresses
 from typing import TYPE_CHECKING, Any
 
+from shared.domain.tenancy import OutsideTeamError, TeamDomains
 from shared.errors import AppError, BadRequestError, RetryableError
 
 if TYPE_CHECKING:
@@ -104,6 +105,19 @@ def require_admin_recipients(
     return recipients
 
 
+def require_team_recipients(recipients: Iterable[str], team: TeamDomains) -> None:
+    """Every recipient at one of the fund's own domains (exact match), else
+    :class:`OutsideTeamError` and nothing is sent: an admin added at another domain does not
+    take the digest (investors' names) out of the fund."""
+    outsiders = team.outsiders(recipients)
+    if outsiders:
+        raise OutsideTeamError(
+            "The digest goes only to the fund's own domains; refused: " + ", ".join(outsiders),
+            refused=outsiders,
+            team_domains=sorted(team.domains),
+        )
+
+
 def not_admins_error(outsiders: list[str]) -> NotAnAdminError:
     """The one refusal for recipients who are not active admins (nothing is sent)."""
     return NotAnAdminError(
@@ -144,10 +158,10 @@ class GmailSender:
     def mailbox(self) -> str:
         return self._mailbox
 
-    def deliver(self, raw: bytes, *, admins: Collection[str]) -> str:
-        """Send ``raw`` (RFC 5322 bytes) after checking every recipient is in ``admins``;
-        Gmail's message id."""
-        require_admin_recipients(raw, admins)
+    def deliver(self, raw: bytes, *, admins: Collection[str], team: TeamDomains) -> str:
+        """Send ``raw`` (RFC 5322 bytes) after checking every recipient is in ``admins`` and at
+        one of the ``team``'s domains; Gmail's message id."""
+        require_team_recipients(require_admin_recipients(raw, admins), team)
 
         import google_auth_httplib2
         import httplib2

@@ -21,7 +21,8 @@ from email import message_from_bytes
 from email.policy import compat32
 from enum import StrEnum
 
-from shared.adapters.gmail_send import require_admin_recipients
+from shared.adapters.gmail_send import require_admin_recipients, require_team_recipients
+from shared.domain.tenancy import TeamDomains
 from shared.errors import AppError, ConfigurationError
 from shared.logging import register_secret
 
@@ -92,11 +93,19 @@ class SmtpSender:
         return f"SmtpSender({self.where}, security={self._security.value!r}, user={self._user!r})"
 
     def deliver(
-        self, raw: bytes, sender: str, recipients: list[str], *, admins: Collection[str]
+        self,
+        raw: bytes,
+        sender: str,
+        recipients: list[str],
+        *,
+        admins: Collection[str],
+        team: TeamDomains,
     ) -> str:
         """Send ``raw`` from ``sender`` to ``recipients`` (the envelope) after checking every
-        header and envelope recipient is in ``admins``; the message's Message-ID."""
-        require_admin_recipients(raw, admins, envelope=recipients)
+        header and envelope recipient is in ``admins`` and at one of the ``team``'s domains;
+        the message's Message-ID."""
+        headers = require_admin_recipients(raw, admins, envelope=recipients)
+        require_team_recipients([*headers, *recipients], team)
         context = self._ssl_context or ssl.create_default_context()
         stage = "connect"
         try:

@@ -26,6 +26,7 @@ from shared import events
 from shared.domain.addresses import canonical_address
 from shared.domain.digest import Digest
 from shared.domain.models import AuditEntry, Caller, DigestPolicy, Guard
+from shared.domain.tenancy import TeamDomains
 from shared.errors import BadRequestError
 from shared.ports import Store
 from shared.services.digest import Narrator, build_digest
@@ -63,15 +64,28 @@ def runtime(
     narrator: Narrator | None,
     gmail_sender_for: Callable[[str], GmailSender] | None,
     smtp: SmtpSender | None,
+    team_domains: Callable[[], TeamDomains],
     digest_sender: str = "",
     smtp_from: str = "",
 ) -> tuple[Build, Deliver]:
-    """The digest's build and deliver steps, bound to the adapters wiring made."""
+    """The digest's build and deliver steps, bound to the adapters wiring made.
+
+    ``deliver`` leaves out admins outside the fund's domains (kept and flagged, see
+    ``shared.domain.tenancy``), with a warning, so that one of them does not stop everyone's
+    digest; if no one is left, ``send_digest`` refuses (400) and nothing is sent."""
 
     def build(since: datetime, until: datetime) -> Digest:
         return build_digest(store, since, until, narrator)
 
     def deliver(to: list[str], digest: Digest) -> str:
+        team = team_domains()
+        kept = [a for a in to if team.admits(a)]
+        if kept and len(kept) < len(to):
+            logger.warning(
+                "digest recipients outside the team domains left out",
+                extra={"fields": {"event": "digest_outside_team", "left_out": team.outsiders(to)}},
+            )
+            to = kept
         result = send_digest(
             store,
             to,
@@ -80,6 +94,7 @@ def runtime(
             digest.html,
             gmail_sender_for=gmail_sender_for,
             smtp=smtp,
+            team_domains=team_domains,
             digest_sender=digest_sender,
             smtp_from=smtp_from,
         )
@@ -239,8 +254,9 @@ def send_now(store: Store, caller: Caller, *, now: datetime, build: Build, deliv
     return transport
 
 
-def check_test_recipients(store: Store, recipients: list[str]) -> list[str]:
-    """A test email goes only to active admins: the endpoint is no open relay (400 otherwise).
+def check_test_recipients(store: Store, recipients: list[str], *, team: TeamDomains) -> list[str]:
+    """A test email goes only to active admins at the fund's domains: the endpoint is no open
+    relay (400 otherwise).
 
     Each admin is named once, by their stored address, however often and in whatever spelling
     the request names them (compared by canonical address): the reply and the audit entry then
@@ -255,6 +271,8 @@ def check_test_recipients(store: Store, recipients: list[str]) -> list[str]:
     strangers = sorted({w for w, c in zip(wanted, canonical, strict=True) if c not in admins})
     if strangers:
         raise BadRequestError("recipients must be active admins", refused=strangers)
+    for address in wanted:
+        team.require(address, what="digest recipient")
     return list(dict.fromkeys(admins[c] for c in canonical))
 
 

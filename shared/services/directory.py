@@ -39,6 +39,7 @@ from shared.domain.models import (
     Role,
     User,
 )
+from shared.domain.tenancy import TeamDomains
 from shared.errors import BadRequestError, ConflictError, NotFoundError
 from shared.ports import GmailClient, Queue, Store, SyncStateChange
 from shared.services import sync, watch
@@ -56,9 +57,13 @@ def _audit(store: Store, caller: Caller, action: str, target: str, **details: An
 # -- users ------------------------------------------------------------------------------------
 
 
-def add_user(store: Store, caller: Caller, *, email: str, name: str, role: Role) -> User:
-    """Add a user; an ownerless mailbox at their address becomes theirs (the store decides it
-    in the user's transaction, so a mailbox added meanwhile is not left ownerless)."""
+def add_user(
+    store: Store, caller: Caller, *, email: str, name: str, role: Role, team: TeamDomains
+) -> User:
+    """Add a user at one of the fund's domains (400 otherwise); an ownerless mailbox at their
+    address becomes theirs (the store decides it in the user's transaction, so a mailbox added
+    meanwhile is not left ownerless)."""
+    team.require(email, what="user")
     user = User.new(email, name, role)
     if not store.add_user(user):
         raise ConflictError("a user with this address exists", email=user.email)
@@ -171,11 +176,13 @@ def _request_sync(queue: Queue | None, account_id: str, *, purge: bool = False) 
 
 
 def add_mailbox(
-    store: Store, caller: Caller, *, address: str, owner_email: str = ""
+    store: Store, caller: Caller, *, address: str, team: TeamDomains, owner_email: str = ""
 ) -> EmailAccount:
-    """Register a team mailbox for capture; its owner, if given, must be a known user, and
-    otherwise it is the user with the mailbox's address, if any (decided in the store's
-    transaction). A mailbox of an inactive owner starts paused (``owner_inactive``)."""
+    """Register a team mailbox at one of the fund's domains (400 otherwise). Its owner, if
+    given, must be a known user, and otherwise it is the user with the mailbox's address, if
+    any (decided in the store's transaction). A mailbox of an inactive owner starts paused
+    (``owner_inactive``)."""
+    team.require(address, what="team mailbox")
     owner: User | None = None
     if owner_email:
         owner = store.get_user_by_email(owner_email)

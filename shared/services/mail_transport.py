@@ -28,7 +28,8 @@ from email.policy import SMTP as SMTP_POLICY
 from email.utils import format_datetime, make_msgid
 from typing import TYPE_CHECKING, Any, Literal
 
-from shared.adapters.gmail_send import NotAnAdminError, not_admins_error
+from shared.adapters.gmail_send import NotAnAdminError, not_admins_error, require_team_recipients
+from shared.domain.tenancy import OutsideTeamError, TeamDomains
 from shared.errors import AppError, ConfigurationError
 from shared.logging import log_event
 
@@ -95,10 +96,12 @@ def send_digest(
     *,
     gmail_sender_for: Callable[[str], GmailSender] | None,
     smtp: SmtpSender | None,
+    team_domains: Callable[[], TeamDomains],
     digest_sender: str = "",
     smtp_from: str = "",
 ) -> SendResult:
-    """Send the digest to ``to`` (every one an active admin, else nothing is sent).
+    """Send the digest to ``to`` (every one an active admin at one of ``team_domains``, read
+    again right before each transport, else nothing is sent).
 
     Gmail first, acting as ``digest_sender`` (else the first active admin); on any Gmail
     failure, SMTP when configured (From ``smtp_from`` when set, since an SMTP account may only
@@ -116,6 +119,7 @@ def send_digest(
     outsiders = sorted(set(recipients) - set(admins))
     if outsiders:
         raise not_admins_error(outsiders)
+    require_team_recipients(recipients, team_domains())
     sender = digest_sender.strip().lower() or (admins[0] if admins else "")
     if not sender:
         raise ConfigurationError(
@@ -133,8 +137,10 @@ def send_digest(
         raw = build_digest_message(sender, recipients, subject, text, html)
         try:
             client = gmail_sender_for(sender)
-            message_id = client.deliver(raw, admins=active_admin_addresses(store))
-        except NotAnAdminError:
+            message_id = client.deliver(
+                raw, admins=active_admin_addresses(store), team=team_domains()
+            )
+        except (NotAnAdminError, OutsideTeamError):
             raise
         except Exception as exc:  # any Gmail failure falls back; only its kind is logged
             failures.append(f"gmail ({_log_failure('gmail', exc, sender=sender)})")
@@ -147,9 +153,13 @@ def send_digest(
         raw = build_digest_message(envelope_from, recipients, subject, text, html)
         try:
             message_id = smtp.deliver(
-                raw, envelope_from, recipients, admins=active_admin_addresses(store)
+                raw,
+                envelope_from,
+                recipients,
+                admins=active_admin_addresses(store),
+                team=team_domains(),
             )
-        except NotAnAdminError:
+        except (NotAnAdminError, OutsideTeamError):
             raise
         except Exception as exc:
             failures.append(f"smtp ({_log_failure('smtp', exc, sender=envelope_from)})")

@@ -4,13 +4,14 @@ last active admin; the user's mailboxes following them; the digest leaving them 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import requests
 
-from embedded.stack import Stack
+from embedded.stack import Stack, local_stack
 from sandbox.scenario import TEAM, Scenario
 from shared import wiring
-from shared.domain.models import PauseReason, User, user_id_for
+from shared.domain.models import EmailAccount, PauseReason, Role, User, user_id_for
 from shared.services.digest import build_digest
 from tests.e2e.support import call
 
@@ -184,3 +185,55 @@ def test_reactivation_keeps_a_pause_an_admin_made(stack: Stack, synced: Scenario
     resumed = call(stack, "POST", f"/mailboxes/{ben_box.id}/resume", ADMIN)
     assert resumed.status_code == 200
     assert resumed.json()["mailbox"]["state"] != "paused"
+
+
+def test_users_and_mailboxes_outside_the_team_domains(stack: Stack) -> None:
+    """CRM_TEAM_DOMAINS=fund.example (the local stack's): a user or mailbox at another domain
+    is a 400 saying so (a subdomain or a look-alike is another domain) and nothing is stored.
+    One stored before the setting is kept, flagged in GET /users and GET /mailboxes, and cannot
+    sign in (its token's hd is not the fund's)."""
+    for outsider in ("eve@evil.example", "eve@sub.fund.example", "eve@fund.example.evil"):
+        refused = call(stack, "POST", "/users", json={"email": outsider, "role": "admin"})
+        assert refused.status_code == 400, refused.text
+        body = refused.json()
+        assert body["error"] == "outside_team_domains"
+        assert "fund.example" in body["reason"] and outsider in body["reason"]
+        assert body["team_domains"] == ["fund.example"]
+        mailbox = call(stack, "POST", "/mailboxes", json={"address": outsider})
+        assert mailbox.status_code == 400 and mailbox.json()["error"] == "outside_team_domains"
+    assert [u.email for u in wiring.store().list_users()] == [ADMIN]  # the bootstrap admin
+    assert wiring.store().list_email_accounts() == []
+    assert call(stack, "POST", "/users", json={"email": "cy@fund.example"}).status_code == 201
+
+    old = User.new("old@partner.example", "Old", Role.ADMIN)
+    wiring.store().add_user(old)
+    wiring.store().add_email_account(EmailAccount.new("deals@partner.example"))
+    users = call(stack, "GET", "/users").json()
+    flags = {u["email"]: u["outside_team_domains"] for u in users["items"]}
+    assert flags == {ADMIN: False, "cy@fund.example": False, old.email: True}
+    assert users["team_domains"] == ["fund.example"]
+    team = call(stack, "GET", "/mailboxes").json()["team"]
+    assert team["domains"] == ["fund.example"] and team["source"] == "CRM_TEAM_DOMAINS"
+    assert team["outside_users"] == [old.email]
+    assert team["outside_mailboxes"] == ["deals@partner.example"]
+    assert "outside them: 1 user(s), 1 mailbox(es)" in team["status"]
+    assert [
+        i["outside_team_domains"] for i in call(stack, "GET", "/mailboxes").json()["items"]
+    ] == [True]
+    assert wiring.store().get_user(old.id) is not None  # kept, not deleted
+    refused = call(stack, "GET", "/me", old.email)
+    assert refused.status_code == 403 and "hosted domain" in refused.json()["reason"]
+
+
+def test_on_one_machine_the_team_domain_defaults_to_the_bootstrap_admins(tmp_path: Path) -> None:
+    with local_stack(
+        sqlite_path=tmp_path / "crm.sqlite3",
+        bootstrap_admin=ADMIN,
+        team_domains=(),
+        start_ticker=False,
+    ) as stack:
+        team = call(stack, "GET", "/mailboxes").json()["team"]
+        assert (team["domains"], team["source"]) == (["fund.example"], "CRM_BOOTSTRAP_ADMIN")
+        refused = call(stack, "POST", "/users", json={"email": "eve@evil.example"})
+        assert refused.status_code == 400 and refused.json()["error"] == "outside_team_domains"
+        assert call(stack, "POST", "/users", json={"email": MEMBER}).status_code == 201

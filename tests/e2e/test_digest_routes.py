@@ -12,6 +12,7 @@ from embedded.stack import Stack, local_stack
 from sandbox.scenario import TEAM, seed_crm, seed_mail
 from shared import wiring
 from shared.adapters.gmail_credentials import SCOPE_COMPOSE
+from shared.domain.models import Role, User
 from tests.e2e.support import call
 
 ADMIN = TEAM[0]
@@ -90,6 +91,23 @@ def test_the_test_email_names_each_admin_once(stack: Stack) -> None:
     assert sent.raw.decode("ascii", "replace").count(ADMIN) <= 3  # From, To, Message-ID at most
     (audit,) = [a for a in wiring.store().list_audit() if a.action == "digest.test_email"]
     assert audit.details["to"] == [ADMIN]
+
+
+def test_an_admin_outside_the_team_domains_gets_no_digest(stack: Stack) -> None:
+    """An admin stored at another domain (before CRM_TEAM_DOMAINS) is left out of send-now,
+    which still reaches the fund's admins, and naming them for the test email is a 400."""
+    outsider = User.new("lp@partner.example", "LP", Role.ADMIN)
+    wiring.store().add_user(outsider)
+    sent = call(stack, "POST", "/digest/send-now", ADMIN)
+    assert sent.status_code == 200, sent.text
+    (message,) = stack.gmail.sends
+    assert list(message.recipients) == [ADMIN]
+    refused = call(
+        stack, "POST", "/digest/test-email", ADMIN, json={"recipients": [ADMIN, outsider.email]}
+    )
+    assert refused.status_code == 400
+    assert refused.json()["error"] == "outside_team_domains"
+    assert len(stack.gmail.sends) == 1 and stack.smtp.messages == []
 
 
 def test_digest_tick_sends_once_when_enabled_and_due(stack: Stack) -> None:

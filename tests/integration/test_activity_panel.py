@@ -32,6 +32,7 @@ from shared.domain.models import (
     Sighting,
     email_id_for,
 )
+from shared.domain.tenancy import SOURCE_SETTING, TeamDomains
 from shared.errors import BadRequestError
 from shared.ports import Store
 from shared.services import activity, directory
@@ -164,7 +165,8 @@ def test_direction_is_decided_by_the_sender_even_for_a_mailbox_added_later(
     assert listed(store, direction="inbound")[0] == carols
     assert carols not in listed(store, direction="outbound")
 
-    directory.add_mailbox(store, ADMIN, address=carol)
+    fund = TeamDomains(frozenset({"fund.example"}), SOURCE_SETTING)
+    directory.add_mailbox(store, ADMIN, address=carol, team=fund)
     assert listed(store, direction="outbound") == [carols, reply]
     assert listed(store, direction="inbound") == [partner, intro]
 

@@ -28,6 +28,7 @@ from sandbox.issuer import RunningIssuer, SandboxIssuer, serve_issuer
 from shared.adapters.auth import GoogleTokenVerifier, check_claims
 from shared.config import Settings, get_settings
 from shared.domain.models import Caller, Role, ServiceRole, User
+from shared.domain.tenancy import TeamDomains, effective_team_domains
 from shared.errors import (
     ConfigurationError,
     ForbiddenError,
@@ -48,6 +49,7 @@ ADMIN = "admin@fund.test"
 MEMBER = "member@fund.test"
 FORMER = "former@fund.test"
 STRANGER = "stranger@fund.test"
+HD = "fund.test"  # the fund's Workspace domain: CRM_TEAM_DOMAINS, and people's ``hd`` claim
 ALLOWED_ORIGIN = "https://console.fund.test"
 FOREIGN_ORIGIN = "https://evil.example"
 FUNCTIONS_FILE = Path(__file__).with_name("auth_functions.py")
@@ -64,6 +66,16 @@ USERS = {
 
 def lookup_user(email: str) -> User | None:
     return USERS.get(email.lower())
+
+
+def fund_team() -> TeamDomains:
+    """The fund's domains, decided from this test's settings as ``shared.wiring`` does."""
+    settings = get_settings()
+    return effective_team_domains(
+        settings.team_domains,
+        bootstrap_admin=settings.bootstrap_admin,
+        admins=lambda: [u for u in USERS.values() if u.role is Role.ADMIN and u.is_active],
+    )
 
 
 # -- fixtures --------------------------------------------------------------------------------
@@ -93,6 +105,7 @@ def settings(running: RunningIssuer, monkeypatch: pytest.MonkeyPatch) -> Iterato
         "CRM_DRAFTING_AGENT_IDENTITIES": f"{AGENT}, other-agent@fund-prod.iam.gserviceaccount.com",
         "CRM_CORS_ORIGINS": f"{ALLOWED_ORIGIN},http://localhost:5173",
         "CRM_CLOCK_SKEW_SECONDS": "10",
+        "CRM_TEAM_DOMAINS": HD,
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -103,7 +116,7 @@ def settings(running: RunningIssuer, monkeypatch: pytest.MonkeyPatch) -> Iterato
 
 @pytest.fixture
 def verifier(settings: Settings) -> Iterator[GoogleTokenVerifier]:
-    verifier = GoogleTokenVerifier(settings, lookup_user)
+    verifier = GoogleTokenVerifier(settings, lookup_user, team_domains=fund_team)
     auth_support.install(verifier)
     yield verifier
     auth_support.clear()
@@ -144,7 +157,7 @@ def _segment(data: dict[str, Any]) -> str:
 
 def tampered(keys: Keys) -> str:
     """A member's genuine token with the payload rewritten to claim the admin's address."""
-    header, _, signature = keys.real.mint(MEMBER, PEOPLE_AUDIENCE).split(".")
+    header, _, signature = keys.real.mint(MEMBER, PEOPLE_AUDIENCE, hosted_domain=HD).split(".")
     now = int(time.time())
     claims = {
         "aud": PEOPLE_AUDIENCE,
@@ -173,12 +186,15 @@ def unsigned(keys: Keys) -> str:
 
 def hs256(keys: Keys) -> str:
     """Algorithm confusion: an HMAC token whose 'key' would be the public certificate."""
-    real = keys.real.mint(ADMIN, PEOPLE_AUDIENCE)
+    real = keys.real.mint(ADMIN, PEOPLE_AUDIENCE, hosted_domain=HD)
     _, payload, signature = real.split(".")
     return f"{_segment({'alg': 'HS256', 'typ': 'JWT', 'kid': keys.real.kid})}.{payload}.{signature}"
 
 
 def people(email: str, **options: Any) -> Recipe:
+    """A person's token; a Workspace account of the fund (``hd``) unless ``hosted_domain`` says
+    otherwise (None: a personal Google account, which carries no ``hd``)."""
+    options.setdefault("hosted_domain", HD)
     return lambda keys: keys.real.mint(email, PEOPLE_AUDIENCE, **options)
 
 
@@ -230,7 +246,9 @@ REFUSALS = [
     ),
     Refusal(
         "issued in the future",
-        lambda keys: keys.real.mint(ADMIN, PEOPLE_AUDIENCE, issued_at=time.time() + 3600),
+        lambda keys: keys.real.mint(
+            ADMIN, PEOPLE_AUDIENCE, hosted_domain=HD, issued_at=time.time() + 3600
+        ),
         401,
         "issue time",
     ),
@@ -262,6 +280,15 @@ REFUSALS = [
         "not verified",
     ),
     Refusal("no email claim", people(ADMIN, extra_claims={"email": None}), 403, "no e-mail"),
+    Refusal(
+        "personal google account (no hd)", people(ADMIN, hosted_domain=None), 403, "hosted domain"
+    ),
+    Refusal(
+        "another organisation's hd", people(ADMIN, hosted_domain="evil.example"), 403, "hosted"
+    ),
+    Refusal("a subdomain's hd", people(ADMIN, hosted_domain="mail.fund.test"), 403, "hosted"),
+    Refusal("a look-alike hd", people(ADMIN, hosted_domain="evilfund.test"), 403, "hosted"),
+    Refusal("hd as a list", people(ADMIN, extra_claims={"hd": [HD]}), 403, "hosted domain"),
     Refusal("unknown user", people(STRANGER), 403, "unknown user"),
     Refusal("inactive user", people(FORMER), 403, "inactive"),
     Refusal("member on an admin route", people(MEMBER), 403, "role"),
@@ -379,7 +406,9 @@ def test_refusals(
         ),
         # Expired five seconds ago, inside the ten seconds of allowed clock skew.
         (
-            lambda keys: keys.real.mint(ADMIN, PEOPLE_AUDIENCE, issued_at=time.time() - 3605),
+            lambda keys: keys.real.mint(
+                ADMIN, PEOPLE_AUDIENCE, hosted_domain=HD, issued_at=time.time() - 3605
+            ),
             "GET",
             "/admin/ping",
             {"route": "admin"},
@@ -425,7 +454,7 @@ def test_guarded_function_admits_only_the_scheduler(
 
     push = running.mint(PUSH, TICK_AUDIENCE)
     assert_refused(tick.post("/", headers=bearer(push)), 403, "role", push)
-    admin = running.mint(ADMIN, PEOPLE_AUDIENCE)
+    admin = running.mint(ADMIN, PEOPLE_AUDIENCE, hosted_domain=HD)
     assert_refused(tick.post("/", headers=bearer(admin)), 403, "role", admin)
     # A scheduler token made out to another function is not valid here.
     other = running.mint(SCHEDULER, API_AUDIENCE)
@@ -452,7 +481,7 @@ def test_guarded_function_refuses_other_methods_after_auth(
 def test_unknown_path_is_404_and_wrong_method_405_for_an_authenticated_caller(
     api: FlaskClient, running: RunningIssuer
 ) -> None:
-    headers = bearer(running.mint(ADMIN, PEOPLE_AUDIENCE))
+    headers = bearer(running.mint(ADMIN, PEOPLE_AUDIENCE, hosted_domain=HD))
     missing = api.get("/no/such/route", headers=headers)
     assert missing.status_code == 404
     assert missing.get_json() == {"error": "not_found", "reason": "no such route"}
@@ -465,7 +494,7 @@ def test_unknown_path_is_404_and_wrong_method_405_for_an_authenticated_caller(
 def test_path_parameters_reach_the_handler_and_prefix_is_stripped(
     api: FlaskClient, running: RunningIssuer
 ) -> None:
-    headers = bearer(running.mint(MEMBER, PEOPLE_AUDIENCE))
+    headers = bearer(running.mint(MEMBER, PEOPLE_AUDIENCE, hosted_domain=HD))
     response = api.post("/items/inv-42/echo", headers=headers, json={"note": "hi"})
     assert response.status_code == 201
     assert response.get_json()["item_id"] == "inv-42"
@@ -479,7 +508,9 @@ def test_path_parameters_reach_the_handler_and_prefix_is_stripped(
 def test_app_errors_map_to_their_status_with_details(
     api: FlaskClient, running: RunningIssuer
 ) -> None:
-    response = api.get("/conflict", headers=bearer(running.mint(ADMIN, PEOPLE_AUDIENCE)))
+    response = api.get(
+        "/conflict", headers=bearer(running.mint(ADMIN, PEOPLE_AUDIENCE, hosted_domain=HD))
+    )
     assert response.status_code == 409
     assert response.get_json() == {
         "error": "conflict",
@@ -492,7 +523,7 @@ def test_bad_json_body_is_a_client_error_not_500(api: FlaskClient, running: Runn
     response = api.post(
         "/items/x/echo",
         headers={
-            **bearer(running.mint(MEMBER, PEOPLE_AUDIENCE)),
+            **bearer(running.mint(MEMBER, PEOPLE_AUDIENCE, hosted_domain=HD)),
             "Content-Type": "application/json",
         },
         data="{not json",
@@ -505,7 +536,7 @@ def test_bad_json_body_is_a_client_error_not_500(api: FlaskClient, running: Runn
 def test_unexpected_error_is_a_generic_500_and_the_token_never_reaches_the_log(
     api: FlaskClient, running: RunningIssuer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    token = running.mint(ADMIN, PEOPLE_AUDIENCE)
+    token = running.mint(ADMIN, PEOPLE_AUDIENCE, hosted_domain=HD)
     with caplog.at_level(logging.ERROR, logger="shared.web"):
         response = api.get("/boom", headers=bearer(token))
     assert response.status_code == 500
@@ -576,7 +607,7 @@ def test_preflight_from_a_foreign_or_no_origin_is_refused(
 def test_real_responses_carry_allow_origin_for_allowed_origins_only(
     api: FlaskClient, running: RunningIssuer
 ) -> None:
-    headers = bearer(running.mint(ADMIN, PEOPLE_AUDIENCE))
+    headers = bearer(running.mint(ADMIN, PEOPLE_AUDIENCE, hosted_domain=HD))
     allowed = api.get("/admin/ping", headers={**headers, "Origin": ALLOWED_ORIGIN})
     assert allowed.status_code == 200
     assert allowed.headers["Access-Control-Allow-Origin"] == ALLOWED_ORIGIN
@@ -595,7 +626,9 @@ def test_real_responses_carry_allow_origin_for_allowed_origins_only(
 def test_verifier_resolves_people_and_services(
     verifier: GoogleTokenVerifier, running: RunningIssuer
 ) -> None:
-    admin = verifier.verify(running.mint(ADMIN, PEOPLE_AUDIENCE), audience_for="auth_api")
+    admin = verifier.verify(
+        running.mint(ADMIN, PEOPLE_AUDIENCE, hosted_domain=HD), audience_for="auth_api"
+    )
     assert admin == Caller(email=ADMIN, role=Role.ADMIN, user_id=USERS[ADMIN].id)
     for email, role in [
         (SCHEDULER, ServiceRole.SCHEDULER),
@@ -613,11 +646,13 @@ def test_certs_are_fetched_once_and_then_served_from_the_cache(
 ) -> None:
     before = running.app.requests_served
     for _ in range(3):
-        verifier.verify(running.mint(ADMIN, PEOPLE_AUDIENCE), audience_for="auth_api")
+        verifier.verify(
+            running.mint(ADMIN, PEOPLE_AUDIENCE, hosted_domain=HD), audience_for="auth_api"
+        )
     assert running.app.requests_served == before + 1
     # A second verifier has its own cache: the count moves, proving the counter is live.
-    GoogleTokenVerifier(get_settings(), lookup_user).verify(
-        running.mint(ADMIN, PEOPLE_AUDIENCE), audience_for="auth_api"
+    GoogleTokenVerifier(get_settings(), lookup_user, team_domains=fund_team).verify(
+        running.mint(ADMIN, PEOPLE_AUDIENCE, hosted_domain=HD), audience_for="auth_api"
     )
     assert running.app.requests_served == before + 2
 
@@ -650,15 +685,19 @@ def test_unreachable_certs_are_retryable_not_the_callers_fault(
         else running.base_url + "/nothing-here"
     )
     verifier = GoogleTokenVerifier(
-        settings.model_copy(update={"token_certs_url": url}), lookup_user
+        settings.model_copy(update={"token_certs_url": url}), lookup_user, team_domains=fund_team
     )
     with pytest.raises(RetryableError) as caught:
-        verifier.verify(running.mint(ADMIN, PEOPLE_AUDIENCE), audience_for="auth_api")
+        verifier.verify(
+            running.mint(ADMIN, PEOPLE_AUDIENCE, hosted_domain=HD), audience_for="auth_api"
+        )
     assert caught.value.status == 503
 
 
 def test_empty_people_audience_admits_no_person(settings: Settings, running: RunningIssuer) -> None:
-    verifier = GoogleTokenVerifier(settings.model_copy(update={"people_audience": ""}), lookup_user)
+    verifier = GoogleTokenVerifier(
+        settings.model_copy(update={"people_audience": ""}), lookup_user, team_domains=fund_team
+    )
     with pytest.raises(UnauthenticatedError, match="audience"):
         verifier.verify(running.mint(ADMIN, ""), audience_for="auth_api")
     assert (
@@ -681,7 +720,7 @@ def test_dangerous_configuration_fails_loudly(
     settings: Settings, update: dict[str, Any], fragment: str
 ) -> None:
     with pytest.raises(ConfigurationError, match=fragment):
-        GoogleTokenVerifier(settings.model_copy(update=update), lookup_user)
+        GoogleTokenVerifier(settings.model_copy(update=update), lookup_user, team_domains=fund_team)
 
 
 def test_importing_the_verifier_and_glue_is_cheap() -> None:

@@ -13,8 +13,8 @@ from shared.domain.models import Role
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def run_cli(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "CRM_SQLITE_PATH": str(db), "PYTHONPATH": str(ROOT)}
+def run_cli(db: Path, *args: str, **settings: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "CRM_SQLITE_PATH": str(db), "PYTHONPATH": str(ROOT), **settings}
     return subprocess.run(
         [sys.executable, "-m", "shared.cli", *args],
         env=env,
@@ -34,3 +34,14 @@ def test_bootstrap_admin_creates_the_first_admin_only(tmp_path: Path) -> None:
     assert "already exists" in second.stderr
     admins = SqliteStore(db).list_active_admins()
     assert [(u.email, u.name, u.role) for u in admins] == [("ada@fund.example", "Ada", Role.ADMIN)]
+
+
+def test_bootstrap_admin_outside_the_team_domains_is_refused(tmp_path: Path) -> None:
+    db = tmp_path / "crm.sqlite3"
+    for outsider in ("eve@evil.example", "eve@sub.fund.example", "eve@fund.example.evil"):
+        refused = run_cli(db, "bootstrap-admin", outsider, CRM_TEAM_DOMAINS="fund.example")
+        assert refused.returncode == 1
+        assert "outside the fund's domains (fund.example, from CRM_TEAM_DOMAINS)" in refused.stderr
+    assert SqliteStore(db).list_users() == []
+    ok = run_cli(db, "bootstrap-admin", "ada@fund.example", CRM_TEAM_DOMAINS="fund.example")
+    assert ok.returncode == 0, ok.stderr

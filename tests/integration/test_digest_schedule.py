@@ -17,11 +17,13 @@ from sandbox.smtp_sink import SmtpSink
 from shared.adapters.smtp import SmtpSender
 from shared.adapters.sqlite_store import SqliteStore
 from shared.domain.models import Caller, DigestPolicy, Guard, Role, User
+from shared.domain.tenancy import SOURCE_SETTING, TeamDomains
 from shared.errors import BadRequestError
 from shared.services import digest_schedule
 
 ADMINS = ("ada@fund.example", "zed@fund.example")
 ON = DigestPolicy(enabled=True, send_hour=18)
+FUND = TeamDomains(frozenset({"fund.example"}), SOURCE_SETTING)
 
 
 @pytest.fixture
@@ -45,7 +47,12 @@ def runtime(
 ) -> tuple[digest_schedule.Build, digest_schedule.Deliver]:
     smtp = SmtpSender(sink.host, sink.port, "none", sink.user, password or sink.password, timeout=5)
     return digest_schedule.runtime(
-        store, narrator=None, gmail_sender_for=None, smtp=smtp, smtp_from=sink.user
+        store,
+        narrator=None,
+        gmail_sender_for=None,
+        smtp=smtp,
+        smtp_from=sink.user,
+        team_domains=lambda: FUND,
     )
 
 
@@ -214,11 +221,11 @@ class TestSendNowAndTestEmail:
         assert len(sink.messages) == 2
 
     def test_a_test_email_goes_to_active_admins_only(self, store: SqliteStore) -> None:
-        assert digest_schedule.check_test_recipients(store, [" ADA@fund.example"]) == [
+        assert digest_schedule.check_test_recipients(store, [" ADA@fund.example"], team=FUND) == [
             "ada@fund.example"
         ]
         with pytest.raises(BadRequestError) as refused:
-            digest_schedule.check_test_recipients(store, [ADMINS[0], "mem@fund.example"])
+            digest_schedule.check_test_recipients(store, [ADMINS[0], "mem@fund.example"], team=FUND)
         assert refused.value.details["refused"] == ["mem@fund.example"]
         with pytest.raises(BadRequestError):
-            digest_schedule.check_test_recipients(store, [])
+            digest_schedule.check_test_recipients(store, [], team=FUND)

@@ -33,6 +33,7 @@ from shared.adapters.gmail_send import (
 from shared.adapters.smtp import SmtpSender, SmtpSendError
 from shared.adapters.sqlite_store import SqliteStore
 from shared.domain.models import Role, User
+from shared.domain.tenancy import SOURCE_SETTING, OutsideTeamError, TeamDomains
 from shared.errors import ConfigurationError
 from shared.logging import StdoutJsonHandler
 from shared.services.mail_transport import (
@@ -54,6 +55,7 @@ SMTP_USER = "digest-smtp@fund.example"
 SMTP_PASSWORD = "S3cret-smtp-Passw0rd!"
 SUBJECT = "Daily digest — Zürich ✓ 25 Nov"
 TEXT = "Ada: 3 emails with Zeta Ventures.\nBob: nothing today.\n"
+FUND = TeamDomains(frozenset({"fund.example"}), SOURCE_SETTING)
 HTML = "<p>Ada: 3 emails with <b>Zeta Ventures</b>.</p><p>Bob: nothing today.</p>"
 
 
@@ -111,6 +113,7 @@ def _send(
         HTML,
         gmail_sender_for=rig.gmail_sender_for,
         smtp=smtp or rig.smtp(),
+        team_domains=lambda: FUND,
         digest_sender=digest_sender,
         smtp_from=smtp_from,
     )
@@ -180,16 +183,40 @@ def test_both_transports_refuse_a_non_admin_in_any_recipient_header(
     else:
         raw = f"{header}: Someone <{outsider}>\r\n".encode() + raw
     with pytest.raises(NotAnAdminError):
-        rig.gmail_sender_for(ADA).deliver(raw, admins=rig.admins())
+        rig.gmail_sender_for(ADA).deliver(raw, admins=rig.admins(), team=FUND)
     with pytest.raises(NotAnAdminError):
-        rig.smtp().deliver(raw, ADA, [ADA], admins=rig.admins())
+        rig.smtp().deliver(raw, ADA, [ADA], admins=rig.admins(), team=FUND)
+    assert rig.nothing_sent()
+
+
+@pytest.mark.parametrize(
+    "stranger", ["ops@sub.fund.example", "ops@fund.example.evil", "ops@notfund.example"]
+)
+def test_both_transports_refuse_an_admin_outside_the_team_domains(rig: Rig, stranger: str) -> None:
+    """An admin added at another domain (a subdomain or a look-alike is another domain) is an
+    admin, but the digest does not leave the fund: each transport refuses right before sending,
+    in a header or only in the SMTP envelope, and so does send_digest."""
+    rig.store.add_user(User.new(stranger, "Ops", Role.ADMIN))
+    assert stranger in rig.admins()
+    both = build_digest_message(ADA, [ADA, stranger], SUBJECT, TEXT, HTML)
+    with pytest.raises(OutsideTeamError, match=re.escape(stranger)):
+        rig.gmail_sender_for(ADA).deliver(both, admins=rig.admins(), team=FUND)
+    with pytest.raises(OutsideTeamError, match=re.escape(stranger)):
+        rig.smtp().deliver(both, ADA, [ADA, stranger], admins=rig.admins(), team=FUND)
+    only_ada = build_digest_message(ADA, [ADA], SUBJECT, TEXT, HTML)
+    with pytest.raises(OutsideTeamError, match=re.escape(stranger)):
+        rig.smtp().deliver(only_ada, ADA, [ADA, stranger], admins=rig.admins(), team=FUND)
+    with pytest.raises(OutsideTeamError) as refused:
+        _send(rig, [ADA, stranger])
+    assert refused.value.status == 400
+    assert refused.value.details["refused"] == [stranger]
     assert rig.nothing_sent()
 
 
 def test_smtp_refuses_an_envelope_recipient_the_headers_do_not_show(rig: Rig) -> None:
     raw = build_digest_message(ADA, [ADA], SUBJECT, TEXT, HTML)
     with pytest.raises(NotAnAdminError, match=re.escape(OUTSIDER)):
-        rig.smtp().deliver(raw, ADA, [ADA, OUTSIDER], admins=rig.admins())
+        rig.smtp().deliver(raw, ADA, [ADA, OUTSIDER], admins=rig.admins(), team=FUND)
     assert rig.nothing_sent()
 
 
@@ -214,9 +241,9 @@ def test_an_inactive_admin_is_not_an_admin(rig: Rig) -> None:
     assert rig.admins() == [ADA, BOB]
     raw = build_digest_message(ADA, [AARON], SUBJECT, TEXT, HTML)
     with pytest.raises(NotAnAdminError, match=re.escape(AARON)):
-        rig.gmail_sender_for(ADA).deliver(raw, admins=rig.admins())
+        rig.gmail_sender_for(ADA).deliver(raw, admins=rig.admins(), team=FUND)
     with pytest.raises(NotAnAdminError, match=re.escape(AARON)):
-        rig.smtp().deliver(raw, ADA, [AARON], admins=rig.admins())
+        rig.smtp().deliver(raw, ADA, [AARON], admins=rig.admins(), team=FUND)
     assert rig.nothing_sent()
 
 
@@ -261,7 +288,7 @@ def test_the_sink_refuses_mail_without_auth(rig: Rig) -> None:
     raw = build_digest_message(ADA, [ADA], SUBJECT, TEXT, HTML)
     sender = SmtpSender(rig.sink.host, rig.sink.port, "none", timeout=10)
     with pytest.raises(SmtpSendError, match="530"):
-        sender.deliver(raw, ADA, [ADA], admins=rig.admins())
+        sender.deliver(raw, ADA, [ADA], admins=rig.admins(), team=FUND)
     assert rig.nothing_sent()
 
 
@@ -298,7 +325,11 @@ def test_a_wrong_smtp_password_never_shows_in_errors_or_logs(
     # The SMTP adapter's own error names the code, not the password or the server's reply.
     with pytest.raises(SmtpSendError) as direct:
         rig.smtp(password=wrong).deliver(
-            build_digest_message(ADA, [ADA], SUBJECT, TEXT, HTML), ADA, [ADA], admins=[ADA]
+            build_digest_message(ADA, [ADA], SUBJECT, TEXT, HTML),
+            ADA,
+            [ADA],
+            admins=[ADA],
+            team=FUND,
         )
     assert wrong not in str(direct.value)
     assert direct.value.__cause__ is None
@@ -308,10 +339,14 @@ def test_a_wrong_smtp_password_never_shows_in_errors_or_logs(
 def test_no_transport_or_no_sender_is_a_configuration_error(tmp_path: Path) -> None:
     store = SqliteStore(tmp_path / "empty.sqlite3")
     with pytest.raises(NotAnAdminError):
-        send_digest(store, [ADA], "s", "t", "h", gmail_sender_for=None, smtp=None)
+        send_digest(
+            store, [ADA], "s", "t", "h", gmail_sender_for=None, smtp=None, team_domains=lambda: FUND
+        )
     store.add_user(User.new(ADA, "Ada", Role.ADMIN))
     with pytest.raises(ConfigurationError):
-        send_digest(store, [ADA], "s", "t", "h", gmail_sender_for=None, smtp=None)
+        send_digest(
+            store, [ADA], "s", "t", "h", gmail_sender_for=None, smtp=None, team_domains=lambda: FUND
+        )
     with pytest.raises(ConfigurationError, match="loopback"):
         SmtpSender("smtp.example.com", 25, "none", "u", "p")
 
@@ -359,5 +394,6 @@ def test_the_admins_are_read_again_right_before_the_fallback(rig: Rig) -> None:
             HTML,
             gmail_sender_for=rig.gmail_sender_for,
             smtp=rig.smtp(),
+            team_domains=lambda: FUND,
         )
     assert rig.nothing_sent()

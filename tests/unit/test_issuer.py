@@ -69,6 +69,16 @@ def test_people_tokens_name_the_client_as_azp_and_sub_is_stable(issuer: SandboxI
     assert first["sub"] == again["sub"] != other["sub"]
 
 
+def test_a_workspace_account_carries_its_hosted_domain(issuer: SandboxIssuer) -> None:
+    workspace = jwt.decode(
+        issuer.mint("ada@fund.test", CLIENT_ID, hosted_domain="fund.test"),
+        certs=issuer.certs_json(),
+    )
+    assert workspace["hd"] == "fund.test"
+    personal = jwt.decode(issuer.mint("ada@gmail.com", CLIENT_ID), certs=issuer.certs_json())
+    assert "hd" not in personal
+
+
 def test_options_shape_the_claims(issuer: SandboxIssuer) -> None:
     issued = datetime.now(UTC) - timedelta(seconds=30)
     token = issuer.mint(
