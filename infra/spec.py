@@ -523,6 +523,12 @@ def _common_env(site: SiteConfig, base_url: str, sa: Any) -> dict[str, str]:
         }
     )
     _validate_settings(env)
+    if not site.settings.get("team_domains"):
+        # The cloud has no bootstrap-admin fallback worth trusting: the fund says it here.
+        raise SpecError(
+            "settings: team_domains is missing: set it to the fund's own mail domains"
+            " (e.g. team_domains: [fund.example]) in the site file"
+        )
     return env
 
 

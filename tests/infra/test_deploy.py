@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import io
 import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -73,6 +74,23 @@ class TestPlan:
         assert out.startswith(f"Plan for {PROJECT} ({REGION}): ")
         assert "+ scheduler job" in out
         assert "+ alert policy" in out
+        assert standin.mutations() == []
+
+    def test_plan_refuses_a_site_without_team_domains_in_one_line(
+        self, standin: CloudStandIn, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        example = spec.EXAMPLE_SITE_FILE.read_text(encoding="utf-8")
+        assert "  team_domains: [fund.example]\n" in example
+        site = tmp_path / "deploy.yaml"
+        site.write_text(example.replace("  team_domains: [fund.example]\n", ""), encoding="utf-8")
+
+        status = main(["plan", "--site", str(site), "--endpoint", standin.endpoint])
+
+        err = capsys.readouterr().err
+        assert status == 2
+        assert err.count("\n") == 1
+        assert err.startswith("error: settings: team_domains is missing")
+        assert "team_domains: [fund.example]" in err
         assert standin.mutations() == []
 
     def test_an_endpoint_off_loopback_is_refused(self) -> None:
