@@ -19,7 +19,7 @@ import requests
 
 from embedded.stack import PUSH_IDENTITY, SCHEDULER_IDENTITY, Stack, local_stack
 from sandbox.issuer import SandboxIssuer
-from sandbox.scenario import TEAM, message, seed_crm, seed_mail
+from sandbox.scenario import TEAM, TEAM_DOMAINS, message, seed_crm, seed_mail
 from shared import wiring
 from shared.domain.models import email_id_for, utcnow
 
@@ -71,6 +71,10 @@ def run(stack: Stack) -> None:
     users = call(stack, "GET", "/admin_api/users", admin).json()["items"]
     for user in users:
         print(f"   user {user['email']:<22} role={user['role']:<7} active={user['is_active']}")
+
+    show("The fund's own domains (CRM_TEAM_DOMAINS): a user outside them is refused")
+    outsider = {"email": "eve@evil.example", "role": "admin"}
+    print("  ", brief(call(stack, "POST", "/admin_api/users", admin, outsider).json()))
 
     show("Who may call what (every entry point verifies the token in code)")
     member = stack.person_token("ben@fund.example")
@@ -289,7 +293,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="crm-demo-") as folder:
         path = Path(folder) / "crm.sqlite3"
         print(f"Local stack on SQLite {path}")
-        with local_stack(sqlite_path=path, bootstrap_admin=ADMIN, start_ticker=True) as stack:
+        with local_stack(
+            sqlite_path=path, bootstrap_admin=ADMIN, team_domains=TEAM_DOMAINS, start_ticker=True
+        ) as stack:
             print(f"Local server {stack.base_url}; issuer {stack.issuer.certs_url}")
             run(stack)
     print("\nDemo finished.")
