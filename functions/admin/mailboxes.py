@@ -151,7 +151,7 @@ def status_of(
     return MailboxStatus(
         **dict(account),
         state=word,
-        outside_team_domains=team is not None and not team.admits(account.address),
+        outside_team_domains=not (team or wiring.team_domains()).admits(account.address),
         lag_seconds=sync.lag_seconds(account, now),
         behind=sync.is_behind(account, now) and not account.deleted,
         backfill=BackfillProgress(

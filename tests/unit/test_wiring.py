@@ -67,3 +67,31 @@ def test_bootstrap_admin_runs_once_and_only_without_an_admin(
     monkeypatch.setenv("CRM_BOOTSTRAP_ADMIN", "mallory@fund.example")
     assert wiring.ensure_bootstrap_admin() is False
     assert [u.email for u in wiring.store().list_active_admins()] == ["ada@fund.example"]
+
+
+def test_team_domains_come_from_the_setting_else_the_bootstrap_admin_else_the_first_admin(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CRM_SQLITE_PATH", str(tmp_path / "crm.sqlite3"))
+    assert not wiring.team_domains().decided  # no setting, no admin: the first admin decides
+    assert wiring.store().bootstrap_admin("ada@fund.example")
+    assert (wiring.team_domains().domains, wiring.team_domains().source) == (
+        {"fund.example"},
+        "first admin",
+    )
+    monkeypatch.setenv("CRM_BOOTSTRAP_ADMIN", "bob@bootstrap.example")
+    wiring.reset()
+    assert wiring.team_domains().domains == {"bootstrap.example"}
+    monkeypatch.setenv("CRM_TEAM_DOMAINS", "fund.example,fund.co.uk")
+    wiring.reset()
+    assert wiring.team_domains().domains == {"fund.example", "fund.co.uk"}
+
+
+def test_a_bootstrap_admin_outside_the_team_domains_is_not_created(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CRM_SQLITE_PATH", str(tmp_path / "crm.sqlite3"))
+    monkeypatch.setenv("CRM_TEAM_DOMAINS", "fund.example")
+    monkeypatch.setenv("CRM_BOOTSTRAP_ADMIN", "eve@sub.fund.example")
+    assert wiring.ensure_bootstrap_admin() is False
+    assert wiring.store().list_users() == []
