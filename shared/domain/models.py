@@ -230,6 +230,9 @@ class SyncState(Record):
     messages_total: int = 0
     messages_done: int = 0
     messages_failed: int = 0
+    # Messages this mailbox stored with a header problem (``Email.header_problems``): captured
+    # all the same, shown so an admin knows mail arrived with forged-looking headers.
+    header_problems: int = 0
     coverage_gap: int = 0
     # An admin asked for a full resync: the next run resets the cursor under its lease.
     resync_pending: bool = False
@@ -347,7 +350,14 @@ class Email(Record):
     participant_domains: DomainList = Field(default_factory=list)
     # List or bulk mail (List-Id, Precedence, no-reply sender...): stored, never matched.
     is_bulk: bool = False
+    # What capture could not trust in the headers it was handed (a decoded value holding
+    # control characters keeps only its ``<addr-spec>`` addresses): shown with the mail, and
+    # what ``repair-participants`` looks for.
+    header_problems: list[str] = Field(default_factory=list)
     snippet: str = ""
+    # The snippet is plain text: Gmail's HTML escaping (``&#39;``) undone, once. Rows stored
+    # before capture did that are False until ``repair-snippets`` unescapes them (never twice).
+    snippet_plain: bool = False
     body: str = ""
     body_truncated: bool = False
     first_seen_at: Timestamp = Field(default_factory=utcnow)

@@ -208,6 +208,8 @@ def apply_sync_change(state: SyncState, change: SyncStateChange) -> SyncState:
         value = getattr(change, name)
         if value is not None:
             update[name] = value
+    if change.header_problems_added:
+        update["header_problems"] = state.header_problems + change.header_problems_added
     if change.reset_history:
         update["history_id"] = change.history_id or 0
     elif change.history_id is not None:
