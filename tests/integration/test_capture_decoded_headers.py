@@ -50,8 +50,8 @@ def scenario(store: Store, world: GmailWorld) -> Scenario:
     return seeded
 
 
-def deliver(world: GmailWorld, message_id: str, **fields: object) -> str:
-    raw = raw_message(message_id, to=ADA, date=NOW - timedelta(hours=1), **fields)  # type: ignore[arg-type]
+def deliver(world: GmailWorld, message_id: str, **fields: str) -> str:
+    raw = raw_message(message_id, to=ADA, date=NOW - timedelta(hours=1), **fields)
     return world.sandbox.add_message(ADA, raw, internal_date=NOW - timedelta(hours=1))
 
 
