@@ -94,6 +94,23 @@ class MailboxAction(ApiModel):
     sync_requested: bool
 
 
+class AddedMailbox(EmailAccount):
+    """The mailbox just added, and how its capture started: a sync requested at once (not at
+    the next poll) and its Gmail watch started at once when a watch topic is configured. A
+    failed watch start (``watch_error``) does not undo the add: the daily renewal retries it."""
+
+    sync_requested: bool
+    watch_started: bool
+    watch_error: str
+
+
+class ResumedMailbox(MailboxAction):
+    """A resume also starts the mailbox's Gmail watch at once (when a topic is configured)."""
+
+    watch_started: bool
+    watch_error: str
+
+
 class OffboardResult(ApiModel):
     """The offboarded mailbox; whether it already was; whether Gmail stopped its watch (a
     failure is not fatal: pushes for it are ignored and Gmail ends a watch within 7 days);
@@ -166,15 +183,29 @@ def get_mailbox(request: flask.Request, caller: Caller, account_id: str) -> Mail
     "/mailboxes",
     roles=ADMINS,
     body=NewMailbox,
-    response=EmailAccount,
+    response=AddedMailbox,
     status=201,
     errors=(409,),
     tag="mailboxes",
 )
-def add_mailbox(request: flask.Request, caller: Caller, body: NewMailbox) -> EmailAccount:
-    """Register a team mailbox for capture (audited); its owner, if given, must be a user."""
-    return directory.add_mailbox(
+def add_mailbox(request: flask.Request, caller: Caller, body: NewMailbox) -> AddedMailbox:
+    """Register a team mailbox for capture (audited); its owner, if given, must be a user.
+    Its first sync is requested and its Gmail watch started at once (unless it starts paused)."""
+    added = directory.add_mailbox(
         wiring.store(), caller, address=body.address, owner_email=body.owner_email
+    )
+    started = directory.start_capture(
+        wiring.store(),
+        added.id,
+        queue=wiring.queue(),
+        gmail_for=wiring.gmail_for,
+        watch_topic=wiring.get_settings().gmail_watch_topic,
+    )
+    return AddedMailbox(
+        **dict(started.account),
+        sync_requested=started.sync_requested,
+        watch_started=started.watch_started,
+        watch_error=started.watch_error,
     )
 
 
@@ -201,15 +232,28 @@ def pause_mailbox(request: flask.Request, caller: Caller, account_id: str) -> Ma
     "POST",
     "/mailboxes/<account_id>/resume",
     roles=ADMINS,
-    response=MailboxAction,
+    response=ResumedMailbox,
     errors=(409,),
     tag="mailboxes",
 )
-def resume_mailbox(request: flask.Request, caller: Caller, account_id: str) -> MailboxAction:
-    """Resume an admin-paused mailbox and ask for a sync (audited); 409 while its owner is
-    inactive, or if offboarded."""
+def resume_mailbox(request: flask.Request, caller: Caller, account_id: str) -> ResumedMailbox:
+    """Resume an admin-paused mailbox, ask for a sync and start its Gmail watch at once
+    (audited); 409 while its owner is inactive, or if offboarded."""
     resumed = directory.resume_mailbox(wiring.store(), caller, account_id, queue=wiring.queue())
-    return _action(resumed.account, resumed.sync_requested)
+    started = directory.start_capture(
+        wiring.store(),
+        account_id,
+        queue=None,
+        gmail_for=wiring.gmail_for,
+        watch_topic=wiring.get_settings().gmail_watch_topic,
+        request_sync=False,  # resume_mailbox asked for it
+    )
+    return ResumedMailbox(
+        mailbox=status_of(started.account, wiring.clock().now()),
+        sync_requested=resumed.sync_requested,
+        watch_started=started.watch_started,
+        watch_error=started.watch_error,
+    )
 
 
 @api.route(

@@ -89,6 +89,10 @@ METADATA_HEADERS: tuple[str, ...] = (
 )
 NOT_CAPTURED_LABELS = frozenset({"DRAFT", "CHAT"})
 DELETED_LABELS = frozenset({"TRASH", "SPAM"})
+# A message id that gains one of these labels, or loses DRAFT, may have just become capturable
+# (a draft sent under its own id, mail moved into the inbox): the partial sync fetches it like a
+# new message if it was never sighted, and the fetch checks its labels again.
+BECAME_MAIL_LABELS = frozenset({"SENT", "INBOX"})
 BODY_LIMIT_BYTES = 512 * 1024
 # Below this Gmail size estimate the body is fetched as raw RFC 5322 (one parse, exact bytes);
 # above it as ``full``, whose attachment parts come without their data.
@@ -178,6 +182,8 @@ class Capture:
             if message is None:
                 continue
             if NOT_CAPTURED_LABELS & set(message.get("labelIds", [])):
+                # Labels as of this fetch, not as of the history record that named the id: a
+                # draft is never stored, whichever record made capture look at it.
                 report.skipped += 1
                 continue
             prepared.append((message, parse_message(header_block(message))))
@@ -796,11 +802,21 @@ def _partial_sync(
             for item in record.get("messagesDeleted", []):
                 soft_delete.append(item["message"]["id"])
             for item in record.get("labelsAdded", []):
-                if DELETED_LABELS & set(item.get("labelIds", [])):
+                labels = set(item.get("labelIds", []))
+                if DELETED_LABELS & labels:
                     soft_delete.append(item["message"]["id"])
+                if BECAME_MAIL_LABELS & labels:
+                    added.append(item["message"]["id"])
             for item in record.get("labelsRemoved", []):
-                if DELETED_LABELS & set(item.get("labelIds", [])):
+                labels = set(item.get("labelIds", []))
+                if DELETED_LABELS & labels:
                     restore.append(item["message"]["id"])
+                if "DRAFT" in labels:
+                    # A draft sent under its own message id (Gmail's other shape of a send is
+                    # a new id in messagesAdded, above).
+                    added.append(item["message"]["id"])
+        # Ids already sighted are skipped without a fetch; the rest are fetched and their
+        # labels checked then, so an auto-saved draft (a new id per save) stores nothing.
         report.add(capture.ingest(added))
         for gid in soft_delete:
             store.set_sighting_deleted(account.id, gid, True)
