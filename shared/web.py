@@ -11,6 +11,10 @@ function can forget a step or answer an error differently:
    admits (403).
 3. ``AppError``s become ``{"error": code, "reason": message}`` with their status; anything else is
    a 500 ``internal error``, logged with its stack, with the token scrubbed from the log.
+4. Bodies are read in one place (:func:`read_body`, :func:`read_json`): at most
+   :data:`MAX_BODY_BYTES` (413, from ``Content-Length`` or while reading a streamed body), and
+   JSON parsed as untrusted (nesting bounded, lone surrogates refused: 400). A route added to a
+   :class:`Router` gets this, and its models' own bounds, without doing anything.
 
 Functions stay thin (functions-framework passes a ``flask.Request``)::
 
