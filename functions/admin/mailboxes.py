@@ -14,10 +14,10 @@ from enum import StrEnum
 
 import flask
 
-from functions.admin.schemas import ApiModel
+from functions.admin.schemas import AddressText, ApiModel, EmailAddress
 from functions.admin_api import api
 from shared import wiring
-from shared.domain.models import Address, Caller, EmailAccount
+from shared.domain.models import Caller, EmailAccount
 from shared.services import directory, sync
 from shared.web import ADMINS
 
@@ -71,8 +71,8 @@ class MailboxQuery(ApiModel):
 
 
 class NewMailbox(ApiModel):
-    address: Address
-    owner_email: str = ""
+    address: EmailAddress
+    owner_email: AddressText = ""
 
 
 class SightingsChoice(StrEnum):

@@ -16,7 +16,14 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 from shared.domain.addresses import canonical_address, normalize_address, normalize_domain
 
@@ -54,6 +61,15 @@ def _check_id(value: str) -> str:
     return value
 
 
+def is_record_id(value: str) -> bool:
+    """Whether ``value`` is an id a record can have (what a page token's key must end with)."""
+    try:
+        _check_id(value)
+    except ValueError:
+        return False
+    return True
+
+
 def _aware(value: datetime) -> datetime:
     if value.tzinfo is None:
         raise ValueError("datetime must be timezone-aware")
@@ -71,6 +87,9 @@ def _unique_domains(values: list[str]) -> list[str]:
 Address = Annotated[str, AfterValidator(normalize_address)]
 Domain = Annotated[str, AfterValidator(normalize_domain)]
 RecordId = Annotated[str, AfterValidator(_check_id)]
+# An id as a request gives it: the length is checked before the pattern, so a huge one is
+# refused without being read (or quoted back).
+InputRecordId = Annotated[str, StringConstraints(max_length=200), AfterValidator(_check_id)]
 Timestamp = Annotated[datetime, AfterValidator(_aware)]
 AddressList = Annotated[list[str], AfterValidator(_unique_addresses)]
 DomainList = Annotated[list[str], AfterValidator(_unique_domains)]

@@ -818,8 +818,19 @@ class TestProposals:
         with pytest.raises(BadRequestError):
             store.list_proposals(page_token="%%%not-base64%%%")
         # A well-formed token past the end simply yields nothing.
-        token = base64.urlsafe_b64encode(b"0000|").decode()
+        token = base64.urlsafe_b64encode(b"0001-01-01T00:00:00.000000Z|p1").decode()
         assert store.list_proposals(page_token=token).items == []
+
+    @pytest.mark.parametrize(
+        "key", [b"0000|", b"zzz", b'["zeta", "inv-1"]', b"2024-06-03T10:00:00.000000Z|a/b"]
+    )
+    def test_a_forged_page_token_is_no_cursor(self, store: Store, key: bytes) -> None:
+        """Base64 of a key no listing writes: refused, not read as a position."""
+        token = base64.urlsafe_b64encode(key).decode()
+        with pytest.raises(BadRequestError):
+            store.list_proposals(page_token=token)
+        with pytest.raises(BadRequestError):
+            store.list_emails_matched_between(T0, T0 + timedelta(days=1), page_token=token)
 
 
 # -- settings, guards, audit -------------------------------------------------------------------
