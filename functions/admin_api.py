@@ -25,6 +25,7 @@ ROUTE_MODULES = (
     "functions.admin.digest",
     "functions.admin.crm",
     "functions.admin.jobs",
+    "functions.admin.settings",
     "functions.admin.meta",
 )
 

@@ -4,8 +4,9 @@ Input: a push envelope whose data is ``{"emailAddress", "historyId"}`` (base64 o
 the push identity's OIDC token (audience = this function's URL).
 Side effects: one sync request for that mailbox on the sync-requests topic. The notification's
 historyId is not used: the sync reads history from the mailbox's *stored* history id.
-Retries: 204 for success and for what a retry cannot fix (undecodable payload, unknown or paused
-mailbox), logged with the reason; 5xx only for transient failures, which Pub/Sub redelivers.
+Retries: 204 for success and for what a retry cannot fix (an undecodable, oversize or hostile
+payload, an unknown or paused mailbox), logged with the reason; 5xx only for transient failures,
+which Pub/Sub redelivers.
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ from flask.typing import ResponseReturnValue
 from shared import wiring
 from shared.domain.models import Caller, ServiceRole
 from shared.domain.pubsub import decode_push_envelope
-from shared.errors import BadRequestError
+from shared.errors import BadRequestError, TooLargeError
 from shared.services import sync
-from shared.web import guarded
+from shared.web import guarded, read_json
 
 logger = logging.getLogger(__name__)
 
@@ -30,11 +31,11 @@ logger = logging.getLogger(__name__)
 @guarded("gmail_push", {ServiceRole.PUBSUB_PUSH}, verifier=wiring.verifier)
 def gmail_push(request: flask.Request, caller: Caller) -> ResponseReturnValue:
     try:
-        notification = decode_push_envelope(request.get_json(silent=True))
+        notification = decode_push_envelope(read_json(request))
         address = notification.get("emailAddress")
         if not isinstance(address, str) or "@" not in address:
             raise BadRequestError("notification without emailAddress")
-    except BadRequestError as exc:
+    except (BadRequestError, TooLargeError) as exc:
         logger.warning(
             "gmail push dropped", extra={"fields": {"event": "push_dropped", "reason": exc.message}}
         )

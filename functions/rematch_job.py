@@ -19,8 +19,8 @@ from shared import wiring
 from shared.catalog import Topic, function_spec
 from shared.domain.models import Caller, ServiceRole
 from shared.domain.pubsub import decode_push_envelope
-from shared.errors import BadRequestError, NotFoundError
-from shared.web import guarded, json_response
+from shared.errors import BadRequestError, NotFoundError, TooLargeError
+from shared.web import guarded, json_response, read_json
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ def rematch_job(request: flask.Request, caller: Caller) -> ResponseReturnValue:
     from shared.services import rematch  # the capture code: paid only by this function
 
     try:
-        job_id = str(decode_push_envelope(request.get_json(silent=True)).get("job_id") or "")
+        job_id = str(decode_push_envelope(read_json(request)).get("job_id") or "")
         if not job_id:
             raise BadRequestError("re-match message without job_id")
         budget = function_spec("rematch_job").timeout_s * 0.7
@@ -41,7 +41,7 @@ def rematch_job(request: flask.Request, caller: Caller) -> ResponseReturnValue:
             gmail_for=wiring.gmail_for,
             deadline=time.monotonic() + budget,
         )
-    except (BadRequestError, NotFoundError) as exc:
+    except (BadRequestError, TooLargeError, NotFoundError) as exc:
         logger.warning(
             "re-match message dropped",
             extra={"fields": {"event": "rematch_dropped", "reason": exc.message}},

@@ -3,9 +3,9 @@
 Input: a Pub/Sub push envelope whose data is ``{"account_id": ...}``; the push identity's OIDC
 token (audience = this function's URL).
 Side effects: one bounded sync run of that mailbox under a create-if-absent lease.
-Retries: any 2xx acks. 204 also for what a retry cannot fix (bad envelope, unknown or paused
-mailbox, a run already holding the mailbox), logged with the reason; a 5xx (raised
-RetryableError) makes Pub/Sub redeliver.
+Retries: any 2xx acks. 204 also for what a retry cannot fix (a bad, oversize or hostile envelope,
+an unknown or paused mailbox, a run already holding the mailbox), logged with the reason; a 5xx
+(raised RetryableError) makes Pub/Sub redeliver.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from flask.typing import ResponseReturnValue
 from shared import wiring
 from shared.domain.models import Caller, ServiceRole
 from shared.domain.pubsub import decode_push_envelope
-from shared.errors import BadRequestError
+from shared.errors import BadRequestError, TooLargeError
 from shared.services import sync
-from shared.web import guarded, json_response
+from shared.web import guarded, json_response, read_json
 
 logger = logging.getLogger(__name__)
 
@@ -31,10 +31,8 @@ logger = logging.getLogger(__name__)
 @guarded("sync_mailbox", {ServiceRole.PUBSUB_PUSH}, verifier=wiring.verifier)
 def sync_mailbox(request: flask.Request, caller: Caller) -> ResponseReturnValue:
     try:
-        request_ = sync.SyncRequest.from_message(
-            decode_push_envelope(request.get_json(silent=True))
-        )
-    except BadRequestError as exc:
+        request_ = sync.SyncRequest.from_message(decode_push_envelope(read_json(request)))
+    except (BadRequestError, TooLargeError) as exc:
         logger.warning(
             "sync request dropped",
             extra={"fields": {"event": "sync_dropped", "reason": exc.message}},

@@ -1,9 +1,15 @@
-"""Operator commands: ``python -m shared.cli bootstrap-admin EMAIL [NAME]``.
+"""Operator commands, run against whatever store the ``CRM_*`` settings name (SQLite file or
+Firestore project):
 
-Runs against whatever store the ``CRM_*`` settings name (SQLite file or Firestore project). An
-address outside the fund's domains (``CRM_TEAM_DOMAINS``, else the domain of
-``CRM_BOOTSTRAP_ADMIN``) is refused; with neither set, the first admin's domain becomes the
-team's.
+- ``python -m shared.cli bootstrap-admin EMAIL [NAME]``: the first admin. An address outside
+  the fund's domains (``CRM_TEAM_DOMAINS``, else the domain of ``CRM_BOOTSTRAP_ADMIN``) is
+  refused; with neither set, the first admin's domain becomes the team's.
+- ``python -m shared.cli repair-participants [--all] [--max-pages N] [--restart]``: re-fetch and
+  re-match emails whose stored participants may have been invented (``shared.services.repair``).
+- ``python -m shared.cli repair-snippets [--max-pages N] [--restart]``: unescape Gmail's
+  HTML-escaped snippets once and rebuild their search words.
+
+The repairs are resumable: each keeps its cursor in the store and continues where it stopped.
 """
 
 from __future__ import annotations
@@ -14,6 +20,20 @@ import sys
 from shared import wiring
 
 
+def _repair_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--max-pages",
+        type=int,
+        default=None,
+        help="stop after this many pages of emails (the next run continues from there)",
+    )
+    command.add_argument(
+        "--restart",
+        action="store_true",
+        help="scan from the first email again, even after a finished run (harmless)",
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m shared.cli")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -22,6 +42,22 @@ def main(argv: list[str] | None = None) -> int:
     )
     bootstrap.add_argument("email")
     bootstrap.add_argument("name", nargs="?", default="")
+    participants = commands.add_parser(
+        "repair-participants",
+        help="re-fetch the headers of emails whose stored participants may be invented, and"
+        " re-match them",
+    )
+    participants.add_argument(
+        "--all",
+        action="store_true",
+        dest="everything",
+        help="re-fetch every email a mailbox holds, not only those showing the fault",
+    )
+    _repair_options(participants)
+    snippets = commands.add_parser(
+        "repair-snippets", help="unescape stored Gmail snippets once and rebuild their search words"
+    )
+    _repair_options(snippets)
     args = parser.parse_args(argv)
 
     if args.command == "bootstrap-admin":
@@ -38,6 +74,26 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         print("refused: an active admin already exists", file=sys.stderr)
         return 1
+    if args.command in ("repair-participants", "repair-snippets"):
+        # Imported here: bootstrap-admin should not pay for the parser and the matcher.
+        from shared.services import repair
+
+        if args.max_pages is not None and args.max_pages < 1:
+            parser.error("--max-pages must be at least 1")
+        if args.command == "repair-participants":
+            run = repair.repair_participants(
+                wiring.store(),
+                gmail_for=wiring.gmail_for,
+                max_pages=args.max_pages,
+                restart=args.restart,
+                everything=args.everything,
+            )
+        else:
+            run = repair.repair_snippets(
+                wiring.store(), max_pages=args.max_pages, restart=args.restart
+            )
+        print(run.describe())
+        return 0
     return 2  # pragma: no cover - argparse rejects unknown commands
 
 

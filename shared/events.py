@@ -18,7 +18,7 @@ MAILBOX_BEHIND = "mailbox_behind"
 UNAUTHORIZED_CLIENT = "unauthorized_client"
 # A mailbox's Gmail watch is past its expiration: push has stopped, only polling captures.
 WATCH_EXPIRED = "watch_expired"
-# ``users.watch`` failed for a mailbox during the daily renewal.
+# ``users.watch`` failed for a mailbox: the daily renewal, or its start on add or resume.
 WATCH_FAILED = "watch_failed"
 # The daily digest could not be built or delivered (retried by later ticks).
 DIGEST_FAILED = "digest_failed"

@@ -67,6 +67,8 @@ class SyncStateChange:
     messages_total: int | None = None
     messages_done: int | None = None
     messages_failed: int | None = None
+    # Added to the stored count (not set): one more message stored with a header problem.
+    header_problems_added: int | None = None
     coverage_gap: int | None = None
     resync_pending: bool | None = None
 
@@ -251,6 +253,17 @@ class Store(Protocol):
     ) -> list[Email]:
         """Emails with any of the addresses or domains among their participants (re-match),
         by id; ``after_id`` continues from the last id of the previous page."""
+        ...
+
+    def list_emails(self, *, limit: int = 500, after_id: str = "") -> list[Email]:
+        """Every stored email by id, ``limit`` at a time; ``after_id`` continues from the last
+        id of the previous page (the repair commands' scan: no filter, so no extra index)."""
+        ...
+
+    def update_email(self, email_id: str, change: Callable[[Email], Email | None]) -> Email | None:
+        """Read the email, apply ``change`` and write the result, in one transaction (``change``
+        may run more than once; None from it writes nothing). The denormalised fields stay the
+        store's and the search words are rebuilt. Returns the stored email, None if unknown."""
         ...
 
     # -- the email-activity panel ------------------------------------------------------------

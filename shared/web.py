@@ -11,6 +11,10 @@ function can forget a step or answer an error differently:
    admits (403).
 3. ``AppError``s become ``{"error": code, "reason": message}`` with their status; anything else is
    a 500 ``internal error``, logged with its stack, with the token scrubbed from the log.
+4. Bodies are read in one place (:func:`read_body`, :func:`read_json`): at most
+   :data:`MAX_BODY_BYTES` (413, from ``Content-Length`` or while reading a streamed body), and
+   JSON parsed as untrusted (nesting bounded, lone surrogates refused: 400). A route added to a
+   :class:`Router` gets this, and its models' own bounds, without doing anything.
 
 Functions stay thin (functions-framework passes a ``flask.Request``)::
 
@@ -51,11 +55,13 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import Map, RequestRedirect, Rule
 
 from shared.domain.models import Caller, Role, ServiceRole
+from shared.domain.untrusted_json import check_json_value, parse_untrusted_json
 from shared.errors import (
     AppError,
     BadRequestError,
     ForbiddenError,
     NotFoundError,
+    TooLargeError,
     UnauthenticatedError,
 )
 from shared.ports import TokenVerifier
@@ -73,6 +79,15 @@ HttpFunction = Callable[[flask.Request], flask.Response]
 
 ADMINS: frozenset[AnyRole] = frozenset({Role.ADMIN})
 PEOPLE: frozenset[AnyRole] = frozenset({Role.ADMIN, Role.MEMBER})
+
+# The largest body any route or function reads (413 beyond it, before parsing): above any JSON
+# request the API's models admit (a 500-record batch is well under it) and the CSV import's
+# own 2 MiB, far below Cloud Functions' 32 MiB.
+MAX_BODY_BYTES = 4 * 1024 * 1024
+# A field name quoted in a 400 is cut to this (the name is the caller's, and may be huge).
+_MAX_QUOTED_NAME = 100
+# And a validator's message (which may quote the value) to this.
+_MAX_QUOTED_MESSAGE = 300
 
 CORS_ALLOWED_HEADERS = "Authorization, Content-Type"
 CORS_MAX_AGE_SECONDS = 3600
@@ -141,6 +156,13 @@ def guarded(
         return http_function
 
     return decorate
+
+
+@dataclass(frozen=True)
+class SplitBeyondMax:
+    """Marks a list field whose length is the request's size (``Annotated[list[X],
+    SplitBeyondMax()]`` with ``Field(max_length=...)``): more items than its ``max_length`` is
+    a 413 (split the request), not a 400, on a route that declares 413."""
 
 
 @dataclass(frozen=True)
@@ -286,10 +308,11 @@ class Router:
         params: dict[str, Any] = dict(matched)
         route = self._routes[key]
         _admit(caller, route.roles)
+        check_body_size(request)
         if route.query is not None:
             params["query"] = parse_query(request, route.query)
         if route.body is not None:
-            params["body"] = parse_body(request, route.body)
+            params["body"] = parse_body(request, route.body, too_large=413 in route.errors)
         result = route.handler(request, caller, **params)
         if isinstance(result, BaseModel):
             return json_response(result.model_dump(mode="json"), route.status)
@@ -303,12 +326,41 @@ class Router:
 M = TypeVar("M", bound=BaseModel)
 
 
-def parse_body(request: flask.Request, model: type[M]) -> M:
-    """The JSON body as ``model``, or a 400 naming each bad field."""
-    body = request.get_json(silent=True)
+def check_body_size(request: flask.Request, limit: int = MAX_BODY_BYTES) -> None:
+    """413 if the declared ``Content-Length`` is over ``limit`` (nothing read yet)."""
+    if request.content_length is not None and request.content_length > limit:
+        raise TooLargeError(f"the body is over {limit} bytes", limit=limit)
+
+
+def read_body(request: flask.Request, limit: int = MAX_BODY_BYTES) -> bytes:
+    """The raw body, at most ``limit`` bytes: 413 beyond it, whether ``Content-Length`` says so
+    or a body streamed without one (chunked) runs past it. Never reads more than limit + 1."""
+    check_body_size(request, limit)
+    data = request.stream.read(limit + 1)
+    if len(data) > limit:
+        raise TooLargeError(f"the body is over {limit} bytes", limit=limit)
+    return data
+
+
+def read_json(request: flask.Request) -> Any:
+    """The JSON body (None unless the request says it is JSON), read within
+    :data:`MAX_BODY_BYTES` (413) and parsed with its nesting bounded and lone surrogates
+    refused (400, ``shared.domain.untrusted_json``): the one way any function reads JSON."""
+    if not request.is_json:
+        return None
+    data = read_body(request)
+    if not data.strip():
+        return None
+    return parse_untrusted_json(data)
+
+
+def parse_body(request: flask.Request, model: type[M], *, too_large: bool = False) -> M:
+    """The JSON body as ``model``, or a 400 naming each bad field. With ``too_large``, a list
+    marked :class:`SplitBeyondMax` holding more than its maximum is a 413."""
+    body = read_json(request)
     if not isinstance(body, dict):
         raise BadRequestError("the body must be a JSON object")
-    return _validated(model, body)
+    return _validated(model, body, too_large=too_large)
 
 
 def parse_query(request: flask.Request, model: type[M]) -> M:
@@ -323,20 +375,39 @@ def parse_query(request: flask.Request, model: type[M]) -> M:
         values[name] = given[0]
     unknown = sorted(set(values) - set(model.model_fields))
     if unknown:
-        raise BadRequestError(f"unknown query parameter(s): {', '.join(unknown)}")
+        raise BadRequestError(
+            f"unknown query parameter(s): {', '.join(n[:_MAX_QUOTED_NAME] for n in unknown)}"
+        )
+    check_json_value(values)  # the same text rules as a body (a lone surrogate is no character)
     return _validated(model, values)
 
 
-def _validated(model: type[M], data: dict[str, Any]) -> M:
+def _validated(model: type[M], data: dict[str, Any], *, too_large: bool = False) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
+        if too_large and _over_a_split_maximum(model, exc):
+            raise TooLargeError(validation_reason(exc) + ": split the request") from None
         raise BadRequestError(validation_reason(exc)) from None
+
+
+def _over_a_split_maximum(model: type[BaseModel], exc: ValidationError) -> bool:
+    """Whether a top-level list marked SplitBeyondMax is what ran over its maximum."""
+    for error in exc.errors():
+        if error["type"] == "too_long" and len(error["loc"]) == 1:
+            field = model.model_fields.get(str(error["loc"][0]))
+            if field is not None and any(isinstance(m, SplitBeyondMax) for m in field.metadata):
+                return True
+    return False
 
 
 def validation_reason(exc: ValidationError) -> str:
     """Each bad field and why, without echoing the values (they may be long, or secret)."""
-    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors())
+    return "; ".join(
+        f"{'.'.join(str(part)[:_MAX_QUOTED_NAME] for part in e['loc']) or 'body'}: "
+        f"{e['msg'][:_MAX_QUOTED_MESSAGE]}"
+        for e in exc.errors()
+    )
 
 
 class _Endpoint:

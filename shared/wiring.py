@@ -112,14 +112,17 @@ def team_domains() -> TeamDomains:
 def _delegated_credentials(address: str, scope: str) -> Any:
     """Domain-wide-delegated credentials acting as ``address`` with exactly ``scope``: the
     key from the secret named in settings, else keyless (IAM signs for the service account)."""
-    import json
-
-    from shared.adapters.gmail_credentials import RedirectingRequest, delegated_credentials
+    from shared.adapters.gmail_credentials import (
+        RedirectingRequest,
+        delegated_credentials,
+        parse_key_secret,
+    )
 
     settings = get_settings()
     key_info = None
     if settings.gmail_key_secret:
-        key_info = json.loads(secrets().get(settings.gmail_key_secret))
+        name = settings.gmail_key_secret
+        key_info = parse_key_secret(secrets().get(name), secret=name)
     transport: Any = None
     if settings.google_auth_redirect:
         transport = RedirectingRequest.to_sandbox(settings.google_auth_redirect)

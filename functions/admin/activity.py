@@ -10,7 +10,14 @@ from __future__ import annotations
 import flask
 from pydantic import Field
 
-from functions.admin.schemas import DEFAULT_LIMIT, MAX_LIMIT, ApiModel
+from functions.admin.schemas import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    ApiModel,
+    IdText,
+    PageToken,
+    SearchText,
+)
 from functions.admin_api import api
 from shared import wiring
 from shared.domain.activity import ActivityPage, PickerInvestor
@@ -19,14 +26,14 @@ from shared.web import ADMINS
 
 
 class ActivityParams(ApiModel):
-    investor_id: str = Field(default="", description="Only mail linked to this investor.")
-    account_id: str = Field(
+    investor_id: IdText = Field(default="", description="Only mail linked to this investor.")
+    account_id: IdText = Field(
         default="", description="Only mail a live sighting puts in this mailbox."
     )
     direction: Direction | None = Field(
         default=None, description="outbound: sent from one of the team's mailboxes."
     )
-    q: str = Field(
+    q: SearchText = Field(
         default="",
         description=(
             "Words over subject, snippet and sender name and address; each must match the start"
@@ -34,7 +41,7 @@ class ActivityParams(ApiModel):
         ),
     )
     limit: int = Field(default=DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
-    page_token: str = Field(default="", description="next_page_token of the previous page.")
+    page_token: PageToken = Field(default="", description="next_page_token of the previous page.")
 
 
 class PickerList(ApiModel):

@@ -22,7 +22,7 @@ Rules: ``shared/services/crm.py`` and ``shared/domain/crm.py``.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
 import flask
 from pydantic import BaseModel, Field
@@ -42,7 +42,7 @@ from shared.domain.crm_csv import MAX_CSV_BYTES, CsvError, CsvTooLargeError
 from shared.domain.models import Caller, Contact, Investor, Organization
 from shared.errors import BadRequestError, TooLargeError
 from shared.services import crm
-from shared.web import ADMINS, Reply
+from shared.web import ADMINS, Reply, SplitBeyondMax, read_body
 
 CSV_TYPES = frozenset({"text/csv", "text/plain", "application/csv", "application/vnd.ms-excel"})
 
@@ -82,16 +82,23 @@ class ContactWrite(ApiModel):
     job_id: str | None = None
 
 
+# Over crm.MAX_BATCH items is the request being too large (413: split it), not malformed.
 class OrganizationBatch(ApiModel):
-    items: list[OrganizationInput] = Field(min_length=1, max_length=crm.MAX_BATCH)
+    items: Annotated[list[OrganizationInput], SplitBeyondMax()] = Field(
+        min_length=1, max_length=crm.MAX_BATCH
+    )
 
 
 class InvestorBatch(ApiModel):
-    items: list[InvestorInput] = Field(min_length=1, max_length=crm.MAX_BATCH)
+    items: Annotated[list[InvestorInput], SplitBeyondMax()] = Field(
+        min_length=1, max_length=crm.MAX_BATCH
+    )
 
 
 class ContactBatch(ApiModel):
-    items: list[ContactInput] = Field(min_length=1, max_length=crm.MAX_BATCH)
+    items: Annotated[list[ContactInput], SplitBeyondMax()] = Field(
+        min_length=1, max_length=crm.MAX_BATCH
+    )
 
 
 class OrganizationBatchResult(ApiModel):
@@ -178,8 +185,12 @@ class ExclusionList(ApiModel):
 class ExclusionChange(ApiModel):
     """The whole list (it replaces the stored one); domains may be written ``@x.com``."""
 
-    addresses: list[InputAddress] = Field(default_factory=list, max_length=crm.MAX_EXCLUSIONS)
-    domains: list[InputDomain] = Field(default_factory=list, max_length=crm.MAX_EXCLUSIONS)
+    addresses: Annotated[list[InputAddress], SplitBeyondMax()] = Field(
+        default_factory=list, max_length=crm.MAX_EXCLUSIONS
+    )
+    domains: Annotated[list[InputDomain], SplitBeyondMax()] = Field(
+        default_factory=list, max_length=crm.MAX_EXCLUSIONS
+    )
 
 
 class ExclusionWrite(ExclusionList):
@@ -224,12 +235,10 @@ def _csv_body(request: flask.Request) -> bytes:
         raise UnsupportedMediaTypeError(
             f"send the file as text/csv, not {request.mimetype}", accepted=sorted(CSV_TYPES)
         )
-    if request.content_length is not None and request.content_length > MAX_CSV_BYTES:
-        raise TooLargeError(f"the file is over {MAX_CSV_BYTES} bytes: split it")
-    data = request.stream.read(MAX_CSV_BYTES + 1)
-    if len(data) > MAX_CSV_BYTES:
-        raise TooLargeError(f"the file is over {MAX_CSV_BYTES} bytes: split it")
-    return data
+    try:
+        return read_body(request, MAX_CSV_BYTES)
+    except TooLargeError:
+        raise TooLargeError(f"the file is over {MAX_CSV_BYTES} bytes: split it") from None
 
 
 def _register(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import flask
 from pydantic import Field
 
-from functions.admin.schemas import ApiModel
+from functions.admin.schemas import MAX_RECIPIENTS, AddressText, ApiModel
 from functions.admin_api import api
 from shared import wiring
 from shared.domain.models import AuditEntry, Caller, DigestPolicy
@@ -19,7 +19,7 @@ class PolicyChange(ApiModel):
 
 
 class TestEmail(ApiModel):
-    recipients: list[str]
+    recipients: list[AddressText] = Field(max_length=MAX_RECIPIENTS)
 
 
 class Sent(ApiModel):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import flask
 
-from functions.admin.schemas import ApiModel
+from functions.admin.schemas import AddressText, ApiModel, DraftText, IdText
 from functions.admin_api import api
 from shared import wiring
 from shared.domain.models import Caller, Mailbox
@@ -13,10 +13,10 @@ from shared.services import drafts
 
 
 class NewDraft(ApiModel):
-    email_id: str
-    account_id: str = ""
-    mailbox: str = ""
-    body: str
+    email_id: IdText
+    account_id: IdText = ""
+    mailbox: AddressText = ""
+    body: DraftText
     mode: ReplyMode = ReplyMode.REPLY
     quote: bool = True
 

@@ -13,12 +13,11 @@ from datetime import datetime
 from enum import StrEnum
 
 import flask
-from pydantic import Field
 
-from functions.admin.schemas import ApiModel
+from functions.admin.schemas import AddressText, ApiModel, EmailAddress
 from functions.admin_api import api
 from shared import wiring
-from shared.domain.models import Address, Caller, EmailAccount
+from shared.domain.models import Caller, EmailAccount
 from shared.domain.tenancy import TeamDomains
 from shared.services import directory, sync
 from shared.web import ADMINS
@@ -88,15 +87,15 @@ class MailboxQuery(ApiModel):
 
 
 class NewMailbox(ApiModel):
-    address: Address
-    owner_email: str = ""
+    address: EmailAddress
+    owner_email: AddressText = ""
 
 
 class MailboxPatch(ApiModel):
     """The mailbox's owner: a user's address, or empty for the default (the user with the
     mailbox's own address, or none)."""
 
-    owner_email: str = Field(max_length=320)
+    owner_email: AddressText
 
 
 class SightingsChoice(StrEnum):
@@ -116,6 +115,23 @@ class MailboxAction(ApiModel):
 
     mailbox: MailboxStatus
     sync_requested: bool
+
+
+class AddedMailbox(EmailAccount):
+    """The mailbox just added, and how its capture started: a sync requested at once (not at
+    the next poll) and its Gmail watch started at once when a watch topic is configured. A
+    failed watch start (``watch_error``) does not undo the add: the daily renewal retries it."""
+
+    sync_requested: bool
+    watch_started: bool
+    watch_error: str
+
+
+class ResumedMailbox(MailboxAction):
+    """A resume also starts the mailbox's Gmail watch at once (when a topic is configured)."""
+
+    watch_started: bool
+    watch_error: str
 
 
 class OffboardResult(ApiModel):
@@ -213,20 +229,35 @@ def get_mailbox(request: flask.Request, caller: Caller, account_id: str) -> Mail
     "/mailboxes",
     roles=ADMINS,
     body=NewMailbox,
-    response=EmailAccount,
+    response=AddedMailbox,
     status=201,
     errors=(409,),
     tag="mailboxes",
 )
-def add_mailbox(request: flask.Request, caller: Caller, body: NewMailbox) -> EmailAccount:
-    """Register a team mailbox for capture (audited); its owner, if given, must be a user,
-    else it is the user with the mailbox's address (if any)."""
-    return directory.add_mailbox(
+def add_mailbox(request: flask.Request, caller: Caller, body: NewMailbox) -> AddedMailbox:
+    """Register a team mailbox for capture (audited): at one of the fund's domains (400
+    otherwise); its owner, if given, must be a user, else it is the user with the mailbox's
+    address (if any). Its first sync is requested and its Gmail watch started at once (unless
+    it starts paused)."""
+    added = directory.add_mailbox(
         wiring.store(),
         caller,
         address=body.address,
         owner_email=body.owner_email,
         team=wiring.team_domains(),
+    )
+    started = directory.start_capture(
+        wiring.store(),
+        added.id,
+        queue=wiring.queue(),
+        gmail_for=wiring.gmail_for,
+        watch_topic=wiring.get_settings().gmail_watch_topic,
+    )
+    return AddedMailbox(
+        **dict(started.account),
+        sync_requested=started.sync_requested,
+        watch_started=started.watch_started,
+        watch_error=started.watch_error,
     )
 
 
@@ -274,15 +305,28 @@ def pause_mailbox(request: flask.Request, caller: Caller, account_id: str) -> Ma
     "POST",
     "/mailboxes/<account_id>/resume",
     roles=ADMINS,
-    response=MailboxAction,
+    response=ResumedMailbox,
     errors=(409,),
     tag="mailboxes",
 )
-def resume_mailbox(request: flask.Request, caller: Caller, account_id: str) -> MailboxAction:
-    """Resume an admin-paused mailbox and ask for a sync (audited); 409 while its owner is
-    inactive, or if offboarded."""
+def resume_mailbox(request: flask.Request, caller: Caller, account_id: str) -> ResumedMailbox:
+    """Resume an admin-paused mailbox, ask for a sync and start its Gmail watch at once
+    (audited); 409 while its owner is inactive, or if offboarded."""
     resumed = directory.resume_mailbox(wiring.store(), caller, account_id, queue=wiring.queue())
-    return _action(resumed.account, resumed.sync_requested)
+    started = directory.start_capture(
+        wiring.store(),
+        account_id,
+        queue=None,
+        gmail_for=wiring.gmail_for,
+        watch_topic=wiring.get_settings().gmail_watch_topic,
+        request_sync=False,  # resume_mailbox asked for it
+    )
+    return ResumedMailbox(
+        mailbox=status_of(started.account, wiring.clock().now()),
+        sync_requested=resumed.sync_requested,
+        watch_started=started.watch_started,
+        watch_error=started.watch_error,
+    )
 
 
 @api.route(

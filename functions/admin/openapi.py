@@ -37,6 +37,7 @@ COMMON_ERRORS = {
     401: "No valid Google ID token.",
     403: "The caller's role is not admitted on this route.",
     404: "No such route or record.",
+    413: "The body is larger than the route takes (the reason gives the limit).",
 }
 SUCCESS_TEXT = {
     201: "Created.",

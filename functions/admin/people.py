@@ -10,10 +10,10 @@ from __future__ import annotations
 import flask
 from pydantic import model_validator
 
-from functions.admin.schemas import ApiModel
+from functions.admin.schemas import ApiModel, EmailAddress, NameText
 from functions.admin_api import api
 from shared import wiring
-from shared.domain.models import Address, Caller, Role, User
+from shared.domain.models import Caller, Role, User
 from shared.services import directory
 from shared.web import ADMINS, PEOPLE
 
@@ -37,8 +37,8 @@ class UserList(ApiModel):
 
 
 class NewUser(ApiModel):
-    email: Address
-    name: str = ""
+    email: EmailAddress
+    name: NameText = ""
     role: Role = Role.MEMBER
 
 

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import flask
 from pydantic import AfterValidator, Field, model_validator
 
-from functions.admin.schemas import ApiModel, PageQuery
+from functions.admin.schemas import ApiModel, IdText, PageQuery
 from functions.admin_api import api
 from shared import wiring
 from shared.domain.models import Activity, Caller, Proposal, ProposalStatus
@@ -57,8 +57,8 @@ class _Window(ApiModel):
 
 class ProposalQuery(PageQuery, _Window):
     status: ProposalStatus | None = None
-    investor_id: str | None = None
-    account_id: str | None = Field(
+    investor_id: IdText | None = None
+    account_id: IdText | None = Field(
         default=None, description="The mailbox whose capture proposed it."
     )
 
@@ -87,8 +87,8 @@ class BulkDecision(_Window):
     first, at most ``limit`` (up to 500) per request."""
 
     decision: Verdict
-    investor_id: str | None = None
-    account_id: str | None = Field(
+    investor_id: IdText | None = None
+    account_id: IdText | None = Field(
         default=None, description="The mailbox whose capture proposed it."
     )
     limit: int = Field(default=proposals.BULK_LIMIT, ge=1, le=proposals.BULK_LIMIT)

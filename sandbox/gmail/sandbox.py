@@ -382,6 +382,46 @@ class GmailSandbox:
                 message.label_ids[:] = [lab for lab in message.label_ids if lab not in removed]
                 self._record(mb, message, "labelRemoved", removed)
 
+    # The user at Gmail's web client: drafts auto-saved while typing, then sent. Gmail reports
+    # a send in one of two shapes, and capture must handle both (the tests drive each).
+
+    def save_draft(self, address: str, raw: bytes, *, replaces: str | None = None) -> str:
+        """Gmail auto-saving a draft: each save is a new message id labelled DRAFT (in the
+        thread its headers name), and the previous save's message (``replaces``) is deleted,
+        so the history shows messageAdded + messageDeleted per save. Returns the new id."""
+        with self._lock:
+            mb = self._mailbox(address)
+            parsed = mime.parse_message(raw)
+            thread_id = self._thread_by_headers(mb, parsed)
+            if replaces is not None:
+                thread_id = self._draft_message(mb, replaces).thread_id
+            message = self._store(mb, parsed, ["DRAFT"], thread_id, None)
+            if replaces is not None:
+                self.delete_message(address, replaces)
+            return message.id
+
+    def send_draft(self, address: str, draft_message_id: str, *, as_new_message: bool) -> str:
+        """The user pressing Send on a draft (one the user saved, or one ``drafts.create``
+        made). ``as_new_message``: Gmail adds the sent mail under a new message id labelled
+        SENT (same thread) and deletes the draft's message; otherwise the draft's own message
+        changes labels (DRAFT removed, SENT added) and keeps its id. Returns the sent mail's
+        id. Not a ``messages.send``: nothing is recorded in :attr:`sends`."""
+        with self._lock:
+            mb = self._mailbox(address)
+            draft = self._draft_message(mb, draft_message_id)
+            if not as_new_message:
+                self.modify_labels(address, draft.id, add=["SENT"], remove=["DRAFT"])
+                return draft.id
+            sent = self._store(mb, draft.parsed, ["SENT"], draft.thread_id, None)
+            self.delete_message(address, draft.id)
+            return sent.id
+
+    def _draft_message(self, mb: Mailbox, message_id: str) -> StoredMessage:
+        message = mb.messages.get(message_id)
+        if message is None or "DRAFT" not in message.label_ids:
+            raise KeyError(f"no draft message {message_id!r} in {mb.address}")
+        return message
+
     def expire_history(self, address: str, keep_after: int) -> None:
         """Forget history records up to ``keep_after``: older start ids then get a 404."""
         with self._lock:

@@ -911,8 +911,41 @@ class FirestoreStore:
 
         return self._transact(body)
 
+    def update_email(self, email_id: str, change: Callable[[Email], Email | None]) -> Email | None:
+        if not _valid_document_id(email_id):
+            return None
+        ref = self._ref(EMAILS, email_id)
+
+        def change_stored_email(transaction: firestore.Transaction) -> Email | None:
+            stored = self._get(Email, EMAILS, email_id, transaction)
+            if stored is None:
+                return None
+            changed = change(stored)
+            if changed is None:
+                return stored
+            if changed.id != stored.id:
+                raise ValueError("update_email cannot change an email's id")
+            sightings, links = self._email_sources(email_id, transaction)
+            merged = merge_captured_email(stored, changed)
+            refreshed = self._denormalised(merged, sightings, links)
+            transaction.set(ref, self._email_document(refreshed, transaction))
+            return refreshed
+
+        return self._transact(change_stored_email)
+
     def get_email(self, email_id: str) -> Email | None:
         return self._get(Email, EMAILS, email_id)
+
+    def list_emails(self, *, limit: int = 500, after_id: str = "") -> list[Email]:
+        """By the ``id`` field (single-field index; the emulator cannot order by ``__name__``)."""
+        check_limit(limit)
+        spec = _Query(
+            EMAILS,
+            range=("id", ">", after_id) if after_id else None,
+            order_by=(("id", Direction.ASCENDING),),
+            limit=limit,
+        )
+        return self._query_models(Email, spec)
 
     def list_emails_matched_between(
         self, since: datetime, until: datetime, *, limit: int = 500, page_token: str = ""

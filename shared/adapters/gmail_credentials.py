@@ -127,6 +127,26 @@ def delegated_credentials(
     )
 
 
+def parse_key_secret(text: str, *, secret: str) -> dict[str, Any]:
+    """The service-account key held in the secret named ``secret``, as a mapping.
+
+    ConfigurationError naming the secret (never quoting it: what an operator pasted there by
+    mistake is still key material) when it is not a JSON object; :func:`delegated_credentials`
+    then checks its fields.
+    """
+    try:
+        info = json.loads(text)
+    except (ValueError, RecursionError):
+        info = None
+    if not isinstance(info, dict):
+        raise ConfigurationError(
+            f"The Gmail key secret {secret!r} is not a service-account key: its value is not the"
+            " key file's JSON; store the JSON key file the console downloaded, as it is",
+            secret=secret,
+        )
+    return info
+
+
 def _check_mailbox(mailbox: str) -> str:
     mailbox = (mailbox or "").strip()
     if "@" not in mailbox or mailbox.startswith("@") or mailbox.endswith("@"):
@@ -159,6 +179,12 @@ def _from_key(
             "The Gmail service-account key is incomplete: missing " + ", ".join(missing),
             mailbox=mailbox,
         )
+    not_text = [name for name in required if not isinstance(key_info[name], str)]
+    if not_text:
+        raise ConfigurationError(
+            "The Gmail service-account key is malformed: " + ", ".join(not_text) + " must be text",
+            mailbox=mailbox,
+        )
     if key_info.get("type") != "service_account":
         raise ConfigurationError(
             "The Gmail key is not a service-account key (its 'type' is not 'service_account')",
@@ -169,7 +195,7 @@ def _from_key(
         info["token_uri"] = token_uri
     try:
         creds = service_account.Credentials.from_service_account_info(info, scopes=scopes)
-    except ValueError:
+    except Exception:  # ValueError mostly; a malformed key can break the parser in other ways
         # The library's message may quote parts of the key: say only what is wrong.
         raise ConfigurationError(
             "The Gmail service-account key could not be loaded (malformed private key?)",

@@ -695,8 +695,38 @@ class SqliteStore:
             self._refresh_email(conn, merged)
             return stored is None
 
+    def update_email(self, email_id: str, change: Callable[[Email], Email | None]) -> Email | None:
+        with self._write() as conn:
+            stored = self._stored_email(conn, email_id)
+            self._after_read("update_email")
+            if stored is None:
+                return None
+            changed = change(stored)
+            if changed is None:
+                return stored
+            if changed.id != stored.id:
+                raise ValueError("update_email cannot change an email's id")
+            merged = merge_captured_email(stored, changed)
+            self._put_participants(conn, merged)
+            return self._refresh_email(conn, merged)
+
+    @staticmethod
+    def _put_participants(conn: sqlite3.Connection, email: Email) -> None:
+        conn.execute("DELETE FROM email_participants WHERE email_id = ?", (email.id,))
+        conn.executemany(
+            "INSERT OR IGNORE INTO email_participants (kind, value, email_id) VALUES (?,?,?)",
+            [("address", a, email.id) for a in email.participant_addresses]
+            + [("domain", d, email.id) for d in email.participant_domains],
+        )
+
     def get_email(self, email_id: str) -> Email | None:
         return self._one(Email, "SELECT doc FROM emails WHERE id = ?", (email_id,))
+
+    def list_emails(self, *, limit: int = 500, after_id: str = "") -> list[Email]:
+        check_limit(limit)
+        return self._many(
+            Email, "SELECT doc FROM emails WHERE id > ? ORDER BY id LIMIT ?", (after_id, limit)
+        )
 
     def list_emails_matched_between(
         self, since: datetime, until: datetime, *, limit: int = 500, page_token: str = ""

@@ -36,17 +36,20 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-from shared.domain.addresses import canonical_address, is_public_mail_domain
+from shared.domain.addresses import (
+    canonical_address,
+    is_public_mail_domain,
+    normalize_address,
+    normalize_domain,
+)
 from shared.domain.matching import Exclusions
 from shared.domain.models import (
-    Address,
     Contact,
-    Domain,
+    InputRecordId,
     Investor,
     Organization,
-    RecordId,
     new_id,
     utcnow,
 )
@@ -60,8 +63,13 @@ MAX_ADDRESS = 254
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_NAME)]
 OptionalName = Annotated[str, StringConstraints(strip_whitespace=True, max_length=MAX_NAME)]
-InputAddress = Annotated[Address, StringConstraints(max_length=MAX_ADDRESS)]
-InputDomain = Annotated[Domain, StringConstraints(max_length=MAX_ADDRESS)]
+# Length first, then the check: a huge value is refused without being parsed or quoted back.
+InputAddress = Annotated[
+    str, StringConstraints(max_length=MAX_ADDRESS), AfterValidator(normalize_address)
+]
+InputDomain = Annotated[
+    str, StringConstraints(max_length=MAX_ADDRESS), AfterValidator(normalize_domain)
+]
 
 
 class CrmInput(BaseModel):
@@ -77,7 +85,7 @@ class CrmInput(BaseModel):
 class OrganizationInput(CrmInput):
     """An organisation: its domains link mail to its investors."""
 
-    id: RecordId | None = None
+    id: InputRecordId | None = None
     name: Name = Field(default="", description="Required for a new organisation.")
     domains: list[InputDomain] = Field(default_factory=list, max_length=MAX_VALUES)
     deleted: bool = Field(default=False, description="Soft delete; false restores.")
@@ -86,9 +94,9 @@ class OrganizationInput(CrmInput):
 class InvestorInput(CrmInput):
     """An investor (a fund, an angel): its addresses and domains link mail to it."""
 
-    id: RecordId | None = None
+    id: InputRecordId | None = None
     name: Name = Field(default="", description="Required for a new investor.")
-    organization_id: RecordId | None = Field(
+    organization_id: InputRecordId | None = Field(
         default=None, description="An existing, live organisation; null detaches."
     )
     emails: list[InputAddress] = Field(default_factory=list, max_length=MAX_VALUES)
@@ -100,12 +108,12 @@ class InvestorInput(CrmInput):
 class ContactInput(CrmInput):
     """A person: their addresses link mail to their investor."""
 
-    id: RecordId | None = None
+    id: InputRecordId | None = None
     name: OptionalName = ""
-    investor_id: RecordId | None = Field(
+    investor_id: InputRecordId | None = Field(
         default=None, description="An existing, live investor; null detaches."
     )
-    organization_id: RecordId | None = Field(
+    organization_id: InputRecordId | None = Field(
         default=None, description="An existing, live organisation; null detaches."
     )
     emails: list[InputAddress] = Field(default_factory=list, max_length=MAX_VALUES)

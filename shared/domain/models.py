@@ -16,7 +16,14 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 from shared.domain.addresses import canonical_address, normalize_address, normalize_domain
 
@@ -54,6 +61,15 @@ def _check_id(value: str) -> str:
     return value
 
 
+def is_record_id(value: str) -> bool:
+    """Whether ``value`` is an id a record can have (what a page token's key must end with)."""
+    try:
+        _check_id(value)
+    except ValueError:
+        return False
+    return True
+
+
 def _aware(value: datetime) -> datetime:
     if value.tzinfo is None:
         raise ValueError("datetime must be timezone-aware")
@@ -71,6 +87,9 @@ def _unique_domains(values: list[str]) -> list[str]:
 Address = Annotated[str, AfterValidator(normalize_address)]
 Domain = Annotated[str, AfterValidator(normalize_domain)]
 RecordId = Annotated[str, AfterValidator(_check_id)]
+# An id as a request gives it: the length is checked before the pattern, so a huge one is
+# refused without being read (or quoted back).
+InputRecordId = Annotated[str, StringConstraints(max_length=200), AfterValidator(_check_id)]
 Timestamp = Annotated[datetime, AfterValidator(_aware)]
 AddressList = Annotated[list[str], AfterValidator(_unique_addresses)]
 DomainList = Annotated[list[str], AfterValidator(_unique_domains)]
@@ -230,6 +249,9 @@ class SyncState(Record):
     messages_total: int = 0
     messages_done: int = 0
     messages_failed: int = 0
+    # Messages this mailbox stored with a header problem (``Email.header_problems``): captured
+    # all the same, shown so an admin knows mail arrived with forged-looking headers.
+    header_problems: int = 0
     coverage_gap: int = 0
     # An admin asked for a full resync: the next run resets the cursor under its lease.
     resync_pending: bool = False
@@ -347,7 +369,14 @@ class Email(Record):
     participant_domains: DomainList = Field(default_factory=list)
     # List or bulk mail (List-Id, Precedence, no-reply sender...): stored, never matched.
     is_bulk: bool = False
+    # What capture could not trust in the headers it was handed (a decoded value holding
+    # control characters keeps only its ``<addr-spec>`` addresses): shown with the mail, and
+    # what ``repair-participants`` looks for.
+    header_problems: list[str] = Field(default_factory=list)
     snippet: str = ""
+    # The snippet is plain text: Gmail's HTML escaping (``&#39;``) undone, once. Rows stored
+    # before capture did that are False until ``repair-snippets`` unescapes them (never twice).
+    snippet_plain: bool = False
     body: str = ""
     body_truncated: bool = False
     first_seen_at: Timestamp = Field(default_factory=utcnow)

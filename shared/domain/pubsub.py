@@ -2,7 +2,9 @@
 
 ``{"message": {"data": <base64 JSON>, "messageId", "publishTime", "attributes"}, "subscription"}``.
 Google's documents disagree on whether ``data`` is base64 or base64url (FACTS.md), so decoding
-accepts both.
+accepts both. The data is parsed as untrusted JSON (``shared.domain.untrusted_json``): nesting
+bounded, lone surrogates refused, so a hostile message is a bad envelope (acknowledged, dropped),
+never a crash that Pub/Sub would redeliver.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from shared.domain.untrusted_json import parse_untrusted_json
 from shared.errors import BadRequestError
 
 
@@ -46,9 +49,12 @@ def decode_push_envelope(body: Any) -> dict[str, Any]:
     padded = data + "=" * (-len(data) % 4)
     try:
         raw = base64.b64decode(padded.replace("-", "+").replace("_", "/"), validate=True)
-        decoded = json.loads(raw)
     except (binascii.Error, ValueError) as exc:
         raise BadRequestError("push message data is not base64 JSON") from exc
+    try:
+        decoded = parse_untrusted_json(raw)
+    except BadRequestError as exc:
+        raise BadRequestError(f"push message data: {exc.message}") from None
     if not isinstance(decoded, dict):
         raise BadRequestError("push message data is not a JSON object")
     return decoded

@@ -6,6 +6,7 @@ Pure functions of stored values: the adapters read, call these, and write what t
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Container, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,6 +27,7 @@ from shared.domain.models import (
     Role,
     SyncState,
     User,
+    is_record_id,
     time_key,
     utcnow,
 )
@@ -50,6 +52,11 @@ def check_limit(limit: int) -> int:
     return limit
 
 
+# A token is base64 of a key of at most a few hundred characters; anything longer is not one.
+MAX_PAGE_TOKEN = 4096
+_TOKEN_CHARS = re.compile(r"[A-Za-z0-9_-]+={0,2}")
+
+
 def encode_page_token(key: str) -> str:
     """Opaque page token: the last item's sort key. Stores page on a unique sortable key rather
     than cursors or offsets (which the Firestore emulator ignores and production bills for)."""
@@ -57,12 +64,27 @@ def encode_page_token(key: str) -> str:
 
 
 def decode_page_token(token: str) -> str:
+    """The key a page token carries; BadRequestError unless it is exactly what
+    :func:`encode_page_token` writes (a token is the caller's input: garbage, a truncated or
+    re-padded token, or one of unbounded length is refused, never read as a position).
+    Each listing then checks that the key is one of its own (:func:`time_id_page_key`)."""
+    if not token or len(token) > MAX_PAGE_TOKEN or not _TOKEN_CHARS.fullmatch(token):
+        raise BadRequestError("page_token is not valid")
     try:
         key = base64.urlsafe_b64decode(token.encode("ascii")).decode("utf-8")
     except (ValueError, UnicodeError) as exc:
         raise BadRequestError("page_token is not valid") from exc
-    if not key:  # a token is never empty: what decodes to nothing was not one of ours
+    # Empty: never one of ours. Not canonical: base64 decoding forgives what encoding never writes.
+    if not key or encode_page_token(key) != token:
         raise BadRequestError("page_token is not valid")
+    return key
+
+
+def time_id_page_key(page_token: str) -> str:
+    """The ``<time_key>|<id>`` key of a page token of a listing ordered by time then id
+    (proposals, the panel, the digest's window); BadRequestError for any other key."""
+    key = decode_page_token(page_token)
+    split_activity_key(key)
     return key
 
 
@@ -99,7 +121,7 @@ def matched_window_keys(since: datetime, until: datetime, page_token: str) -> tu
     """
     lower = f"{time_key(since)}|\uffff"
     if page_token:
-        lower = max(lower, decode_page_token(page_token))
+        lower = max(lower, time_id_page_key(page_token))
     return lower, f"{time_key(until)}|\uffff"
 
 
@@ -180,7 +202,7 @@ def proposal_window_keys(
     lower = _window_key("created_from", created_from)
     upper = _window_key("created_to", created_to)
     if page_token:
-        resume = decode_page_token(page_token)
+        resume = time_id_page_key(page_token)
         upper = resume if upper is None else min(upper, resume)
     return lower, upper
 
@@ -222,6 +244,8 @@ def apply_sync_change(state: SyncState, change: SyncStateChange) -> SyncState:
         value = getattr(change, name)
         if value is not None:
             update[name] = value
+    if change.header_problems_added:
+        update["header_problems"] = state.header_problems + change.header_problems_added
     if change.reset_history:
         update["history_id"] = change.history_id or 0
     elif change.history_id is not None:
@@ -414,7 +438,7 @@ def split_activity_key(key: str) -> tuple[datetime, str]:
         when = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
     except ValueError as exc:
         raise BadRequestError("page_token is not valid") from exc
-    if len(stamp) != 27 or not email_id:
+    if len(stamp) != 27 or not is_record_id(email_id):
         raise BadRequestError("page_token is not valid")
     return when, email_id
 
@@ -423,6 +447,4 @@ def activity_page_key(page_token: str) -> str:
     """The activity key a page token resumes below ("" for the first page)."""
     if not page_token:
         return ""
-    key = decode_page_token(page_token)
-    split_activity_key(key)
-    return key
+    return time_id_page_key(page_token)

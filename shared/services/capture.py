@@ -18,13 +18,22 @@ when behind. How:
 - **Match-only storage.** Every new message is fetched with ``format=metadata`` (the headers
   matching needs); only matched mail gets a second fetch for its body (``raw`` when small,
   else ``full``; attachments never). Unmatched mail keeps header metadata only.
+- **A decoded value is never re-read as structure.** Gmail hands metadata (and ``full``
+  headers) over already decoded, so a display name may now hold CR LF ``Bcc: ...`` or a NUL.
+  Such a value keeps only its valid ``<addr-spec>`` addresses, its names are dropped and the
+  email carries a header problem (counted in the mailbox's status); other headers are
+  flattened to one line. Matched mail fetched ``raw`` takes its headers from the raw bytes.
+- **Snippets are text.** Gmail's snippet is HTML-escaped (``We&#39;d``); it is unescaped once
+  here, and the email says so (``snippet_plain``), so nothing unescapes it twice.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import html
 import logging
+import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +41,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shared.domain.addresses import canonical_address
+from shared.domain.headers import angle_addr_specs, has_control
 from shared.domain.matching import Exclusions, Match, lookup_keys, match_participants
 from shared.domain.models import (
     CaptureProblem,
@@ -79,6 +89,10 @@ METADATA_HEADERS: tuple[str, ...] = (
 )
 NOT_CAPTURED_LABELS = frozenset({"DRAFT", "CHAT"})
 DELETED_LABELS = frozenset({"TRASH", "SPAM"})
+# A message id that gains one of these labels, or loses DRAFT, may have just become capturable
+# (a draft sent under its own id, mail moved into the inbox): the partial sync fetches it like a
+# new message if it was never sighted, and the fetch checks its labels again.
+BECAME_MAIL_LABELS = frozenset({"SENT", "INBOX"})
 BODY_LIMIT_BYTES = 512 * 1024
 # Below this Gmail size estimate the body is fetched as raw RFC 5322 (one parse, exact bytes);
 # above it as ``full``, whose attachment parts come without their data.
@@ -88,6 +102,11 @@ EXCLUSIONS_SETTING = "exclusions"
 BACKFILL_DAYS_SETTING = "backfill_horizon_days"
 DEFAULT_BACKFILL_DAYS = 365
 COVERAGE_QUERY = "newer_than:2d -in:chats -in:drafts"
+# Headers whose decoded value the parser reads as an address list.
+ADDRESS_HEADER_NAMES = frozenset({"from", "sender", "reply-to", "to", "cc", "bcc"})
+# A local copy of ``headers._flatten``'s pattern (that module is another change's): controls,
+# including U+2028/U+2029, and the whitespace around them become one space.
+_CONTROL_RUNS = re.compile(r"[\s\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 RECONCILE_EVERY = timedelta(days=7)
 
 
@@ -163,6 +182,8 @@ class Capture:
             if message is None:
                 continue
             if NOT_CAPTURED_LABELS & set(message.get("labelIds", [])):
+                # Labels as of this fetch, not as of the history record that named the id: a
+                # draft is never stored, whichever record made capture look at it.
                 report.skipped += 1
                 continue
             prepared.append((message, parse_message(header_block(message))))
@@ -235,33 +256,39 @@ class Capture:
     ) -> None:
         """The writes of one message, sighting last (see the module docstring)."""
         # With the raw message in hand, its own headers are the better source: Gmail's metadata
-        # values come decoded, which can split an encoded display name holding a comma.
-        headers = body if body is not None and body.from_ else parsed
-        email = build_email(self._email_id(message, parsed), message, headers)
+        # values come decoded, which can split an encoded display name holding a comma. The
+        # ``full`` format's headers are decoded values too: ``full_to_mime`` made them safe.
+        from_body = body is not None and bool(body.from_)
+        headers = body if body is not None and from_body else parsed
+        notes = decoded_header_notes(message, read_from_raw=from_body)
+        email = build_email(self._email_id(message, parsed), message, headers, notes=notes)
         stored = self.store.get_email(email.id)
+        snippet = plain_snippet(message)
         if found:
             if body is not None:
-                email = with_body(email, message.get("snippet", ""), body)
+                email = with_body(email, snippet, body)
             elif stored is not None and (stored.body or stored.snippet):
-                email = email.model_copy(
-                    update={
-                        "snippet": stored.snippet,
-                        "body": stored.body,
-                        "body_truncated": stored.body_truncated,
-                    }
-                )
+                email = email.model_copy(update=_stored_text(stored))
             else:
-                email = email.model_copy(update={"snippet": message.get("snippet", "")})
+                email = email.model_copy(update={"snippet": snippet})
         elif stored is not None and stored.matched:
             # Matched through another mailbox's view (or a re-match): keep what it stored.
-            email = email.model_copy(
-                update={
-                    "snippet": stored.snippet,
-                    "body": stored.body,
-                    "body_truncated": stored.body_truncated,
-                }
-            )
+            email = email.model_copy(update=_stored_text(stored))
         self.store.upsert_email(email)
+        if email.header_problems and (stored is None or not stored.header_problems):
+            # Counted once per email, by the mailbox that stored it first with its problem.
+            logger.warning(
+                "header problem: a decoded header held control characters",
+                extra={
+                    "fields": {
+                        "event": "header_problem",
+                        "mailbox": self.account.address,
+                        "gmail_id": message["id"],
+                        "problems": len(email.header_problems),
+                    }
+                },
+            )
+            self.store.update_sync_state(self.account.id, SyncStateChange(header_problems_added=1))
         # Additive only: another mailbox's run must never undo links; unlinking is the
         # re-match job's, which looks at the email as a whole.
         apply_matches(
@@ -299,6 +326,16 @@ class Capture:
         if gmail_id in self.problem_ids:
             self.store.clear_capture_problem(self.account.id, gmail_id)
             self.problem_ids.discard(gmail_id)
+
+
+def _stored_text(stored: Email) -> dict[str, Any]:
+    """The text fields of a stored email, to keep when this capture brings none of its own."""
+    return {
+        "snippet": stored.snippet,
+        "snippet_plain": stored.snippet_plain,
+        "body": stored.body,
+        "body_truncated": stored.body_truncated,
+    }
 
 
 def match_many(
@@ -370,7 +407,14 @@ def with_body(email: Email, snippet: str, body: ParsedMessage) -> Email:
     truncated = len(encoded) > BODY_LIMIT_BYTES
     if truncated:
         text = encoded[:BODY_LIMIT_BYTES].decode("utf-8", "ignore")
-    return email.model_copy(update={"snippet": snippet, "body": text, "body_truncated": truncated})
+    return email.model_copy(
+        update={
+            "snippet": snippet,
+            "snippet_plain": True,
+            "body": text,
+            "body_truncated": truncated,
+        }
+    )
 
 
 def load_exclusions(store: Store) -> Exclusions:
@@ -391,14 +435,72 @@ def header_value(message: GmailMessage, name: str) -> str:
     return ""
 
 
+def plain_snippet(message: GmailMessage) -> str:
+    """Gmail's snippet as text: Gmail sends it HTML-escaped (``We&#39;d``); unescaped once."""
+    return html.unescape(str(message.get("snippet", "")))
+
+
+def one_line(text: str) -> str:
+    """The text with every run of control characters (and whitespace around them) as one space."""
+    return _CONTROL_RUNS.sub(" ", text).strip()
+
+
+def decoded_header(name: str, value: str) -> tuple[str, str]:
+    """A header value Gmail decoded, made safe to hand to the parser again, and the problem
+    found in it ("" if none).
+
+    A value without control characters is as it came. One with them was shaped by the
+    sender's display-name text (decoded encoded words): an address header keeps only its
+    valid ``<addr-spec>`` addresses and drops the names (no address is ever read out of name
+    text, and none is made up: with none left the header is empty); any other header becomes
+    one line.
+    """
+    if not has_control(value):
+        return value, ""
+    if name.strip().lower() in ADDRESS_HEADER_NAMES:
+        kept = angle_addr_specs(value)
+        safe = ", ".join(f"<{address}>" for address in kept)
+        return safe, (
+            f"{name}: held control characters; kept only its {len(kept)} <address>"
+            f" value(s), display names dropped"
+        )
+    return one_line(value), f"{name}: held control characters; flattened to one line"
+
+
+def decoded_headers(headers: Iterable[dict[str, Any]]) -> tuple[list[tuple[str, str]], list[str]]:
+    """Gmail's decoded header values (metadata, or a ``full`` payload's) as safe
+    ``(name, value)`` pairs, and the problems found in them."""
+    pairs: list[tuple[str, str]] = []
+    notes: list[str] = []
+    for header in headers:
+        name = one_line(str(header.get("name", ""))).replace(" ", "").rstrip(":")
+        if not name:
+            continue
+        value, note = decoded_header(name, str(header.get("value", "")))
+        pairs.append((name, value))
+        if note and note not in notes:
+            notes.append(note)
+    return pairs, notes
+
+
+def decoded_header_notes(message: GmailMessage, *, read_from_raw: bool = False) -> list[str]:
+    """The problems of a message's metadata header values (see ``decoded_header``); with
+    ``read_from_raw``, noted as such (the headers were taken from the raw message instead)."""
+    headers = message.get("payload", {}).get("headers", [])
+    if not read_from_raw:
+        return decoded_headers(headers)[1]
+    names = [str(h.get("name", "")) for h in headers if has_control(str(h.get("value", "")))]
+    return [
+        f"{one_line(name)}: held control characters once decoded; read from the raw message"
+        for name in dict.fromkeys(names)
+    ]
+
+
 def header_block(message: GmailMessage) -> bytes:
-    """The message's metadata headers as an RFC 5322 header block, for the one parser."""
-    lines = []
-    for header in message.get("payload", {}).get("headers", []):
-        name = str(header.get("name", "")).strip()
-        value = str(header.get("value", "")).replace("\r", " ").replace("\n", " ")
-        if name:
-            lines.append(f"{name}: {value}")
+    """The message's metadata headers as an RFC 5322 header block, for the one parser (each
+    value made safe first: ``decoded_header``)."""
+    pairs, _ = decoded_headers(message.get("payload", {}).get("headers", []))
+    lines = [f"{name}: {value}" for name, value in pairs]
     return ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8", "surrogateescape")
 
 
@@ -428,10 +530,12 @@ def full_to_mime(message: GmailMessage) -> bytes:
     payload = message.get("payload", {})
     walk(payload)
     preferred = next((t for t in texts if t[0] == "text/plain"), texts[0] if texts else None)
+    # The payload's header values are decoded like metadata's: made safe the same way.
+    pairs, _ = decoded_headers(payload.get("headers", []))
     headers = [
-        f"{h['name']}: {h['value']}"
-        for h in payload.get("headers", [])
-        if str(h.get("name", "")).lower() not in ("content-type", "content-transfer-encoding")
+        f"{name}: {value}"
+        for name, value in pairs
+        if name.lower() not in ("content-type", "content-transfer-encoding")
     ]
     if preferred is None:
         return ("\r\n".join(headers) + "\r\n\r\n").encode("utf-8", "replace")
@@ -471,27 +575,56 @@ def email_participants(email: Email) -> list[tuple[MatchHeader, Mailbox]]:
     )
 
 
-def build_email(email_id: str, message: GmailMessage, parsed: ParsedMessage) -> Email:
-    """The email's header record (no body): what every captured message keeps."""
+def build_email(
+    email_id: str,
+    message: GmailMessage,
+    parsed: ParsedMessage,
+    *,
+    notes: Sequence[str] = (),
+) -> Email:
+    """The email's header record (no body): what every captured message keeps. ``notes``: the
+    problems found in the decoded values it was parsed from. No stored name or subject holds
+    a control character (a raw message's encoded words may decode to some): they are made one
+    line here and noted."""
     written = set(parsed.participant_addresses)
     # Canonical forms too, so a re-match by a contact's (canonical) address finds the mail.
     searchable = sorted(written | {canonical_address(a) for a in written})
+    problems = list(notes)
+
+    def flat(header: str, mailboxes: Sequence[Mailbox]) -> list[Mailbox]:
+        kept = []
+        for mailbox in mailboxes:
+            if has_control(mailbox.name):
+                mailbox = mailbox.model_copy(update={"name": one_line(mailbox.name)})
+                note = f"{header}: a display name held control characters; made one line"
+                if note not in problems:
+                    problems.append(note)
+            kept.append(mailbox)
+        return kept
+
+    senders = flat("From", parsed.from_)
+    subject = parsed.subject
+    if has_control(subject):
+        subject = one_line(subject)
+        problems.append("Subject: held control characters; flattened to one line")
     return Email(
         id=email_id,
         message_id=parsed.message_id or "",
         in_reply_to=parsed.in_reply_to or "",
         references=list(parsed.references),
-        subject=parsed.subject,
-        sender=parsed.sender,
-        reply_to=list(parsed.reply_to),
-        to=list(parsed.to),
-        cc=list(parsed.cc),
-        bcc=list(parsed.bcc),
+        subject=subject,
+        sender=senders[0] if senders else None,
+        reply_to=flat("Reply-To", parsed.reply_to),
+        to=flat("To", parsed.to),
+        cc=flat("Cc", parsed.cc),
+        bcc=flat("Bcc", parsed.bcc),
         date=parsed.date or internal_date(message),
         size=int(message.get("sizeEstimate", 0) or 0),
         participant_addresses=searchable,
         participant_domains=list(parsed.participant_domains),
         is_bulk=parsed.is_bulk,
+        header_problems=list(dict.fromkeys(problems)),
+        snippet_plain=True,
     )
 
 
@@ -669,11 +802,21 @@ def _partial_sync(
             for item in record.get("messagesDeleted", []):
                 soft_delete.append(item["message"]["id"])
             for item in record.get("labelsAdded", []):
-                if DELETED_LABELS & set(item.get("labelIds", [])):
+                labels = set(item.get("labelIds", []))
+                if DELETED_LABELS & labels:
                     soft_delete.append(item["message"]["id"])
+                if BECAME_MAIL_LABELS & labels:
+                    added.append(item["message"]["id"])
             for item in record.get("labelsRemoved", []):
-                if DELETED_LABELS & set(item.get("labelIds", [])):
+                labels = set(item.get("labelIds", []))
+                if DELETED_LABELS & labels:
                     restore.append(item["message"]["id"])
+                if "DRAFT" in labels:
+                    # A draft sent under its own message id (Gmail's other shape of a send is
+                    # a new id in messagesAdded, above).
+                    added.append(item["message"]["id"])
+        # Ids already sighted are skipped without a fetch; the rest are fetched and their
+        # labels checked then, so an auto-saved draft (a new id per save) stores nothing.
         report.add(capture.ingest(added))
         for gid in soft_delete:
             store.set_sighting_deleted(account.id, gid, True)

@@ -28,6 +28,7 @@ from typing import Any, Generic, TypeVar, cast
 from pydantic import TypeAdapter, ValidationError
 
 from shared.domain.crm import (
+    MAX_NAME,
     REFERENCES,
     ContactInput,
     CrmInput,
@@ -53,11 +54,12 @@ from shared.domain.models import (
     Investor,
     Organization,
     RecordId,
+    is_record_id,
     normalize_address,
     normalize_domain,
 )
 from shared.domain.store_rules import decode_page_token, encode_page_token
-from shared.errors import BadRequestError, ConflictError, NotFoundError
+from shared.errors import BadRequestError, ConflictError, NotFoundError, TooLargeError
 from shared.ports import Queue, Store
 from shared.services.capture import EXCLUSIONS_SETTING
 from shared.services.rematch import job_guard_id, queue_rematch, rematch_keys
@@ -353,7 +355,7 @@ def upsert_batch(
     """All or nothing: every item is validated first, and one bad item refuses the batch (400
     naming each bad item as ``items.<index>.<field>``)."""
     if len(items) > MAX_BATCH:
-        raise BadRequestError(f"items: at most {MAX_BATCH} records a request")
+        raise TooLargeError(f"items: at most {MAX_BATCH} records a request: split it")
     planner = _Planner(store, kind)
     planner.prefetch(items)
     plans: list[_Plan[R]] = []
@@ -529,6 +531,10 @@ def list_investors(
     return page, token
 
 
+# A name's casefold may be longer than the name (ß -> ss), never three times as long.
+MAX_NAME_KEY = 3 * MAX_NAME
+
+
 def _encode_after(key: tuple[str, str]) -> str:
     return encode_page_token(json.dumps(list(key)))
 
@@ -540,7 +546,14 @@ def _decode_after(token: str) -> tuple[str, str] | None:
         value = json.loads(decode_page_token(token))
     except ValueError:
         value = None
-    if not (isinstance(value, list) and len(value) == 2 and all(isinstance(v, str) for v in value)):
+    # The last (name_key, id) given: a name's key and an id a record can have, nothing else.
+    if not (
+        isinstance(value, list)
+        and len(value) == 2
+        and all(isinstance(v, str) for v in value)
+        and len(value[0]) <= MAX_NAME_KEY
+        and is_record_id(value[1])
+    ):
         raise BadRequestError("page_token is not valid")
     return value[0], value[1]
 
@@ -574,7 +587,7 @@ def set_exclusions(
     except ValueError as exc:
         raise BadRequestError(str(exc)) from None
     if max(map(len, wanted)) > MAX_EXCLUSIONS:
-        raise BadRequestError(f"at most {MAX_EXCLUSIONS} addresses and {MAX_EXCLUSIONS} domains")
+        raise TooLargeError(f"at most {MAX_EXCLUSIONS} addresses and {MAX_EXCLUSIONS} domains")
     entries = exclusion_entries(*wanted)
     seen: list[Any] = []
 

@@ -297,6 +297,44 @@ def request_resync(
 
 
 @dataclass(frozen=True)
+class CaptureStarted:
+    """A new or resumed mailbox after ``start_capture``: the record (with its watch's
+    expiration when one started), and what was asked of the queue and of Gmail."""
+
+    account: EmailAccount
+    sync_requested: bool
+    watch_started: bool
+    watch_error: str
+
+
+def start_capture(
+    store: Store,
+    account_id: str,
+    *,
+    queue: Queue | None,
+    gmail_for: Callable[[str], GmailClient],
+    watch_topic: str,
+    request_sync: bool = True,
+) -> CaptureStarted:
+    """Start a mailbox's capture now, not at the next five-minute poll and daily watch renewal:
+    ask for its sync (its first full sync, for a new one) unless ``request_sync`` is False (the
+    caller already did), and start its Gmail watch when a topic is configured (without one the
+    poll does the work). A paused mailbox (an inactive owner's) starts nothing; its resume
+    does. A failed watch start is logged and returned, never raised (the renewal retries)."""
+    account = get_mailbox(store, account_id)
+    requested = False
+    if request_sync and queue is not None:
+        requested = sync.request_sync_of_address(store, queue, account.address) is not None
+    started = watch.start_watch(store, gmail_for, account, topic=watch_topic)
+    return CaptureStarted(
+        account=get_mailbox(store, account_id) if started.started else account,
+        sync_requested=requested,
+        watch_started=started.started,
+        watch_error=started.error,
+    )
+
+
+@dataclass(frozen=True)
 class Offboarded:
     account: EmailAccount
     already_offboarded: bool

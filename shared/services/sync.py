@@ -212,10 +212,12 @@ def run_sync(
             account = _start_run(store, account.id, now)
         except NotFoundError:
             return RunOutcome(request.account_id, False, "mailbox offboarded")
-        capture = Capture(
-            store=store, gmail=gmail_for(account.address), account=account, now=lambda: now
-        )
         try:
+            # Building the client reads the Gmail key: a broken one is a configuration error
+            # of this mailbox's run like a missing scope, shown in its status.
+            capture = Capture(
+                store=store, gmail=gmail_for(account.address), account=account, now=lambda: now
+            )
             result = run_capture(
                 capture, deadline=clock() + budget_s, coverage=request.coverage, clock=clock
             )

@@ -1,12 +1,15 @@
-"""Gmail push subscriptions (``users.watch``): renewed daily for every active mailbox."""
+"""Gmail push subscriptions (``users.watch``): renewed daily for every active mailbox, and
+started at once for a mailbox just added or resumed (``start_watch``)."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from shared import events
+from shared.domain.models import EmailAccount
 from shared.errors import AppError, ConfigurationError
 from shared.ports import GmailClient, Store, SyncStateChange
 
@@ -60,3 +63,44 @@ def stop_watch(gmail_for: Callable[[str], GmailClient], address: str) -> str:
         )
         return exc.message
     return ""
+
+
+@dataclass(frozen=True)
+class WatchStart:
+    """Whether ``start_watch`` watched the mailbox, and why not when it tried and failed."""
+
+    started: bool
+    error: str = ""
+
+
+def start_watch(
+    store: Store,
+    gmail_for: Callable[[str], GmailClient],
+    account: EmailAccount,
+    *,
+    topic: str,
+) -> WatchStart:
+    """Watch one mailbox now, so a new or resumed mailbox gets pushes before the next daily
+    renewal. No topic: nothing is watched and the five-minute poll does the work (not an
+    error). A failure is logged under ``watch_failed`` and returned, never raised: adding or
+    resuming the mailbox stands, and the daily renewal tries again."""
+    if not topic or account.paused or account.deleted:
+        return WatchStart(started=False)
+    try:
+        answer = gmail_for(account.address).watch(topic=topic)
+    except Exception as exc:  # a watch must never fail the add or resume that asked for it
+        reason = exc.message if isinstance(exc, AppError) else type(exc).__name__
+        logger.error(
+            "watch start failed",
+            extra={
+                "fields": {
+                    "event": events.WATCH_FAILED,
+                    "mailbox": account.address,
+                    "reason": reason,
+                }
+            },
+        )
+        return WatchStart(started=False, error=reason)
+    expiration = datetime.fromtimestamp(int(answer["expiration"]) / 1000, tz=UTC)
+    store.update_sync_state(account.id, SyncStateChange(watch_expiration=expiration))
+    return WatchStart(started=True)

@@ -679,6 +679,79 @@ class TestEmails:
             ids(addresses=["jane@acme.example"], domains=["beta.example"], after_id=both[-1]) == []
         )
 
+    def test_list_emails_pages_through_every_email_by_id(self, store: Store) -> None:
+        emails = [make_email(f"p{i}@page.example") for i in range(5)]
+        for email in emails:
+            store.upsert_email(email)
+        every = sorted(e.id for e in emails)
+        assert [e.id for e in store.list_emails()] == every
+        seen: list[str] = []
+        after = ""
+        while page := store.list_emails(limit=2, after_id=after):
+            assert len(page) <= 2
+            seen += [e.id for e in page]
+            after = page[-1].id
+        assert seen == every
+        assert store.list_emails(after_id=every[-1]) == []
+        with pytest.raises(BadRequestError):
+            store.list_emails(limit=0)
+
+    def test_update_email_changes_it_in_place_and_keeps_what_the_store_derives(
+        self, store: Store
+    ) -> None:
+        account = EmailAccount.new(f"{uid('box')}@fund.example")
+        store.add_email_account(account)
+        email = make_email("jane@acme.example", subject="Hello", snippet="We&#39;d like")
+        store.upsert_email(email)
+        store.record_sighting(Sighting.new(account.id, "g1", email.id))
+        store.link_email_to_investor(make_link(email.id, "inv-1"))
+        linked = store.get_email(email.id)
+        assert linked is not None and linked.matched
+
+        updated = store.update_email(
+            email.id,
+            lambda e: e.model_copy(
+                update={
+                    "snippet": "We'd like",
+                    "snippet_plain": True,
+                    "sender": Mailbox(address="zoe@zeta.example"),
+                    "participant_addresses": ["zoe@zeta.example"],
+                    "participant_domains": ["zeta.example"],
+                    # Denormalised: the store's, never the caller's.
+                    "matched": False,
+                    "investor_ids": [],
+                    "live_account_ids": [],
+                }
+            ),
+        )
+
+        assert updated is not None
+        again = store.get_email(email.id)
+        assert again == updated
+        assert (again.snippet, again.snippet_plain) == ("We'd like", True)
+        assert again.matched and again.investor_ids == ["inv-1"]
+        assert again.live_account_ids == [account.id]
+        assert again.first_seen_at == linked.first_seen_at
+        # The participant look-up follows the rewritten addresses.
+        assert store.find_emails_by_participants(addresses=["jane@acme.example"]) == []
+        found = store.find_emails_by_participants(addresses=["zoe@zeta.example"])
+        assert [e.id for e in found] == [email.id]
+
+    def test_update_email_without_a_change_or_of_an_unknown_email_writes_nothing(
+        self, store: Store
+    ) -> None:
+        email = make_email("jane@acme.example")
+        store.upsert_email(email)
+        before = store.get_email(email.id)
+        assert store.update_email(email.id, lambda e: None) == before
+        assert store.get_email(email.id) == before
+        assert store.update_email(email_id_for("<nope@x>"), lambda e: e) is None
+        assert store.get_email(email_id_for("<nope@x>")) is None
+        with pytest.raises(ValueError, match="id"):
+            store.update_email(
+                email.id, lambda e: e.model_copy(update={"id": email_id_for("<o@x>")})
+            )
+
 
 # -- proposals and activities ------------------------------------------------------------------
 
@@ -816,8 +889,19 @@ class TestProposals:
         with pytest.raises(BadRequestError):
             store.list_proposals(page_token="%%%not-base64%%%")
         # A well-formed token past the end simply yields nothing.
-        token = base64.urlsafe_b64encode(b"0000|").decode()
+        token = base64.urlsafe_b64encode(b"0001-01-01T00:00:00.000000Z|p1").decode()
         assert store.list_proposals(page_token=token).items == []
+
+    @pytest.mark.parametrize(
+        "key", [b"0000|", b"zzz", b'["zeta", "inv-1"]', b"2024-06-03T10:00:00.000000Z|a/b"]
+    )
+    def test_a_forged_page_token_is_no_cursor(self, store: Store, key: bytes) -> None:
+        """Base64 of a key no listing writes: refused, not read as a position."""
+        token = base64.urlsafe_b64encode(key).decode()
+        with pytest.raises(BadRequestError):
+            store.list_proposals(page_token=token)
+        with pytest.raises(BadRequestError):
+            store.list_emails_matched_between(T0, T0 + timedelta(days=1), page_token=token)
 
 
 # -- settings, guards, audit -------------------------------------------------------------------

@@ -19,6 +19,7 @@ from shared.ports import GmailClient
 WRITE_METHODS = frozenset(
     {
         "upsert_email",
+        "update_email",
         "record_sighting",
         "set_sighting_deleted",
         "link_email_to_investor",

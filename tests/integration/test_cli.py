@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from sandbox.scenario import TEAM, seed_crm
 from shared.adapters.sqlite_store import SqliteStore
-from shared.domain.models import Role
+from shared.domain.models import Email, Role, email_id_for
+from tests.integration.decoded_headers_support import ZOE_NUL, raw_message, write_old_row
+from tests.integration.gmail_support import gmail_world
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def run_cli(db: Path, *args: str, **settings: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "CRM_SQLITE_PATH": str(db), "PYTHONPATH": str(ROOT), **settings}
+def run_cli(
+    db: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, **(env or {}), "CRM_SQLITE_PATH": str(db), "PYTHONPATH": str(ROOT)}
     return subprocess.run(
         [sys.executable, "-m", "shared.cli", *args],
         env=env,
@@ -39,9 +46,62 @@ def test_bootstrap_admin_creates_the_first_admin_only(tmp_path: Path) -> None:
 def test_bootstrap_admin_outside_the_team_domains_is_refused(tmp_path: Path) -> None:
     db = tmp_path / "crm.sqlite3"
     for outsider in ("eve@evil.example", "eve@sub.fund.example", "eve@fund.example.evil"):
-        refused = run_cli(db, "bootstrap-admin", outsider, CRM_TEAM_DOMAINS="fund.example")
+        refused = run_cli(db, "bootstrap-admin", outsider, env={"CRM_TEAM_DOMAINS": "fund.example"})
         assert refused.returncode == 1
         assert "outside the fund's domains (fund.example, from CRM_TEAM_DOMAINS)" in refused.stderr
     assert SqliteStore(db).list_users() == []
-    ok = run_cli(db, "bootstrap-admin", "ada@fund.example", CRM_TEAM_DOMAINS="fund.example")
+    ok = run_cli(
+        db, "bootstrap-admin", "ada@fund.example", env={"CRM_TEAM_DOMAINS": "fund.example"}
+    )
     assert ok.returncode == 0, ok.stderr
+
+
+def test_repair_snippets_unescapes_old_rows_once_and_resumes(tmp_path: Path) -> None:
+    db = tmp_path / "crm.sqlite3"
+    store = SqliteStore(db)
+    old = Email(id=email_id_for("<old.1@zeta.vc>"), snippet="We&#39;d &amp;amp; more")
+    done = Email(id=email_id_for("<new.1@zeta.vc>"), snippet="Tom &amp; Jerry", snippet_plain=True)
+    for email in (old, done):
+        store.upsert_email(email)
+    store.close()
+
+    first = run_cli(db, "repair-snippets", "--max-pages", "1")
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.startswith("repair-snippets: ")  # continues or done, by page size
+    rest = run_cli(db, "repair-snippets")
+    assert rest.returncode == 0, rest.stderr
+    assert "repair-snippets: done" in rest.stdout
+    assert "marked 1" in rest.stdout  # in all: the old row only
+    again = run_cli(db, "repair-snippets")
+    assert "already done" in again.stdout
+    snippets = {e.id: e.snippet for e in SqliteStore(db).list_emails()}
+    assert snippets == {old.id: "We'd &amp; more", done.id: "Tom &amp; Jerry"}
+
+
+def test_repair_participants_refetches_through_the_configured_gmail(tmp_path: Path) -> None:
+    db = tmp_path / "crm.sqlite3"
+    store = SqliteStore(db)
+    scenario = seed_crm(store)
+    with gmail_world() as world:
+        for address in TEAM:
+            world.sandbox.add_mailbox(address)
+        when = datetime.now(UTC) - timedelta(hours=1)
+        raw = raw_message("<nul.5@zeta.vc>", sender=ZOE_NUL, to=TEAM[0], date=when)
+        gmail_id = world.sandbox.add_message(TEAM[0], raw, internal_date=when)
+        old = write_old_row(store, world.gmail_for(TEAM[0]), scenario.accounts[0].id, gmail_id)
+        assert not old.matched
+        store.close()
+        env = {
+            "CRM_GMAIL_API_ENDPOINT": world.base_url,
+            "CRM_GMAIL_KEY_SECRET": "gmail-key",
+            "CRM_SECRET_GMAIL_KEY": json.dumps(world.key_info),
+        }
+
+        result = run_cli(db, "repair-participants", env=env)
+
+    assert result.returncode == 0, result.stderr
+    assert "repair-participants: done" in result.stdout
+    assert "refetched 1" in result.stdout and "repaired 1" in result.stdout
+    email = SqliteStore(db).get_email(old.id)
+    assert email is not None and email.matched
+    assert email.sender is not None and email.sender.name == "Zoe"

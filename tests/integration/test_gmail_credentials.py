@@ -9,6 +9,7 @@ The runtime's "ADC" is a plain bearer-token credential, which is all IAM needs f
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -27,6 +28,7 @@ from shared.adapters.gmail_credentials import (
     DelegatedCredentials,
     RedirectingRequest,
     delegated_credentials,
+    parse_key_secret,
 )
 from shared.errors import ConfigurationError
 
@@ -306,3 +308,36 @@ def test_threads_share_one_token_refresh(sandbox: GmailSandbox, server: Any) -> 
 
     assert len(sandbox.oauth.tokens) - before == 1
     assert len({h["authorization"] for h in headers}) == 1
+
+
+def _key_secret_texts(info: dict[str, Any]) -> list[str]:
+    """What an operator may have put in the key's secret by mistake, each holding key material."""
+    text = json.dumps(info)
+    return [
+        text[: len(text) // 2],  # cut short: not JSON
+        info["private_key"],  # the PEM alone
+        json.dumps([info]),  # JSON, not an object
+        json.dumps(dict(info, private_key=12345)),  # an object whose key is not text
+        json.dumps(dict(info, client_email=["x"])),  # fields of the wrong type
+        "",  # empty
+    ]
+
+
+def _credentials_from_secret(text: str) -> DelegatedCredentials:
+    """What the wiring does with the key secret's value."""
+    key_info = parse_key_secret(text, secret="gmail-dwd-key")
+    return delegated_credentials(MAILBOX, [SCOPE_READONLY], key_info=key_info)
+
+
+def test_a_key_secret_that_is_no_key_json_is_a_configuration_error_in_words(
+    sandbox: GmailSandbox,
+) -> None:
+    info = sandbox.service_account_info()
+    for text in _key_secret_texts(info):
+        with pytest.raises(ConfigurationError) as caught:
+            _credentials_from_secret(text)
+        message = str(caught.value)
+        assert caught.value.__cause__ is None or "PRIVATE" not in str(caught.value.__cause__)
+        assert_no_secret(message, sandbox)
+        assert info["private_key"][40:80] not in message
+        assert "key" in message.lower()

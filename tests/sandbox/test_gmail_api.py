@@ -234,6 +234,51 @@ def test_history_pages_oldest_first_and_404_after_expiry(env: Env) -> None:
     assert [int(r["id"]) for r in still["history"]] == history_ids[4:]
 
 
+def _history_since(gmail: Any, start: str) -> list[tuple[str, str, list[str]]]:
+    """(kind, message id, labels named by the record) for every record after ``start``."""
+    page = gmail.users().history().list(userId="me", startHistoryId=start).execute()
+    shapes = []
+    for record in page.get("history", []):
+        for kind in ("messagesAdded", "messagesDeleted", "labelsAdded", "labelsRemoved"):
+            for item in record.get(kind, []):
+                labels = item.get("labelIds") or item["message"].get("labelIds", [])
+                shapes.append((kind, item["message"]["id"], list(labels)))
+    return shapes
+
+
+def test_auto_saved_drafts_and_both_shapes_of_a_send_show_in_history(env: Env) -> None:
+    sandbox = env.sandbox
+    gmail = env.gmail()
+    start = gmail.users().getProfile(userId="me").execute()["historyId"]
+    raw = make_mail("Follow-up", sender=ADA, to="investor@lp.example")
+    first = sandbox.save_draft(ADA, raw)
+    second = sandbox.save_draft(ADA, raw, replaces=first)
+    sent = sandbox.send_draft(ADA, second, as_new_message=True)
+    assert len({first, second, sent}) == 3
+    assert _history_since(gmail, start) == [
+        ("messagesAdded", first, ["DRAFT"]),
+        ("messagesAdded", second, ["DRAFT"]),
+        ("messagesDeleted", first, ["DRAFT"]),
+        ("messagesAdded", sent, ["SENT"]),
+        ("messagesDeleted", second, ["DRAFT"]),
+    ]
+    assert sandbox.message_ids(ADA) == [sent]
+    assert sandbox.thread_of(ADA, sent) == first  # the draft's thread, kept across saves
+    assert sandbox.sends == []  # the user's send is not a messages.send by the product
+
+    middle = gmail.users().getProfile(userId="me").execute()["historyId"]
+    draft = sandbox.save_draft(ADA, make_mail("Second", sender=ADA))
+    assert sandbox.send_draft(ADA, draft, as_new_message=False) == draft
+    assert _history_since(gmail, middle) == [
+        ("messagesAdded", draft, ["DRAFT"]),
+        ("labelsAdded", draft, ["SENT"]),
+        ("labelsRemoved", draft, ["DRAFT"]),
+    ]
+    assert sandbox.labels_of(ADA, draft) == ["SENT"]
+    with pytest.raises(KeyError):
+        sandbox.send_draft(ADA, draft, as_new_message=True)  # no longer a draft
+
+
 def test_every_corpus_message_is_served_in_every_format(env: Env) -> None:
     paths = sorted(p for p in SHARED_CORPUS.glob("*.eml"))
     if not paths:
