@@ -21,7 +21,6 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
-from pathlib import Path
 
 import pytest
 
@@ -205,6 +204,18 @@ DRAFT_HEADERS = {
 }
 
 
+DIGEST_HEADERS = {
+    "from",
+    "to",
+    "subject",
+    "date",
+    "message-id",
+    "auto-submitted",
+    "mime-version",
+    "content-type",
+}
+
+
 class HostileWorld:
     """The seeded fund, Mal a contact of its investor, and Mal's mail captured in Ada's box."""
 
@@ -302,7 +313,8 @@ def assert_clean_header_section(raw: bytes, key: str) -> None:
     head = header_section(raw)
     unfolded = head.replace(b"\r\n ", b" ").replace(b"\r\n\t", b" ")
     lines = unfolded.split(b"\r\n")
-    assert all(b"\r" not in line and b"\n" not in line and b"\x00" not in line for line in lines)
+    assert all(b"\r" not in line and b"\n" not in line for line in lines), key
+    assert b"\x00" not in head, key
     assert not any(line.lower().startswith(b"bcc") for line in lines), key
     assert b"\xe2\x80\xa8" not in head, key
 
@@ -364,7 +376,7 @@ def test_captured_hostile_mail_is_stored_as_safe_header_text(hostile: HostileWor
 
 
 def test_the_digest_of_hostile_mail_goes_to_the_admins_with_its_own_headers(
-    hostile: HostileWorld, tmp_path: Path
+    hostile: HostileWorld,
 ) -> None:
     digest = build_digest(hostile.store, hostile.since, hostile.until, None)
     hostile.world.sandbox.allow_send_to([ADA])
@@ -378,7 +390,12 @@ def test_the_digest_of_hostile_mail_goes_to_the_admins_with_its_own_headers(
             )
             return GmailSender(credentials, hostile.world.base_url)
 
-        for subject in (digest.subject, b(q(f"Digest\r\nBcc: {EVIL}")), "Digest\x00\u2028x"):
+        subjects = {
+            digest.subject: digest.subject,
+            b(q(f"Digest\r\nBcc: {EVIL}")): f"Digest Bcc: {EVIL}",
+            "Digest\x00\u2028x": "Digest x",
+        }
+        for subject in subjects:
             send_digest(
                 hostile.store, [ADA], subject, digest.text, digest.html,
                 gmail_sender_for=gmail_sender_for, smtp=None,
@@ -388,14 +405,13 @@ def test_the_digest_of_hostile_mail_goes_to_the_admins_with_its_own_headers(
                 gmail_sender_for=None, smtp=smtp,
             )  # fmt: skip
         raws = [s.raw for s in hostile.world.sandbox.sends] + [m.data for m in sink.messages]
+        assert [m.rcpt_tos for m in sink.messages] == [(ADA,)] * 3
     assert len(raws) == 6
+    assert [read_back(raw)["Subject"] for raw in raws] == [*subjects.values()] * 2
     for raw in raws:
         assert_clean_header_section(raw, "digest")
         message = read_back(raw)
-        assert sorted(n.lower() for n in message) == sorted(
-            {"from", "to", "subject", "date", "message-id", "auto-submitted", "mime-version"}
-            | {"content-type"}
-        )
+        assert sorted(n.lower() for n in message) == sorted(DIGEST_HEADERS)
         assert recipients(message, "To") == [("", ADA)]
         assert recipients(message, "From") == [("", ADA)]
         assert message.defects == []
