@@ -48,7 +48,7 @@ def test_the_write_policy_turns_the_stdlib_guard_on_only_where_it_exists() -> No
     policy = write_policy()
     assert policy.linesep == "\r\n"
     if hasattr(email.policy.SMTP, "verify_generated_headers"):
-        assert policy.verify_generated_headers is True  # type: ignore[attr-defined]
+        assert policy.verify_generated_headers is True
     else:
         assert policy is email.policy.SMTP
 
