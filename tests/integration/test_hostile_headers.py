@@ -18,14 +18,19 @@ import email
 import email.policy
 import re
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
+from pathlib import Path
 
 import pytest
+import requests
 
+from embedded.stack import Stack, local_stack
 from sandbox.scenario import TEAM, Scenario, seed_crm
 from sandbox.smtp_sink import SmtpSink
+from shared import wiring
 from shared.adapters.gmail_credentials import SCOPE_COMPOSE, delegated_credentials
 from shared.adapters.gmail_drafts import GmailDraftsClient
 from shared.adapters.gmail_send import GmailSender
@@ -419,3 +424,73 @@ def test_the_digest_of_hostile_mail_goes_to_the_admins_with_its_own_headers(
             assert not any(c in str(value) for c in "\r\n\x00\u2028\u2029")
     # The hostile subjects are in the digest, as body text only.
     assert "Terms Bcc: evil@y" in digest.text
+
+
+# -- over HTTP, with real tokens ------------------------------------------------------------
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[tuple[Stack, dict[str, str]]]:
+    """The local stack with the hostile mail (CR LF on every route) captured by its own poll;
+    the email id of each case."""
+    cases = [c for c in hostile_messages() if c.key.endswith("-crlf") or c.key == "quoted-local"]
+    with local_stack(
+        sqlite_path=tmp_path / "crm.sqlite3", bootstrap_admin=ADA, start_ticker=False
+    ) as running:
+        store = wiring.store()
+        scenario = seed_crm(store)
+        store.upsert_contact(
+            Contact(id="con-mal", name="Mal", investor_id=scenario.investor.id, emails=[MAL])
+        )
+        for address in TEAM:
+            running.gmail.add_mailbox(address)
+        gids = {
+            c.key: running.gmail.add_message(ADA, c.raw(), internal_date=NOW - timedelta(hours=1))
+            for c in cases
+        }
+        running.server.ticker.fire_now("sync_poll")
+        assert wiring.local_queue().wait_idle(30)
+        account = store.get_email_account_by_address(ADA)
+        assert account is not None
+        ids: dict[str, str] = {}
+        for key, gid in gids.items():
+            sighting = store.get_sighting(account.id, gid)
+            assert sighting is not None, key
+            ids[key] = sighting.email_id
+        yield running, ids
+
+
+def test_the_drafts_route_answers_hostile_mail_with_safe_drafts(
+    stack: tuple[Stack, dict[str, str]],
+) -> None:
+    running, ids = stack
+    token = running.person_token(ADA)
+    cases = {c.key: c for c in hostile_messages()}
+    for key, email_id in ids.items():
+        case = cases[key]
+        for mode in (ReplyMode.REPLY, ReplyMode.REPLY_ALL):
+            where = f"{key} {mode.value}"
+            answer = requests.post(
+                f"{running.base_url}/admin_api/drafts",
+                headers={"Authorization": f"Bearer {token}"},
+                json={"email_id": email_id, "mailbox": ADA, "body": "Thanks.", "mode": mode.value},
+                timeout=20,
+            )
+            # 201, or 502 for a draft Gmail filed in a new thread (left in Gmail, so checked).
+            assert answer.status_code in (201, 502), (where, answer.text)
+            body = answer.json()
+            if answer.status_code == 201:
+                to = case.reply_to if mode is ReplyMode.REPLY else case.all_to
+                assert [r["address"] for r in body["to"]] == to, where
+                assert all(EVIL not in r["name"] for r in body["to"] + body["cc"]), where
+            (stored,) = [d for d in running.gmail.drafts(ADA) if d.id == body["draft_id"]]
+            raw = stored.raw.partition(b"\r\n")[2]  # after Gmail's own Message-ID
+            assert_clean_header_section(raw, where)
+            draft = read_back(raw)
+            names = {name.lower() for name in draft}
+            assert names <= DRAFT_HEADERS | {"cc", "in-reply-to", "references"}, where
+            assert len(names) == len(list(draft)), where  # each header once
+            expected_to = case.reply_to if mode is ReplyMode.REPLY else case.all_to
+            assert [a for _, a in recipients(draft, "To")] == expected_to, where
+            expected_cc = [] if mode is ReplyMode.REPLY else case.all_cc
+            assert [a for _, a in recipients(draft, "Cc")] == expected_cc, where
