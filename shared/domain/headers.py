@@ -17,6 +17,7 @@ headers, by construction rather than by escaping at each call site:
 
 from __future__ import annotations
 
+import base64
 import email
 import re
 from collections.abc import Collection, Mapping, Sequence
@@ -160,10 +161,67 @@ class UnsafeHeadersError(ConflictError):
 def write_policy() -> Policy:
     """Policy SMTP, with the standard library's own refusal to write a header that would read
     back as more than one (``verify_generated_headers``, Python 3.13 and the patched 3.12/3.11
-    releases) turned on where the runtime has it: a second line, never the only one."""
-    if hasattr(_SMTP_POLICY, "verify_generated_headers"):
-        return _SMTP_POLICY.clone(verify_generated_headers=True)
-    return _SMTP_POLICY
+    releases) turned on where the runtime has it: a second line, never the only one. A value
+    set raw (:func:`address_field`) is written as it was folded, never refolded."""
+    policy = _SMTP_POLICY.clone(refold_source="none")
+    if hasattr(policy, "verify_generated_headers"):
+        return policy.clone(verify_generated_headers=True)
+    return policy
+
+
+_QUOTABLE = re.compile(r"[\x20-\x7e]{1,70}")
+_WORD_BYTES = 45  # 60 base64 characters: an encoded word of 72, within RFC 2047's 75
+_LINE = 76  # the longest line this writes, before the list's comma
+
+
+def address_field(header: str, mailboxes: Sequence[tuple[str, str]]) -> str:
+    """The value of an address header (``(name, address)`` pairs), for ``message.set_raw``
+    under :func:`write_policy` (which writes it as it is): each address a strict addr-spec
+    (``ValueError`` otherwise), each name as :func:`header_text`, written as a quoted string
+    (short printable ASCII) or as base64 encoded words split between characters, one mailbox
+    a line, no line over 78 characters.
+
+    The standard library's own folding of an address list is not used: Python 3.11 can encode
+    the comma between two addresses into an encoded word, or drop the quotes of a name it
+    splits, and the list then reads back with other recipients than were written."""
+    lines: list[str] = []
+    for index, (name, address) in enumerate(mailboxes):
+        if not is_addr_spec(address):
+            raise ValueError("not a strict addr-spec")
+        text = header_text(name)
+        if not text:
+            shown: list[str] = []
+        elif _QUOTABLE.fullmatch(text):
+            shown = ['"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"']
+        else:
+            shown = [_encoded_word(chunk) for chunk in _chunks(text)]
+        angle = f"<{address}>"
+        room = _LINE - (len(header) + 2 if index == 0 and len(shown) <= 1 else 1)
+        if shown and len(shown[-1]) + 1 + len(angle) <= room:
+            shown[-1] += " " + angle
+        else:
+            shown.append(angle)
+        lines.extend(shown)
+        if index < len(mailboxes) - 1:
+            lines[-1] += ","
+    return "\r\n ".join(lines)
+
+
+def _chunks(text: str) -> list[str]:
+    """The text in pieces of at most :data:`_WORD_BYTES` UTF-8 bytes, never inside a
+    character; a space stays inside its piece (RFC 2047 drops the space between two words)."""
+    pieces: list[str] = []
+    current = ""
+    for char in text:
+        if len((current + char).encode("utf-8")) > _WORD_BYTES:
+            pieces.append(current)
+            current = ""
+        current += char
+    return [*pieces, current] if current else pieces
+
+
+def _encoded_word(chunk: str) -> str:
+    return "=?utf-8?b?" + base64.b64encode(chunk.encode("utf-8")).decode("ascii") + "?="
 
 
 def check_written(

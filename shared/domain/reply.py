@@ -28,7 +28,6 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
-from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime
 from enum import StrEnum
@@ -36,6 +35,7 @@ from enum import StrEnum
 from shared.domain.addresses import canonical_address
 from shared.domain.headers import (
     UnsafeHeadersError,
+    address_field,
     check_written,
     header_text,
     is_addr_spec,
@@ -211,11 +211,11 @@ def build_reply(
     if not is_msg_id(in_reply_to):
         in_reply_to = ""
     message = EmailMessage(policy=write_policy())
-    message["From"] = _address(from_mailbox)
+    message.set_raw("From", address_field("From", [_pair(from_mailbox)]))
     if recipients.to:
-        message["To"] = [_address(m) for m in recipients.to]
+        message.set_raw("To", address_field("To", [_pair(m) for m in recipients.to]))
     if recipients.cc:
-        message["Cc"] = [_address(m) for m in recipients.cc]
+        message.set_raw("Cc", address_field("Cc", [_pair(m) for m in recipients.cc]))
     message["Subject"] = subject
     message["Date"] = format_datetime(now.astimezone(UTC))
     if in_reply_to:
@@ -244,9 +244,8 @@ def build_reply(
     )
 
 
-def _address(mailbox: Mailbox) -> Address:
-    local, _, domain = mailbox.address.rpartition("@")
-    return Address(display_name=_display_name(mailbox.name), username=local, domain=domain)
+def _pair(mailbox: Mailbox) -> tuple[str, str]:
+    return _display_name(mailbox.name), mailbox.address
 
 
 def _display_name(name: str) -> str:

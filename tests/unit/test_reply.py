@@ -200,3 +200,25 @@ def test_a_drafting_mailbox_that_is_not_a_plain_address_is_refused() -> None:
             original(), from_mailbox=mb('"x\\"y"@fund.example'), own_addresses=[ADA],
             mode=ReplyMode.REPLY, text="x", now=WHEN,
         )  # fmt: skip
+
+
+def test_long_non_ascii_names_never_merge_two_recipients() -> None:
+    """Python 3.11's folding of a whole address list can encode the comma between two
+    addresses: with these names the second and third recipient read back as one."""
+    names = [
+        "Jos\u00e9 \u674e Zo\u00eb O'Brien",
+        '"Big" \u00c5dne; Investor Relations Zo\u00eb',
+        "Investor Relations Zo\u00eb \u00c5dne; O'Brien",
+        "x" * 90 + " van der Berg,",
+    ]
+    people = [mb(f"p{i}@lp.example", name) for i, name in enumerate(names)]
+    draft = build_reply(
+        original(to=[mb(ADA), *people]), from_mailbox=mb(ADA), own_addresses=[ADA],
+        mode=ReplyMode.REPLY_ALL, text="x", now=WHEN,
+    )  # fmt: skip
+    parsed = email.message_from_bytes(draft.raw, policy=email.policy.default)
+    to = [(a.display_name, a.addr_spec) for a in parsed["To"].addresses]
+    assert [a for _, a in to] == ["zoe@lp.example"] + [p.address for p in people]
+    # Whitespace aside (the standard library reads a space between two encoded words).
+    assert ["".join(n.split()) for n, _ in to[1:]] == ["".join(n.split()) for n in names]
+    assert max(len(line) for line in draft.raw.split(b"\r\n")) <= 78
