@@ -23,7 +23,7 @@ import re
 from collections.abc import Collection, Mapping, Sequence
 from email.message import EmailMessage
 from email.policy import SMTP as _SMTP_POLICY
-from email.policy import Policy
+from email.policy import EmailPolicy
 from email.policy import default as _default_policy
 
 from shared.errors import ConflictError
@@ -158,7 +158,7 @@ class UnsafeHeadersError(ConflictError):
     code = "unsafe_headers"
 
 
-def write_policy() -> Policy:
+def write_policy() -> EmailPolicy[EmailMessage]:
     """Policy SMTP, with the standard library's own refusal to write a header that would read
     back as more than one (``verify_generated_headers``, Python 3.13 and the patched 3.12/3.11
     releases) turned on where the runtime has it: a second line, never the only one. A value
@@ -178,8 +178,8 @@ def address_field(header: str, mailboxes: Sequence[tuple[str, str]]) -> str:
     """The value of an address header (``(name, address)`` pairs), for ``message.set_raw``
     under :func:`write_policy` (which writes it as it is): each address a strict addr-spec
     (``ValueError`` otherwise), each name as :func:`header_text`, written as a quoted string
-    (short printable ASCII) or as base64 encoded words split between characters, one mailbox
-    a line, no line over 78 characters.
+    (short printable ASCII) or as base64 encoded words split between characters (a mailbox
+    without a name is its bare address), one mailbox a line, no line over 78 characters.
 
     The standard library's own folding of an address list is not used: Python 3.11 can encode
     the comma between two addresses into an encoded word, or drop the quotes of a name it
@@ -195,7 +195,7 @@ def address_field(header: str, mailboxes: Sequence[tuple[str, str]]) -> str:
             shown = ['"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"']
         else:
             shown = [_encoded_word(chunk) for chunk in _chunks(text)]
-        angle = f"<{address}>"
+        angle = f"<{address}>" if shown else address
         room = _LINE - (len(header) + 2 if index == 0 and len(shown) <= 1 else 1)
         if shown and len(shown[-1]) + 1 + len(angle) <= room:
             shown[-1] += " " + angle

@@ -27,7 +27,13 @@ from email.utils import format_datetime, make_msgid
 from typing import TYPE_CHECKING, Any, Literal
 
 from shared.adapters.gmail_send import NotAnAdminError, not_admins_error
-from shared.domain.headers import check_written, header_text, is_addr_spec, write_policy
+from shared.domain.headers import (
+    address_field,
+    check_written,
+    header_text,
+    is_addr_spec,
+    write_policy,
+)
 from shared.errors import AppError, ConfigurationError
 from shared.logging import log_event
 
@@ -81,8 +87,8 @@ def build_digest_message(
     """RFC 5322 bytes (CRLF): multipart/alternative with a text/plain and a text/html part,
     both UTF-8; the subject as header text (one decoded line, no controls), RFC 2047-encoded
     when not ASCII. Sender and recipients must be strict addr-specs, and the bytes are read back
-    before they are returned: :class:`UnsafeHeadersError` (nothing is sent) when they do not
-    carry exactly :data:`DIGEST_HEADERS`' kind of headers and ``to``."""
+    before they are returned: :class:`UnsafeHeadersError` (nothing is sent) when they carry a
+    header outside :data:`DIGEST_HEADERS` or other recipients than ``to``."""
     if not is_addr_spec(sender):
         raise ConfigurationError(
             "The digest sender is not a plain e-mail address (CRM_DIGEST_SENDER, CRM_SMTP_FROM)",
@@ -91,8 +97,8 @@ def build_digest_message(
     if not all(is_addr_spec(address) for address in to):
         raise NotAnAdminError("A digest recipient is not a plain e-mail address; nothing was sent.")
     message = EmailMessage(policy=write_policy())
-    message["From"] = sender
-    message["To"] = ", ".join(to)
+    message.set_raw("From", address_field("From", [("", sender)]))
+    message.set_raw("To", address_field("To", [("", address) for address in to]))
     message["Subject"] = header_text(subject)
     message["Date"] = format_datetime(now or datetime.now(UTC))
     message["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or None)
