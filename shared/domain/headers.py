@@ -116,13 +116,13 @@ def read_header_text(value: str) -> tuple[str, bool]:
     line break or another control character (a tab aside): text that tried to end its line, so
     a caller can drop it (a display name) or note it (a subject)."""
     broke = _BREAKING.search(value) is not None
-    text = _flatten(value)
+    text = one_line(value)
     for _ in range(_DECODE_ROUNDS):
         if _ENCODED_WORD_START not in text:
             return text, broke
         raw = _decode_once(text)
         broke = broke or _BREAKING.search(raw) is not None
-        decoded = _flatten(raw)
+        decoded = one_line(raw)
         if decoded == text:
             break
         text = decoded
@@ -131,7 +131,9 @@ def read_header_text(value: str) -> tuple[str, bool]:
     return text, broke
 
 
-def _flatten(text: str) -> str:
+def one_line(text: str) -> str:
+    """The text with every run of control characters (and whitespace around them) as one
+    space: a value Gmail already decoded, made one line without decoding anything further."""
     return _CONTROL_RUNS.sub(" ", text).strip()
 
 
