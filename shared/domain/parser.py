@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.domain.headers import msg_ids, read_header_text
 from shared.domain.models import Mailbox, normalize_address, normalize_domain
 
 __all__ = ["ADDRESS_HEADERS", "Attachment", "ParsedMessage", "html_to_text", "parse_message"]
@@ -41,7 +42,6 @@ ADDRESS_HEADERS: dict[str, str] = {
 T = TypeVar("T")
 
 _MAX_DEPTH = 40
-_MSGID_RE = re.compile(r"<([^<>\s]*)>")
 _BULK_PRECEDENCE = {"bulk", "list", "junk"}
 _NOREPLY_LOCAL_RE = re.compile(
     r"^(?:no[-_.]?reply|do[-_.]?not[-_.]?reply|mailer[-_.]?daemon|postmaster)(?:$|[-_.+])"
@@ -208,36 +208,50 @@ def _charset_hint(msg: Message) -> str | None:
 
 
 def _subject(msg: Message, problems: list[str]) -> str:
+    """The subject as header text (one decoded line, no controls): safe to write back."""
     raw = [value for key, value in msg.raw_items() if key.lower() == "subject"]
     if not raw:
         return ""
     first = "".join(str(raw[0]).splitlines()).strip()
     if _has_raw_bytes(first):
         charset = _charset_hint(msg)
-        return _one_line(_decode_words(_raw_8bit(first, charset, "Subject", problems)))
+        return _header_text(
+            _decode_words(_raw_8bit(first, charset, "Subject", problems)), "Subject", problems
+        )
     try:
         value = msg["subject"]
         text = str(value) if value is not None else ""
     except Exception as exc:
         problems.append(f"Subject: unreadable ({type(exc).__name__}), decoded leniently")
         text = _decode_words(first)
-    return _one_line(_clean(text))
+    return _header_text(_clean(text), "Subject", problems)
 
 
-def _ids(text: str) -> list[str]:
-    found = [m for m in _MSGID_RE.findall(text) if m]
-    if found:
-        return found
-    return [token.strip("<>") for token in text.split() if token.strip("<>")]
+def _header_text(text: str, header: str, problems: list[str]) -> str:
+    safe, broke = read_header_text(text)
+    if broke:
+        problems.append(f"{header}: control characters replaced by spaces")
+    return safe
+
+
+def _ids(value: str, name: str, problems: list[str]) -> list[str]:
+    """The valid message ids in one raw value; every other token is dropped and noted."""
+    valid, rejected = msg_ids(value)
+    for token in rejected:
+        problems.append(f"{name}: dropped {token[:80]!r}, not a message id")
+    return valid
+
+
+def _references(msg: Message, problems: list[str]) -> list[str]:
+    values = _raw_values(msg, "references")
+    return list(dict.fromkeys(i for v in values for i in _ids(v, "References", problems)))
 
 
 def _id_header(msg: Message, name: str, problems: list[str]) -> str:
     for value in _raw_values(msg, name):
-        ids = _ids(value)
+        ids = _ids(value, name, problems)
         if ids:
             return ids[0]
-        if value:
-            problems.append(f"{name}: no message id in {value[:80]!r}")
     return ""
 
 
@@ -251,7 +265,11 @@ def _mailbox(name: str, addr_spec: str, header: str, problems: list[str]) -> Mai
             domain = domain.encode("idna").decode("ascii")
         address = normalize_address(f"{local}@{domain}")
         normalize_domain(domain)
-        return Mailbox(name=_one_line(_clean(name)), address=address)
+        text, broke = read_header_text(_clean(name))
+        if broke:  # a name that tried to end its line is nobody's name
+            problems.append(f"{header}: dropped the display name of {address}: control characters")
+            text = ""
+        return Mailbox(name=text, address=address)
     except (ValueError, UnicodeError):
         shown = spec or name
         if shown.strip():
@@ -546,7 +564,7 @@ def _parse(raw: bytes, problems: list[str]) -> ParsedMessage:
         references=_guard(
             problems,
             "References",
-            lambda: [i for v in _raw_values(msg, "references") for i in _ids(v)],
+            lambda: _references(msg, problems),
             no_strings,
         ),
         subject=_guard(problems, "Subject", lambda: _subject(msg, problems), ""),

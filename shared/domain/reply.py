@@ -13,21 +13,36 @@ Recipients follow Gmail's own buttons:
 * Only the drafting mailbox and its aliases are removed (teammates stay, as in Gmail); addresses
   are deduplicated (the first occurrence wins its place, a display name is kept from whichever
   occurrence has one). Bcc is never copied.
+
+Every header is built from what :mod:`shared.domain.headers` trusts, never from a stranger's text
+as it came (mail from anyone may reach a draft once its sender is matched): recipients are only
+addresses passing ``is_addr_spec`` (others are left out; no one left is the caller's 409), names
+and the subject are ``header_text``, threading ids pass ``is_msg_id``. The draft carries only
+:data:`DRAFT_HEADERS`, and its bytes are read back before they are handed over
+(``check_written``): another header, a Bcc or other recipients refuse the draft.
 """
 
 from __future__ import annotations
 
-import email.policy
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
-from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime
 from enum import StrEnum
 
 from shared.domain.addresses import canonical_address
+from shared.domain.headers import (
+    UnsafeHeadersError,
+    address_field,
+    check_written,
+    header_text,
+    is_addr_spec,
+    is_msg_id,
+    read_header_text,
+    write_policy,
+)
 from shared.domain.models import Email, Mailbox
 
 # Prefixes that already mark a reply, in the languages mail clients use: Re (and Re[2], Re^2),
@@ -41,6 +56,13 @@ _REPLY_PREFIX = re.compile(
 )
 _RE_ONLY = re.compile(r"^\s*re\s*(\[\d+\]|\^\d+)?\s*:\s*", re.IGNORECASE)
 _LINE_BREAKS = re.compile(r"[\r\n]+")
+# Every header a draft may carry; never a Bcc.
+DRAFT_HEADERS = frozenset(
+    {
+        "From", "To", "Cc", "Subject", "Date", "In-Reply-To", "References", "MIME-Version",
+        "Content-Type", "Content-Transfer-Encoding",
+    }
+)  # fmt: skip
 QUOTE_BODY_LIMIT = 64 * 1024  # characters of the original quoted at most
 
 
@@ -62,7 +84,7 @@ class Recipients:
 def reply_subject(subject: str) -> str:
     """``Re: `` added once: a subject already starting with a reply prefix in any language is
     kept (a chain of plain ``Re:``s collapses to one); anything else gets ``Re: ``."""
-    text = _one_line(subject).strip()
+    text = header_text(subject)
     if _RE_ONLY.match(text):
         while _RE_ONLY.match(text):
             text = _RE_ONLY.sub("", text, count=1)
@@ -78,7 +100,10 @@ def is_from_mailbox(original: Email, own_addresses: Iterable[str]) -> bool:
 
 
 def reply_recipients(original: Email, own_addresses: Iterable[str], mode: ReplyMode) -> Recipients:
-    """Who the reply goes to (see the module docstring). May be empty: the caller decides."""
+    """Who the reply goes to (see the module docstring). May be empty: the caller decides.
+
+    Only strict addr-specs are kept, with their names as :func:`header_text` (a name that held
+    a control character is dropped, it is no one's name)."""
     own = _keys(own_addresses)
     outbound = original.sender is not None and _key(original.sender.address) in own
     if outbound:
@@ -94,7 +119,10 @@ def reply_recipients(original: Email, own_addresses: Iterable[str], mode: ReplyM
     seen: dict[str, Mailbox] = {}
     placed: dict[str, str] = {}
     for field_name, group in (("to", to), ("cc", cc)):
-        for mailbox in group:
+        for listed in group:
+            if not is_addr_spec(listed.address):
+                continue
+            mailbox = Mailbox(name=_display_name(listed.name), address=listed.address)
             key = _key(mailbox.address)
             if key in own:
                 continue
@@ -110,11 +138,13 @@ def reply_recipients(original: Email, own_addresses: Iterable[str], mode: ReplyM
 
 
 def reply_references(original: Email) -> list[str]:
-    """The original's References (or, lacking them, its In-Reply-To) plus its Message-ID."""
+    """The original's References (or, lacking them, its In-Reply-To) plus its Message-ID: only
+    valid message ids (a stored value that is not one is left out)."""
     chain = list(original.references) or ([original.in_reply_to] if original.in_reply_to else [])
     if original.message_id:
         chain.append(original.message_id)
-    return list(dict.fromkeys(ref.strip().strip("<>") for ref in chain if ref.strip("<> ")))
+    ids = (_bare_id(ref) for ref in chain)
+    return list(dict.fromkeys(ref for ref in ids if is_msg_id(ref)))
 
 
 def attribution(original: Email, tz: tzinfo = UTC) -> str:
@@ -162,7 +192,14 @@ def build_reply(
     now: datetime,
     tz: tzinfo = UTC,
 ) -> ReplyDraft:
-    """The reply as RFC 5322 bytes: RFC 2047 headers, a UTF-8 quoted-printable text body."""
+    """The reply as RFC 5322 bytes: RFC 2047 headers, a UTF-8 quoted-printable text body.
+
+    Raises :class:`UnsafeHeadersError` when the bytes do not read back as the draft meant (see
+    the module docstring) or the drafting mailbox's own address is not a strict addr-spec."""
+    if not is_addr_spec(from_mailbox.address):
+        raise UnsafeHeadersError(
+            "the drafting mailbox's address cannot be written as a sender", reason_code="bad_from"
+        )
     recipients = reply_recipients(original, own_addresses, mode)
     subject = reply_subject(original.subject)
     references = reply_references(original)
@@ -170,32 +207,55 @@ def build_reply(
     quotation = quoted_original(original, tz) if quote else ""
     if quotation:
         body += "\n" + quotation
-    message = EmailMessage(policy=email.policy.SMTP)
-    message["From"] = _address(from_mailbox)
+    in_reply_to = _bare_id(original.message_id)
+    if not is_msg_id(in_reply_to):
+        in_reply_to = ""
+    message = EmailMessage(policy=write_policy())
+    message.set_raw("From", address_field("From", [_pair(from_mailbox)]))
     if recipients.to:
-        message["To"] = [_address(m) for m in recipients.to]
+        message.set_raw("To", address_field("To", [_pair(m) for m in recipients.to]))
     if recipients.cc:
-        message["Cc"] = [_address(m) for m in recipients.cc]
+        message.set_raw("Cc", address_field("Cc", [_pair(m) for m in recipients.cc]))
     message["Subject"] = subject
     message["Date"] = format_datetime(now.astimezone(UTC))
-    if original.message_id:
-        message["In-Reply-To"] = f"<{original.message_id.strip().strip('<>')}>"
+    if in_reply_to:
+        message["In-Reply-To"] = f"<{in_reply_to}>"
     if references:
         message["References"] = " ".join(f"<{ref}>" for ref in references)
     message.set_content(body, charset="utf-8", cte="quoted-printable")
+    raw = message.as_bytes()
+    check_written(
+        raw,
+        allowed=DRAFT_HEADERS,
+        recipients={
+            "From": [from_mailbox.address],
+            "To": [m.address for m in recipients.to],
+            "Cc": [m.address for m in recipients.cc],
+        },
+        what="reply draft",
+    )
     return ReplyDraft(
-        raw=message.as_bytes(),
+        raw=raw,
         subject=subject,
         recipients=recipients,
-        in_reply_to=original.message_id,
+        in_reply_to=in_reply_to,
         references=references,
         quoted=bool(quotation),
     )
 
 
-def _address(mailbox: Mailbox) -> Address:
-    local, _, domain = mailbox.address.rpartition("@")
-    return Address(display_name=_one_line(mailbox.name).strip(), username=local, domain=domain)
+def _pair(mailbox: Mailbox) -> tuple[str, str]:
+    return _display_name(mailbox.name), mailbox.address
+
+
+def _display_name(name: str) -> str:
+    """The name as header text; a name that held a control character is nobody's: dropped."""
+    text, broke = read_header_text(name)
+    return "" if broke else text
+
+
+def _bare_id(value: str) -> str:
+    return value.strip().removeprefix("<").removesuffix(">")
 
 
 def _one_line(text: str) -> str:

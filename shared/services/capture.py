@@ -33,7 +33,6 @@ import contextlib
 import hashlib
 import html
 import logging
-import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -41,7 +40,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shared.domain.addresses import canonical_address
-from shared.domain.headers import angle_addr_specs, has_control
+from shared.domain.headers import angle_addr_specs, has_control, one_line
 from shared.domain.matching import Exclusions, Match, lookup_keys, match_participants
 from shared.domain.models import (
     CaptureProblem,
@@ -104,9 +103,6 @@ DEFAULT_BACKFILL_DAYS = 365
 COVERAGE_QUERY = "newer_than:2d -in:chats -in:drafts"
 # Headers whose decoded value the parser reads as an address list.
 ADDRESS_HEADER_NAMES = frozenset({"from", "sender", "reply-to", "to", "cc", "bcc"})
-# A local copy of ``headers._flatten``'s pattern (that module is another change's): controls,
-# including U+2028/U+2029, and the whitespace around them become one space.
-_CONTROL_RUNS = re.compile(r"[\s\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 RECONCILE_EVERY = timedelta(days=7)
 
 
@@ -438,11 +434,6 @@ def header_value(message: GmailMessage, name: str) -> str:
 def plain_snippet(message: GmailMessage) -> str:
     """Gmail's snippet as text: Gmail sends it HTML-escaped (``We&#39;d``); unescaped once."""
     return html.unescape(str(message.get("snippet", "")))
-
-
-def one_line(text: str) -> str:
-    """The text with every run of control characters (and whitespace around them) as one space."""
-    return _CONTROL_RUNS.sub(" ", text).strip()
 
 
 def decoded_header(name: str, value: str) -> tuple[str, str]:

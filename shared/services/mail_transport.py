@@ -19,16 +19,21 @@ fallback then runs anyway: the admins may get the day's digest twice, never no d
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
-from email.policy import SMTP as SMTP_POLICY
 from email.utils import format_datetime, make_msgid
 from typing import TYPE_CHECKING, Any, Literal
 
 from shared.adapters.gmail_send import NotAnAdminError, not_admins_error, require_team_recipients
+from shared.domain.headers import (
+    address_field,
+    check_written,
+    header_text,
+    is_addr_spec,
+    write_policy,
+)
 from shared.domain.tenancy import OutsideTeamError, TeamDomains
 from shared.errors import AppError, ConfigurationError
 from shared.logging import log_event
@@ -41,7 +46,14 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 Transport = Literal["gmail", "smtp"]
-_LINE_BREAKS = re.compile(r"[\r\n\x0b\x0c\x85\u2028\u2029]+")
+# Every header the digest writes: none of them carries a stranger's text (the subject is the
+# digest's own counts and date), and each is still written as header text and read back.
+DIGEST_HEADERS = frozenset(
+    {
+        "From", "To", "Subject", "Date", "Message-ID", "Auto-Submitted", "MIME-Version",
+        "Content-Type",
+    }
+)  # fmt: skip
 # Only these details of a transport error are logged: kinds and codes, never free text.
 _SAFE_DETAILS = ("http_status", "reason", "smtp_code", "stage", "method")
 
@@ -74,17 +86,31 @@ def build_digest_message(
     now: datetime | None = None,
 ) -> bytes:
     """RFC 5322 bytes (CRLF): multipart/alternative with a text/plain and a text/html part,
-    both UTF-8; the subject folded onto one line and RFC 2047-encoded when not ASCII."""
-    message = EmailMessage(policy=SMTP_POLICY)
-    message["From"] = sender
-    message["To"] = ", ".join(to)
-    message["Subject"] = _LINE_BREAKS.sub(" ", subject).strip()
+    both UTF-8; the subject as header text (one decoded line, no controls), RFC 2047-encoded
+    when not ASCII. Sender and recipients must be strict addr-specs, and the bytes are read back
+    before they are returned: :class:`UnsafeHeadersError` (nothing is sent) when they carry a
+    header outside :data:`DIGEST_HEADERS` or other recipients than ``to``."""
+    if not is_addr_spec(sender):
+        raise ConfigurationError(
+            "The digest sender is not a plain e-mail address (CRM_DIGEST_SENDER, CRM_SMTP_FROM)",
+            variable="CRM_DIGEST_SENDER",
+        )
+    if not all(is_addr_spec(address) for address in to):
+        raise NotAnAdminError("A digest recipient is not a plain e-mail address; nothing was sent.")
+    message = EmailMessage(policy=write_policy())
+    message.set_raw("From", address_field("From", [("", sender)]))
+    message.set_raw("To", address_field("To", [("", address) for address in to]))
+    message["Subject"] = header_text(subject)
     message["Date"] = format_datetime(now or datetime.now(UTC))
     message["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or None)
     message["Auto-Submitted"] = "auto-generated"
     message.set_content(text, charset="utf-8")
     message.add_alternative(html, subtype="html", charset="utf-8")
-    return message.as_bytes()
+    raw = message.as_bytes()
+    check_written(
+        raw, allowed=DIGEST_HEADERS, recipients={"From": [sender], "To": to}, what="digest"
+    )
+    return raw
 
 
 def send_digest(

@@ -6,13 +6,13 @@ tests): the old code path is kept here, verbatim in effect, as the fixture of wh
 from __future__ import annotations
 
 from datetime import datetime
-from email.utils import format_datetime
+from email.utils import format_datetime, parseaddr
 from typing import Any
 
-from shared.domain.models import Email, Sighting, email_id_for
+from shared.domain.models import Email, Mailbox, Sighting, email_id_for
 from shared.domain.parser import parse_message
 from shared.ports import GmailClient, Store
-from shared.services.capture import METADATA_HEADERS, internal_date
+from shared.services.capture import METADATA_HEADERS, header_value, internal_date
 
 CONTACT = "zoe@zeta.vc"  # seed_crm's contact (investor inv-zeta-fund-1)
 STRANGER = "stan@nowhere.example"
@@ -72,11 +72,15 @@ def write_old_row(
     message = fetched.messages[gmail_id]
     parsed = parse_message(old_header_block(message))
     written = sorted(parsed.participant_addresses)
+    sender = parsed.sender
+    if sender is not None and not sender.name:
+        # The parser before its own fix kept a display name holding a NUL as it was decoded.
+        sender = Mailbox(name=parseaddr(header_value(message, "From"))[0], address=sender.address)
     email = Email(
         id=email_id_for(parsed.message_id),
         message_id=parsed.message_id,
         subject=parsed.subject,
-        sender=parsed.sender,
+        sender=sender,
         reply_to=list(parsed.reply_to),
         to=list(parsed.to),
         cc=list(parsed.cc),

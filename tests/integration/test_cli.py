@@ -104,4 +104,6 @@ def test_repair_participants_refetches_through_the_configured_gmail(tmp_path: Pa
     assert "refetched 1" in result.stdout and "repaired 1" in result.stdout
     email = SqliteStore(db).get_email(old.id)
     assert email is not None and email.matched
-    assert email.sender is not None and email.sender.name == "Zoe"
+    # Re-parsed from the raw message: a name that held a NUL once decoded is nobody's name.
+    assert email.sender is not None and email.sender.address == "zoe@zeta.vc"
+    assert email.sender.name == ""

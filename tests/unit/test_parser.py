@@ -3,6 +3,7 @@ the corpus README's known gaps with small inline fixtures."""
 
 from __future__ import annotations
 
+import base64
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -306,3 +307,63 @@ class TestHtmlToText:
 
     def test_an_unclosed_head_ends_at_the_body(self) -> None:
         assert html_to_text("<html><head><title>t</title><body><p>visible</p>") == "visible"
+
+
+def q(text: str) -> str:
+    """``text`` as one RFC 2047 Q-encoded word, every byte escaped."""
+    return "=?utf-8?q?" + "".join(f"={b:02X}" for b in text.encode("utf-8")) + "?="
+
+
+def hostile(*headers: str) -> ParsedMessage:
+    raw = "\r\n".join([*headers, "", "hi", ""]).encode("utf-8")
+    return parse_message(raw)
+
+
+class TestHostileHeaders:
+    """Stored values are clean at the source: valid message ids only, header text only."""
+
+    def test_only_valid_message_ids_are_kept_and_the_rest_is_noted(self) -> None:
+        parsed = hostile(
+            f"Message-ID: {q('<id@x>')}",
+            "In-Reply-To: someone@example.com",
+            f"References: <a@x> {q('<b@x>' + chr(13) + chr(10) + 'Bcc: evil@y')} <c d@x> <e@x>",
+        )
+        assert (parsed.message_id, parsed.in_reply_to) == ("", "")
+        assert parsed.references == ["a@x", "e@x"]
+        assert parsed.problems == [
+            f"Message-ID: dropped {q('<id@x>')!r}, not a message id",
+            "In-Reply-To: dropped 'someone@example.com', not a message id",
+            "References: dropped '<c d@x>', not a message id",
+            f"References: dropped {q('<b@x>' + chr(13) + chr(10) + 'Bcc: evil@y')!r}, "
+            "not a message id",
+        ]
+
+    def test_a_bare_token_is_no_longer_taken_for_a_message_id(self) -> None:
+        # The old fallback kept any whitespace-separated token; an id has angle brackets.
+        assert hostile("Message-ID: 201002191008.30117@company.com").message_id == ""
+        assert hostile("Message-ID: <201002191008.30117@company.com>").message_id == (
+            "201002191008.30117@company.com"
+        )
+
+    @pytest.mark.parametrize("sep", ["\r\n", "\r", "\n", "\x00", "\u2028"])
+    def test_a_subject_encoded_twice_is_stored_as_one_line(self, sep: str) -> None:
+        b64 = base64.b64encode(q(f"Terms{sep}Bcc: evil@y").encode()).decode()
+        parsed = hostile(f"Subject: =?utf-8?b?{b64}?=")
+        assert parsed.subject == "Terms Bcc: evil@y"
+        assert "Subject: control characters replaced by spaces" in parsed.problems
+
+    @pytest.mark.parametrize("sep", ["\r\n", "\r", "\n", "\x00", "\u2028"])
+    def test_a_display_name_that_breaks_its_line_is_dropped(self, sep: str) -> None:
+        parsed = hostile(
+            f"From: {q(f'Mal{sep}Bcc: evil@y')} <mal@hostile.example>",
+            f'To: "{q(q(f"Ada{sep}Bcc: evil@y"))}" <ada@fund.example>, Zoe <zoe@zeta.vc>',
+        )
+        assert parsed.to == [
+            Mailbox(name="", address="ada@fund.example"),
+            Mailbox(name="Zoe", address="zoe@zeta.vc"),
+        ]
+        assert "evil@y" not in parsed.participant_addresses
+        assert "To: dropped the display name of ada@fund.example: control characters" in (
+            parsed.problems
+        )
+        assert parsed.from_ == [Mailbox(name="", address="mal@hostile.example")]

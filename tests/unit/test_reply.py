@@ -9,8 +9,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from shared.domain.headers import UnsafeHeadersError
 from shared.domain.models import Email, Mailbox
 from shared.domain.reply import (
+    DRAFT_HEADERS,
     ReplyMode,
     build_reply,
     quoted_original,
@@ -149,3 +151,74 @@ def test_the_draft_is_rfc2047_headers_and_a_utf8_body() -> None:
         text="x", quote=False, now=WHEN,
     )  # fmt: skip
     assert not unquoted.quoted and b"wrote:" not in unquoted.raw
+
+
+def q(text: str) -> str:
+    """``text`` as one RFC 2047 Q-encoded word, every byte escaped."""
+    return "=?utf-8?q?" + "".join(f"={b:02X}" for b in text.encode("utf-8")) + "?="
+
+
+INJECTED = "\r\nBcc: evil@y"
+
+
+def test_rows_stored_before_the_fix_still_give_a_draft_with_only_its_own_headers() -> None:
+    """What the old parser stored (an encoded-word id, an encoded subject, names with CR LF,
+    an address no writer can quote safely) never reaches the draft's headers as it was."""
+    message = original(
+        message_id=q("<id@x>" + INJECTED),
+        in_reply_to="<ok@x>",
+        references=[q("<r@x>" + INJECTED), "a b@x", "<ok@x>"],
+        subject=q("Terms" + INJECTED),
+        sender=mb("zoe@lp.example", "Zoe" + INJECTED),
+        to=[mb(ADA), mb('"a,b"@lp.example', "Q"), mb("kim@lp.example", q(q("Kim" + INJECTED)))],
+    )
+    for mode in ReplyMode:
+        draft = build_reply(
+            message, from_mailbox=mb(ADA, "Ada"), own_addresses=[ADA], mode=mode, text="x",
+            now=WHEN,
+        )  # fmt: skip
+        parsed = email.message_from_bytes(draft.raw, policy=email.policy.default)
+        # No In-Reply-To: the original's own id was not one.
+        assert set(parsed.keys()) == DRAFT_HEADERS - {"Cc", "In-Reply-To"}
+        assert len(parsed.keys()) == len(DRAFT_HEADERS) - 2
+        to = [(a.display_name, a.addr_spec) for a in parsed["To"].addresses]
+        expected = [("", "zoe@lp.example")]
+        if mode is ReplyMode.REPLY_ALL:
+            expected.append(("", "kim@lp.example"))  # '"a,b"@lp.example' is no recipient
+        assert to == expected
+        assert draft.recipients.addresses == [a for _, a in expected]
+        assert parsed["Subject"] == "Re: Terms Bcc: evil@y"
+        assert parsed["References"] == "<ok@x>"
+        assert draft.in_reply_to == ""
+        head = draft.raw.split(b"\r\n\r\n", 1)[0]
+        assert b"evil@y" not in head.replace(b"Subject: Re: Terms Bcc: evil@y", b"")
+
+
+def test_a_drafting_mailbox_that_is_not_a_plain_address_is_refused() -> None:
+    with pytest.raises(UnsafeHeadersError):
+        build_reply(
+            original(), from_mailbox=mb('"x\\"y"@fund.example'), own_addresses=[ADA],
+            mode=ReplyMode.REPLY, text="x", now=WHEN,
+        )  # fmt: skip
+
+
+def test_long_non_ascii_names_never_merge_two_recipients() -> None:
+    """Python 3.11's folding of a whole address list can encode the comma between two
+    addresses: with these names the second and third recipient read back as one."""
+    names = [
+        "Jos\u00e9 \u674e Zo\u00eb O'Brien",
+        '"Big" \u00c5dne; Investor Relations Zo\u00eb',
+        "Investor Relations Zo\u00eb \u00c5dne; O'Brien",
+        "x" * 90 + " van der Berg,",
+    ]
+    people = [mb(f"p{i}@lp.example", name) for i, name in enumerate(names)]
+    draft = build_reply(
+        original(to=[mb(ADA), *people]), from_mailbox=mb(ADA), own_addresses=[ADA],
+        mode=ReplyMode.REPLY_ALL, text="x", now=WHEN,
+    )  # fmt: skip
+    parsed = email.message_from_bytes(draft.raw, policy=email.policy.default)
+    to = [(a.display_name, a.addr_spec) for a in parsed["To"].addresses]
+    assert [a for _, a in to] == ["zoe@lp.example"] + [p.address for p in people]
+    # Whitespace aside (the standard library reads a space between two encoded words).
+    assert ["".join(n.split()) for n, _ in to[1:]] == ["".join(n.split()) for n in names]
+    assert max(len(line) for line in draft.raw.split(b"\r\n")) <= 78
