@@ -137,6 +137,16 @@ def change_user(
         is_active=body.is_active,
         queue=wiring.queue(),
     )
+    for account_id in change.resumed_mailboxes:
+        # Back with their owner: watched at once, as a resumed mailbox is (its sync was asked).
+        directory.start_capture(
+            wiring.store(),
+            account_id,
+            queue=None,
+            gmail_for=wiring.gmail_for,
+            watch_topic=wiring.get_settings().gmail_watch_topic,
+            request_sync=False,
+        )
     return UserChanged(
         user=change.user,
         changed=change.changed,

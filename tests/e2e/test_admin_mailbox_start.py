@@ -129,3 +129,22 @@ def test_a_resumed_mailbox_is_watched_at_once(stack: Stack, scenario: Scenario) 
     assert watch is not None and watch.topic_name == GMAIL_WATCH_TOPIC
     assert (body["sync_requested"], body["watch_started"], body["watch_error"]) == (True, True, "")
     assert body["mailbox"]["sync"]["watch_expiration"] is not None
+
+
+def test_a_mailbox_resumed_by_its_owners_return_is_watched_at_once(
+    stack: Stack, scenario: Scenario
+) -> None:
+    ben = scenario.accounts[1]
+    stack.gmail.add_mailbox(ben.address)
+    assert ben.user_id
+    away = call(stack, "PATCH", f"/users/{ben.user_id}", json={"is_active": False})
+    assert away.status_code == 200, away.text
+    assert away.json()["paused_mailboxes"] == [ben.id]
+    assert stack.gmail.watch_of(ben.address) is None
+
+    back = call(stack, "PATCH", f"/users/{ben.user_id}", json={"is_active": True})
+
+    assert back.status_code == 200, back.text
+    assert back.json()["resumed_mailboxes"] == [ben.id]
+    watch = stack.gmail.watch_of(ben.address)
+    assert watch is not None and watch.topic_name == GMAIL_WATCH_TOPIC
