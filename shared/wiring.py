@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from shared.domain.tenancy import TeamDomains
     from shared.ports import Clock, GmailClient, Queue, Secrets, Store, TokenVerifier
     from shared.services.digest_schedule import Build, Deliver
+    from shared.services.directory import CaptureStarted
 
 logger = logging.getLogger(__name__)
 
@@ -209,6 +210,22 @@ def narrator() -> ChatNarrator:
         settings.narrator_model,
         key,
         timeout=settings.narrator_timeout_seconds,
+    )
+
+
+def start_capture(account_id: str, *, request_sync: bool = True) -> CaptureStarted:
+    """A new or resumed mailbox's capture started now (its sync asked for unless the caller
+    already did, its Gmail watch started when a topic is configured), with this instance's
+    queue, Gmail and settings."""
+    from shared.services.directory import start_capture as start
+
+    return start(
+        store(),
+        account_id,
+        queue=queue() if request_sync else None,
+        gmail_for=gmail_for,
+        watch_topic=get_settings().gmail_watch_topic,
+        request_sync=request_sync,
     )
 
 

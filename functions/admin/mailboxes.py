@@ -246,13 +246,7 @@ def add_mailbox(request: flask.Request, caller: Caller, body: NewMailbox) -> Add
         owner_email=body.owner_email,
         team=wiring.team_domains(),
     )
-    started = directory.start_capture(
-        wiring.store(),
-        added.id,
-        queue=wiring.queue(),
-        gmail_for=wiring.gmail_for,
-        watch_topic=wiring.get_settings().gmail_watch_topic,
-    )
+    started = wiring.start_capture(added.id)
     return AddedMailbox(
         **dict(started.account),
         sync_requested=started.sync_requested,
@@ -313,14 +307,7 @@ def resume_mailbox(request: flask.Request, caller: Caller, account_id: str) -> R
     """Resume an admin-paused mailbox, ask for a sync and start its Gmail watch at once
     (audited); 409 while its owner is inactive, or if offboarded."""
     resumed = directory.resume_mailbox(wiring.store(), caller, account_id, queue=wiring.queue())
-    started = directory.start_capture(
-        wiring.store(),
-        account_id,
-        queue=None,
-        gmail_for=wiring.gmail_for,
-        watch_topic=wiring.get_settings().gmail_watch_topic,
-        request_sync=False,  # resume_mailbox asked for it
-    )
+    started = wiring.start_capture(account_id, request_sync=False)  # resume asked for it
     return ResumedMailbox(
         mailbox=status_of(started.account, wiring.clock().now()),
         sync_requested=resumed.sync_requested,

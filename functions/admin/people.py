@@ -139,14 +139,7 @@ def change_user(
     )
     for account_id in change.resumed_mailboxes:
         # Back with their owner: watched at once, as a resumed mailbox is (its sync was asked).
-        directory.start_capture(
-            wiring.store(),
-            account_id,
-            queue=None,
-            gmail_for=wiring.gmail_for,
-            watch_topic=wiring.get_settings().gmail_watch_topic,
-            request_sync=False,
-        )
+        wiring.start_capture(account_id, request_sync=False)
     return UserChanged(
         user=change.user,
         changed=change.changed,
