@@ -1,0 +1,11 @@
+"""The drafts port: creating a Gmail draft in one mailbox (``gmail.compose``; never sends)."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+
+class DraftsClient(Protocol):
+    """``users.drafts.create`` as one mailbox (``adapters.gmail_drafts.GmailDraftsClient``)."""
+
+    def create_draft(self, raw: bytes, thread_id: str) -> dict[str, Any]: ...

@@ -1,0 +1,56 @@
+"""What each service touches when it touches more than one area of the store.
+
+Python has no intersection types, so a service that reads or writes several areas takes one of
+these: a Protocol inheriting exactly those areas, named for the service. A function that touches
+one area takes that area's port itself (``MailboxStore``, ``SettingsStore``...). Either way the
+signature says which state a call may touch, and mypy holds the body to it. Any full store (an
+adapter, ``Store``) satisfies every one of them structurally, so callers pass the store as before.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from shared.ports.activity_index import ActivityIndexStore
+from shared.ports.crm import CrmStore
+from shared.ports.mail import MailStore
+from shared.ports.mailboxes import MailboxStore
+from shared.ports.proposals import ProposalStore
+from shared.ports.settings import SettingsStore
+from shared.ports.users import UserStore
+
+
+class ActivityPanelStore(ActivityIndexStore, MailboxStore, MailStore, Protocol):
+    """The panel's search: the index, the mailboxes a hit was seen in, and each hit's links."""
+
+
+class CaptureStore(MailStore, MailboxStore, CrmStore, ProposalStore, SettingsStore, Protocol):
+    """Capture, and the jobs that redo its matching (sync runs, re-match, repair): mail and its
+    links, the mailbox's sync state and own addresses, the CRM records matched against, the
+    proposals a match opens or withdraws, and the exclusions, backfill horizon and job guards."""
+
+
+class CrmEditStore(CrmStore, SettingsStore, Protocol):
+    """CRM edits: the records, the audit of each write, the exclusions and the re-match job."""
+
+
+class DigestStore(UserStore, MailboxStore, MailStore, CrmStore, Protocol):
+    """Building the digest: the active users and their mailboxes, the window's mail with its
+    sightings and links, the names of the CRM records linked; sending it reads the admins."""
+
+
+class DigestScheduleStore(UserStore, SettingsStore, Protocol):
+    """When the digest goes out: its policy, cursor, day guard and audit, and the admins."""
+
+
+class DirectoryStore(UserStore, MailboxStore, ActivityIndexStore, SettingsStore, Protocol):
+    """Users and mailboxes: the records, the panel's direction when the team's addresses change,
+    and the audit of every change."""
+
+
+class DraftStore(UserStore, MailboxStore, MailStore, SettingsStore, Protocol):
+    """Reply drafts: the caller, the mailbox, the email and its sightings, and the audit."""
+
+
+class ProposalDecisionStore(ProposalStore, SettingsStore, Protocol):
+    """Deciding proposals: the proposals, and the audit of each decision."""
