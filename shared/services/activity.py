@@ -30,7 +30,7 @@ from shared.domain.activity import (
 from shared.domain.models import Direction, EmailAccount, Investor, InvestorLink, RecordId
 from shared.domain.store_rules import activity_page_key, activity_time
 from shared.errors import BadRequestError
-from shared.ports import Store
+from shared.ports import ActivityPanelStore, CrmStore, MailStore
 
 PARAMETERS = frozenset({"investor_id", "account_id", "direction", "q", "limit", "page_token"})
 _RECORD_ID: TypeAdapter[str] = TypeAdapter(RecordId)
@@ -95,7 +95,7 @@ def _record_id(name: str, value: str | None) -> str | None:
         raise BadRequestError(f"{name} is not a valid id", **{name: value}) from None
 
 
-def search(store: Store, query: ActivityQuery) -> ActivityPage:
+def search(store: ActivityPanelStore, query: ActivityQuery) -> ActivityPage:
     """One page of the panel (``GET /activity``, after ``parse_activity_query``)."""
     found = store.query_activity(query)
     accounts = {a.id: a for a in store.list_email_accounts(include_deleted=True)}
@@ -109,7 +109,7 @@ def search(store: Store, query: ActivityQuery) -> ActivityPage:
     )
 
 
-def picker(store: Store) -> list[PickerInvestor]:
+def picker(store: CrmStore) -> list[PickerInvestor]:
     """The investors the panel offers as a filter: graveyard and soft-deleted ones left out (their
     mail stays listed and searchable), by name (case-insensitive), then id."""
     return [
@@ -119,7 +119,7 @@ def picker(store: Store) -> list[PickerInvestor]:
 
 
 def _item(
-    store: Store,
+    store: MailStore,
     hit: ActivityHit,
     accounts: Mapping[str, EmailAccount],
     investors: Mapping[str, Investor],

@@ -14,7 +14,7 @@ from typing import Any
 
 from shared.domain.models import AuditEntry, Caller
 from shared.errors import BadRequestError
-from shared.ports import Store
+from shared.ports import SettingsStore
 from shared.services.capture import BACKFILL_DAYS_SETTING, DEFAULT_BACKFILL_DAYS
 
 MIN_BACKFILL_DAYS = 1
@@ -31,17 +31,17 @@ class AppSettings:
     backfill_horizon_days: int
 
 
-def backfill_horizon_days(store: Store) -> int:
+def backfill_horizon_days(store: SettingsStore) -> int:
     """The stored horizon, or the default when none was ever set."""
     return int(store.get_setting(BACKFILL_DAYS_SETTING) or DEFAULT_BACKFILL_DAYS)
 
 
-def get_app_settings(store: Store) -> AppSettings:
+def get_app_settings(store: SettingsStore) -> AppSettings:
     return AppSettings(backfill_horizon_days=backfill_horizon_days(store))
 
 
 def update_app_settings(
-    store: Store, caller: Caller, *, backfill_horizon_days: int | None = None
+    store: SettingsStore, caller: Caller, *, backfill_horizon_days: int | None = None
 ) -> tuple[AppSettings, bool]:
     """Change the settings given (None: keep); returns them and whether anything changed.
     Only a real change is audited."""

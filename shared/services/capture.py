@@ -58,10 +58,13 @@ from shared.domain.models import (
 from shared.domain.parser import ParsedMessage, parse_message
 from shared.errors import ConflictError, NotFoundError
 from shared.ports import (
+    CaptureStore,
+    CrmStore,
     GmailClient,
     GmailMessage,
     HistoryExpiredError,
-    Store,
+    MailboxStore,
+    SettingsStore,
     SyncStateChange,
 )
 
@@ -125,7 +128,7 @@ class IngestReport:
 class Capture:
     """Capture for one mailbox: the store, that mailbox's Gmail, and what matching needs."""
 
-    store: Store
+    store: CaptureStore
     gmail: GmailClient
     account: EmailAccount
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
@@ -335,7 +338,7 @@ def _stored_text(stored: Email) -> dict[str, Any]:
 
 
 def match_many(
-    store: Store,
+    store: CrmStore,
     participant_lists: dict[str, list[tuple[MatchHeader, Mailbox]]],
     own_addresses: set[str],
     exclusions: Exclusions,
@@ -413,11 +416,11 @@ def with_body(email: Email, snippet: str, body: ParsedMessage) -> Email:
     )
 
 
-def load_exclusions(store: Store) -> Exclusions:
+def load_exclusions(store: SettingsStore) -> Exclusions:
     return Exclusions.parse(store.get_setting(EXCLUSIONS_SETTING) or [])
 
 
-def own_canonical_addresses(store: Store) -> set[str]:
+def own_canonical_addresses(store: MailboxStore) -> set[str]:
     return {canonical_address(a) for a in store.own_addresses()}
 
 
@@ -620,7 +623,7 @@ def build_email(
 
 
 def apply_matches(
-    store: Store,
+    store: CaptureStore,
     email_id: str,
     found: Iterable[Match],
     *,
@@ -670,7 +673,7 @@ class RunResult:
     coverage_gap: int = 0
 
 
-def backfill_query(store: Store, now: datetime) -> str:
+def backfill_query(store: SettingsStore, now: datetime) -> str:
     days = int(store.get_setting(BACKFILL_DAYS_SETTING) or DEFAULT_BACKFILL_DAYS)
     after = int((now - timedelta(days=days)).timestamp())
     return f"after:{after} -in:chats -in:drafts"

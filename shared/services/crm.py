@@ -60,7 +60,7 @@ from shared.domain.models import (
 )
 from shared.domain.store_rules import decode_page_token, encode_page_token
 from shared.errors import BadRequestError, ConflictError, NotFoundError, TooLargeError
-from shared.ports import Queue, Store
+from shared.ports import CrmEditStore, CrmStore, Queue, SettingsStore
 from shared.services.capture import EXCLUSIONS_SETTING
 from shared.services.rematch import job_guard_id, queue_rematch, rematch_keys
 
@@ -85,8 +85,8 @@ class Kind(Generic[R]):
     name: str
     model: type[R]
     input: type[CrmInput]
-    get: Callable[[Store, str], R | None]
-    put: Callable[[Store, R], None]
+    get: Callable[[CrmStore, str], R | None]
+    put: Callable[[CrmStore, R], None]
 
 
 ORGANIZATION: Kind[Organization] = Kind(
@@ -171,7 +171,7 @@ class _Planner(Generic[R]):
     a request writes one kind, so the records it looks up do not change under it.
     """
 
-    def __init__(self, store: Store, kind: Kind[R]) -> None:
+    def __init__(self, store: CrmStore, kind: Kind[R]) -> None:
         self.store = store
         self.kind: Kind[R] = kind
         self._organizations: dict[str, Organization | None] = {}
@@ -319,7 +319,7 @@ def _as(cls: type[R], value: object) -> R | None:
 # -- use cases ---------------------------------------------------------------------------------
 
 
-def get_record(store: Store, kind: Kind[R], record_id: str) -> R:
+def get_record(store: CrmStore, kind: Kind[R], record_id: str) -> R:
     record = kind.get(store, record_id)
     if record is None:
         raise NotFoundError(f"no such {kind.name}", id=record_id)
@@ -327,7 +327,7 @@ def get_record(store: Store, kind: Kind[R], record_id: str) -> R:
 
 
 def upsert(
-    store: Store,
+    store: CrmEditStore,
     queue: Queue,
     caller: Caller,
     kind: Kind[R],
@@ -350,7 +350,7 @@ def upsert(
 
 
 def upsert_batch(
-    store: Store, queue: Queue, caller: Caller, kind: Kind[R], items: Sequence[CrmInput]
+    store: CrmEditStore, queue: Queue, caller: Caller, kind: Kind[R], items: Sequence[CrmInput]
 ) -> WriteReport[R]:
     """All or nothing: every item is validated first, and one bad item refuses the batch (400
     naming each bad item as ``items.<index>.<field>``)."""
@@ -371,7 +371,7 @@ def upsert_batch(
 
 
 def import_csv(
-    store: Store, queue: Queue, caller: Caller, kind: Kind[R], data: bytes
+    store: CrmEditStore, queue: Queue, caller: Caller, kind: Kind[R], data: bytes
 ) -> WriteReport[R]:
     """Write the good rows of a CSV file, report the bad ones (``shared/domain/crm_csv.py``).
 
@@ -393,7 +393,7 @@ def import_csv(
 
 
 def set_graveyard(
-    store: Store, queue: Queue, caller: Caller, investor_id: str, graveyard: bool
+    store: CrmEditStore, queue: Queue, caller: Caller, investor_id: str, graveyard: bool
 ) -> WriteReport[Investor]:
     """Mark or unmark a graveyard investor: no re-match (graveyard mail keeps its links)."""
     get_record(store, INVESTOR, investor_id)
@@ -402,7 +402,7 @@ def set_graveyard(
 
 
 def soft_delete(
-    store: Store, queue: Queue, caller: Caller, kind: Kind[R], record_id: str
+    store: CrmEditStore, queue: Queue, caller: Caller, kind: Kind[R], record_id: str
 ) -> WriteReport[R]:
     """Mark a record deleted (kept, with ``deleted_at``); it stops matching. Idempotent."""
     get_record(store, kind, record_id)
@@ -411,7 +411,7 @@ def soft_delete(
 
 
 def _write(
-    store: Store,
+    store: CrmEditStore,
     queue: Queue,
     caller: Caller,
     kind: Kind[R],
@@ -506,7 +506,7 @@ def _verb(plan: _Plan[Any]) -> str:
 
 
 def list_investors(
-    store: Store,
+    store: CrmStore,
     *,
     include_graveyard: bool = True,
     include_deleted: bool = False,
@@ -558,7 +558,7 @@ def _decode_after(token: str) -> tuple[str, str] | None:
     return value[0], value[1]
 
 
-def contacts_of(store: Store, investor_id: str) -> list[Contact]:
+def contacts_of(store: CrmStore, investor_id: str) -> list[Contact]:
     """The investor's live contacts, by id."""
     get_record(store, INVESTOR, investor_id)
     return store.find_contacts_by_investors([investor_id])
@@ -567,13 +567,13 @@ def contacts_of(store: Store, investor_id: str) -> list[Contact]:
 # -- the exclusion list ------------------------------------------------------------------------
 
 
-def get_exclusions(store: Store) -> tuple[list[str], list[str]]:
+def get_exclusions(store: SettingsStore) -> tuple[list[str], list[str]]:
     """(addresses, domains) never matched."""
     return split_exclusions(store.get_setting(EXCLUSIONS_SETTING) or [])
 
 
 def set_exclusions(
-    store: Store,
+    store: SettingsStore,
     queue: Queue,
     caller: Caller,
     *,
@@ -634,7 +634,7 @@ def set_exclusions(
 # -- jobs --------------------------------------------------------------------------------------
 
 
-def get_job(store: Store, job_id: str) -> Guard:
+def get_job(store: SettingsStore, job_id: str) -> Guard:
     """The re-match job's record (its progress in ``data``); 404 for an unknown id."""
     guard = store.get_guard(job_guard_id(job_id)) if _JOB_ID.fullmatch(job_id) else None
     if guard is None:

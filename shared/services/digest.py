@@ -26,7 +26,6 @@ import logging
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
 
 from shared.domain.addresses import normalize_address
 from shared.domain.digest import (
@@ -51,7 +50,7 @@ from shared.domain.models import (
     Organization,
     SyncStatus,
 )
-from shared.ports import Store
+from shared.ports import CrmStore, DigestStore, MailStore, Narrator
 from shared.services.sync import is_behind, lag_seconds
 
 logger = logging.getLogger(__name__)
@@ -60,14 +59,8 @@ EmailsInWindow = Callable[[datetime, datetime], Iterable[Email]]
 WINDOW_PAGE_SIZE = 500
 
 
-class Narrator(Protocol):
-    """Writes one paragraph from a prompt, or None (``shared.adapters.narrator.ChatNarrator``)."""
-
-    def narrate(self, system: str, prompt: str) -> str | None: ...
-
-
 def build_digest(
-    store: Store,
+    store: DigestStore,
     since: datetime,
     until: datetime,
     narrator: Narrator | None,
@@ -208,7 +201,7 @@ def _health(account: EmailAccount, now: datetime) -> MailboxHealth:
     )
 
 
-def _store_window(store: Store) -> EmailsInWindow:
+def _store_window(store: MailStore) -> EmailsInWindow:
     """Every email the store says became investor mail in the window, page by page."""
 
     def listing(since: datetime, until: datetime) -> Iterator[Email]:
@@ -229,7 +222,7 @@ def _store_window(store: Store) -> EmailsInWindow:
 class _Names:
     """Display names, each record read once; soft-deleted names fall back to the address."""
 
-    store: Store
+    store: CrmStore
 
     def __post_init__(self) -> None:
         self._investors: dict[str, Investor | None] = {}

@@ -19,7 +19,6 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from shared import events
@@ -28,13 +27,17 @@ from shared.domain.digest import Digest
 from shared.domain.models import AuditEntry, Caller, DigestPolicy, Guard
 from shared.domain.tenancy import TeamDomains
 from shared.errors import BadRequestError
-from shared.ports import Store
-from shared.services.digest import Narrator, build_digest
+from shared.ports import (
+    DigestScheduleStore,
+    DigestStore,
+    GmailTransport,
+    Narrator,
+    SettingsStore,
+    SmtpTransport,
+    UserStore,
+)
+from shared.services.digest import build_digest
 from shared.services.mail_transport import send_digest
-
-if TYPE_CHECKING:
-    from shared.adapters.gmail_send import GmailSender
-    from shared.adapters.smtp import SmtpSender
 
 logger = logging.getLogger(__name__)
 
@@ -59,11 +62,11 @@ class TickOutcome:
 
 
 def runtime(
-    store: Store,
+    store: DigestStore,
     *,
     narrator: Narrator | None,
-    gmail_sender_for: Callable[[str], GmailSender] | None,
-    smtp: SmtpSender | None,
+    gmail_sender_for: Callable[[str], GmailTransport] | None,
+    smtp: SmtpTransport | None,
     team_domains: Callable[[], TeamDomains],
     digest_sender: str = "",
     smtp_from: str = "",
@@ -104,7 +107,7 @@ def runtime(
 
 
 def load_policy(
-    store: Store, *, env_enabled: bool | None = None, env_send_hour: int | None = None
+    store: SettingsStore, *, env_enabled: bool | None = None, env_send_hour: int | None = None
 ) -> DigestPolicy:
     """The stored policy, else the environment's seed, else ``{enabled: false, send_hour: 18}``."""
     stored = store.get_setting(POLICY_SETTING)
@@ -118,7 +121,7 @@ def load_policy(
     return seeded
 
 
-def save_policy(store: Store, caller: Caller, policy: DigestPolicy) -> DigestPolicy:
+def save_policy(store: SettingsStore, caller: Caller, policy: DigestPolicy) -> DigestPolicy:
     store.set_setting(POLICY_SETTING, policy.model_dump())
     store.append_audit(
         AuditEntry(
@@ -131,7 +134,7 @@ def save_policy(store: Store, caller: Caller, policy: DigestPolicy) -> DigestPol
     return policy
 
 
-def admin_recipients(store: Store) -> list[str]:
+def admin_recipients(store: UserStore) -> list[str]:
     return [user.email for user in store.list_active_admins()]
 
 
@@ -139,7 +142,7 @@ def guard_id(local_date: str) -> str:
     return f"digest:{local_date}"
 
 
-def _claim_day(store: Store, local_date: str, now: datetime, run_id: str) -> Guard | None:
+def _claim_day(store: SettingsStore, local_date: str, now: datetime, run_id: str) -> Guard | None:
     """The day's guard if this tick may send now, else None."""
     fresh = Guard(
         id=guard_id(local_date),
@@ -174,7 +177,7 @@ def _claim_day(store: Store, local_date: str, now: datetime, run_id: str) -> Gua
     return None
 
 
-def _finish_day(store: Store, local_date: str, run_id: str, state: str, note: str) -> None:
+def _finish_day(store: SettingsStore, local_date: str, run_id: str, state: str, note: str) -> None:
     def finish(guard: Guard) -> Guard | None:
         if guard.owner != run_id:
             return None
@@ -184,7 +187,7 @@ def _finish_day(store: Store, local_date: str, run_id: str, state: str, note: st
 
 
 def tick(
-    store: Store,
+    store: DigestScheduleStore,
     *,
     now: datetime,
     time_zone: str,
@@ -243,7 +246,9 @@ def tick(
     return TickOutcome(True, "sent", local_date, transport)
 
 
-def send_now(store: Store, caller: Caller, *, now: datetime, build: Build, deliver: Deliver) -> str:
+def send_now(
+    store: DigestScheduleStore, caller: Caller, *, now: datetime, build: Build, deliver: Deliver
+) -> str:
     """The last 24 hours to the admins now; the daily cursor and guard are left alone, so a
     preview never suppresses the scheduled send."""
     digest = build(now - SEND_NOW_WINDOW, now)
@@ -254,7 +259,9 @@ def send_now(store: Store, caller: Caller, *, now: datetime, build: Build, deliv
     return transport
 
 
-def check_test_recipients(store: Store, recipients: list[str], *, team: TeamDomains) -> list[str]:
+def check_test_recipients(
+    store: UserStore, recipients: list[str], *, team: TeamDomains
+) -> list[str]:
     """A test email goes only to active admins at the fund's domains: the endpoint is no open
     relay (400 otherwise).
 

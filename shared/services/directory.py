@@ -41,14 +41,22 @@ from shared.domain.models import (
 )
 from shared.domain.tenancy import TeamDomains
 from shared.errors import BadRequestError, ConflictError, NotFoundError
-from shared.ports import GmailClient, Queue, Store, SyncStateChange
+from shared.ports import (
+    DirectoryStore,
+    GmailClient,
+    MailboxStore,
+    Queue,
+    SettingsStore,
+    SyncStateChange,
+    UserStore,
+)
 from shared.services import sync, watch
 
 # How long the offboarding request itself purges before the rest continues in the background.
 OFFBOARD_PURGE_BUDGET_S = 10.0
 
 
-def _audit(store: Store, caller: Caller, action: str, target: str, **details: Any) -> None:
+def _audit(store: SettingsStore, caller: Caller, action: str, target: str, **details: Any) -> None:
     store.append_audit(
         AuditEntry(actor=caller.email, action=action, target=target, details=details)
     )
@@ -58,7 +66,7 @@ def _audit(store: Store, caller: Caller, action: str, target: str, **details: An
 
 
 def add_user(
-    store: Store, caller: Caller, *, email: str, name: str, role: Role, team: TeamDomains
+    store: DirectoryStore, caller: Caller, *, email: str, name: str, role: Role, team: TeamDomains
 ) -> User:
     """Add a user at one of the fund's domains (400 otherwise); an ownerless mailbox at their
     address becomes theirs (the store decides it in the user's transaction, so a mailbox added
@@ -73,7 +81,7 @@ def add_user(
     return user
 
 
-def get_user(store: Store, user_id: str) -> User:
+def get_user(store: UserStore, user_id: str) -> User:
     user = store.get_user(user_id)
     if user is None:
         raise NotFoundError("no such user", user_id=user_id)
@@ -91,7 +99,7 @@ class UserChange:
 
 
 def change_user(
-    store: Store,
+    store: DirectoryStore,
     caller: Caller,
     user_id: str,
     *,
@@ -131,7 +139,7 @@ def _plain(value: object) -> object:
 
 
 def _mailboxes_follow_owner(
-    store: Store, caller: Caller, user: User, queue: Queue | None
+    store: DirectoryStore, caller: Caller, user: User, queue: Queue | None
 ) -> tuple[list[str], list[str]]:
     paused: list[str] = []
     resumed: list[str] = []
@@ -176,7 +184,7 @@ def _request_sync(queue: Queue | None, account_id: str, *, purge: bool = False) 
 
 
 def add_mailbox(
-    store: Store, caller: Caller, *, address: str, team: TeamDomains, owner_email: str = ""
+    store: DirectoryStore, caller: Caller, *, address: str, team: TeamDomains, owner_email: str = ""
 ) -> EmailAccount:
     """Register a team mailbox at one of the fund's domains (400 otherwise). Its owner, if
     given, must be a known user, and otherwise it is the user with the mailbox's address, if
@@ -210,7 +218,7 @@ def add_mailbox(
 
 
 def set_mailbox_owner(
-    store: Store, caller: Caller, account_id: str, *, owner_email: str
+    store: DirectoryStore, caller: Caller, account_id: str, *, owner_email: str
 ) -> EmailAccount:
     """An admin names the mailbox's owner (empty: back to the user with its address, or none).
     The ``owner_inactive`` pause follows the new owner. 404 for an unknown mailbox or user,
@@ -231,21 +239,21 @@ def set_mailbox_owner(
     return after
 
 
-def get_mailbox(store: Store, account_id: str) -> EmailAccount:
+def get_mailbox(store: MailboxStore, account_id: str) -> EmailAccount:
     account = store.get_email_account(account_id)
     if account is None:
         raise NotFoundError("no such mailbox", account_id=account_id)
     return account
 
 
-def _live_mailbox(store: Store, account_id: str) -> EmailAccount:
+def _live_mailbox(store: MailboxStore, account_id: str) -> EmailAccount:
     account = get_mailbox(store, account_id)
     if account.deleted:
         raise ConflictError("mailbox is offboarded", account_id=account_id)
     return account
 
 
-def pause_mailbox(store: Store, caller: Caller, account_id: str) -> EmailAccount:
+def pause_mailbox(store: DirectoryStore, caller: Caller, account_id: str) -> EmailAccount:
     """An admin's pause: sync, push and watch renewal skip the mailbox until resumed.
     Pausing a paused mailbox adds the admin's reason (idempotent); 409 once offboarded."""
     _live_mailbox(store, account_id)
@@ -261,7 +269,7 @@ class Resumed:
 
 
 def resume_mailbox(
-    store: Store, caller: Caller, account_id: str, *, queue: Queue | None
+    store: DirectoryStore, caller: Caller, account_id: str, *, queue: Queue | None
 ) -> Resumed:
     """Lift the admin's pause and ask for a sync (catching up). 409 while the owner is
     inactive (their reactivation resumes it) and once offboarded."""
@@ -279,7 +287,7 @@ def resume_mailbox(
 
 
 def request_resync(
-    store: Store, caller: Caller, account_id: str, *, queue: Queue | None
+    store: DirectoryStore, caller: Caller, account_id: str, *, queue: Queue | None
 ) -> Resumed:
     """Ask for a full resync: the next run resets the history cursor and the backfill under
     its lease and lists the whole mailbox again (fetching only what the store lacks). A sync
@@ -308,7 +316,7 @@ class CaptureStarted:
 
 
 def start_capture(
-    store: Store,
+    store: MailboxStore,
     account_id: str,
     *,
     queue: Queue | None,
@@ -345,7 +353,7 @@ class Offboarded:
 
 
 def offboard_mailbox(
-    store: Store,
+    store: DirectoryStore,
     caller: Caller,
     account_id: str,
     *,

@@ -21,7 +21,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
-from typing import Any, Protocol
 
 from shared.domain.models import AuditEntry, Caller, EmailAccount, Mailbox, Role, ServiceRole
 from shared.domain.reply import Recipients, ReplyMode, build_reply
@@ -32,15 +31,11 @@ from shared.errors import (
     ForbiddenError,
     NotFoundError,
 )
-from shared.ports import Store
+from shared.ports import DraftsClient, DraftStore, MailboxStore
 
 DRAFTERS: frozenset[Role | ServiceRole] = frozenset(
     {Role.ADMIN, Role.MEMBER, ServiceRole.DRAFTING_AGENT}
 )
-
-
-class DraftsClient(Protocol):
-    def create_draft(self, raw: bytes, thread_id: str) -> dict[str, Any]: ...
 
 
 class DraftMisthreadedError(AppError):
@@ -74,7 +69,7 @@ class DraftResult:
 
 
 def create_reply_draft(
-    store: Store,
+    store: DraftStore,
     caller: Caller,
     request: DraftRequest,
     *,
@@ -172,7 +167,7 @@ def create_reply_draft(
     return result
 
 
-def _target_account(store: Store, request: DraftRequest) -> EmailAccount:
+def _target_account(store: MailboxStore, request: DraftRequest) -> EmailAccount:
     if bool(request.account_id) == bool(request.mailbox):
         raise BadRequestError("name the target mailbox by exactly one of account_id or mailbox")
     if request.account_id:

@@ -39,9 +39,7 @@ from shared.errors import AppError, ConfigurationError
 from shared.logging import log_event
 
 if TYPE_CHECKING:
-    from shared.adapters.gmail_send import GmailSender
-    from shared.adapters.smtp import SmtpSender
-    from shared.ports import Store
+    from shared.ports import GmailTransport, SmtpTransport, UserStore
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +69,7 @@ class DigestNotSentError(AppError):
     code = "digest_not_sent"
 
 
-def active_admin_addresses(store: Store) -> list[str]:
+def active_admin_addresses(store: UserStore) -> list[str]:
     """The active admins' addresses, lower-cased and sorted: the only allowed recipients."""
     return sorted({u.email.strip().lower() for u in store.list_active_admins()})
 
@@ -114,14 +112,14 @@ def build_digest_message(
 
 
 def send_digest(
-    store: Store,
+    store: UserStore,
     to: Sequence[str],
     subject: str,
     text: str,
     html: str,
     *,
-    gmail_sender_for: Callable[[str], GmailSender] | None,
-    smtp: SmtpSender | None,
+    gmail_sender_for: Callable[[str], GmailTransport] | None,
+    smtp: SmtpTransport | None,
     team_domains: Callable[[], TeamDomains],
     digest_sender: str = "",
     smtp_from: str = "",

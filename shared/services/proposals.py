@@ -19,14 +19,16 @@ from datetime import datetime
 
 from shared.domain.models import AuditEntry, Caller, ProposalStatus
 from shared.errors import BadRequestError, ConflictError, NotFoundError
-from shared.ports import Decision, Store
+from shared.ports import Decision, ProposalDecisionStore
 
 DECISIONS = frozenset({ProposalStatus.APPROVED, ProposalStatus.REJECTED})
 # Proposals one bulk request decides at most (each its own transaction and audit entry).
 BULK_LIMIT = 500
 
 
-def decide(store: Store, caller: Caller, proposal_id: str, status: ProposalStatus) -> Decision:
+def decide(
+    store: ProposalDecisionStore, caller: Caller, proposal_id: str, status: ProposalStatus
+) -> Decision:
     """Approve (creating the activity) or reject one open proposal, audited with who and when.
     ConflictError naming its ``status`` if it is no longer open; NotFoundError if unknown."""
     decision = _decide(store, caller, proposal_id, status, bulk=False)
@@ -42,7 +44,12 @@ def _already(proposal_id: str, status: ProposalStatus) -> ConflictError:
 
 
 def _decide(
-    store: Store, caller: Caller, proposal_id: str, status: ProposalStatus, *, bulk: bool
+    store: ProposalDecisionStore,
+    caller: Caller,
+    proposal_id: str,
+    status: ProposalStatus,
+    *,
+    bulk: bool,
 ) -> Decision:
     if status not in DECISIONS:
         raise BadRequestError("a person approves or rejects", status=status.value)
@@ -97,7 +104,7 @@ class BulkOutcome:
 
 
 def decide_matching(
-    store: Store,
+    store: ProposalDecisionStore,
     caller: Caller,
     status: ProposalStatus,
     where: ProposalFilter,

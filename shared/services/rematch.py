@@ -28,7 +28,7 @@ from shared.catalog import Topic
 from shared.domain.addresses import canonical_address
 from shared.domain.models import Email, Guard, utcnow
 from shared.errors import NotFoundError, TooLargeError
-from shared.ports import GmailClient, Queue, Store
+from shared.ports import CaptureStore, GmailClient, Queue, SettingsStore
 from shared.services.capture import (
     RAW_FETCH_LIMIT_BYTES,
     apply_matches,
@@ -71,7 +71,7 @@ def rematch_keys(
 
 
 def queue_rematch(
-    store: Store,
+    store: SettingsStore,
     queue: Queue,
     *,
     addresses: Iterable[str] = (),
@@ -105,7 +105,7 @@ def queue_rematch(
     return job_id
 
 
-def job_progress(store: Store, job_id: str) -> dict[str, Any]:
+def job_progress(store: SettingsStore, job_id: str) -> dict[str, Any]:
     guard = store.get_guard(job_guard_id(job_id))
     if guard is None:
         raise NotFoundError("no such job", job_id=job_id)
@@ -113,7 +113,7 @@ def job_progress(store: Store, job_id: str) -> dict[str, Any]:
 
 
 def run_rematch(
-    store: Store,
+    store: CaptureStore,
     job_id: str,
     *,
     gmail_for: Callable[[str], GmailClient],
@@ -180,7 +180,7 @@ def _pass_keys(data: dict[str, Any], index: int) -> tuple[list[str], list[str]]:
     return addresses[start:end], domains[max(0, start - offset) : max(0, end - offset)]
 
 
-def _fetch_body(store: Store, email: Email, gmail_for: Callable[[str], GmailClient]) -> int:
+def _fetch_body(store: CaptureStore, email: Email, gmail_for: Callable[[str], GmailClient]) -> int:
     """Fetch a newly matched email's body through a mailbox that still holds it (1 if done)."""
     for sighting in store.list_sightings(email.id):
         if sighting.deleted:
@@ -203,7 +203,7 @@ def _fetch_body(store: Store, email: Email, gmail_for: Callable[[str], GmailClie
     return 0
 
 
-def _save(store: Store, job_id: str, state: str, data: dict[str, Any]) -> None:
+def _save(store: SettingsStore, job_id: str, state: str, data: dict[str, Any]) -> None:
     def change(guard: Guard) -> Guard:
         return guard.model_copy(update={"state": state, "data": data, "updated_at": utcnow()})
 

@@ -34,7 +34,7 @@ from typing import Any
 from shared.domain.headers import has_control
 from shared.domain.models import Email, EmailAccount, Guard, Mailbox, utcnow
 from shared.domain.parser import parse_message
-from shared.ports import GmailClient, GmailMessage, Store
+from shared.ports import CaptureStore, GmailClient, GmailMessage, SettingsStore
 from shared.services.capture import (
     METADATA_HEADERS,
     RAW_FETCH_LIMIT_BYTES,
@@ -94,7 +94,7 @@ class RepairRun:
 # -- progress on a guard ---------------------------------------------------------------------------
 
 
-def _begin(store: Store, guard_id: str, counts: Sequence[str], restart: bool) -> Guard:
+def _begin(store: SettingsStore, guard_id: str, counts: Sequence[str], restart: bool) -> Guard:
     """The repair's guard, created on its first run; a finished one is reset on ``restart``."""
     store.create_guard(
         Guard(
@@ -119,7 +119,7 @@ def _begin(store: Store, guard_id: str, counts: Sequence[str], restart: bool) ->
     return guard
 
 
-def _save(store: Store, guard_id: str, state: str, data: dict[str, Any]) -> None:
+def _save(store: SettingsStore, guard_id: str, state: str, data: dict[str, Any]) -> None:
     def change(guard: Guard) -> Guard:
         return guard.model_copy(update={"state": state, "data": dict(data), "updated_at": utcnow()})
 
@@ -127,7 +127,7 @@ def _save(store: Store, guard_id: str, state: str, data: dict[str, Any]) -> None
 
 
 def _scan(
-    store: Store,
+    store: CaptureStore,
     name: str,
     guard_id: str,
     counts: Sequence[str],
@@ -189,7 +189,7 @@ class _SnippetChange:
 
 
 def repair_snippets(
-    store: Store,
+    store: CaptureStore,
     *,
     page_size: int = PAGE_SIZE,
     max_pages: int | None = None,
@@ -250,7 +250,7 @@ def needs_participant_repair(email: Email) -> bool:
     return any(has_control(m.name) or has_control(m.address) for m in _mailboxes(email))
 
 
-def _holder(store: Store, email: Email) -> tuple[EmailAccount, str] | None:
+def _holder(store: CaptureStore, email: Email) -> tuple[EmailAccount, str] | None:
     """A mailbox that holds the email (a live sighting first) and its Gmail id there."""
     sightings = sorted(store.list_sightings(email.id), key=lambda s: (s.deleted, s.account_id))
     for sighting in sightings:
@@ -265,7 +265,7 @@ def _headers_of(email: Email) -> dict[str, Any]:
 
 
 def repair_participants(
-    store: Store,
+    store: CaptureStore,
     *,
     gmail_for: Callable[[str], GmailClient],
     page_size: int = PAGE_SIZE,

@@ -19,7 +19,14 @@ from shared import events
 from shared.catalog import Topic, function_spec
 from shared.domain.models import EmailAccount, Guard, SyncStatus
 from shared.errors import BadRequestError, ConfigurationError, NotFoundError, RetryableError
-from shared.ports import GmailClient, Queue, Store, SyncStateChange
+from shared.ports import (
+    CaptureStore,
+    GmailClient,
+    MailboxStore,
+    Queue,
+    SettingsStore,
+    SyncStateChange,
+)
 
 if TYPE_CHECKING:
     from shared.services.capture import RunResult
@@ -82,7 +89,7 @@ def is_behind(account: EmailAccount, now: datetime) -> bool:
     return not account.paused and now - since > BEHIND_AFTER
 
 
-def report_lagging_mailboxes(store: Store, now: datetime) -> list[str]:
+def report_lagging_mailboxes(store: MailboxStore, now: datetime) -> list[str]:
     """Log every active mailbox that is behind, so silence is never mistaken for health."""
     behind = [a for a in store.list_email_accounts() if is_behind(a, now)]
     for account in behind:
@@ -102,7 +109,7 @@ def report_lagging_mailboxes(store: Store, now: datetime) -> list[str]:
 
 
 def request_sync_of_active_mailboxes(
-    store: Store, queue: Queue, *, coverage: bool = True
+    store: MailboxStore, queue: Queue, *, coverage: bool = True
 ) -> list[str]:
     """Publish one sync request per mailbox that is neither paused nor deleted; the poll's
     requests also run the coverage check."""
@@ -118,7 +125,7 @@ def request_sync_of_active_mailboxes(
     return requested
 
 
-def request_sync_of_address(store: Store, queue: Queue, address: str) -> str | None:
+def request_sync_of_address(store: MailboxStore, queue: Queue, address: str) -> str | None:
     """A Gmail push names a mailbox by address: ask for its sync. None if unknown or paused."""
     account = store.get_email_account_by_address(address)
     if account is None or account.deleted or account.paused:
@@ -131,7 +138,7 @@ def lease_id(account_id: str) -> str:
     return f"sync-lease:{account_id}"
 
 
-def acquire_lease(store: Store, account_id: str, run_id: str, now: datetime) -> bool:
+def acquire_lease(store: SettingsStore, account_id: str, run_id: str, now: datetime) -> bool:
     """Take the mailbox's lease: create it, or take over one that is released or expired."""
     expires = (now + LEASE_TTL).isoformat()
     fresh = Guard(id=lease_id(account_id), owner=run_id, state="running", data={"until": expires})
@@ -156,7 +163,7 @@ def acquire_lease(store: Store, account_id: str, run_id: str, now: datetime) -> 
     return taken is not None and taken.owner == run_id and taken.state == "running"
 
 
-def release_lease(store: Store, account_id: str, run_id: str) -> None:
+def release_lease(store: SettingsStore, account_id: str, run_id: str) -> None:
     def release(guard: Guard) -> Guard | None:
         if guard.owner != run_id:
             return None  # taken over after expiry: not ours to release
@@ -166,7 +173,7 @@ def release_lease(store: Store, account_id: str, run_id: str) -> None:
 
 
 def run_sync(
-    store: Store,
+    store: CaptureStore,
     request: SyncRequest,
     *,
     gmail_for: Callable[[str], GmailClient],
@@ -273,7 +280,7 @@ def run_sync(
     return RunOutcome(account.id, True, "ran" if finished else "continues", result)
 
 
-def _start_run(store: Store, account_id: str, now: datetime) -> EmailAccount:
+def _start_run(store: MailboxStore, account_id: str, now: datetime) -> EmailAccount:
     """Mark the run started and apply an admin's pending full resync (under the lease): the
     cursor and the backfill are reset, so this run lists the whole mailbox again (a full
     sync, as after Gmail's 404 on an expired history id). The account as the run sees it;
@@ -303,7 +310,7 @@ RESYNC_RESET = SyncStateChange(
 )
 
 
-def _offboarded(store: Store, account_id: str) -> bool:
+def _offboarded(store: MailboxStore, account_id: str) -> bool:
     account = store.get_email_account(account_id)
     return account is None or account.deleted
 
@@ -313,7 +320,7 @@ PURGE_PAGE = 200
 
 
 def purge_sightings(
-    store: Store,
+    store: MailboxStore,
     account_id: str,
     *,
     deadline: float,
@@ -332,7 +339,7 @@ def purge_sightings(
             return purged, False
 
 
-def _record_failure(store: Store, account_id: str, message: str) -> None:
+def _record_failure(store: MailboxStore, account_id: str, message: str) -> None:
     try:
         store.update_sync_state(
             account_id, SyncStateChange(status=SyncStatus.ERROR, last_error=message[:500])

@@ -11,13 +11,13 @@ from datetime import UTC, datetime
 from shared import events
 from shared.domain.models import EmailAccount
 from shared.errors import AppError, ConfigurationError
-from shared.ports import GmailClient, Store, SyncStateChange
+from shared.ports import GmailClient, MailboxStore, SyncStateChange
 
 logger = logging.getLogger(__name__)
 
 
 def renew_watches(
-    store: Store, gmail_for: Callable[[str], GmailClient], *, topic: str
+    store: MailboxStore, gmail_for: Callable[[str], GmailClient], *, topic: str
 ) -> tuple[list[str], list[str]]:
     """Watch every active mailbox; returns (renewed, failed) addresses."""
     if not topic:
@@ -74,7 +74,7 @@ class WatchStart:
 
 
 def start_watch(
-    store: Store,
+    store: MailboxStore,
     gmail_for: Callable[[str], GmailClient],
     account: EmailAccount,
     *,

@@ -13,12 +13,12 @@ import logging
 from datetime import datetime
 
 from shared import events
-from shared.ports import Store
+from shared.ports import MailboxStore
 
 logger = logging.getLogger(__name__)
 
 
-def report_expired_watches(store: Store, now: datetime) -> list[str]:
+def report_expired_watches(store: MailboxStore, now: datetime) -> list[str]:
     """Log each active mailbox whose stored watch expiration has passed; returns the addresses."""
     expired = []
     for account in store.list_email_accounts():
