@@ -1,4 +1,4 @@
-"""The Store contract (shared/ports.py), run against every adapter: ``[sqlite]``, ``[firestore]``.
+"""The Store contract (shared/ports/), run against every adapter: ``[sqlite]``, ``[firestore]``.
 
 Each test states one promise of the port and checks it through the port only, so the two stores
 cannot drift. Data is tiny on purpose: the Firestore emulator slows down as collections grow, and
