@@ -33,6 +33,8 @@ from shared.domain.models import (
     SyncState,
     User,
 )
+from shared.domain.models import Decision as Decision
+from shared.domain.models import SyncStateChange as SyncStateChange
 
 T = TypeVar("T")
 
@@ -43,43 +45,6 @@ class Page(Generic[T]):
 
     items: list[T]
     next_token: str = ""
-
-
-@dataclass(frozen=True)
-class SyncStateChange:
-    """Fields of a mailbox's sync state to change; ``None`` means "leave as it is".
-
-    ``history_id`` is applied as ``max(stored, given)``: a late, slower run can never move the
-    cursor backwards. Only ``reset_history`` (a full resync after Gmail's 404) may lower it.
-    """
-
-    status: Any = None
-    history_id: int | None = None
-    reset_history: bool = False
-    last_success_at: datetime | None = None
-    last_attempt_at: datetime | None = None
-    last_error: str | None = None
-    watch_expiration: datetime | None = None
-    backfill_page_token: str | None = None
-    backfill_history_id: int | None = None
-    backfill_done: bool | None = None
-    last_reconciled_at: datetime | None = None
-    messages_total: int | None = None
-    messages_done: int | None = None
-    messages_failed: int | None = None
-    # Added to the stored count (not set): one more message stored with a header problem.
-    header_problems_added: int | None = None
-    coverage_gap: int | None = None
-    resync_pending: bool | None = None
-
-
-@dataclass(frozen=True)
-class Decision:
-    """Outcome of deciding a proposal: the proposal now, and whether this call changed it."""
-
-    proposal: Proposal
-    changed: bool
-    activity: Activity | None = None
 
 
 class Store(Protocol):
