@@ -143,7 +143,7 @@ class TestNaturalKeys:
             EmailAccount(id="a_arbitrary", address="deals@fund.example")
 
 
-# -- the aggregates' rules (moved from tests/unit/test_store_rules.py) --------------------------
+# -- the aggregates' rules: what both stores apply inside their transactions ---------------------
 
 AT = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 LATER = AT + timedelta(hours=1)

@@ -1,4 +1,4 @@
-"""Page tokens and the listings' windows (pure; moved from tests/unit/test_store_rules.py)."""
+"""Page tokens and the listings' windows (pure): what a listing reads as a position."""
 
 from __future__ import annotations
 
