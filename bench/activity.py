@@ -32,8 +32,8 @@ links documents, from ``FirestoreStore.reads``). Targets: a page of ``filters`` 
 over 5 x (limit + 1). Populating Firestore through capture-sized transactions is quadratic in
 the emulator (each transaction queries an email's sightings and links, and the emulator scans
 the collection), so the corpus is written with batched writes of exactly the documents the store
-writes (``firestore_store.email_document``, denormalised fields from ``store_rules``); the first
-emails are also written through the Store's own methods and compared with what the batch
+writes (``firestore_store.email_document``, denormalised fields from ``Email.denormalised``);
+the first emails are also written through the Store's own methods and compared with what the batch
 writes, so the two cannot drift: 10,000 emails then take about a minute. Emulator latencies
 grow with the collection (it scans it per query, ~0.1 s at 2,000, ~0.2 s at 10,000); reads do
 not, and they are what production bills and waits for.
@@ -84,7 +84,6 @@ from shared.domain.models import (
     Sighting,
     User,
 )
-from shared.domain.store_rules import denormalised_email_fields
 from shared.ports import Store
 from shared.services import activity
 
@@ -226,9 +225,7 @@ def populate_firestore(store: Any, corpus: Corpus) -> None:
         live = [s.account_id for s in corpus.sightings[email.id]]
         investors = [link.investor_id for link in corpus.links[email.id]]
         denormalised = email.model_copy(update={"matched_at": MATCHED_AT})
-        denormalised = denormalised.model_copy(
-            update=denormalised_email_fields(denormalised, live, investors)
-        )
+        denormalised = denormalised.denormalised(live, investors, at=MATCHED_AT)
         return email_document(denormalised, own)
 
     checked = corpus.emails[:CHECKED]

@@ -54,6 +54,13 @@ from pydantic import BaseModel
 from shared.adapters.firestore_indexes import Direction, QueryRecorder, QueryShape
 from shared.domain import search
 from shared.domain.activity import READ_BUDGET_FACTOR, ActivityHit, ActivityHits, ActivityQuery
+from shared.domain.activity_keys import (
+    activity_fields,
+    activity_page_key,
+    email_search_words,
+    facet_token,
+    is_listed,
+)
 from shared.domain.addresses import canonical_address
 from shared.domain.models import (
     Activity,
@@ -81,29 +88,12 @@ from shared.domain.models import (
     utcnow,
 )
 from shared.domain.models import Direction as ActivityDirection
-from shared.domain.store_rules import (
-    activity_fields,
-    activity_page_key,
-    apply_account_sync_change,
-    apply_pause,
-    change_user_role,
+from shared.domain.paging import (
     check_limit,
     check_purge_limit,
-    claims_mailbox,
-    count_capture_attempt,
-    decide,
-    denormalised_email_fields,
-    email_search_words,
     encode_page_token,
-    facet_token,
-    is_listed,
     matched_window_keys,
-    merge_captured_email,
-    offboard,
-    owned_by,
     proposal_window_keys,
-    refuse_offboarded,
-    with_derived_fields,
 )
 from shared.errors import ConflictError, NotFoundError, RetryableError
 from shared.ports import Decision, Page, SyncStateChange
@@ -209,7 +199,7 @@ def _document(model: BaseModel, **storage_only: Any) -> dict[str, Any]:
 
 def email_document(email: Email, own_addresses: Container[str]) -> dict[str, Any]:
     """An email's document: the model, ``matched_key``, and the panel's fields
-    (``store_rules.activity_fields``), on every email so every queried field is present:
+    (``activity_keys.activity_fields``), on every email so every queried field is present:
     ``activity_key`` (the order and the paging key), ``activity_direction`` ("" when not
     listed), ``activity_facets`` (a token per filter combination; empty when not listed) and
     ``search_words`` (2..15-character word prefixes; empty when not listed). Every email write
@@ -516,8 +506,8 @@ class FirestoreStore:
         def claim_mailbox(transaction: firestore.Transaction) -> None:
             account = self._get(EmailAccount, EMAIL_ACCOUNTS, account_ref.id, transaction)
             user = self._get(User, USERS, user_id, transaction)
-            if user is not None and account is not None and claims_mailbox(account):
-                transaction.set(account_ref, _document(owned_by(account, user)))
+            if user is not None and account is not None and account.is_claimable():
+                transaction.set(account_ref, _document(account.owned_by(user)))
 
         self._transact(claim_mailbox)
 
@@ -551,8 +541,8 @@ class FirestoreStore:
                 raise NotFoundError("no such user", user_id=user_id)
             admins = self._query_models(User, _ACTIVE_ADMINS, transaction)
             others = sum(1 for admin in admins if admin.id != user_id)
-            changed = change_user_role(
-                user, role=role, is_active=is_active, other_active_admins=others
+            changed = user.with_role(
+                role=role, is_active=is_active, other_active_admins=others, at=utcnow()
             )
             transaction.set(ref, _document(changed))
             return changed
@@ -604,7 +594,7 @@ class FirestoreStore:
                 owner = self._get(User, USERS, user_id_for(account.address), transaction)
             if exists or same_address:
                 return False
-            transaction.create(ref, _document(owned_by(account, owner) if owner else account))
+            transaction.create(ref, _document(account.owned_by(owner) if owner else account))
             return True
 
         created = self._transact_create(body)
@@ -696,7 +686,7 @@ class FirestoreStore:
     def set_email_account_paused(
         self, account_id: str, paused: bool, *, reason: PauseReason = PauseReason.ADMIN
     ) -> EmailAccount:
-        return self._modify_account(account_id, lambda a: apply_pause(a, paused, reason))
+        return self._modify_account(account_id, lambda a: a.with_pause(paused, reason))
 
     def set_email_account_owner(self, account_id: str, owner_email: str = "") -> EmailAccount:
         if not _valid_document_id(account_id):
@@ -711,14 +701,14 @@ class FirestoreStore:
             owner = self._get(User, USERS, user_id_for(named or account.address), transaction)
             if owner is None and named:
                 raise NotFoundError("no user with this address", email=named)
-            changed = owned_by(account, owner)
+            changed = account.owned_by(owner)
             transaction.set(ref, _document(changed))
             return changed
 
         return self._transact(set_owner)
 
     def offboard_email_account(self, account_id: str) -> EmailAccount:
-        return self._modify_account(account_id, offboard)
+        return self._modify_account(account_id, lambda a: a.offboarded(utcnow()))
 
     def soft_delete_account_sightings(self, account_id: str, *, limit: int = 100) -> int:
         """One transaction per page: the page's live sightings, then each affected email and
@@ -761,7 +751,7 @@ class FirestoreStore:
     def update_sync_state(self, account_id: str, change: SyncStateChange) -> SyncState:
         """The history id is ``max(stored, given)`` computed from the value read in the same
         transaction, so a slow run finishing late can never move the cursor back."""
-        account = self._modify_account(account_id, lambda a: apply_account_sync_change(a, change))
+        account = self._modify_account(account_id, lambda a: a.with_sync_change(change))
         return account.sync
 
     def _refuse_offboarded(self, account_id: str, transaction: firestore.Transaction) -> None:
@@ -769,7 +759,7 @@ class FirestoreStore:
         read in the caller's transaction, so an offboarding that commits first is seen."""
         account = self._get(EmailAccount, EMAIL_ACCOUNTS, account_id, transaction)
         if account is not None:
-            refuse_offboarded(account)
+            account.refuse_offboarded()
 
     def own_addresses(self) -> set[str]:
         return {
@@ -782,11 +772,11 @@ class FirestoreStore:
         self._ref(ORGANIZATIONS, organization.id).set(_document(organization))
 
     def upsert_investor(self, investor: Investor) -> None:
-        investor = with_derived_fields(investor)
+        investor = investor.revalidated()
         self._ref(INVESTORS, investor.id).set(_document(investor))
 
     def upsert_contact(self, contact: Contact) -> None:
-        contact = with_derived_fields(contact)
+        contact = contact.revalidated()
         self._ref(CONTACTS, contact.id).set(_document(contact))
 
     def get_organization(self, organization_id: str) -> Organization | None:
@@ -889,7 +879,7 @@ class FirestoreStore:
     ) -> Email:
         live = [s.account_id for s in sightings if not s.deleted]
         investors = [link.investor_id for link in links]
-        return email.model_copy(update=denormalised_email_fields(email, live, investors))
+        return email.denormalised(live, investors, at=utcnow())
 
     @staticmethod
     def _denormalised_changed(before: Email, after: Email) -> bool:
@@ -904,7 +894,7 @@ class FirestoreStore:
         def body(transaction: firestore.Transaction) -> bool:
             stored = self._get(Email, EMAILS, email.id, transaction)
             sightings, links = self._email_sources(email.id, transaction)
-            merged = merge_captured_email(stored, email)
+            merged = email.merged_into(stored)
             refreshed = self._denormalised(merged, sightings, links)
             transaction.set(ref, self._email_document(refreshed, transaction))
             return stored is None
@@ -926,7 +916,7 @@ class FirestoreStore:
             if changed.id != stored.id:
                 raise ValueError("update_email cannot change an email's id")
             sightings, links = self._email_sources(email_id, transaction)
-            merged = merge_captured_email(stored, changed)
+            merged = changed.merged_into(stored)
             refreshed = self._denormalised(merged, sightings, links)
             transaction.set(ref, self._email_document(refreshed, transaction))
             return refreshed
@@ -1045,7 +1035,7 @@ class FirestoreStore:
 
         def body(transaction: firestore.Transaction) -> CaptureProblem:
             stored = self._get(CaptureProblem, CAPTURE_PROBLEMS, problem.id, transaction)
-            kept = count_capture_attempt(stored, problem)
+            kept = problem.counted_after(stored)
             transaction.set(ref, _document(kept))
             return kept
 
@@ -1287,7 +1277,9 @@ class FirestoreStore:
                 raise NotFoundError("no such proposal", proposal_id=proposal_id)
             existing = self._get(Activity, ACTIVITIES, proposal_id, transaction)
             email = self._get(Email, EMAILS, proposal.email_id, transaction)
-            outcome = decide(proposal, status, actor, email=email, existing_activity=existing)
+            outcome = proposal.decide(
+                status, actor, email=email, existing_activity=existing, at=utcnow()
+            )
             if outcome.changed:
                 if outcome.activity is not None and existing is None:
                     transaction.set(activity_ref, _document(outcome.activity))

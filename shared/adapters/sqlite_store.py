@@ -27,6 +27,13 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from shared.domain.activity import ActivityHit, ActivityHits, ActivityQuery
+from shared.domain.activity_keys import (
+    ActivityFields,
+    activity_fields,
+    activity_page_key,
+    facet_token,
+    is_listed,
+)
 from shared.domain.addresses import canonical_address
 from shared.domain.models import (
     Activity,
@@ -53,30 +60,13 @@ from shared.domain.models import (
     time_key,
     utcnow,
 )
-from shared.domain.store_rules import (
-    ActivityFields,
-    activity_fields,
-    activity_page_key,
-    apply_account_sync_change,
-    apply_pause,
-    change_user_role,
+from shared.domain.paging import (
     check_limit,
     check_purge_limit,
-    claims_mailbox,
-    count_capture_attempt,
-    decide,
-    denormalised_email_fields,
     encode_page_token,
-    facet_token,
-    is_listed,
     matched_window_keys,
-    merge_captured_email,
-    offboard,
-    owned_by,
     proposal_window_keys,
-    refuse_offboarded,
-    split_activity_key,
-    with_derived_fields,
+    split_time_id_key,
 )
 from shared.errors import ConflictError, NotFoundError
 from shared.ports import Decision, Page, SyncStateChange
@@ -215,7 +205,7 @@ _ALL = facet_token(None, None, None)
 
 def _seq_bucket(key: str) -> tuple[int, int, int]:
     """The seqs of the key's second (lowest, highest) and its natural slot (the microsecond)."""
-    when, _ = split_activity_key(key)
+    when, _ = split_time_id_key(key)
     delta = when - _EPOCH
     second = delta.days * 86_400 + delta.seconds
     low = second << _SLOT_BITS
@@ -329,8 +319,8 @@ class SqliteStore:
             ).fetchone()
             account = _load(EmailAccount, row[0]) if row else None
             self._after_read("add_user")
-            if account is not None and claims_mailbox(account):
-                self._put_account(conn, owned_by(account, user))
+            if account is not None and account.is_claimable():
+                self._put_account(conn, account.owned_by(user))
             return True
 
     def get_user(self, user_id: str) -> User | None:
@@ -363,8 +353,8 @@ class SqliteStore:
                 (Role.ADMIN.value, user_id),
             ).fetchone()[0]
             self._after_read("change_user")
-            changed = change_user_role(
-                user, role=role, is_active=is_active, other_active_admins=other_admins
+            changed = user.with_role(
+                role=role, is_active=is_active, other_active_admins=other_admins, at=utcnow()
             )
             self._put_user(conn, changed)
             return changed
@@ -418,7 +408,7 @@ class SqliteStore:
                 ).fetchone()
                 self._after_read("add_email_account")
                 if row is not None:
-                    account = owned_by(account, _load(User, row[0]))
+                    account = account.owned_by(_load(User, row[0]))
             self._put_account(conn, account)
             return True
 
@@ -457,7 +447,7 @@ class SqliteStore:
         self, account_id: str, paused: bool, *, reason: PauseReason = PauseReason.ADMIN
     ) -> EmailAccount:
         return self._modify_account(
-            account_id, "set_email_account_paused", lambda a: apply_pause(a, paused, reason)
+            account_id, "set_email_account_paused", lambda a: a.with_pause(paused, reason)
         )
 
     def set_email_account_owner(self, account_id: str, owner_email: str = "") -> EmailAccount:
@@ -473,12 +463,14 @@ class SqliteStore:
             self._after_read("set_email_account_owner")
             if found is None and owner_email.strip():
                 raise NotFoundError("no user with this address", email=address)
-            changed = owned_by(account, _load(User, found[0]) if found else None)
+            changed = account.owned_by(_load(User, found[0]) if found else None)
             self._put_account(conn, changed)
             return changed
 
     def offboard_email_account(self, account_id: str) -> EmailAccount:
-        return self._modify_account(account_id, "offboard_email_account", offboard)
+        return self._modify_account(
+            account_id, "offboard_email_account", lambda a: a.offboarded(utcnow())
+        )
 
     def soft_delete_account_sightings(self, account_id: str, *, limit: int = 100) -> int:
         check_purge_limit(limit)
@@ -505,7 +497,7 @@ class SqliteStore:
 
     def update_sync_state(self, account_id: str, change: SyncStateChange) -> SyncState:
         account = self._modify_account(
-            account_id, "update_sync_state", lambda a: apply_account_sync_change(a, change)
+            account_id, "update_sync_state", lambda a: a.with_sync_change(change)
         )
         return account.sync
 
@@ -515,7 +507,7 @@ class SqliteStore:
         caller's transaction, so an offboarding that commits first is always seen)."""
         row = conn.execute("SELECT doc FROM email_accounts WHERE id = ?", (account_id,)).fetchone()
         if row is not None:
-            refuse_offboarded(_load(EmailAccount, row[0]))
+            _load(EmailAccount, row[0]).refuse_offboarded()
 
     def own_addresses(self) -> set[str]:
         return {
@@ -543,7 +535,7 @@ class SqliteStore:
             self._put_keys(conn, "organization_domain", organization.id, organization.domains)
 
     def upsert_investor(self, investor: Investor) -> None:
-        investor = with_derived_fields(investor)
+        investor = investor.revalidated()
         with self._write() as conn:
             conn.execute(
                 "INSERT OR REPLACE INTO investors"
@@ -561,7 +553,7 @@ class SqliteStore:
             self._put_keys(conn, "investor_domain", investor.id, investor.domains)
 
     def upsert_contact(self, contact: Contact) -> None:
-        contact = with_derived_fields(contact)
+        contact = contact.revalidated()
         with self._write() as conn:
             conn.execute(
                 "INSERT OR REPLACE INTO contacts (id, deleted, doc) VALUES (?,?,?)",
@@ -669,7 +661,7 @@ class SqliteStore:
                 )
             }
         )
-        email = email.model_copy(update=denormalised_email_fields(email, live, investors))
+        email = email.denormalised(live, investors, at=utcnow())
         conn.execute(
             "INSERT OR REPLACE INTO emails (id, matched, matched_key, doc) VALUES (?,?,?,?)",
             (email.id, int(email.matched), email.matched_key, _dump(email)),
@@ -685,7 +677,7 @@ class SqliteStore:
         with self._write() as conn:
             stored = self._stored_email(conn, email.id)
             self._after_read("upsert_email")
-            merged = merge_captured_email(stored, email)
+            merged = email.merged_into(stored)
             conn.execute("DELETE FROM email_participants WHERE email_id = ?", (email.id,))
             conn.executemany(
                 "INSERT OR IGNORE INTO email_participants (kind, value, email_id) VALUES (?,?,?)",
@@ -706,7 +698,7 @@ class SqliteStore:
                 return stored
             if changed.id != stored.id:
                 raise ValueError("update_email cannot change an email's id")
-            merged = merge_captured_email(stored, changed)
+            merged = changed.merged_into(stored)
             self._put_participants(conn, merged)
             return self._refresh_email(conn, merged)
 
@@ -824,7 +816,7 @@ class SqliteStore:
                 (problem.account_id, problem.gmail_message_id),
             ).fetchone()
             self._after_read("record_capture_problem")
-            stored = count_capture_attempt(_load(CaptureProblem, row[0]) if row else None, problem)
+            stored = problem.counted_after(_load(CaptureProblem, row[0]) if row else None)
             conn.execute(
                 "INSERT OR REPLACE INTO capture_problems (account_id, gmail_message_id, doc)"
                 " VALUES (?,?,?)",
@@ -917,7 +909,7 @@ class SqliteStore:
     # (facet, seq) is a range scan in the panel's order for any combination of filters, and
     # FTS5, whose rowids are the seqs, answers ``q`` newest first with ``ORDER BY rowid DESC``
     # and stops after one page, instead of sorting every match. Facets are 64-bit hashes of
-    # the shared tokens (``store_rules.activity_fields``); the FTS ``facets`` column holds the
+    # the shared tokens (``activity_keys.activity_fields``); the FTS ``facets`` column holds the
     # same hashes as words, so ``q`` with filters is one FTS5 query.
 
     def _sync_activity(self, conn: sqlite3.Connection, email: Email) -> bool:
@@ -1155,7 +1147,9 @@ class SqliteStore:
             email = self._stored_email(conn, proposal.email_id)
             self._after_read("decide_proposal")
             existing = _load(Activity, activity_row[0]) if activity_row else None
-            outcome = decide(proposal, status, actor, email=email, existing_activity=existing)
+            outcome = proposal.decide(
+                status, actor, email=email, existing_activity=existing, at=utcnow()
+            )
             if outcome.changed:
                 self._put_proposal(conn, outcome.proposal)
                 if outcome.activity is not None and existing is None:

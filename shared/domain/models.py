@@ -12,9 +12,11 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Self
 
 from pydantic import (
     AfterValidator,
@@ -26,6 +28,7 @@ from pydantic import (
 )
 
 from shared.domain.addresses import canonical_address, normalize_address, normalize_domain
+from shared.errors import ConflictError, NotFoundError
 
 _ID_RE = re.compile(r"^[A-Za-z0-9_.:@+=-]{1,200}$")
 
@@ -209,6 +212,11 @@ class Record(BaseModel):
         extra="forbid", validate_assignment=True, use_enum_values=False, defer_build=True
     )
 
+    def revalidated(self) -> Self:
+        """The record re-validated, so derived keys (``name_key``, ``email_keys``) follow its data
+        even when the caller built it with ``model_copy(update=...)``, which skips validators."""
+        return type(self).model_validate(self.model_dump())
+
 
 class User(Record):
     id: RecordId
@@ -230,6 +238,71 @@ class User(Record):
         if self.id != user_id_for(self.email):
             raise ValueError("a user's id must be user_id_for(email)")
         return self
+
+    def with_role(
+        self, *, role: Role | None, is_active: bool | None, other_active_admins: int, at: datetime
+    ) -> User:
+        """The user after a role/activity change at ``at``; refused if it would leave no active
+        admin (``other_active_admins`` is counted by the store, in the same transaction)."""
+        changed = self.model_copy(
+            update={
+                "role": role if role is not None else self.role,
+                "is_active": is_active if is_active is not None else self.is_active,
+                "updated_at": at,
+            }
+        )
+        was_admin = self.is_active and self.role is Role.ADMIN
+        still_admin = changed.is_active and changed.role is Role.ADMIN
+        if was_admin and not still_admin and other_active_admins == 0:
+            raise ConflictError("the change would leave no active admin", user_id=self.id)
+        return changed
+
+
+@dataclass(frozen=True)
+class SyncStateChange:
+    """Fields of a mailbox's sync state to change; ``None`` means "leave as it is".
+
+    ``history_id`` is applied as ``max(stored, given)``: a late, slower run can never move the
+    cursor backwards. Only ``reset_history`` (a full resync after Gmail's 404) may lower it.
+    """
+
+    status: Any = None
+    history_id: int | None = None
+    reset_history: bool = False
+    last_success_at: datetime | None = None
+    last_attempt_at: datetime | None = None
+    last_error: str | None = None
+    watch_expiration: datetime | None = None
+    backfill_page_token: str | None = None
+    backfill_history_id: int | None = None
+    backfill_done: bool | None = None
+    last_reconciled_at: datetime | None = None
+    messages_total: int | None = None
+    messages_done: int | None = None
+    messages_failed: int | None = None
+    # Added to the stored count (not set): one more message stored with a header problem.
+    header_problems_added: int | None = None
+    coverage_gap: int | None = None
+    resync_pending: bool | None = None
+
+
+# The SyncStateChange fields that replace the stored value when given.
+_SYNC_FIELDS_SET = (
+    "status",
+    "last_success_at",
+    "last_attempt_at",
+    "last_error",
+    "watch_expiration",
+    "backfill_page_token",
+    "backfill_history_id",
+    "backfill_done",
+    "last_reconciled_at",
+    "messages_total",
+    "messages_done",
+    "messages_failed",
+    "coverage_gap",
+    "resync_pending",
+)
 
 
 class SyncState(Record):
@@ -256,6 +329,21 @@ class SyncState(Record):
     # An admin asked for a full resync: the next run resets the cursor under its lease.
     resync_pending: bool = False
 
+    def applied(self, change: SyncStateChange) -> SyncState:
+        """The new sync state; the history id never moves backwards except on an explicit reset."""
+        update: dict[str, Any] = {}
+        for name in _SYNC_FIELDS_SET:
+            value = getattr(change, name)
+            if value is not None:
+                update[name] = value
+        if change.header_problems_added:
+            update["header_problems"] = self.header_problems + change.header_problems_added
+        if change.reset_history:
+            update["history_id"] = change.history_id or 0
+        elif change.history_id is not None:
+            update["history_id"] = max(self.history_id, change.history_id)
+        return self.model_validate({**self.model_dump(), **update})
+
 
 class EmailAccount(Record):
     """A team mailbox read through domain-wide delegation."""
@@ -265,7 +353,7 @@ class EmailAccount(Record):
     user_id: RecordId | None = None
     aliases: AddressList = Field(default_factory=list)
     paused: bool = False
-    # Why it is paused (``store_rules.apply_pause`` keeps ``paused == bool(pause_reasons)``).
+    # Why it is paused (``with_pause`` keeps ``paused == bool(pause_reasons)``).
     pause_reasons: list[PauseReason] = Field(default_factory=list)
     # Offboarded: sync ended, watch stopped; kept for its history (sightings kept or purged).
     deleted: bool = False
@@ -286,6 +374,52 @@ class EmailAccount(Record):
 
     def addresses(self) -> list[str]:
         return [self.address, *self.aliases]
+
+    def refuse_offboarded(self) -> EmailAccount:
+        """The account, unless it is offboarded: then its sync has ended and nothing more may be
+        written for it (a run still going stops at its next write; a purge is not undone)."""
+        if self.deleted:
+            raise NotFoundError("mailbox is offboarded", account_id=self.id)
+        return self
+
+    def with_pause(self, paused: bool, reason: PauseReason) -> EmailAccount:
+        """Add or lift one pause reason; paused while any reason remains. A mailbox paused before
+        reasons were kept counts as paused by an admin."""
+        if self.deleted:
+            raise ConflictError("mailbox is offboarded", account_id=self.id)
+        reasons = set(self.pause_reasons)
+        if self.paused and not reasons:
+            reasons.add(PauseReason.ADMIN)
+        if paused:
+            reasons.add(reason)
+        else:
+            reasons.discard(reason)
+        ordered = sorted(reasons, key=lambda r: r.value)
+        return self.model_copy(update={"paused": bool(ordered), "pause_reasons": ordered})
+
+    def owned_by(self, owner: User | None) -> EmailAccount:
+        """The mailbox with ``owner`` (None: ownerless). Its ``owner_inactive`` pause follows the
+        owner: added while the owner is inactive, lifted otherwise (an admin's pause stays)."""
+        inactive = owner is not None and not owner.is_active
+        changed = self.with_pause(inactive, PauseReason.OWNER_INACTIVE)
+        return changed.model_copy(update={"user_id": owner.id if owner else None})
+
+    def is_claimable(self) -> bool:
+        """A new user becomes the owner of the mailbox at their address when it has none: a
+        mailbox's owner is the user with its address, unless an admin chose another."""
+        return not self.deleted and self.user_id is None
+
+    def offboarded(self, at: datetime) -> EmailAccount:
+        """The account offboarded at ``at``; offboarding again changes nothing (the first time
+        is kept)."""
+        if self.deleted:
+            return self
+        return self.model_copy(update={"deleted": True, "deleted_at": at})
+
+    def with_sync_change(self, change: SyncStateChange) -> EmailAccount:
+        """The account with its sync state changed; refused once it is offboarded."""
+        self.refuse_offboarded()
+        return self.model_copy(update={"sync": self.sync.applied(change)})
 
 
 class Organization(Record):
@@ -394,6 +528,51 @@ class Email(Record):
             return ""
         return f"{time_key(self.matched_at)}|{self.id}"
 
+    def denormalised(
+        self, live_account_ids: Sequence[str], investor_ids: Sequence[str], *, at: datetime
+    ) -> Email:
+        """The email with ``matched``/``investor_ids`` from its links and ``live_account_ids``
+        from its live sightings, as the store recomputes them at ``at``.
+
+        ``matched_at`` is when the mail became known as investor mail: set (to ``at``) on the
+        first link, kept while any link remains (the digest's window is on it), cleared when the
+        last link goes.
+        """
+        investors = sorted(set(investor_ids))
+        matched = bool(investors)
+        return self.model_copy(
+            update={
+                "live_account_ids": sorted(set(live_account_ids)),
+                "investor_ids": investors,
+                "matched": matched,
+                "matched_at": (self.matched_at or at) if matched else None,
+            }
+        )
+
+    def merged_into(self, stored: Email | None) -> Email:
+        """The email to write when capture hands us this one and ``stored`` is what is kept.
+
+        Captured fields replace the stored ones, except that the first sighting time is kept and
+        the denormalised fields are the stored ones (the store recomputes them right after): a
+        caller can never mark mail as matched or live by passing those fields.
+        """
+        if stored is None:
+            return self.model_copy(
+                update={
+                    "matched": False,
+                    "matched_at": None,
+                    "investor_ids": [],
+                    "live_account_ids": [],
+                }
+            )
+        keep = {name: getattr(stored, name) for name in _DENORMALISED}
+        keep["first_seen_at"] = min(stored.first_seen_at, self.first_seen_at)
+        return self.model_copy(update=keep)
+
+
+# The Email fields the store derives from sightings and links, never taken from a caller.
+_DENORMALISED = ("matched", "matched_at", "investor_ids", "live_account_ids")
+
 
 class Sighting(Record):
     """An email as seen in one team mailbox: the Gmail ids and labels, and the soft delete."""
@@ -477,6 +656,58 @@ class Proposal(Record):
             **fields,
         )
 
+    def decide(
+        self,
+        status: ProposalStatus,
+        actor: str,
+        *,
+        email: Email | None,
+        existing_activity: Activity | None,
+        at: datetime,
+    ) -> Decision:
+        """Apply a human's (or the re-match job's withdrawal) decision, made at ``at``.
+
+        Deciding the same way twice is a no-op that reports ``changed=False``; deciding
+        differently once decided is a conflict naming the current state. Approval creates the
+        activity, keyed by the proposal id so there can only ever be one.
+        """
+        if status is ProposalStatus.PROPOSED:
+            # Only the re-match job reopens, and only what it withdrew: a match that went away
+            # and came back is proposed again. A person's approval or rejection is never undone.
+            if self.status is ProposalStatus.WITHDRAWN:
+                reopened = self.model_copy(
+                    update={"status": status, "decided_by": "", "decided_at": None}
+                )
+                return Decision(proposal=reopened, changed=True, activity=None)
+            if self.status is ProposalStatus.PROPOSED:
+                return Decision(proposal=self, changed=False, activity=None)
+            raise self._already_decided()
+        if self.status is status:
+            return Decision(proposal=self, changed=False, activity=existing_activity)
+        if self.status is not ProposalStatus.PROPOSED:
+            raise self._already_decided()
+        decided = self.model_copy(update={"status": status, "decided_by": actor, "decided_at": at})
+        activity = None
+        if status is ProposalStatus.APPROVED:
+            activity = existing_activity or Activity(
+                id=self.id,
+                proposal_id=self.id,
+                email_id=self.email_id,
+                investor_id=self.investor_id,
+                contact_id=self.contact_id,
+                occurred_at=email.date if email else None,
+                summary=email.subject if email else "",
+                created_by=actor,
+            )
+        return Decision(proposal=decided, changed=True, activity=activity)
+
+    def _already_decided(self) -> ConflictError:
+        return ConflictError(
+            f"proposal already {self.status.value}",
+            proposal_id=self.id,
+            state=self.status.value,
+        )
+
 
 class Activity(Record):
     """An approved activity on a contact record; its id is the proposal's, so approval is once."""
@@ -490,6 +721,15 @@ class Activity(Record):
     summary: str = ""
     created_by: str
     created_at: Timestamp = Field(default_factory=utcnow)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Outcome of deciding a proposal: the proposal now, and whether this call changed it."""
+
+    proposal: Proposal
+    changed: bool
+    activity: Activity | None = None
 
 
 class DigestPolicy(Record):
@@ -536,6 +776,13 @@ class CaptureProblem(Record):
         if self.id != sighting_id_for(self.account_id, self.gmail_message_id):
             raise ValueError("a capture problem's id must be sighting_id_for(account, message)")
         return self
+
+    def counted_after(self, stored: CaptureProblem | None) -> CaptureProblem:
+        """The problem to keep: this (latest) reason and time, and how many attempts failed
+        so far (one more than ``stored``'s)."""
+        if stored is None:
+            return self
+        return self.model_copy(update={"attempts": stored.attempts + 1})
 
 
 class Guard(Record):

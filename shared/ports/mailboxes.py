@@ -2,39 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 
-from shared.domain.models import EmailAccount, PauseReason, SyncState
-
-
-@dataclass(frozen=True)
-class SyncStateChange:
-    """Fields of a mailbox's sync state to change; ``None`` means "leave as it is".
-
-    ``history_id`` is applied as ``max(stored, given)``: a late, slower run can never move the
-    cursor backwards. Only ``reset_history`` (a full resync after Gmail's 404) may lower it.
-    """
-
-    status: Any = None
-    history_id: int | None = None
-    reset_history: bool = False
-    last_success_at: datetime | None = None
-    last_attempt_at: datetime | None = None
-    last_error: str | None = None
-    watch_expiration: datetime | None = None
-    backfill_page_token: str | None = None
-    backfill_history_id: int | None = None
-    backfill_done: bool | None = None
-    last_reconciled_at: datetime | None = None
-    messages_total: int | None = None
-    messages_done: int | None = None
-    messages_failed: int | None = None
-    # Added to the stored count (not set): one more message stored with a header problem.
-    header_problems_added: int | None = None
-    coverage_gap: int | None = None
-    resync_pending: bool | None = None
+from shared.domain.models import EmailAccount, PauseReason, SyncState, SyncStateChange
 
 
 class MailboxStore(Protocol):

@@ -3,21 +3,11 @@ activities an approval creates."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from shared.domain.models import Activity, Proposal, ProposalStatus
+from shared.domain.models import Activity, Decision, Proposal, ProposalStatus
 from shared.ports.paging import Page
-
-
-@dataclass(frozen=True)
-class Decision:
-    """Outcome of deciding a proposal: the proposal now, and whether this call changed it."""
-
-    proposal: Proposal
-    changed: bool
-    activity: Activity | None = None
 
 
 class ProposalStore(Protocol):

@@ -27,8 +27,8 @@ from shared.domain.activity import (
     ActivityQuery,
     PickerInvestor,
 )
+from shared.domain.activity_keys import activity_page_key, activity_time
 from shared.domain.models import Direction, EmailAccount, Investor, InvestorLink, RecordId
-from shared.domain.store_rules import activity_page_key, activity_time
 from shared.errors import BadRequestError
 from shared.ports import ActivityPanelStore, CrmStore, MailStore
 

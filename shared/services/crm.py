@@ -58,7 +58,7 @@ from shared.domain.models import (
     normalize_address,
     normalize_domain,
 )
-from shared.domain.store_rules import decode_page_token, encode_page_token
+from shared.domain.paging import decode_page_token, encode_page_token
 from shared.errors import BadRequestError, ConflictError, NotFoundError, TooLargeError
 from shared.ports import CrmEditStore, CrmStore, Queue, SettingsStore
 from shared.services.capture import EXCLUSIONS_SETTING

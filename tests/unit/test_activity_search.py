@@ -8,8 +8,9 @@ from datetime import UTC, datetime
 import pytest
 
 from shared.domain import search
+from shared.domain.activity_keys import activity_fields, activity_key
 from shared.domain.models import Direction, Email, Mailbox
-from shared.domain.store_rules import activity_fields, activity_key, split_activity_key
+from shared.domain.paging import split_time_id_key
 from shared.errors import BadRequestError
 from shared.services.activity import parse_activity_query
 
@@ -101,9 +102,9 @@ class TestActivityFields:
         assert activity_key(email()) == "2024-06-03T09:00:00.000000Z|e1"
         undated = email(date=None, first_seen_at=T0)
         assert activity_key(undated) == activity_key(email())
-        assert split_activity_key(activity_key(email())) == (T0, "e1")
+        assert split_time_id_key(activity_key(email())) == (T0, "e1")
         with pytest.raises(BadRequestError):
-            split_activity_key("2024-06-03|e1")
+            split_time_id_key("2024-06-03|e1")
 
 
 def token(text: str) -> str:

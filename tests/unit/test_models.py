@@ -1,13 +1,18 @@
-"""Domain models: normalisation, validation and deterministic ids (pure, no I/O)."""
+"""Domain models: normalisation, validation and deterministic ids, and the rules the
+aggregates apply (a proposal decides, a mailbox pauses and offboards, a user's role changes, a
+sync state applies a change, an email merges a capture and denormalises itself). Pure, no I/O:
+the time is an argument."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from pydantic import ValidationError
 
 from shared.domain.models import (
+    Activity,
+    CaptureProblem,
     DigestPolicy,
     Email,
     EmailAccount,
@@ -15,9 +20,14 @@ from shared.domain.models import (
     InvestorLink,
     MatchHeader,
     Organization,
+    PauseReason,
     Proposal,
+    ProposalStatus,
     Role,
     Sighting,
+    SyncState,
+    SyncStateChange,
+    SyncStatus,
     User,
     account_id_for,
     email_id_for,
@@ -25,6 +35,7 @@ from shared.domain.models import (
     proposal_id_for,
     user_id_for,
 )
+from shared.errors import ConflictError, NotFoundError
 
 
 class TestAddresses:
@@ -130,3 +141,175 @@ class TestNaturalKeys:
     def test_a_mailbox_id_not_derived_from_the_address_is_refused(self) -> None:
         with pytest.raises(ValidationError, match="account_id_for"):
             EmailAccount(id="a_arbitrary", address="deals@fund.example")
+
+
+# -- the aggregates' rules: what both stores apply inside their transactions ---------------------
+
+AT = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+LATER = AT + timedelta(hours=1)
+
+
+class TestSyncState:
+    def test_history_id_only_increases(self) -> None:
+        state = SyncState(history_id=900)
+        assert state.applied(SyncStateChange(history_id=500)).history_id == 900
+        assert state.applied(SyncStateChange(history_id=901)).history_id == 901
+
+    def test_a_reset_may_lower_it(self) -> None:
+        state = SyncState(history_id=900)
+        changed = state.applied(SyncStateChange(history_id=0, reset_history=True))
+        assert changed.history_id == 0
+
+    def test_unset_fields_are_kept(self) -> None:
+        state = SyncState(status=SyncStatus.OK, last_error="", messages_done=7)
+        changed = state.applied(SyncStateChange(last_error="boom"))
+        assert (changed.status, changed.messages_done, changed.last_error) == (
+            SyncStatus.OK,
+            7,
+            "boom",
+        )
+
+    def test_header_problems_are_added_to_the_stored_count(self) -> None:
+        state = SyncState(header_problems=2)
+        assert state.applied(SyncStateChange(header_problems_added=1)).header_problems == 3
+
+
+class TestEmailDenormalisation:
+    def test_matched_at_is_set_once_and_cleared_when_unlinked(self) -> None:
+        email = Email(id="e1")
+        first = email.denormalised(["a2", "a1", "a1"], ["i1"], at=AT)
+        assert first.matched is True
+        assert first.live_account_ids == ["a1", "a2"]
+        kept = first.denormalised([], ["i1", "i2"], at=LATER)
+        assert kept.matched_at == first.matched_at
+        gone = kept.denormalised([], [], at=LATER)
+        assert (gone.matched, gone.matched_at, gone.investor_ids) == (False, None, [])
+
+    def test_matched_at_is_the_time_the_store_gives(self) -> None:
+        assert Email(id="e1").denormalised([], ["i1"], at=AT).matched_at == AT
+
+    def test_callers_cannot_set_denormalised_fields(self) -> None:
+        forged = Email(id="e1", matched=True, investor_ids=["i1"], live_account_ids=["a1"])
+        assert forged.merged_into(None).matched is False
+        stored = Email(id="e1", matched=False, first_seen_at=datetime(2026, 1, 1, tzinfo=UTC))
+        merged = forged.model_copy(update={"subject": "new"}).merged_into(stored)
+        assert merged.matched is False
+        assert merged.investor_ids == []
+        assert merged.subject == "new"
+        assert merged.first_seen_at == datetime(2026, 1, 1, tzinfo=UTC)
+
+
+class TestDecide:
+    def test_approval_creates_one_activity_keyed_by_the_proposal(self) -> None:
+        proposal = Proposal.new("e1", "i1")
+        outcome = proposal.decide(
+            ProposalStatus.APPROVED,
+            "alice@fund.example",
+            email=None,
+            existing_activity=None,
+            at=AT,
+        )
+        assert outcome.changed
+        assert outcome.activity is not None and outcome.activity.id == proposal.id
+        assert outcome.proposal.decided_by == "alice@fund.example"
+
+    def test_a_decision_is_stamped_with_the_time_given(self) -> None:
+        proposal = Proposal.new("e1", "i1")
+        outcome = proposal.decide(
+            ProposalStatus.REJECTED, "bob", email=None, existing_activity=None, at=AT
+        )
+        assert outcome.proposal.decided_at == AT
+
+    def test_the_same_decision_twice_changes_nothing(self) -> None:
+        proposal = Proposal.new("e1", "i1", status=ProposalStatus.APPROVED)
+        activity = Activity(
+            id=proposal.id, proposal_id=proposal.id, email_id="e1", investor_id="i1", created_by="x"
+        )
+        outcome = proposal.decide(
+            ProposalStatus.APPROVED, "bob", email=None, existing_activity=activity, at=AT
+        )
+        assert not outcome.changed
+        assert outcome.activity == activity
+
+    def test_a_different_decision_once_decided_is_a_conflict_naming_the_state(self) -> None:
+        proposal = Proposal.new("e1", "i1", status=ProposalStatus.REJECTED)
+        with pytest.raises(ConflictError, match="already rejected") as caught:
+            proposal.decide(
+                ProposalStatus.APPROVED, "bob", email=None, existing_activity=None, at=AT
+            )
+        assert caught.value.details["state"] == "rejected"
+
+    def test_a_decided_proposal_cannot_be_reopened(self) -> None:
+        approved = Proposal.new("e1", "i1", status=ProposalStatus.APPROVED)
+        with pytest.raises(ConflictError, match="already approved"):
+            approved.decide(
+                ProposalStatus.PROPOSED, "rematch", email=None, existing_activity=None, at=AT
+            )
+
+    def test_a_withdrawn_proposal_is_reopened_when_its_match_returns(self) -> None:
+        withdrawn = Proposal.new("e1", "i1", status=ProposalStatus.WITHDRAWN, decided_by="rematch")
+        outcome = withdrawn.decide(
+            ProposalStatus.PROPOSED, "rematch", email=None, existing_activity=None, at=AT
+        )
+        assert outcome.changed
+        assert outcome.proposal.status is ProposalStatus.PROPOSED
+        assert outcome.proposal.decided_by == ""
+        open_one = Proposal.new("e1", "i1")
+        assert not open_one.decide(
+            ProposalStatus.PROPOSED, "rematch", email=None, existing_activity=None, at=AT
+        ).changed
+
+
+class TestMailbox:
+    def test_paused_while_any_reason_remains(self) -> None:
+        account = EmailAccount.new("deals@fund.example")
+        both = account.with_pause(True, PauseReason.ADMIN).with_pause(
+            True, PauseReason.OWNER_INACTIVE
+        )
+        one_left = both.with_pause(False, PauseReason.ADMIN)
+        assert (one_left.paused, one_left.pause_reasons) == (True, [PauseReason.OWNER_INACTIVE])
+        assert not one_left.with_pause(False, PauseReason.OWNER_INACTIVE).paused
+
+    def test_an_inactive_owner_pauses_the_mailbox_and_an_active_one_lifts_only_that(self) -> None:
+        account = EmailAccount.new("deals@fund.example").with_pause(True, PauseReason.ADMIN)
+        inactive = User.new("deals@fund.example").model_copy(update={"is_active": False})
+        owned = account.owned_by(inactive)
+        assert owned.user_id == inactive.id
+        assert set(owned.pause_reasons) == {PauseReason.ADMIN, PauseReason.OWNER_INACTIVE}
+        back = owned.owned_by(inactive.model_copy(update={"is_active": True}))
+        assert back.pause_reasons == [PauseReason.ADMIN]
+
+    def test_offboarding_is_stamped_once_and_ends_every_write(self) -> None:
+        account = EmailAccount.new("deals@fund.example")
+        assert account.is_claimable()
+        gone = account.offboarded(AT).offboarded(LATER)
+        assert (gone.deleted, gone.deleted_at) == (True, AT)
+        assert not gone.is_claimable()
+        with pytest.raises(NotFoundError):
+            gone.refuse_offboarded()
+        with pytest.raises(NotFoundError):
+            gone.with_sync_change(SyncStateChange(history_id=5))
+        with pytest.raises(ConflictError):
+            gone.with_pause(True, PauseReason.ADMIN)
+
+
+class TestUserRole:
+    def test_a_role_change_is_stamped_with_the_time_given(self) -> None:
+        user = User.new("ada@fund.example")
+        changed = user.with_role(role=Role.ADMIN, is_active=None, other_active_admins=0, at=AT)
+        assert (changed.role, changed.is_active, changed.updated_at) == (Role.ADMIN, True, AT)
+
+    def test_the_last_active_admin_cannot_step_down(self) -> None:
+        admin = User.new("ada@fund.example", role=Role.ADMIN)
+        with pytest.raises(ConflictError, match="no active admin"):
+            admin.with_role(role=None, is_active=False, other_active_admins=0, at=AT)
+        demoted = admin.with_role(role=Role.MEMBER, is_active=None, other_active_admins=1, at=AT)
+        assert demoted.role is Role.MEMBER
+
+
+class TestCaptureProblem:
+    def test_a_repeat_counts_one_more_attempt_and_keeps_the_latest_reason(self) -> None:
+        first = CaptureProblem.new("a1", "m1", "bad MIME")
+        again = CaptureProblem.new("a1", "m1", "still bad").counted_after(first)
+        assert (again.attempts, again.reason) == (2, "still bad")
+        assert first.counted_after(None) == first
