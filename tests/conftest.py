@@ -10,18 +10,20 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
+if TYPE_CHECKING:
+    from sandbox.firestore_emulator import FirestoreEmulator
+
 ROOT = Path(__file__).resolve().parent.parent
-# The handbook's corpus lives beside the checkout, read-only (CI puts it there too).
-SHARED_CORPUS = ROOT.parent / "shared" / "corpus"
 
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 # Fails the session if a Gmail sandbox recorded a send to a non-admin or a drafts.send call.
-pytest_plugins = ["tests.send_guard"]
+pytest_plugins = ["tests.support.send_guard"]
 
 
 @pytest.fixture(autouse=True)
@@ -40,3 +42,18 @@ def isolate_environment() -> Iterator[None]:
         wiring.reset()
         os.environ.clear()
         os.environ.update(saved)
+
+
+@pytest.fixture(scope="session")
+def firestore_emulator() -> Iterator[FirestoreEmulator]:
+    """One Firestore emulator for the session, on a port the OS picks, shared by every tier.
+
+    Starting it takes a fraction of a second, but a Node process per test (or per module) would
+    dominate the run; each store built on it takes a fresh project id, which the emulator keeps
+    as a separate, empty database. Clients come from :meth:`FirestoreEmulator.client`, which sets
+    ``FIRESTORE_EMULATOR_HOST`` for the construction only, so no environment variable leaks.
+    """
+    from sandbox.firestore_emulator import FirestoreEmulator
+
+    with FirestoreEmulator() as running:
+        yield running

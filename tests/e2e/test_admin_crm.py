@@ -15,7 +15,7 @@ from embedded.stack import Stack, local_stack
 from sandbox.scenario import TEAM, Scenario, seed_crm, seed_mail
 from shared import wiring
 from shared.domain.models import ProposalStatus, email_id_for, proposal_id_for
-from tests.e2e.support import call
+from tests.support.admin_api import call
 
 ADMIN, MEMBER = TEAM
 SAM = "sam@startup.example"

@@ -14,7 +14,7 @@ from embedded.stack import GMAIL_WATCH_TOPIC, Stack, local_stack
 from sandbox.scenario import TEAM, Scenario, message, seed_crm
 from shared import wiring
 from shared.domain.models import email_id_for
-from tests.e2e.support import call
+from tests.support.admin_api import call
 
 NEW = "cy@fund.example"
 

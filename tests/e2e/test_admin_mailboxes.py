@@ -18,7 +18,7 @@ from shared.domain.activity import ActivityQuery
 from shared.domain.models import EmailAccount, email_id_for
 from shared.ports import GmailClient
 from shared.services import directory, sync
-from tests.e2e.support import call
+from tests.support.admin_api import call
 
 ADMIN, MEMBER = TEAM
 

@@ -13,7 +13,7 @@ from embedded.stack import Stack
 from sandbox.scenario import TEAM, Scenario, seed_crm, seed_mail
 from shared import wiring
 from shared.domain.models import Proposal, ProposalStatus
-from tests.e2e.support import call
+from tests.support.admin_api import call
 
 ADMIN, MEMBER = TEAM
 ZETA, ANGEL = "inv-zeta-fund-1", "inv-jo-smith"

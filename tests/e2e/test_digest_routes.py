@@ -13,7 +13,7 @@ from sandbox.scenario import TEAM, seed_crm, seed_mail
 from shared import wiring
 from shared.adapters.gmail_credentials import SCOPE_COMPOSE
 from shared.domain.models import Role, User
-from tests.e2e.support import call
+from tests.support.admin_api import call
 
 ADMIN = TEAM[0]
 

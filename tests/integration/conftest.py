@@ -17,8 +17,8 @@ from shared.adapters.firestore_indexes import QueryRecorder
 from shared.adapters.firestore_store import FirestoreStore
 from shared.adapters.sqlite_store import SqliteStore
 from shared.ports import Store
-from tests.integration.capture_firestore_support import assert_queries_are_indexed
-from tests.integration.gmail_support import GmailWorld, gmail_world
+from tests.support.gmail import GmailWorld, gmail_world
+from tests.support.store_reads import assert_queries_are_indexed
 
 
 @pytest.fixture

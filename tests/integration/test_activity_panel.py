@@ -37,11 +37,8 @@ from shared.errors import BadRequestError
 from shared.ports import Store
 from shared.services import activity, directory
 from shared.services.rematch import queue_rematch, run_rematch
-from tests.integration.capture_firestore_support import (
-    firestore_emulator_fixture,  # noqa: F401 - the fixture `firestore_emulator`
-)
-from tests.integration.gmail_support import GmailWorld
-from tests.integration.test_capture import sync_all, sync_once
+from tests.support.gmail import GmailWorld
+from tests.support.sync import sync_all, sync_once
 
 NOW = datetime.now(UTC)
 ADA, BEN = TEAM

@@ -5,9 +5,8 @@ crashes at every write, and two runs at once."""
 from __future__ import annotations
 
 import threading
-import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,6 @@ import pytest
 
 from sandbox.gmail import GmailSandbox
 from sandbox.scenario import TEAM, Scenario, message, seed_crm, seed_mail
-from shared.adapters.queue import LocalQueue
 from shared.adapters.sqlite_store import SqliteStore
 from shared.domain.models import (
     ProposalStatus,
@@ -26,7 +24,7 @@ from shared.errors import ConflictError
 from shared.ports import Store
 from shared.services import sync
 from shared.services.capture import METADATA_HEADERS
-from tests.integration.gmail_support import (
+from tests.support.gmail import (
     CountingStore,
     Crash,
     CrashingStore,
@@ -34,8 +32,7 @@ from tests.integration.gmail_support import (
     gmail_world,
     sqlite_snapshot,
 )
-
-NOW = datetime.now(UTC)
+from tests.support.sync import NOW, sync_all, sync_once
 
 
 @pytest.fixture
@@ -54,32 +51,6 @@ def scenario(store: SqliteStore, world: GmailWorld) -> Scenario:
     seeded = seed_crm(store)
     seed_mail(world.sandbox, seeded, now=NOW)
     return seeded
-
-
-def sync_once(
-    store: Any, world: GmailWorld, address: str, *, now: datetime = NOW, **kwargs: Any
-) -> sync.RunOutcome:
-    account = store.get_email_account_by_address(address)
-    return sync.run_sync(
-        store,
-        sync.SyncRequest(account.id, coverage=kwargs.pop("coverage", False)),
-        gmail_for=world.gmail_for,
-        queue=kwargs.pop("queue", LocalQueue()),
-        now=now,
-        run_id=uuid.uuid4().hex,
-        **kwargs,
-    )
-
-
-def sync_all(store: Any, world: GmailWorld, *, now: datetime = NOW) -> None:
-    for address in TEAM:
-        for _ in range(10):
-            outcome = sync_once(store, world, address, now=now)
-            assert outcome.ran, outcome.reason
-            if outcome.reason == "ran":
-                break
-        else:
-            raise AssertionError(f"{address} never finished")
 
 
 def email_of(store: Store, scenario: Scenario, key: str) -> Any:

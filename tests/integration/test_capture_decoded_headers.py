@@ -20,10 +20,7 @@ from shared.domain.models import Email, Mailbox, email_id_for
 from shared.domain.parser import parse_message
 from shared.ports import Store
 from shared.services.capture import RAW_FETCH_LIMIT_BYTES, full_to_mime
-from tests.integration.capture_firestore_support import (
-    firestore_emulator_fixture,  # noqa: F401 - the fixture `firestore_emulator`
-)
-from tests.integration.decoded_headers_support import (
+from tests.support.decoded_headers import (
     CONTACT,
     INVENTED,
     MAX_CRLF_CC,
@@ -35,8 +32,8 @@ from tests.integration.decoded_headers_support import (
     ZOE_NUL,
     raw_message,
 )
-from tests.integration.gmail_support import GmailWorld
-from tests.integration.test_capture import sync_all
+from tests.support.gmail import GmailWorld
+from tests.support.sync import sync_all
 
 NOW = datetime.now(UTC)
 ADA = TEAM[0]

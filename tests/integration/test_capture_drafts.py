@@ -14,10 +14,7 @@ from shared.adapters.queue import LocalQueue
 from shared.domain.models import email_id_for
 from shared.ports import Store
 from shared.services import sync
-from tests.integration.capture_firestore_support import (
-    firestore_emulator_fixture,  # noqa: F401 - the fixture `firestore_emulator`
-)
-from tests.integration.gmail_support import GmailWorld
+from tests.support.gmail import GmailWorld
 
 NOW = datetime.now(UTC)
 ADA = TEAM[0]

@@ -22,7 +22,7 @@ from sandbox.scenario import TEAM, Scenario, message, seed_crm, seed_mail
 from shared import wiring
 from shared.domain.models import email_id_for, proposal_id_for
 from shared.ports import Store
-from tests.integration.capture_firestore_support import all_emails, all_proposals, duplicates
+from tests.support.store_reads import all_emails, all_proposals, duplicates
 
 NOW = datetime.now(UTC)
 ADA, BEN = TEAM

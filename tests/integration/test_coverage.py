@@ -27,8 +27,8 @@ from shared.services.capture import (
     Capture,
     run_capture,
 )
-from tests.integration.gmail_support import GmailWorld, gmail_world
-from tests.integration.test_capture import sync_all, sync_once
+from tests.support.gmail import GmailWorld, gmail_world
+from tests.support.sync import sync_all, sync_once
 
 NOW = datetime.now(UTC)
 ADA = TEAM[0]

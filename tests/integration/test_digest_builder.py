@@ -25,7 +25,7 @@ from shared.domain.models import Email, SyncStatus, email_id_for
 from shared.ports import SyncStateChange
 from shared.services import sync
 from shared.services.digest import Narrator, build_digest
-from tests.integration.gmail_support import GmailWorld, gmail_world, sqlite_snapshot
+from tests.support.gmail import GmailWorld, gmail_world, sqlite_snapshot
 
 NOW = datetime.now(UTC)
 TIMEOUT = 0.5

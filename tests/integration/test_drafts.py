@@ -35,7 +35,7 @@ from shared.domain.models import (
 from shared.domain.reply import ReplyMode
 from shared.errors import AppError
 from shared.services import drafts, sync
-from tests.integration.gmail_support import GmailWorld, gmail_world
+from tests.support.gmail import GmailWorld, gmail_world
 
 CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus"
 NOW = datetime.now(UTC)

@@ -43,10 +43,7 @@ from shared.ports import Store
 from shared.services import drafts, sync
 from shared.services.digest import build_digest
 from shared.services.mail_transport import send_digest
-from tests.integration.capture_firestore_support import (
-    firestore_emulator_fixture,  # noqa: F401 - the fixture `firestore_emulator`
-)
-from tests.integration.gmail_support import GmailWorld
+from tests.support.gmail import GmailWorld
 
 NOW = datetime.now(UTC)
 ADA, BEN = TEAM

@@ -27,11 +27,8 @@ from shared.domain.models import (
 from shared.ports import Store
 from shared.services import proposals
 from shared.services.rematch import job_progress, queue_rematch, run_rematch
-from tests.integration.capture_firestore_support import (
-    firestore_emulator_fixture,  # noqa: F401 - the fixture `firestore_emulator`
-)
-from tests.integration.gmail_support import GmailWorld
-from tests.integration.test_capture import sync_all, sync_once
+from tests.support.gmail import GmailWorld
+from tests.support.sync import sync_all, sync_once
 
 NOW = datetime.now(UTC)
 COLD_PITCH = "<pitch.42@startup.example>"

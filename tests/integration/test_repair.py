@@ -26,10 +26,7 @@ from shared.domain.models import (
 )
 from shared.ports import Store
 from shared.services import repair
-from tests.integration.capture_firestore_support import (
-    firestore_emulator_fixture,  # noqa: F401 - the fixture `firestore_emulator`
-)
-from tests.integration.decoded_headers_support import (
+from tests.support.decoded_headers import (
     CONTACT,
     INVENTED,
     MAX_CRLF_CC,
@@ -40,7 +37,7 @@ from tests.integration.decoded_headers_support import (
     raw_message,
     write_old_row,
 )
-from tests.integration.gmail_support import Crash, CrashingStore, GmailWorld
+from tests.support.gmail import Crash, CrashingStore, GmailWorld
 
 NOW = datetime.now(UTC)
 ADA = TEAM[0]
