@@ -1,8 +1,12 @@
-"""Fixtures several integration files share: the Gmail sandbox world, and a store of each kind.
+"""Fixtures the integration files share: the Gmail sandbox world, a store of each kind, one
+SQLite store, the demo fund's mail captured into the store (``captured_fund``), and loopback
+calls that bypass any proxy.
 
-``store`` runs its test on SQLite and on the Firestore emulator; on Firestore every query the
-test made is checked against the declared indexes afterwards. A file that needs another store
-or world defines its own fixture of the same name.
+``store`` runs its test on SQLite and on the Firestore emulator (``firestore_emulator`` in
+``tests/conftest.py``); on Firestore every query the test made is checked against the declared
+indexes afterwards. ``sqlite_store`` is one store on SQLite, for tests that read its file or need
+only one. A file that needs another setup names its fixture for what differs (``bare_stack``,
+``store_with_lp_mail``), never reusing a shared fixture's name.
 """
 
 from __future__ import annotations
@@ -13,18 +17,30 @@ from pathlib import Path
 import pytest
 
 from sandbox.firestore_emulator import FirestoreEmulator, new_project_id
+from sandbox.scenario import Scenario, seed_crm, seed_mail
 from shared.adapters.firestore_indexes import QueryRecorder
 from shared.adapters.firestore_store import FirestoreStore
 from shared.adapters.sqlite_store import SqliteStore
 from shared.ports import Store
 from tests.support.gmail import GmailWorld, gmail_world
 from tests.support.store_reads import assert_queries_are_indexed
+from tests.support.sync import NOW, sync_all
 
 
 @pytest.fixture
 def world() -> Iterator[GmailWorld]:
     with gmail_world() as running:
         yield running
+
+
+@pytest.fixture
+def captured_fund(store: Store, world: GmailWorld) -> Scenario:
+    """The demo fund's mail, captured: an intro from Zoe (Ada and Ben), Ada's reply to Jo
+    (outbound), a partner's mail to Ben, a newsletter (bulk) and a cold pitch (unmatched)."""
+    seeded = seed_crm(store)
+    seed_mail(world.sandbox, seeded, now=NOW)
+    sync_all(store, world)
+    return seeded
 
 
 @pytest.fixture(
@@ -47,3 +63,18 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     finally:
         client.close()
     assert_queries_are_indexed(recorder)
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: Path) -> Iterator[SqliteStore]:
+    sqlite = SqliteStore(tmp_path / "crm.sqlite3")
+    yield sqlite
+    sqlite.close()
+
+
+@pytest.fixture
+def loopback_bypasses_proxies(monkeypatch: pytest.MonkeyPatch) -> None:
+    """requests honours HTTP(S)_PROXY even for 127.0.0.1 unless NO_PROXY says otherwise (files
+    that call loopback servers through google's transports use it for the whole module)."""
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
