@@ -45,11 +45,6 @@ def unwatched(tmp_path: Path) -> Iterator[Stack]:
         yield running
 
 
-@pytest.fixture
-def scenario(stack: Stack) -> Scenario:
-    return seed_crm(wiring.store())
-
-
 def test_an_added_mailbox_is_captured_at_once_without_a_poll_or_a_watch(
     unwatched: Stack,
 ) -> None:
