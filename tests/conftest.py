@@ -16,6 +16,7 @@ import pytest
 
 if TYPE_CHECKING:
     from sandbox.firestore_emulator import FirestoreEmulator
+    from shared.ports import Store
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -57,3 +58,38 @@ def firestore_emulator() -> Iterator[FirestoreEmulator]:
 
     with FirestoreEmulator() as running:
         yield running
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("sqlite", id="sqlite"),
+        pytest.param("firestore", id="firestore", marks=pytest.mark.firestore),
+    ]
+)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """A store of each kind, empty: a fresh SQLite file, or a fresh Firestore database (a new
+    project id on the session's emulator). The contract suite runs every method on it; the
+    integration tests run capture and its readers on it. On Firestore every query the test made
+    is checked against the declared indexes afterwards (production refuses a query without its
+    composite index; the emulator runs it anyway)."""
+    from sandbox.firestore_emulator import new_project_id
+    from shared.adapters.firestore_indexes import QueryRecorder
+    from shared.adapters.firestore_store import FirestoreStore
+    from shared.adapters.sqlite_store import SqliteStore
+    from tests.support.store_reads import assert_queries_are_indexed
+
+    if request.param == "sqlite":
+        sqlite = SqliteStore(tmp_path / "crm.sqlite3")
+        try:
+            yield sqlite
+        finally:
+            sqlite.close()
+        return
+    emulator: FirestoreEmulator = request.getfixturevalue("firestore_emulator")
+    recorder = QueryRecorder()
+    client = emulator.client(new_project_id("store"))
+    try:
+        yield FirestoreStore(client, recorder=recorder)
+    finally:
+        client.close()
+    assert_queries_are_indexed(recorder)

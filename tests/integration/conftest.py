@@ -1,12 +1,11 @@
-"""Fixtures the integration files share: the Gmail sandbox world, a store of each kind, one
-SQLite store, the demo fund's mail captured into the store (``captured_fund``), and loopback
-calls that bypass any proxy.
+"""Fixtures the integration files share: the Gmail sandbox world, one SQLite store, the demo
+fund's mail captured into a store (``captured_fund``), and loopback calls that bypass any proxy.
 
-``store`` runs its test on SQLite and on the Firestore emulator (``firestore_emulator`` in
-``tests/conftest.py``); on Firestore every query the test made is checked against the declared
-indexes afterwards. ``sqlite_store`` is one store on SQLite, for tests that read its file or need
-only one. A file that needs another setup names its fixture for what differs (``bare_stack``,
-``store_with_lp_mail``), never reusing a shared fixture's name.
+``store`` (a store of each kind) is in ``tests/conftest.py``, since the contract suite shares
+it: it runs its test on SQLite and on the Firestore emulator. ``sqlite_store`` is one store on
+SQLite, for tests that read its file or need only one. A file that needs another setup names its
+fixture for what differs (``bare_stack``, ``store_with_lp_mail``), never reusing a shared
+fixture's name.
 """
 
 from __future__ import annotations
@@ -16,14 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.firestore_emulator import FirestoreEmulator, new_project_id
 from sandbox.scenario import Scenario, seed_crm, seed_mail
-from shared.adapters.firestore_indexes import QueryRecorder
-from shared.adapters.firestore_store import FirestoreStore
 from shared.adapters.sqlite_store import SqliteStore
 from shared.ports import Store
 from tests.support.gmail import GmailWorld, gmail_world
-from tests.support.store_reads import assert_queries_are_indexed
 from tests.support.sync import NOW, sync_all
 
 
@@ -41,28 +36,6 @@ def captured_fund(store: Store, world: GmailWorld) -> Scenario:
     seed_mail(world.sandbox, seeded, now=NOW)
     sync_all(store, world)
     return seeded
-
-
-@pytest.fixture(
-    params=[
-        pytest.param("sqlite", id="sqlite"),
-        pytest.param("firestore", id="firestore", marks=pytest.mark.firestore),
-    ]
-)
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    if request.param == "sqlite":
-        sqlite = SqliteStore(tmp_path / "crm.sqlite3")
-        yield sqlite
-        sqlite.close()
-        return
-    emulator: FirestoreEmulator = request.getfixturevalue("firestore_emulator")
-    recorder = QueryRecorder()
-    client = emulator.client(new_project_id("it"))
-    try:
-        yield FirestoreStore(client, recorder=recorder)
-    finally:
-        client.close()
-    assert_queries_are_indexed(recorder)
 
 
 @pytest.fixture
