@@ -7,7 +7,8 @@ PY := $(VENV)/bin/python
 VENV_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: setup lint test test-fast demo bench openapi clean
+.PHONY: setup lint test test-fast test-unit test-contract test-integration test-e2e test-sandbox test-infra \
+	demo bench openapi clean
 
 setup: $(VENV_STAMP) $(NODE_STAMP)
 
@@ -33,6 +34,28 @@ test: setup lint
 # The suite without lint, for a quick loop while editing.
 test-fast: setup
 	$(PY) -m pytest -q -x
+
+# One tier at a time. Every folder under tests/ that holds tests belongs to exactly one of these
+# (tests/unit/test_test_layout.py checks it); `make test` runs them all in one session.
+TIER_TARGETS := test-unit test-contract test-integration test-e2e test-sandbox test-infra
+
+test-unit: setup
+	$(PY) -m pytest -q tests/unit
+
+test-contract: setup
+	$(PY) -m pytest -q tests/contract
+
+test-integration: setup
+	$(PY) -m pytest -q tests/integration
+
+test-e2e: setup
+	$(PY) -m pytest -q tests/e2e
+
+test-sandbox: setup
+	$(PY) -m pytest -q tests/sandbox
+
+test-infra: setup
+	$(PY) -m pytest -q tests/infra
 
 demo: setup
 	$(PY) -m embedded.demo

@@ -10,18 +10,21 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
+if TYPE_CHECKING:
+    from sandbox.firestore_emulator import FirestoreEmulator
+    from shared.ports import Store
+
 ROOT = Path(__file__).resolve().parent.parent
-# The handbook's corpus lives beside the checkout, read-only (CI puts it there too).
-SHARED_CORPUS = ROOT.parent / "shared" / "corpus"
 
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 # Fails the session if a Gmail sandbox recorded a send to a non-admin or a drafts.send call.
-pytest_plugins = ["tests.send_guard"]
+pytest_plugins = ["tests.support.send_guard"]
 
 
 @pytest.fixture(autouse=True)
@@ -40,3 +43,53 @@ def isolate_environment() -> Iterator[None]:
         wiring.reset()
         os.environ.clear()
         os.environ.update(saved)
+
+
+@pytest.fixture(scope="session")
+def firestore_emulator() -> Iterator[FirestoreEmulator]:
+    """One Firestore emulator for the session, on a port the OS picks, shared by every tier.
+
+    Starting it takes a fraction of a second, but a Node process per test (or per module) would
+    dominate the run; each store built on it takes a fresh project id, which the emulator keeps
+    as a separate, empty database. Clients come from :meth:`FirestoreEmulator.client`, which sets
+    ``FIRESTORE_EMULATOR_HOST`` for the construction only, so no environment variable leaks.
+    """
+    from sandbox.firestore_emulator import FirestoreEmulator
+
+    with FirestoreEmulator() as running:
+        yield running
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("sqlite", id="sqlite"),
+        pytest.param("firestore", id="firestore", marks=pytest.mark.firestore),
+    ]
+)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """A store of each kind, empty: a fresh SQLite file, or a fresh Firestore database (a new
+    project id on the session's emulator). The contract suite runs every method on it; the
+    integration tests run capture and its readers on it. On Firestore every query the test made
+    is checked against the declared indexes afterwards (production refuses a query without its
+    composite index; the emulator runs it anyway)."""
+    from sandbox.firestore_emulator import new_project_id
+    from shared.adapters.firestore_indexes import QueryRecorder
+    from shared.adapters.firestore_store import FirestoreStore
+    from shared.adapters.sqlite_store import SqliteStore
+    from tests.support.store_reads import assert_queries_are_indexed
+
+    if request.param == "sqlite":
+        sqlite = SqliteStore(tmp_path / "crm.sqlite3")
+        try:
+            yield sqlite
+        finally:
+            sqlite.close()
+        return
+    emulator: FirestoreEmulator = request.getfixturevalue("firestore_emulator")
+    recorder = QueryRecorder()
+    client = emulator.client(new_project_id("store"))
+    try:
+        yield FirestoreStore(client, recorder=recorder)
+    finally:
+        client.close()
+    assert_queries_are_indexed(recorder)

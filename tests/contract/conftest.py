@@ -1,25 +1,26 @@
-"""Fixtures of the contract suite: one ``store`` fixture, run against every Store adapter.
+"""Fixtures of the contract suite, which runs every Store method against every Store adapter.
 
-``store`` is parametrized ``sqlite`` / ``firestore``, so each contract test runs twice and reads
-``test_x[sqlite]`` / ``test_x[firestore]``. The Firestore runs share ONE emulator per session
-(starting it takes a fraction of a second, but a Node process per test would dominate the run)
-and get a fresh project id each, which this emulator keeps as a separate, empty database.
+``store`` (in ``tests/conftest.py``, shared with the integration tier) is parametrized ``sqlite``
+/ ``firestore``, so each contract test runs twice and reads ``test_x[sqlite]`` /
+``test_x[firestore]``; on Firestore every query its test made is checked against the declared
+indexes when the test ends. The Firestore runs share the session's one emulator
+(``firestore_emulator``, also in ``tests/conftest.py``) and get a fresh project id each, which
+the emulator keeps as a separate, empty database.
 
-Every query a Firestore run issues is reported to one session-wide :class:`QueryRecorder`. When
-the session ends, the recorder fixture fails the run if any recorded shape needs a composite index
-that ``infra/firestore.indexes.json`` does not declare; ``test_index_coverage.py`` additionally
-drives every Store method itself, so the check does not depend on which tests ran.
+The Firestore-only stores built here (``firestore_store``, the activity corpus) report every
+query to one session-wide :class:`QueryRecorder`. When the session ends, the recorder fixture
+fails the run if any recorded shape needs a composite index that ``infra/firestore.indexes.json``
+does not declare; ``test_index_coverage.py`` additionally drives every Store method itself, so
+the check does not depend on which tests ran.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from sandbox.firestore_emulator import EMULATOR_HOST_ENV, FirestoreEmulator, new_project_id
+from sandbox.firestore_emulator import FirestoreEmulator, new_project_id
 from shared.adapters.firestore_indexes import (
     QueryRecorder,
     check_coverage,
@@ -27,29 +28,6 @@ from shared.adapters.firestore_indexes import (
     load_indexes,
 )
 from shared.adapters.firestore_store import FirestoreStore
-from shared.adapters.sqlite_store import SqliteStore
-from shared.ports import Store
-
-
-@pytest.fixture(scope="session")
-def firestore_emulator() -> Iterator[FirestoreEmulator]:
-    """One emulator for the session, on a port the OS picks.
-
-    ``FIRESTORE_EMULATOR_HOST`` is exported for the session (code that builds its own client
-    must see it before construction) and restored afterwards. The root conftest restores the
-    environment after every test, so clients here are built by :meth:`FirestoreEmulator.client`,
-    which sets the variable for the construction itself and does not depend on it.
-    """
-    previous = os.environ.get(EMULATOR_HOST_ENV)
-    with FirestoreEmulator() as emulator:
-        os.environ[EMULATOR_HOST_ENV] = emulator.host
-        try:
-            yield emulator
-        finally:
-            if previous is None:
-                os.environ.pop(EMULATOR_HOST_ENV, None)
-            else:
-                os.environ[EMULATOR_HOST_ENV] = previous
 
 
 @pytest.fixture(scope="session")
@@ -82,21 +60,3 @@ def firestore_store(
         yield FirestoreStore(client, recorder=firestore_query_recorder)
     finally:
         client.close()
-
-
-@pytest.fixture(
-    params=[
-        pytest.param("sqlite", id="sqlite"),
-        pytest.param("firestore", id="firestore", marks=pytest.mark.firestore),
-    ]
-)
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    """The Store under contract: a fresh SQLite file, or a fresh Firestore database."""
-    if request.param == "sqlite":
-        sqlite = SqliteStore(tmp_path / "crm.sqlite3")
-        try:
-            yield sqlite
-        finally:
-            sqlite.close()
-    else:
-        yield request.getfixturevalue("firestore_store")

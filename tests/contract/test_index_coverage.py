@@ -30,7 +30,7 @@ from shared.adapters.firestore_indexes import (
     needs_composite_index,
 )
 from shared.adapters.firestore_store import FirestoreStore
-from tests.contract.store_exercise import CallLog, exercise_every_method, store_method_names
+from tests.support.store_exercise import CallLog, exercise_every_method, store_method_names
 
 # Indexes declared ahead of the code that will query with them. Empty today: every declared
 # index is used by some query of the adapter.

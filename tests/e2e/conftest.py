@@ -2,8 +2,9 @@
 
 ``stack``: issuer, Gmail sandbox, SMTP sink and local server on loopback, SQLite in the test's
 folder, the scenario's admin as bootstrap admin, no ticker (tests fire jobs themselves).
-``synced``: the scenario's CRM and mail, captured by one ``sync_poll``. A file that needs
-another setup defines its own fixture of the same name.
+``scenario``: the scenario's CRM seeded in it (no mail). ``synced``: the scenario's CRM and mail,
+captured by one ``sync_poll``. A file that needs another setup names its fixture for what
+differs (``console_stack``, ``watched``), never reusing one of these names.
 """
 
 from __future__ import annotations
@@ -24,6 +25,11 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
         sqlite_path=tmp_path / "crm.sqlite3", bootstrap_admin=TEAM[0], start_ticker=False
     ) as running:
         yield running
+
+
+@pytest.fixture
+def scenario(stack: Stack) -> Scenario:
+    return seed_crm(wiring.store())
 
 
 @pytest.fixture

@@ -44,7 +44,7 @@ ROUTES = sorted(api.routes, key=lambda r: (r.path, r.method))
 
 
 @pytest.fixture
-def stack(tmp_path: Path) -> Iterator[Stack]:
+def console_stack(tmp_path: Path) -> Iterator[Stack]:
     with local_stack(
         sqlite_path=tmp_path / "crm.sqlite3",
         bootstrap_admin=ADMIN,
@@ -55,11 +55,13 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
         yield running
 
 
-def send(stack: Stack, route: Route, token: str | None, **headers: str) -> requests.Response:
+def send(
+    console_stack: Stack, route: Route, token: str | None, **headers: str
+) -> requests.Response:
     if token is not None:
         headers["Authorization"] = f"Bearer {token}"
     return requests.request(
-        route.method, stack.base_url + concrete(route), headers=headers, json={}, timeout=10
+        route.method, console_stack.base_url + concrete(route), headers=headers, json={}, timeout=10
     )
 
 
@@ -68,30 +70,30 @@ def test_the_router_has_every_area() -> None:
     assert {"me", "users", "mailboxes", "proposals", "drafts", "digest"} <= paths
 
 
-def test_no_token_is_401_on_every_route(stack: Stack) -> None:
+def test_no_token_is_401_on_every_route(console_stack: Stack) -> None:
     for route in ROUTES:
-        response = send(stack, route, None)
+        response = send(console_stack, route, None)
         assert response.status_code == 401, f"{route.method} {route.path}"
         assert response.json()["error"] == "unauthenticated"
         assert response.headers["WWW-Authenticate"] == "Bearer"
 
 
-def test_a_forged_token_is_401_on_every_route(stack: Stack) -> None:
+def test_a_forged_token_is_401_on_every_route(console_stack: Stack) -> None:
     # Another key that claims the real key's id: only the signature check can refuse it.
-    forger = SandboxIssuer(stack.issuer.issuer.issuer, kid=stack.issuer.issuer.kid)
+    forger = SandboxIssuer(console_stack.issuer.issuer.issuer, kid=console_stack.issuer.issuer.kid)
     forged = forger.mint(ADMIN, PEOPLE_AUDIENCE)
     for route in ROUTES:
-        response = send(stack, route, forged)
+        response = send(console_stack, route, forged)
         assert response.status_code == 401, f"{route.method} {route.path}"
         assert forged not in response.text
 
 
-def test_a_member_is_403_wherever_members_are_not_admitted(stack: Stack) -> None:
-    token = stack.person_token(MEMBER)
+def test_a_member_is_403_wherever_members_are_not_admitted(console_stack: Stack) -> None:
+    token = console_stack.person_token(MEMBER)
     refused = [r for r in ROUTES if Role.MEMBER not in r.roles]
     assert len(refused) >= len(ROUTES) - 3, "most routes are admin-only"
     for route in ROUTES:
-        response = send(stack, route, token)
+        response = send(console_stack, route, token)
         if route in refused:
             assert response.status_code == 403, f"{route.method} {route.path}"
             assert response.json()["error"] == "forbidden"
@@ -99,21 +101,23 @@ def test_a_member_is_403_wherever_members_are_not_admitted(stack: Stack) -> None
             assert response.status_code != 403, f"{route.method} {route.path}"
 
 
-def test_the_admin_gets_past_auth_on_every_route(stack: Stack) -> None:
+def test_the_admin_gets_past_auth_on_every_route(console_stack: Stack) -> None:
     """The other side of the refusals: the same requests with an admin's token are not
     refused for who they are (they may still be a 400 or 404 for the placeholder ids)."""
-    token = stack.person_token(ADMIN)
+    token = console_stack.person_token(ADMIN)
     for route in ROUTES:
         if route.path == "/digest/send-now":
             continue  # would send a digest; its auth is covered by the digest route tests
-        response = send(stack, route, token)
+        response = send(console_stack, route, token)
         assert response.status_code not in (401, 403), f"{route.method} {route.path}"
         assert response.status_code < 500, f"{route.method} {route.path}: {response.text}"
 
 
-def test_cors_preflight_allows_the_console_and_refuses_a_foreign_origin(stack: Stack) -> None:
+def test_cors_preflight_allows_the_console_and_refuses_a_foreign_origin(
+    console_stack: Stack,
+) -> None:
     for route in ROUTES:
-        url = stack.base_url + concrete(route)
+        url = console_stack.base_url + concrete(route)
         request_headers = {"Access-Control-Request-Method": route.method}
         allowed = requests.options(url, headers={**request_headers, "Origin": CONSOLE}, timeout=10)
         assert allowed.status_code == 204, f"{route.method} {route.path}"
@@ -126,12 +130,12 @@ def test_cors_preflight_allows_the_console_and_refuses_a_foreign_origin(stack: S
 
 
 def test_an_answer_to_the_console_carries_its_origin_and_a_foreign_one_gets_none(
-    stack: Stack,
+    console_stack: Stack,
 ) -> None:
     me = next(r for r in ROUTES if r.path == "/me")
-    token = stack.person_token(ADMIN)
-    mine = send(stack, me, token, Origin=CONSOLE)
+    token = console_stack.person_token(ADMIN)
+    mine = send(console_stack, me, token, Origin=CONSOLE)
     assert mine.status_code == 200
     assert mine.headers["Access-Control-Allow-Origin"] == CONSOLE
-    theirs = send(stack, me, token, Origin=FOREIGN)
+    theirs = send(console_stack, me, token, Origin=FOREIGN)
     assert "Access-Control-Allow-Origin" not in theirs.headers

@@ -15,7 +15,7 @@ from embedded.stack import Stack, local_stack
 from sandbox.scenario import TEAM, Scenario, seed_crm, seed_mail
 from shared import wiring
 from shared.domain.models import ProposalStatus, email_id_for, proposal_id_for
-from tests.e2e.support import call
+from tests.support.admin_api import call
 
 ADMIN, MEMBER = TEAM
 SAM = "sam@startup.example"
@@ -23,7 +23,7 @@ COLD_PITCH = "<pitch.42@startup.example>"
 
 
 @pytest.fixture
-def stack(tmp_path: Path) -> Iterator[tuple[Stack, Scenario]]:
+def synced_stack(tmp_path: Path) -> Iterator[tuple[Stack, Scenario]]:
     with local_stack(
         sqlite_path=tmp_path / "crm.sqlite3", bootstrap_admin=ADMIN, start_ticker=False
     ) as running:
@@ -34,10 +34,10 @@ def stack(tmp_path: Path) -> Iterator[tuple[Stack, Scenario]]:
         yield running, scenario
 
 
-def finished_job(stack: Stack, job_id: str) -> dict[str, Any]:
+def finished_job(synced_stack: Stack, job_id: str) -> dict[str, Any]:
     """Wait for the local queue to deliver the job to rematch_job, then read its progress."""
     assert wiring.local_queue().wait_idle(30)
-    progress = call(stack, "GET", f"/jobs/{job_id}")
+    progress = call(synced_stack, "GET", f"/jobs/{job_id}")
     assert progress.status_code == 200
     body: dict[str, Any] = progress.json()
     assert body["state"] == "done"
@@ -51,9 +51,9 @@ def linked_investors(email_key: str) -> list[str]:
 
 
 def test_a_new_contact_links_old_mail_and_removing_its_address_unlinks_it(
-    stack: tuple[Stack, Scenario],
+    synced_stack: tuple[Stack, Scenario],
 ) -> None:
-    running, _ = stack
+    running, _ = synced_stack
     assert linked_investors(COLD_PITCH) == []
     created = call(running, "POST", "/investors", json={"name": "Startup Angels"})
     assert created.status_code == 201  # no address yet: nothing to re-match
@@ -117,9 +117,9 @@ def test_a_new_contact_links_old_mail_and_removing_its_address_unlinks_it(
 
 
 def test_soft_delete_unlinks_and_restore_relinks_graveyard_changes_nothing(
-    stack: tuple[Stack, Scenario],
+    synced_stack: tuple[Stack, Scenario],
 ) -> None:
-    running, scenario = stack
+    running, scenario = synced_stack
     intro, partner = (scenario.message_ids[k] for k in ("intro", "partner"))
     fund = scenario.investor.id
     assert linked_investors(intro) == [fund]
@@ -171,9 +171,9 @@ def test_soft_delete_unlinks_and_restore_relinks_graveyard_changes_nothing(
 
 
 def test_the_exclusion_list_is_read_and_written_and_rematches(
-    stack: tuple[Stack, Scenario],
+    synced_stack: tuple[Stack, Scenario],
 ) -> None:
-    running, scenario = stack
+    running, scenario = synced_stack
     intro = scenario.message_ids["intro"]
     assert call(running, "GET", "/exclusions").json() == {"addresses": [], "domains": []}
 
@@ -216,8 +216,10 @@ def test_the_exclusion_list_is_read_and_written_and_rematches(
     assert "domains.0" in bad.json()["reason"]
 
 
-def test_bulk_json_is_all_or_nothing_and_queues_one_job(stack: tuple[Stack, Scenario]) -> None:
-    running, _ = stack
+def test_bulk_json_is_all_or_nothing_and_queues_one_job(
+    synced_stack: tuple[Stack, Scenario],
+) -> None:
+    running, _ = synced_stack
     orgs = call(
         running,
         "POST",
@@ -292,8 +294,10 @@ def test_bulk_json_is_all_or_nothing_and_queues_one_job(stack: tuple[Stack, Scen
     assert "items" in too_many.json()["reason"]
 
 
-def test_csv_import_writes_good_rows_and_reports_bad_ones(stack: tuple[Stack, Scenario]) -> None:
-    running, scenario = stack
+def test_csv_import_writes_good_rows_and_reports_bad_ones(
+    synced_stack: tuple[Stack, Scenario],
+) -> None:
+    running, scenario = synced_stack
     angel = scenario.angel.id
     data = "\r\n".join(
         [
@@ -364,8 +368,10 @@ def test_csv_import_writes_good_rows_and_reports_bad_ones(stack: tuple[Stack, Sc
     assert too_big.json()["error"] == "too_large"
 
 
-def test_organisations_update_their_investors_matching(stack: tuple[Stack, Scenario]) -> None:
-    running, scenario = stack
+def test_organisations_update_their_investors_matching(
+    synced_stack: tuple[Stack, Scenario],
+) -> None:
+    running, scenario = synced_stack
     org = scenario.organization.id
     partner = scenario.message_ids["partner"]
     assert linked_investors(partner) == [scenario.investor.id]
@@ -383,8 +389,8 @@ def test_organisations_update_their_investors_matching(stack: tuple[Stack, Scena
     assert taken.status_code == 409
 
 
-def test_bad_requests_unknown_records_and_members(stack: tuple[Stack, Scenario]) -> None:
-    running, scenario = stack
+def test_bad_requests_unknown_records_and_members(synced_stack: tuple[Stack, Scenario]) -> None:
+    running, scenario = synced_stack
     bad_email = call(running, "PUT", "/investors/inv-x", json={"name": "X", "emails": ["nope"]})
     assert bad_email.status_code == 400
     assert "emails.0" in bad_email.json()["reason"]
@@ -432,8 +438,10 @@ def test_bad_requests_unknown_records_and_members(stack: tuple[Stack, Scenario])
     assert wiring.store().get_contact(scenario.contact.id).deleted is False  # type: ignore[union-attr]
 
 
-def test_investors_are_listed_by_name_a_page_at_a_time(stack: tuple[Stack, Scenario]) -> None:
-    running, scenario = stack
+def test_investors_are_listed_by_name_a_page_at_a_time(
+    synced_stack: tuple[Stack, Scenario],
+) -> None:
+    running, scenario = synced_stack
     call(running, "POST", "/investors", json={"id": "inv-aa", "name": "aardvark capital"})
     call(running, "POST", "/investors", json={"id": "inv-gy", "name": "Gone Ventures"})
     call(running, "POST", "/investors/inv-gy/graveyard", json={"graveyard": True})

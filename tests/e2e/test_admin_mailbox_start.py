@@ -14,7 +14,7 @@ from embedded.stack import GMAIL_WATCH_TOPIC, Stack, local_stack
 from sandbox.scenario import TEAM, Scenario, message, seed_crm
 from shared import wiring
 from shared.domain.models import email_id_for
-from tests.e2e.support import call
+from tests.support.admin_api import call
 
 NEW = "cy@fund.example"
 
@@ -43,11 +43,6 @@ def unwatched(tmp_path: Path) -> Iterator[Stack]:
         env={"CRM_GMAIL_WATCH_TOPIC": ""},
     ) as running:
         yield running
-
-
-@pytest.fixture
-def scenario(stack: Stack) -> Scenario:
-    return seed_crm(wiring.store())
 
 
 def test_an_added_mailbox_is_captured_at_once_without_a_poll_or_a_watch(

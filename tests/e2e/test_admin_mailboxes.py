@@ -18,27 +18,27 @@ from shared.domain.activity import ActivityQuery
 from shared.domain.models import EmailAccount, email_id_for
 from shared.ports import GmailClient
 from shared.services import directory, sync
-from tests.e2e.support import call
+from tests.support.admin_api import call
 
 ADMIN, MEMBER = TEAM
 
 
 @pytest.fixture
-def scenario(stack: Stack) -> Scenario:
+def mail_seeded(stack: Stack) -> Scenario:
     seeded = seed_crm(wiring.store())
     seed_mail(stack.gmail, seeded)
     return seeded
 
 
 @pytest.fixture
-def synced(stack: Stack, scenario: Scenario) -> Scenario:
+def watched(stack: Stack, mail_seeded: Scenario) -> Scenario:
     """Mail captured by one poll, and every mailbox watched."""
     stack.server.ticker.fire_now("sync_poll")
     assert wiring.local_queue().wait_idle(30)
     assert stack.server.ticker.fire_now("watch_renew") == 200
     assert stack.gmail.wait_for_pushes(10)
     assert wiring.local_queue().wait_idle(30)
-    return scenario
+    return mail_seeded
 
 
 def actions(prefix: str = "mailbox.") -> list[tuple[str, str, dict[str, Any]]]:
@@ -49,13 +49,13 @@ def actions(prefix: str = "mailbox.") -> list[tuple[str, str, dict[str, Any]]]:
     ]
 
 
-def live_mailboxes(scenario: Scenario, key: str) -> list[str]:
-    email = wiring.store().get_email(email_id_for(scenario.message_ids[key]))
+def live_mailboxes(mail_seeded: Scenario, key: str) -> list[str]:
+    email = wiring.store().get_email(email_id_for(mail_seeded.message_ids[key]))
     assert email is not None
     return email.live_account_ids
 
 
-def test_the_list_shows_each_mailboxs_sync_status(stack: Stack, synced: Scenario) -> None:
+def test_the_list_shows_each_mailboxs_sync_status(stack: Stack, watched: Scenario) -> None:
     listed = call(stack, "GET", "/mailboxes")
     assert listed.status_code == 200
     items = {item["address"]: item for item in listed.json()["items"]}
@@ -75,18 +75,18 @@ def test_the_list_shows_each_mailboxs_sync_status(stack: Stack, synced: Scenario
     assert ada["coverage"]["last_full_check_at"] is not None
     assert ada["pause_reasons"] == []
 
-    one = call(stack, "GET", f"/mailboxes/{synced.accounts[0].id}")
+    one = call(stack, "GET", f"/mailboxes/{watched.accounts[0].id}")
     assert (one.status_code, one.json()["address"]) == (200, ADMIN)
     assert call(stack, "GET", "/mailboxes/a_missing").status_code == 404
     bad = call(stack, "GET", "/mailboxes", params={"include_offboarded": "maybe"})
     assert (bad.status_code, "include_offboarded" in bad.json()["reason"]) == (400, True)
     assert call(stack, "GET", "/mailboxes", params={"sort": "x"}).status_code == 400
     assert call(stack, "GET", "/mailboxes", MEMBER).status_code == 403
-    assert call(stack, "GET", f"/mailboxes/{synced.accounts[0].id}", MEMBER).status_code == 403
+    assert call(stack, "GET", f"/mailboxes/{watched.accounts[0].id}", MEMBER).status_code == 403
 
 
-def test_pause_and_resume(stack: Stack, synced: Scenario) -> None:
-    ben = synced.accounts[1]
+def test_pause_and_resume(stack: Stack, watched: Scenario) -> None:
+    ben = watched.accounts[1]
     paused = call(stack, "POST", f"/mailboxes/{ben.id}/pause")
     assert paused.status_code == 200
     assert paused.json()["mailbox"]["state"] == "paused"
@@ -122,8 +122,8 @@ def test_pause_and_resume(stack: Stack, synced: Scenario) -> None:
     ]
 
 
-def test_a_full_resync_lists_the_whole_mailbox_again(stack: Stack, synced: Scenario) -> None:
-    ada = synced.accounts[0]
+def test_a_full_resync_lists_the_whole_mailbox_again(stack: Stack, watched: Scenario) -> None:
+    ada = watched.accounts[0]
     before = stack.gmail.calls(ADMIN).get("messages.list", 0)
     stored = wiring.store().get_email_account(ada.id)
     assert stored is not None
@@ -142,7 +142,7 @@ def test_a_full_resync_lists_the_whole_mailbox_again(stack: Stack, synced: Scena
     assert after.sync.status.value == "ok"
     # A partial sync reads history.list; only a full sync lists the messages again.
     assert stack.gmail.calls(ADMIN).get("messages.list", 0) > before
-    assert live_mailboxes(synced, "reply") == [ada.id]  # nothing lost, nothing duplicated
+    assert live_mailboxes(watched, "reply") == [ada.id]  # nothing lost, nothing duplicated
 
     assert call(stack, "POST", "/mailboxes/a_missing/resync").status_code == 404
     assert call(stack, "POST", f"/mailboxes/{ada.id}/resync", MEMBER).status_code == 403
@@ -150,12 +150,12 @@ def test_a_full_resync_lists_the_whole_mailbox_again(stack: Stack, synced: Scena
 
 
 def test_offboarding_keeps_or_purges_sightings_and_ends_the_sync(
-    stack: Stack, synced: Scenario
+    stack: Stack, watched: Scenario
 ) -> None:
-    ada, ben = synced.accounts
+    ada, ben = watched.accounts
     assert stack.gmail.watch_of(MEMBER) is not None
-    assert live_mailboxes(synced, "partner") == [ben.id]
-    assert live_mailboxes(synced, "intro") == sorted([ada.id, ben.id])
+    assert live_mailboxes(watched, "partner") == [ben.id]
+    assert live_mailboxes(watched, "intro") == sorted([ada.id, ben.id])
 
     kept = call(stack, "POST", f"/mailboxes/{ben.id}/offboard", json={"sightings": "keep"})
     assert kept.status_code == 200
@@ -168,7 +168,7 @@ def test_offboarding_keeps_or_purges_sightings_and_ends_the_sync(
     )
     assert (body["sightings"], body["purged"], body["purge_done"]) == ("keep", 0, True)
     assert stack.gmail.watch_of(MEMBER) is None
-    assert live_mailboxes(synced, "partner") == [ben.id]  # kept: still in the panel
+    assert live_mailboxes(watched, "partner") == [ben.id]  # kept: still in the panel
 
     listed = call(stack, "GET", "/mailboxes").json()["items"]
     assert [m["address"] for m in listed] == [ADMIN]
@@ -195,8 +195,8 @@ def test_offboarding_keeps_or_purges_sightings_and_ends_the_sync(
     assert purged.json()["already_offboarded"] is True
     assert purged.json()["purged"] == 2
     assert purged.json()["purge_done"] is True
-    assert live_mailboxes(synced, "partner") == []
-    assert live_mailboxes(synced, "intro") == [ada.id]
+    assert live_mailboxes(watched, "partner") == []
+    assert live_mailboxes(watched, "intro") == [ada.id]
     again = call(stack, "POST", f"/mailboxes/{ben.id}/offboard", json={"sightings": "purge"})
     assert again.json()["purged"] == 0
 
@@ -208,9 +208,9 @@ def test_offboarding_keeps_or_purges_sightings_and_ends_the_sync(
 
 
 def test_offboarding_refuses_bad_input_unknown_mailboxes_and_members(
-    stack: Stack, synced: Scenario
+    stack: Stack, watched: Scenario
 ) -> None:
-    ben = synced.accounts[1]
+    ben = watched.accounts[1]
     path = f"/mailboxes/{ben.id}/offboard"
     missing = call(stack, "POST", path, json={})
     assert (missing.status_code, "sightings" in missing.json()["reason"]) == (400, True)
@@ -226,11 +226,11 @@ def test_offboarding_refuses_bad_input_unknown_mailboxes_and_members(
 
 
 def test_a_large_purge_continues_in_the_background(
-    stack: Stack, synced: Scenario, monkeypatch: pytest.MonkeyPatch
+    stack: Stack, watched: Scenario, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Pages of one sighting, no inline budget: the request purges one page and queues the
     rest, which sync_mailbox purges page by page."""
-    ada = synced.accounts[0]
+    ada = watched.accounts[0]
     monkeypatch.setattr(sync, "PURGE_PAGE", 1)
     monkeypatch.setattr(directory, "OFFBOARD_PURGE_BUDGET_S", 0.0)
     live = len(
@@ -255,8 +255,8 @@ def test_a_large_purge_continues_in_the_background(
         if (s := wiring.store().get_sighting(ada.id, gid)) is not None and not s.deleted
     ]
     assert remaining == []
-    assert live_mailboxes(synced, "reply") == []
-    assert live_mailboxes(synced, "intro") == [synced.accounts[1].id]
+    assert live_mailboxes(watched, "reply") == []
+    assert live_mailboxes(watched, "intro") == [watched.accounts[1].id]
 
 
 class OffboardingMidRun:
@@ -283,10 +283,10 @@ class OffboardingMidRun:
 
 
 def test_a_running_sync_stops_when_its_mailbox_is_offboarded(
-    stack: Stack, scenario: Scenario
+    stack: Stack, mail_seeded: Scenario
 ) -> None:
     store = wiring.store()
-    ada = scenario.accounts[0]
+    ada = mail_seeded.accounts[0]
     client = OffboardingMidRun(wiring.gmail_for(ADMIN), ada)
     queue = wiring.local_queue()
     queue.published.clear()
@@ -310,27 +310,27 @@ def test_a_running_sync_stops_when_its_mailbox_is_offboarded(
 
 
 def test_mail_sent_from_an_offboarded_mailbox_is_no_longer_outbound(
-    stack: Stack, synced: Scenario
+    stack: Stack, watched: Scenario
 ) -> None:
     """Direction is decided by the team's addresses, and an offboarded mailbox's are no longer
     among them: the panel's stored direction of its kept mail follows."""
     store = wiring.store()
-    reply = email_id_for(synced.message_ids["reply"])
+    reply = email_id_for(watched.message_ids["reply"])
 
     def direction() -> str:
-        hits = store.query_activity(ActivityQuery(account_id=synced.accounts[0].id)).hits
+        hits = store.query_activity(ActivityQuery(account_id=watched.accounts[0].id)).hits
         (hit,) = [h for h in hits if h.email.id == reply]
         return hit.direction.value
 
     assert direction() == "outbound"
-    ada = synced.accounts[0].id
+    ada = watched.accounts[0].id
     kept = call(stack, "POST", f"/mailboxes/{ada}/offboard", json={"sightings": "keep"})
     assert kept.status_code == 200
     assert direction() == "inbound"
 
 
 def test_a_mailbox_is_owned_by_the_user_at_its_address_unless_an_admin_says_otherwise(
-    stack: Stack, scenario: Scenario
+    stack: Stack, mail_seeded: Scenario
 ) -> None:
     """Cy's mailbox is added without an owner, then Cy as a user: Cy owns it and drafts in it
     (before, Cy got 403). An admin then names Ben its owner (audited): Cy is refused."""
@@ -358,10 +358,10 @@ def test_a_mailbox_is_owned_by_the_user_at_its_address_unless_an_admin_says_othe
 
     moved = call(stack, "PATCH", f"/mailboxes/{account_id}", json={"owner_email": MEMBER})
     assert moved.status_code == 200, moved.text
-    assert moved.json()["user_id"] == scenario.member.id
+    assert moved.json()["user_id"] == mail_seeded.member.id
     (audit,) = [a for a in wiring.store().list_audit() if a.action == "mailbox.owner"]
     assert (audit.actor, audit.target) == (ADMIN, account_id)
-    assert audit.details["owner"] == {"from": user["id"], "to": scenario.member.id}
+    assert audit.details["owner"] == {"from": user["id"], "to": mail_seeded.member.id}
     assert call(stack, "POST", "/drafts", cy, json=draft).status_code == 403
     # Refusals: an unknown user, an unknown mailbox, a member, a bad body; nothing changes.
     assert (

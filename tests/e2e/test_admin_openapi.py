@@ -51,7 +51,7 @@ OPERATIONS = {op.label: op for op in (r.ok() for r in SCHEMA.get_all_operations(
 
 
 @pytest.fixture
-def stack(tmp_path: Path) -> Iterator[Stack]:
+def seeded_stack(tmp_path: Path) -> Iterator[Stack]:
     # Function-scoped: the suite's autouse fixture restores the environment after every test.
     path = tmp_path / "crm.sqlite3"
     with local_stack(sqlite_path=path, bootstrap_admin=ADMIN, start_ticker=False) as running:
@@ -97,15 +97,18 @@ def test_the_document_is_valid_openapi_3_1() -> None:
         assert isinstance(name, str)
 
 
-def test_the_function_serves_the_same_document(stack: Stack) -> None:
+def test_the_function_serves_the_same_document(seeded_stack: Stack) -> None:
     response = requests.get(
-        f"{stack.base_url}/admin_api/openapi.json",
-        headers={"Authorization": f"Bearer {stack.person_token(ADMIN)}"},
+        f"{seeded_stack.base_url}/admin_api/openapi.json",
+        headers={"Authorization": f"Bearer {seeded_stack.person_token(ADMIN)}"},
         timeout=10,
     )
     assert response.status_code == 200
     assert response.json() == DOCUMENT
-    assert requests.get(f"{stack.base_url}/admin_api/openapi.json", timeout=10).status_code == 401
+    assert (
+        requests.get(f"{seeded_stack.base_url}/admin_api/openapi.json", timeout=10).status_code
+        == 401
+    )
 
 
 def fuzz(operation: Any, mode: GenerationMode, base_url: str, token: str) -> list[int]:
@@ -142,11 +145,11 @@ def fuzz(operation: Any, mode: GenerationMode, base_url: str, token: str) -> lis
 
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
 def test_generated_requests_get_no_5xx_and_replies_match_the_schema(
-    stack: Stack, mode: GenerationMode
+    seeded_stack: Stack, mode: GenerationMode
 ) -> None:
     """Every operation in one test (one server): the failures are collected and named."""
-    base_url = f"{stack.base_url}/admin_api"
-    token = stack.person_token(ADMIN)
+    base_url = f"{seeded_stack.base_url}/admin_api"
+    token = seeded_stack.person_token(ADMIN)
     failures: dict[str, str] = {}
     sent: dict[str, int] = {}
     for label, operation in sorted(OPERATIONS.items()):

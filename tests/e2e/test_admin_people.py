@@ -13,7 +13,7 @@ from sandbox.scenario import TEAM, Scenario
 from shared import wiring
 from shared.domain.models import EmailAccount, PauseReason, Role, User, user_id_for
 from shared.services.digest import build_digest
-from tests.e2e.support import call
+from tests.support.admin_api import call
 
 ADMIN, MEMBER = TEAM
 MEMBER_ID = user_id_for(MEMBER)

@@ -10,24 +10,13 @@ from typing import Any
 import pytest
 
 from embedded.stack import Stack
-from sandbox.scenario import TEAM, Scenario, seed_crm, seed_mail
+from sandbox.scenario import TEAM, Scenario
 from shared import wiring
 from shared.domain.models import Proposal, ProposalStatus
-from tests.e2e.support import call
+from tests.support.admin_api import call
 
 ADMIN, MEMBER = TEAM
 ZETA, ANGEL = "inv-zeta-fund-1", "inv-jo-smith"
-
-
-@pytest.fixture
-def synced(stack: Stack) -> Scenario:
-    """Captured mail and its proposals: Zeta twice (the intro, the diligence mail that only
-    Ben's mailbox holds), the angel once (Ada's reply)."""
-    scenario = seed_crm(wiring.store())
-    seed_mail(stack.gmail, scenario)
-    stack.server.ticker.fire_now("sync_poll")
-    assert wiring.local_queue().wait_idle(30)
-    return scenario
 
 
 def listed(stack: Stack, **params: Any) -> list[Proposal]:

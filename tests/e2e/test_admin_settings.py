@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 
 from embedded.stack import Stack
-from sandbox.scenario import TEAM, Scenario, message, seed_crm, seed_mail
+from sandbox.scenario import TEAM, Scenario, message, seed_mail
 from shared import wiring
 from shared.domain.models import email_id_for
-from tests.e2e.support import call
+from tests.support.admin_api import call
 
 ADMIN, MEMBER = TEAM
 
@@ -30,11 +30,6 @@ def horizon(stack: Stack) -> int:
     answer = call(stack, "GET", "/settings")
     assert answer.status_code == 200, answer.text
     return int(answer.json()["backfill_horizon_days"])
-
-
-@pytest.fixture
-def scenario(stack: Stack) -> Scenario:
-    return seed_crm(wiring.store())
 
 
 def test_admins_read_and_change_the_backfill_horizon_audited(

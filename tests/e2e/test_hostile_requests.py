@@ -110,7 +110,7 @@ class World:
 
 
 @pytest.fixture
-def world(tmp_path: Path) -> Iterator[World]:
+def quiet_world(tmp_path: Path) -> Iterator[World]:
     path = tmp_path / "crm.sqlite3"
     with local_stack(sqlite_path=path, bootstrap_admin=ADMIN, start_ticker=False) as running:
         seed_crm(wiring.store())
@@ -216,10 +216,10 @@ def streamed(data: bytes) -> Iterator[bytes]:
         yield data[start : start + step]
 
 
-def admin_call(world: World, case: Any, **overrides: Any) -> Callable[[], requests.Response]:
+def admin_call(quiet_world: World, case: Any, **overrides: Any) -> Callable[[], requests.Response]:
     kwargs = case.as_transport_kwargs(
-        base_url=f"{world.stack.base_url}/admin_api",
-        headers={"Authorization": f"Bearer {world.stack.person_token(ADMIN)}"},
+        base_url=f"{quiet_world.stack.base_url}/admin_api",
+        headers={"Authorization": f"Bearer {quiet_world.stack.person_token(ADMIN)}"},
     )
     for name in ("json", "data"):
         kwargs.pop(name, None)
@@ -256,62 +256,66 @@ def free_text_query_parameters(operation: Any) -> list[str]:
 # -- the admin API --------------------------------------------------------------------------------
 
 
-def test_hostile_bodies_on_every_route_are_refused_and_write_nothing(world: World) -> None:
+def test_hostile_bodies_on_every_route_are_refused_and_write_nothing(quiet_world: World) -> None:
     for label, operation in sorted(OPERATIONS.items()):
         info = operation_info(operation)
         takes_json = "application/json" in info.get("requestBody", {}).get("content", {})
         for case in valid_cases(operation):
             if takes_json:
                 for what, data, expected in body_mutations(case.body):
-                    world.check(
+                    quiet_world.check(
                         f"{label} {what}",
-                        admin_call(world, case, data=data, headers=json_headers()),
+                        admin_call(quiet_world, case, data=data, headers=json_headers()),
                         expected=expected,
                     )
             for name in free_text_query_parameters(operation):
                 query = dict(case.query or {})
-                world.check(
+                quiet_world.check(
                     f"{label} ?{name}=60000 chars",
-                    admin_call(world, case, params={**query, name: LONG_QUERY_VALUE}),
+                    admin_call(quiet_world, case, params={**query, name: LONG_QUERY_VALUE}),
                     expected={400},
                 )
-                world.check(
+                quiet_world.check(
                     f"{label} ?{name}=NUL",
-                    admin_call(world, case, params={**query, name: "a\x00b"}),
+                    admin_call(quiet_world, case, params={**query, name: "a\x00b"}),
                 )
-    world.assert_clean()
+    quiet_world.assert_clean()
 
 
-def test_bodies_over_the_limit_are_413_on_every_route_declared_or_streamed(world: World) -> None:
+def test_bodies_over_the_limit_are_413_on_every_route_declared_or_streamed(
+    quiet_world: World,
+) -> None:
     data = over_the_limit()
     for label, operation in sorted(OPERATIONS.items()):
         media_types = list(operation_info(operation).get("requestBody", {}).get("content", {}))
         headers = {"Content-Type": media_types[0] if media_types else "application/json"}
         reads_body = bool(media_types)
         (case,) = valid_cases(operation)[:1]
-        world.check(
+        quiet_world.check(
             f"{label} {len(data)} bytes with Content-Length",
-            admin_call(world, case, data=data, headers=headers),
+            admin_call(quiet_world, case, data=data, headers=headers),
             expected={413},
         )
-        world.check(
+        quiet_world.check(
             f"{label} {len(data)} bytes streamed",
-            admin_call(world, case, data=streamed(data), headers=headers),
+            admin_call(quiet_world, case, data=streamed(data), headers=headers),
             # A route that reads no body never reads a streamed one either.
             expected={413} if reads_body else None,
         )
-    world.assert_clean()
+    quiet_world.assert_clean()
 
 
 # -- the push and queue functions ---------------------------------------------------------------
 
 
-def push_call(world: World, function: str, data: bytes | Iterator[bytes]) -> Callable[[], Any]:
-    token = world.stack.service_token(PUSH_IDENTITY, function)
+def push_call(
+    quiet_world: World, function: str, data: bytes | Iterator[bytes]
+) -> Callable[[], Any]:
+    token = quiet_world.stack.service_token(PUSH_IDENTITY, function)
 
     def send() -> requests.Response:
         return requests.post(
-            f"{world.stack.base_url}/{function}",
+            f"{quiet_world.stack.base_url}/{function}",
             data=data,
             headers={"Authorization": f"Bearer {token}", **json_headers()},
             timeout=60,
@@ -358,27 +362,30 @@ def push_mutations(function: str) -> Iterator[tuple[str, bytes]]:
     yield "envelope={a:x50000", DEEP_OBJECT.encode()
 
 
-def test_hostile_pushes_are_acknowledged_and_write_nothing(world: World) -> None:
+def test_hostile_pushes_are_acknowledged_and_write_nothing(quiet_world: World) -> None:
     """204 (Pub/Sub must not redeliver what no retry can fix), and nothing written or queued."""
     big = over_the_limit()
     for function in PUSH_FUNCTIONS:
         for what, data in push_mutations(function):
-            world.check(
-                f"{function} {what}", push_call(world, function, data), expected={204}, refused=True
+            quiet_world.check(
+                f"{function} {what}",
+                push_call(quiet_world, function, data),
+                expected={204},
+                refused=True,
             )
-        world.check(
+        quiet_world.check(
             f"{function} over the limit",
-            push_call(world, function, big),
+            push_call(quiet_world, function, big),
             expected={204},
             refused=True,
         )
-        world.check(
+        quiet_world.check(
             f"{function} over the limit, streamed",
-            push_call(world, function, streamed(big)),
+            push_call(quiet_world, function, streamed(big)),
             expected={204},
             refused=True,
         )
-    world.assert_clean()
+    quiet_world.assert_clean()
 
 
 ENVELOPE_SCHEMA: dict[str, Any] = {
@@ -421,10 +428,10 @@ PUSH_DOCUMENT: dict[str, Any] = {
 
 
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
-def test_generated_push_envelopes_get_no_5xx(world: World, mode: GenerationMode) -> None:
+def test_generated_push_envelopes_get_no_5xx(quiet_world: World, mode: GenerationMode) -> None:
     schema = schemathesis.openapi.from_dict(PUSH_DOCUMENT)
     failures: dict[str, str] = {}
-    tokens = {name: world.stack.service_token(PUSH_IDENTITY, name) for name in PUSH_FUNCTIONS}
+    tokens = {name: quiet_world.stack.service_token(PUSH_IDENTITY, name) for name in PUSH_FUNCTIONS}
     for result in schema.get_all_operations():
         operation = result.ok()  # type: ignore[union-attr]
         function = operation.path.strip("/")
@@ -440,7 +447,7 @@ def test_generated_push_envelopes_get_no_5xx(world: World, mode: GenerationMode)
         @given(case=operation.as_strategy(generation_mode=mode))
         def exercise(case: Any) -> None:
             response = case.call(
-                base_url=world.stack.base_url,
+                base_url=quiet_world.stack.base_url,
                 headers={"Authorization": f"Bearer {tokens[case.operation.path.strip('/')]}"},
                 timeout=30,
             )
@@ -515,14 +522,14 @@ def test_every_request_model_bounds_its_strings_and_lists() -> None:
 # -- the cases the review reported, one by one ----------------------------------------------------
 
 
-def admin(world: World, method: str, path: str, body: Any) -> Callable[[], requests.Response]:
+def admin(quiet_world: World, method: str, path: str, body: Any) -> Callable[[], requests.Response]:
     """A call of the admin API as the scenario's admin, with a JSON body, to be sent later."""
 
     def send() -> requests.Response:
         return requests.request(
             method,
-            f"{world.stack.base_url}/admin_api{path}",
-            headers={"Authorization": f"Bearer {world.stack.person_token(ADMIN)}"},
+            f"{quiet_world.stack.base_url}/admin_api{path}",
+            headers={"Authorization": f"Bearer {quiet_world.stack.person_token(ADMIN)}"},
             json=body,
             timeout=60,
         )
@@ -530,45 +537,51 @@ def admin(world: World, method: str, path: str, body: Any) -> Callable[[], reque
     return send
 
 
-def test_a_lone_surrogate_is_refused_at_the_edge_not_met_by_the_store(world: World) -> None:
+def test_a_lone_surrogate_is_refused_at_the_edge_not_met_by_the_store(quiet_world: World) -> None:
     """It used to reach SQLite (an encode error, 500) and the reply model."""
     for method, path, body in (
         ("POST", "/users", {"email": "new@fund.example", "name": "Zoe \ud800"}),
         ("PUT", "/investors/inv-new", {"name": "Fund \udfff"}),
         ("POST", "/organizations", {"name": "Org", "domains": ["\ud800.example"]}),
     ):
-        world.check(f"{method} {path}", admin(world, method, path, body), expected={400})
-    world.assert_clean()
+        quiet_world.check(
+            f"{method} {path}", admin(quiet_world, method, path, body), expected={400}
+        )
+    quiet_world.assert_clean()
     assert wiring.store().get_user_by_email("new@fund.example") is None
 
 
-def test_a_one_megabyte_user_name_is_refused(world: World) -> None:
-    response = admin(world, "POST", "/users", {"email": "new@fund.example", "name": ONE_MB})()
+def test_a_one_megabyte_user_name_is_refused(quiet_world: World) -> None:
+    response = admin(quiet_world, "POST", "/users", {"email": "new@fund.example", "name": ONE_MB})()
     assert response.status_code == 400
     assert "name" in response.json()["reason"]
     assert len(response.text) < 2000  # the reason names the field, it does not quote the value
     assert wiring.store().get_user_by_email("new@fund.example") is None
 
 
-def test_a_bulk_request_over_its_size_is_413_and_writes_nothing(world: World) -> None:
+def test_a_bulk_request_over_its_size_is_413_and_writes_nothing(quiet_world: World) -> None:
     for kind in ("contacts", "organizations", "investors"):
         items = [{"name": f"{kind}-{i}"} for i in range(501)]
-        world.check(
-            f"POST /{kind}/bulk", admin(world, "POST", f"/{kind}/bulk", {"items": items}), {413}
+        quiet_world.check(
+            f"POST /{kind}/bulk",
+            admin(quiet_world, "POST", f"/{kind}/bulk", {"items": items}),
+            {413},
         )
     domains = [f"d{i}.example" for i in range(2001)]
-    world.check("PUT /exclusions", admin(world, "PUT", "/exclusions", {"domains": domains}), {413})
+    quiet_world.check(
+        "PUT /exclusions", admin(quiet_world, "PUT", "/exclusions", {"domains": domains}), {413}
+    )
     # A list inside one record over that record's own bound is the record's mistake: 400.
     emails = [f"a{i}@x.example" for i in range(21)]
-    world.check(
+    quiet_world.check(
         "POST /investors/bulk, 21 emails in one record",
-        admin(world, "POST", "/investors/bulk", {"items": [{"name": "x", "emails": emails}]}),
+        admin(quiet_world, "POST", "/investors/bulk", {"items": [{"name": "x", "emails": emails}]}),
         {400},
     )
-    world.assert_clean()
+    quiet_world.assert_clean()
 
 
-def test_a_forged_page_token_is_a_400_on_every_listing(world: World) -> None:
+def test_a_forged_page_token_is_a_400_on_every_listing(quiet_world: World) -> None:
     def token(key: bytes) -> str:
         return base64.urlsafe_b64encode(key).decode()
 
@@ -587,9 +600,11 @@ def test_a_forged_page_token_is_a_400_on_every_listing(world: World) -> None:
     assert {"GET /activity", "GET /investors", "GET /proposals"} <= set(listings)
     for label in listings:
         for value in forged:
-            world.check(
+            quiet_world.check(
                 f"{label}?page_token={value}",
-                admin_call(world, valid_cases(OPERATIONS[label])[0], params={"page_token": value}),
+                admin_call(
+                    quiet_world, valid_cases(OPERATIONS[label])[0], params={"page_token": value}
+                ),
                 {400},
             )
-    world.assert_clean()
+    quiet_world.assert_clean()

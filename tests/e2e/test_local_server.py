@@ -24,17 +24,19 @@ NOW = datetime.now(UTC)
 
 
 @pytest.fixture
-def stack(tmp_path: Path) -> Iterator[Stack]:
+def admin_stack(tmp_path: Path) -> Iterator[Stack]:
     with local_stack(
         sqlite_path=tmp_path / "crm.sqlite3", bootstrap_admin=ADMIN, start_ticker=False
     ) as running:
         yield running
 
 
-def call(stack: Stack, method: str, path: str, token: str, **kwargs: object) -> requests.Response:
+def call(
+    admin_stack: Stack, method: str, path: str, token: str, **kwargs: object
+) -> requests.Response:
     return requests.request(
         method,
-        f"{stack.base_url}{path}",
+        f"{admin_stack.base_url}{path}",
         headers={"Authorization": f"Bearer {token}"},
         timeout=10,
         **kwargs,  # type: ignore[arg-type]
@@ -58,28 +60,30 @@ def test_every_entry_point_of_main_is_in_the_catalog_and_back() -> None:
     assert set(ast.literal_eval(declared)) == exported
 
 
-def test_health_lists_every_function(stack: Stack) -> None:
-    response = requests.get(f"{stack.base_url}/healthz", timeout=5)
+def test_health_lists_every_function(admin_stack: Stack) -> None:
+    response = requests.get(f"{admin_stack.base_url}/healthz", timeout=5)
     assert response.status_code == 200
     assert response.json() == {"status": "ok", "functions": [s.name for s in FUNCTIONS]}
 
 
-def test_bootstrap_admin_can_call_the_admin_api(stack: Stack) -> None:
-    response = call(stack, "GET", "/admin_api/me", stack.person_token(ADMIN))
+def test_bootstrap_admin_can_call_the_admin_api(admin_stack: Stack) -> None:
+    response = call(admin_stack, "GET", "/admin_api/me", admin_stack.person_token(ADMIN))
     assert response.status_code == 200
     assert response.json()["role"] == "admin"
 
 
-def test_an_unknown_person_is_refused(stack: Stack) -> None:
-    response = call(stack, "GET", "/admin_api/me", stack.person_token("eve@elsewhere.example"))
+def test_an_unknown_person_is_refused(admin_stack: Stack) -> None:
+    response = call(
+        admin_stack, "GET", "/admin_api/me", admin_stack.person_token("eve@elsewhere.example")
+    )
     assert response.status_code == 403
     assert response.json()["reason"]
 
 
-def test_admin_adds_a_member_who_then_cannot_list_users(stack: Stack) -> None:
-    admin = stack.person_token(ADMIN)
+def test_admin_adds_a_member_who_then_cannot_list_users(admin_stack: Stack) -> None:
+    admin = admin_stack.person_token(ADMIN)
     added = call(
-        stack,
+        admin_stack,
         "POST",
         "/admin_api/users",
         admin,
@@ -87,27 +91,29 @@ def test_admin_adds_a_member_who_then_cannot_list_users(stack: Stack) -> None:
     )
     assert added.status_code == 201
     assert added.json()["email"] == "member@fund.example"
-    again = call(stack, "POST", "/admin_api/users", admin, json={"email": "member@fund.example"})
+    again = call(
+        admin_stack, "POST", "/admin_api/users", admin, json={"email": "member@fund.example"}
+    )
     assert again.status_code == 409
-    bad = call(stack, "POST", "/admin_api/users", admin, json={"email": "not-an-address"})
+    bad = call(admin_stack, "POST", "/admin_api/users", admin, json={"email": "not-an-address"})
     assert bad.status_code == 400
     assert "email" in bad.json()["reason"]
-    member = stack.person_token("member@fund.example")
-    assert call(stack, "GET", "/admin_api/users", member).status_code == 403
-    assert call(stack, "GET", "/admin_api/me", member).json()["role"] == "member"
+    member = admin_stack.person_token("member@fund.example")
+    assert call(admin_stack, "GET", "/admin_api/users", member).status_code == 403
+    assert call(admin_stack, "GET", "/admin_api/me", member).json()["role"] == "member"
     audit = wiring.store().list_audit()
     assert [(a.action, a.actor) for a in audit] == [("user.add", ADMIN)]
 
 
-def test_ticker_poll_fans_out_through_the_queue_to_sync_mailbox(stack: Stack) -> None:
+def test_ticker_poll_fans_out_through_the_queue_to_sync_mailbox(admin_stack: Stack) -> None:
     store = wiring.store()
     scenario = seed_crm(store)
-    seed_mail(stack.gmail, scenario)
+    seed_mail(admin_stack.gmail, scenario)
     paused = store.get_email_account_by_address(TEAM[1])
     assert paused is not None
     store.set_email_account_paused(paused.id, True)
 
-    assert stack.server.ticker.fire_now("sync_poll") == 200
+    assert admin_stack.server.ticker.fire_now("sync_poll") == 200
     assert wiring.local_queue().wait_idle(30)
 
     published = wiring.local_queue().published
@@ -122,41 +128,43 @@ def test_ticker_poll_fans_out_through_the_queue_to_sync_mailbox(stack: Stack) ->
     assert wiring.local_queue().dead_letters == []
 
 
-def test_new_mail_reaches_the_store_through_gmail_push(stack: Stack) -> None:
+def test_new_mail_reaches_the_store_through_gmail_push(admin_stack: Stack) -> None:
     store = wiring.store()
     scenario = seed_crm(store)
-    seed_mail(stack.gmail, scenario)
-    stack.server.ticker.fire_now("sync_poll")
+    seed_mail(admin_stack.gmail, scenario)
+    admin_stack.server.ticker.fire_now("sync_poll")
     assert wiring.local_queue().wait_idle(30)
-    assert stack.server.ticker.fire_now("watch_renew") == 200
+    assert admin_stack.server.ticker.fire_now("watch_renew") == 200
     ada = store.get_email_account_by_address(TEAM[0])
     assert ada is not None
     assert ada.sync.watch_expiration is not None
-    assert stack.gmail.wait_for_pushes(10)  # the notification a new watch sends at once
+    assert admin_stack.gmail.wait_for_pushes(10)  # the notification a new watch sends at once
 
     mid, raw = message(
         sender="Zoe Zeta <zoe@zeta.vc>", to=[TEAM[0]], subject="Signed", body="Done.", date=NOW
     )
-    stack.gmail.add_message(TEAM[0], raw)
-    assert stack.gmail.wait_for_pushes(10)
+    admin_stack.gmail.add_message(TEAM[0], raw)
+    assert admin_stack.gmail.wait_for_pushes(10)
     assert wiring.local_queue().wait_idle(30)
 
     email = store.get_email(email_id_for(mid))
     assert email is not None
     assert email.matched
-    delivered = [d for d in stack.gmail.deliveries if d.done]
+    delivered = [d for d in admin_stack.gmail.deliveries if d.done]
     assert delivered
     assert all(d.statuses[-1] == 204 for d in delivered)
 
 
-def test_a_grant_without_the_scope_is_a_clear_error_in_the_mailbox_status(stack: Stack) -> None:
+def test_a_grant_without_the_scope_is_a_clear_error_in_the_mailbox_status(
+    admin_stack: Stack,
+) -> None:
     from shared.adapters.gmail_credentials import SCOPE_READONLY
 
     store = wiring.store()
     scenario = seed_crm(store)
-    seed_mail(stack.gmail, scenario)
-    stack.gmail.revoke_scopes(stack.gmail.client_id, [SCOPE_READONLY])
-    stack.server.ticker.fire_now("sync_poll")
+    seed_mail(admin_stack.gmail, scenario)
+    admin_stack.gmail.revoke_scopes(admin_stack.gmail.client_id, [SCOPE_READONLY])
+    admin_stack.server.ticker.fire_now("sync_poll")
     assert wiring.local_queue().wait_idle(30)
     ada = store.get_email_account_by_address(TEAM[0])
     assert ada is not None
@@ -165,38 +173,40 @@ def test_a_grant_without_the_scope_is_a_clear_error_in_the_mailbox_status(stack:
     assert "unauthorized" in ada.sync.last_error.lower()
 
 
-def test_scheduled_and_push_functions_refuse_people_and_each_other(stack: Stack) -> None:
-    admin = stack.person_token(ADMIN)
-    assert call(stack, "POST", "/sync_poll", admin, json={}).status_code in (401, 403)
-    push_token = stack.service_token(PUSH_IDENTITY, "sync_poll")
-    assert call(stack, "POST", "/sync_poll", push_token, json={}).status_code == 403
+def test_scheduled_and_push_functions_refuse_people_and_each_other(admin_stack: Stack) -> None:
+    admin = admin_stack.person_token(ADMIN)
+    assert call(admin_stack, "POST", "/sync_poll", admin, json={}).status_code in (401, 403)
+    push_token = admin_stack.service_token(PUSH_IDENTITY, "sync_poll")
+    assert call(admin_stack, "POST", "/sync_poll", push_token, json={}).status_code == 403
     # A scheduler token minted for another function's URL is the wrong audience.
-    stolen = stack.service_token(SCHEDULER_IDENTITY, "sync_mailbox")
-    assert call(stack, "POST", "/sync_poll", stolen, json={}).status_code == 401
+    stolen = admin_stack.service_token(SCHEDULER_IDENTITY, "sync_mailbox")
+    assert call(admin_stack, "POST", "/sync_poll", stolen, json={}).status_code == 401
 
 
-def test_a_malformed_push_is_acknowledged_not_retried(stack: Stack) -> None:
+def test_a_malformed_push_is_acknowledged_not_retried(admin_stack: Stack) -> None:
     for function in ("sync_mailbox", "gmail_push"):
-        token = stack.service_token(PUSH_IDENTITY, function)
-        response = call(stack, "POST", f"/{function}", token, json={"message": {"data": "%%%"}})
+        token = admin_stack.service_token(PUSH_IDENTITY, function)
+        response = call(
+            admin_stack, "POST", f"/{function}", token, json={"message": {"data": "%%%"}}
+        )
         assert response.status_code == 204
 
 
 @pytest.mark.parametrize("function", ["gmail_push", "sync_mailbox"])
 def test_push_functions_refuse_missing_forged_and_misaddressed_tokens(
-    stack: Stack, function: str
+    admin_stack: Stack, function: str
 ) -> None:
     from sandbox.issuer import SandboxIssuer
 
     envelope = {"message": {"data": "e30="}}
-    url = f"{stack.base_url}/{function}"
+    url = f"{admin_stack.base_url}/{function}"
     assert requests.post(url, json=envelope, timeout=10).status_code == 401
-    forged = SandboxIssuer(stack.issuer.issuer.issuer).mint(PUSH_IDENTITY, url)
-    assert call(stack, "POST", f"/{function}", forged, json=envelope).status_code == 401
-    other = stack.service_token(PUSH_IDENTITY, "sync_poll")  # another function's audience
-    assert call(stack, "POST", f"/{function}", other, json=envelope).status_code == 401
-    admin = stack.person_token(ADMIN)
-    assert call(stack, "POST", f"/{function}", admin, json=envelope).status_code == 403
+    forged = SandboxIssuer(admin_stack.issuer.issuer.issuer).mint(PUSH_IDENTITY, url)
+    assert call(admin_stack, "POST", f"/{function}", forged, json=envelope).status_code == 401
+    other = admin_stack.service_token(PUSH_IDENTITY, "sync_poll")  # another function's audience
+    assert call(admin_stack, "POST", f"/{function}", other, json=envelope).status_code == 401
+    admin = admin_stack.person_token(ADMIN)
+    assert call(admin_stack, "POST", f"/{function}", admin, json=envelope).status_code == 403
 
 
 def test_the_ticker_fires_scheduled_functions_on_their_cron(tmp_path: Path) -> None:

@@ -25,7 +25,7 @@ from shared import events
 from shared.adapters.firestore_indexes import load_exemptions, load_indexes
 from shared.catalog import FUNCTIONS, SECRET_SETTINGS, FunctionSpec, Trigger
 from shared.config import Settings, StoreBackend
-from tests.infra import code_facts
+from tests.support import code_facts
 
 PROJECT_NUMBER = "123456789012"
 

@@ -21,7 +21,7 @@ from infra.deploy.model import render
 from infra.standins import CloudStandIn, RecordedRequest
 from shared import events
 from shared.catalog import FUNCTIONS, Trigger
-from tests.infra.conftest import make_context
+from tests.support.deploy import make_context
 
 PROJECT = "crm-sandbox"
 REGION = "europe-west1"

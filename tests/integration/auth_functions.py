@@ -14,7 +14,7 @@ from flask.typing import ResponseReturnValue
 from shared.domain.models import Caller, Role, ServiceRole
 from shared.errors import ConflictError
 from shared.web import ADMINS, PEOPLE, Router, bearer_token, guarded
-from tests.integration import auth_support
+from tests.support import auth as auth_support
 
 api = Router("auth_api", verifier=auth_support.verifier)
 

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from sandbox.scenario import TEAM, Scenario, message, seed_crm, seed_mail
+from sandbox.scenario import TEAM, Scenario, message
 from shared.adapters.firestore_store import FirestoreStore
 from shared.adapters.queue import LocalQueue
 from shared.domain.activity import ActivityPage
@@ -37,25 +37,11 @@ from shared.errors import BadRequestError
 from shared.ports import Store
 from shared.services import activity, directory
 from shared.services.rematch import queue_rematch, run_rematch
-from tests.integration.capture_firestore_support import (
-    firestore_emulator_fixture,  # noqa: F401 - the fixture `firestore_emulator`
-)
-from tests.integration.gmail_support import GmailWorld
-from tests.integration.test_capture import sync_all, sync_once
+from tests.support.gmail import GmailWorld
+from tests.support.sync import NOW, sync_once
 
-NOW = datetime.now(UTC)
 ADA, BEN = TEAM
 ADMIN = Caller(email=ADA, role=Role.ADMIN)
-
-
-@pytest.fixture
-def scenario(store: Store, world: GmailWorld) -> Scenario:
-    """The demo fund's mail, captured: an intro from Zoe (Ada and Ben), Ada's reply to Jo
-    (outbound), a partner's mail to Ben, a newsletter (bulk) and a cold pitch (unmatched)."""
-    seeded = seed_crm(store)
-    seed_mail(world.sandbox, seeded, now=NOW)
-    sync_all(store, world)
-    return seeded
 
 
 def panel(store: Store, **params: str) -> ActivityPage:
@@ -74,25 +60,25 @@ def listed(store: Store, **params: str) -> list[str]:
         token = page.next_page_token
 
 
-def ids_of(scenario: Scenario, *keys: str) -> list[str]:
-    return [email_id_for(scenario.message_ids[key]) for key in keys]
+def ids_of(captured_fund: Scenario, *keys: str) -> list[str]:
+    return [email_id_for(captured_fund.message_ids[key]) for key in keys]
 
 
 PITCH = email_id_for("<pitch.42@startup.example>")
 NEWSLETTER = email_id_for("<monthly.2026-11@news.zeta.vc>")
 
 
-def test_unmatched_mail_is_hidden(store: Store, scenario: Scenario) -> None:
+def test_unmatched_mail_is_hidden(store: Store, captured_fund: Scenario) -> None:
     assert store.get_email(PITCH) is not None  # captured (metadata only), just not listed
     assert store.get_email(NEWSLETTER) is not None  # bulk: stored, never matched
     shown = listed(store)
-    assert shown == ids_of(scenario, "partner", "reply", "intro")  # newest first
+    assert shown == ids_of(captured_fund, "partner", "reply", "intro")  # newest first
     assert listed(store, q="pitch") == []
     assert listed(store, q="monthly") == []
 
 
 def test_mail_appears_once_its_sender_is_added_as_a_contact(
-    store: Store, world: GmailWorld, scenario: Scenario
+    store: Store, world: GmailWorld, captured_fund: Scenario
 ) -> None:
     assert PITCH not in listed(store)
     store.upsert_investor(Investor(id="inv-startup", name="Startup Angels"))
@@ -119,9 +105,9 @@ def test_mail_appears_once_its_sender_is_added_as_a_contact(
 
 
 def test_a_soft_deleted_sighting_hides_only_mail_no_other_mailbox_holds(
-    store: Store, world: GmailWorld, scenario: Scenario
+    store: Store, world: GmailWorld, captured_fund: Scenario
 ) -> None:
-    intro, partner = ids_of(scenario, "intro", "partner")
+    intro, partner = ids_of(captured_fund, "intro", "partner")
     ben = store.get_email_account_by_address(BEN)
     ada = store.get_email_account_by_address(ADA)
     assert ben is not None and ada is not None
@@ -139,9 +125,9 @@ def test_a_soft_deleted_sighting_hides_only_mail_no_other_mailbox_holds(
 
 
 def test_direction_is_decided_by_the_sender_even_for_a_mailbox_added_later(
-    store: Store, world: GmailWorld, scenario: Scenario
+    store: Store, world: GmailWorld, captured_fund: Scenario
 ) -> None:
-    intro, reply, partner = ids_of(scenario, "intro", "reply", "partner")
+    intro, reply, partner = ids_of(captured_fund, "intro", "reply", "partner")
     directions = {item.id: item.direction for item in panel(store).items}
     assert directions == {
         intro: Direction.INBOUND,  # from Zoe
@@ -172,16 +158,16 @@ def test_direction_is_decided_by_the_sender_even_for_a_mailbox_added_later(
 
 
 def test_graveyard_mail_is_listed_and_searchable_but_not_in_the_picker(
-    store: Store, scenario: Scenario
+    store: Store, captured_fund: Scenario
 ) -> None:
-    zeta = scenario.investor
+    zeta = captured_fund.investor
     assert [p.id for p in activity.picker(store)] == sorted(
-        [zeta.id, scenario.angel.id], key=lambda i: {zeta.id: 1, scenario.angel.id: 0}[i]
+        [zeta.id, captured_fund.angel.id], key=lambda i: {zeta.id: 1, captured_fund.angel.id: 0}[i]
     )  # "Jo Smith (angel)" < "Zeta Capital Fund I"
     store.upsert_investor(zeta.model_copy(update={"graveyard": True}))
 
-    assert [p.id for p in activity.picker(store)] == [scenario.angel.id]
-    intro, partner = ids_of(scenario, "intro", "partner")
+    assert [p.id for p in activity.picker(store)] == [captured_fund.angel.id]
+    intro, partner = ids_of(captured_fund, "intro", "partner")
     assert listed(store, investor_id=zeta.id) == [partner, intro]
     assert listed(store, q="diligence") == [partner]
     (item,) = panel(store, q="intro zeta").items
@@ -189,12 +175,12 @@ def test_graveyard_mail_is_listed_and_searchable_but_not_in_the_picker(
     assert [(i.name, i.graveyard) for i in item.investors] == [(zeta.name, True)]
 
 
-def test_each_filter_alone_and_combined(store: Store, scenario: Scenario) -> None:
-    intro, reply, partner = ids_of(scenario, "intro", "reply", "partner")
+def test_each_filter_alone_and_combined(store: Store, captured_fund: Scenario) -> None:
+    intro, reply, partner = ids_of(captured_fund, "intro", "reply", "partner")
     ada = store.get_email_account_by_address(ADA)
     ben = store.get_email_account_by_address(BEN)
     assert ada is not None and ben is not None
-    zeta, jo = scenario.investor.id, scenario.angel.id
+    zeta, jo = captured_fund.investor.id, captured_fund.angel.id
     cases: list[tuple[dict[str, str], list[str]]] = [
         ({}, [partner, reply, intro]),
         ({"investor_id": zeta}, [partner, intro]),
@@ -260,7 +246,7 @@ def test_paging_returns_every_item_once_with_equal_times_and_short_pages(store: 
 
 
 def test_q_is_accent_and_case_insensitive_prefix_based_and_every_word_must_match(
-    store: Store, world: GmailWorld, scenario: Scenario
+    store: Store, world: GmailWorld, captured_fund: Scenario
 ) -> None:
     mid, raw = message(
         sender="Zoë Zeta <zoe@zeta.vc>",
@@ -272,7 +258,7 @@ def test_q_is_accent_and_case_insensitive_prefix_based_and_every_word_must_match
     world.sandbox.add_message(ADA, raw, label_ids=("INBOX",))
     assert sync_once(store, world, ADA).ran
     meeting = email_id_for(mid)
-    intro, partner = ids_of(scenario, "intro", "partner")
+    intro, partner = ids_of(captured_fund, "intro", "partner")
 
     assert listed(store, q="reunion zurich") == [meeting]  # accents and case folded
     assert listed(store, q="RÉUN zür") == [meeting]  # prefixes, typed with accents

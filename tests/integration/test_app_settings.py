@@ -13,9 +13,6 @@ from shared.errors import BadRequestError
 from shared.ports import Store
 from shared.services import app_settings
 from shared.services.capture import backfill_query
-from tests.integration.capture_firestore_support import (
-    firestore_emulator_fixture,  # noqa: F401 - the fixture `firestore_emulator`
-)
 
 ADMIN = Caller(email="ada@fund.example", role=Role.ADMIN)
 NOW = datetime(2026, 12, 1, tzinfo=UTC)

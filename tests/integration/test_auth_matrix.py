@@ -35,7 +35,7 @@ from shared.errors import (
     RetryableError,
     UnauthenticatedError,
 )
-from tests.integration import auth_support
+from tests.support import auth as auth_support
 
 ISSUER = "https://sandbox-issuer.local"
 PEOPLE_AUDIENCE = "console-client-id.apps.googleusercontent.com"

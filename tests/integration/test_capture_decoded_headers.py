@@ -20,10 +20,7 @@ from shared.domain.models import Email, Mailbox, email_id_for
 from shared.domain.parser import parse_message
 from shared.ports import Store
 from shared.services.capture import RAW_FETCH_LIMIT_BYTES, full_to_mime
-from tests.integration.capture_firestore_support import (
-    firestore_emulator_fixture,  # noqa: F401 - the fixture `firestore_emulator`
-)
-from tests.integration.decoded_headers_support import (
+from tests.support.decoded_headers import (
     CONTACT,
     INVENTED,
     MAX_CRLF_CC,
@@ -35,15 +32,15 @@ from tests.integration.decoded_headers_support import (
     ZOE_NUL,
     raw_message,
 )
-from tests.integration.gmail_support import GmailWorld
-from tests.integration.test_capture import sync_all
+from tests.support.gmail import GmailWorld
+from tests.support.sync import sync_all
 
 NOW = datetime.now(UTC)
 ADA = TEAM[0]
 
 
 @pytest.fixture
-def scenario(store: Store, world: GmailWorld) -> Scenario:
+def crm_seeded(store: Store, world: GmailWorld) -> Scenario:
     seeded = seed_crm(store)
     for address in TEAM:
         world.sandbox.add_mailbox(address)
@@ -66,7 +63,7 @@ def addresses(mailboxes: list[Mailbox]) -> list[str]:
 
 
 def test_a_contacts_mail_with_crlf_bcc_in_a_display_name_matches_and_invents_no_one(
-    store: Store, world: GmailWorld, scenario: Scenario
+    store: Store, world: GmailWorld, crm_seeded: Scenario
 ) -> None:
     deliver(world, "<crlf.1@zeta.vc>", sender=ZOE_CRLF_BCC, cc=MAX_CRLF_CC)
     deliver(world, "<nul.1@zeta.vc>", sender=ZOE_NUL)
@@ -76,7 +73,7 @@ def test_a_contacts_mail_with_crlf_bcc_in_a_display_name_matches_and_invents_no_
     for message_id in ("<crlf.1@zeta.vc>", "<nul.1@zeta.vc>"):
         email = stored(store, message_id)
         assert email.matched, message_id
-        assert email.investor_ids == [scenario.investor.id]
+        assert email.investor_ids == [crm_seeded.investor.id]
         assert email.sender is not None and email.sender.address == CONTACT
         assert not INVENTED & set(email.participant_addresses)
         assert "null" not in email.participant_addresses
@@ -86,7 +83,7 @@ def test_a_contacts_mail_with_crlf_bcc_in_a_display_name_matches_and_invents_no_
             assert "\r" not in mailbox.name and "\n" not in mailbox.name
             assert "\x00" not in mailbox.name
     assert addresses(stored(store, "<crlf.1@zeta.vc>").cc) == ["max@other.example"]
-    account = store.get_email_account(scenario.accounts[0].id)
+    account = store.get_email_account(crm_seeded.accounts[0].id)
     assert account is not None
     assert account.sync.header_problems == 2  # shown in the mailbox's status
     assert account.sync.messages_failed == 0  # captured: never a failure
@@ -94,7 +91,7 @@ def test_a_contacts_mail_with_crlf_bcc_in_a_display_name_matches_and_invents_no_
 
 
 def test_unmatched_mail_keeps_only_angle_addresses_drops_names_and_records_a_problem(
-    store: Store, world: GmailWorld, scenario: Scenario
+    store: Store, world: GmailWorld, crm_seeded: Scenario
 ) -> None:
     crlf = deliver(world, "<crlf.2@nowhere.example>", sender=STAN_CRLF_BCC, cc=MAX_CRLF_CC)
     deliver(world, "<nul.2@nowhere.example>", sender=STAN_NUL)
@@ -119,7 +116,7 @@ def test_unmatched_mail_keeps_only_angle_addresses_drops_names_and_records_a_pro
     assert text_only.sender is None
     assert text_only.participant_addresses == [ADA]
     assert text_only.header_problems
-    account = store.get_email_account(scenario.accounts[0].id)
+    account = store.get_email_account(crm_seeded.accounts[0].id)
     assert account is not None
     assert account.sync.header_problems == 3
     assert store.list_capture_problems(account.id) == []  # not blocked: each has its sighting
@@ -127,7 +124,7 @@ def test_unmatched_mail_keeps_only_angle_addresses_drops_names_and_records_a_pro
 
 
 def test_full_format_headers_are_made_safe_before_they_are_parsed(
-    store: Store, world: GmailWorld, scenario: Scenario
+    store: Store, world: GmailWorld, crm_seeded: Scenario
 ) -> None:
     big = "We'd like the numbers.\n" + "x" * (RAW_FETCH_LIMIT_BYTES + 1024)
     gmail_id = deliver(world, "<big.3@zeta.vc>", sender=ZOE_CRLF_BCC, cc=MAX_CRLF_CC, body=big)
@@ -147,7 +144,7 @@ def test_full_format_headers_are_made_safe_before_they_are_parsed(
 
 
 def test_the_snippet_is_stored_unescaped_and_search_does_not_find_the_entity(
-    store: Store, world: GmailWorld, scenario: Scenario
+    store: Store, world: GmailWorld, crm_seeded: Scenario
 ) -> None:
     gmail_id = deliver(world, "<snippet.4@zeta.vc>", sender="Zoe Zeta <zoe@zeta.vc>")
     sent = world.gmail_for(ADA).get_messages([gmail_id], format="minimal").messages[gmail_id]

@@ -14,10 +14,7 @@ from shared.adapters.queue import LocalQueue
 from shared.domain.models import email_id_for
 from shared.ports import Store
 from shared.services import sync
-from tests.integration.capture_firestore_support import (
-    firestore_emulator_fixture,  # noqa: F401 - the fixture `firestore_emulator`
-)
-from tests.integration.gmail_support import GmailWorld
+from tests.support.gmail import GmailWorld
 
 NOW = datetime.now(UTC)
 ADA = TEAM[0]
@@ -39,7 +36,7 @@ def run_once(store: Store, world: GmailWorld, *, coverage: bool = False) -> sync
 
 
 @pytest.fixture
-def synced(store: Store, world: GmailWorld) -> Scenario:
+def captured_once(store: Store, world: GmailWorld) -> Scenario:
     """The scenario's mail captured by a full sync, so what follows is a partial sync."""
     scenario = seed_crm(store)
     seed_mail(world.sandbox, scenario, now=NOW)
@@ -88,7 +85,7 @@ def assert_captured_as_sent(store: Store, scenario: Scenario, mid: str, gmail_id
 
 
 def test_a_draft_sent_as_a_new_message_is_captured_by_the_next_partial_sync(
-    store: Store, world: GmailWorld, synced: Scenario
+    store: Store, world: GmailWorld, captured_once: Scenario
 ) -> None:
     mid, raw = to_zoe("Numbers, as a new message")
     drafts = churn(world, raw, saves=3)
@@ -98,12 +95,12 @@ def test_a_draft_sent_as_a_new_message_is_captured_by_the_next_partial_sync(
 
     run_once(store, world)  # no coverage check: the history alone must find it
 
-    assert_captured_as_sent(store, synced, mid, sent)
+    assert_captured_as_sent(store, captured_once, mid, sent)
     assert sighted(store, drafts) == set()
 
 
 def test_a_draft_sent_by_relabelling_its_own_message_is_captured_by_the_next_partial_sync(
-    store: Store, world: GmailWorld, synced: Scenario
+    store: Store, world: GmailWorld, captured_once: Scenario
 ) -> None:
     mid, raw = to_zoe("Numbers, same message id")
     drafts = churn(world, raw, saves=2)
@@ -114,12 +111,12 @@ def test_a_draft_sent_by_relabelling_its_own_message_is_captured_by_the_next_par
 
     run_once(store, world)
 
-    assert_captured_as_sent(store, synced, mid, sent)
+    assert_captured_as_sent(store, captured_once, mid, sent)
     assert sighted(store, drafts[:-1]) == set()
 
 
 def test_auto_saved_drafts_store_nothing_even_when_their_labels_change(
-    store: Store, world: GmailWorld, synced: Scenario
+    store: Store, world: GmailWorld, captured_once: Scenario
 ) -> None:
     account = store.get_email_account_by_address(ADA)
     assert account is not None

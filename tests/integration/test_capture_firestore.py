@@ -21,13 +21,12 @@ from shared.adapters.firestore_indexes import QueryRecorder
 from shared.adapters.firestore_store import FirestoreStore
 from shared.adapters.sqlite_store import SqliteStore
 from shared.domain.models import email_id_for
-from tests.integration.capture_firestore_support import (
+from tests.support.gmail import CountingStore, Crash, CrashingStore, gmail_world
+from tests.support.store_reads import (
     assert_queries_are_indexed,
-    firestore_emulator_fixture,  # noqa: F401 - the fixture `firestore_emulator`
     store_snapshot,
 )
-from tests.integration.gmail_support import CountingStore, Crash, CrashingStore, gmail_world
-from tests.integration.test_capture import sync_all
+from tests.support.sync import sync_all
 
 pytestmark = pytest.mark.firestore
 

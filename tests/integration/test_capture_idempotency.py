@@ -22,7 +22,7 @@ from sandbox.scenario import TEAM, Scenario, message, seed_crm, seed_mail
 from shared import wiring
 from shared.domain.models import email_id_for, proposal_id_for
 from shared.ports import Store
-from tests.integration.capture_firestore_support import all_emails, all_proposals, duplicates
+from tests.support.store_reads import all_emails, all_proposals, duplicates
 
 NOW = datetime.now(UTC)
 ADA, BEN = TEAM
@@ -30,7 +30,7 @@ REDELIVERIES = 3
 
 
 @pytest.fixture
-def stack(tmp_path: Path) -> Iterator[Stack]:
+def bare_stack(tmp_path: Path) -> Iterator[Stack]:
     with local_stack(sqlite_path=tmp_path / "crm.sqlite3", start_ticker=False) as running:
         yield running
 
@@ -44,27 +44,27 @@ class Expected:
     investors: frozenset[str]
 
 
-def settle(stack: Stack) -> None:
+def settle(bare_stack: Stack) -> None:
     """Every push delivered and every queued request handled (pushes can queue requests and
     requests never push, so one round of each suffices)."""
-    assert stack.gmail.wait_for_pushes(20)
+    assert bare_stack.gmail.wait_for_pushes(20)
     assert wiring.local_queue().wait_idle(60)
 
 
-def captured_fund(stack: Stack) -> Scenario:
+def captured_fund(bare_stack: Stack) -> Scenario:
     """The scenario captured by a first poll, with a watch on every mailbox."""
     scenario = seed_crm(wiring.store())
-    seed_mail(stack.gmail, scenario, now=NOW)
-    assert stack.server.ticker.fire_now("sync_poll") == 200
-    settle(stack)
-    assert stack.server.ticker.fire_now("watch_renew") == 200
-    settle(stack)  # a new watch notifies at once: that push is handled too
+    seed_mail(bare_stack.gmail, scenario, now=NOW)
+    assert bare_stack.server.ticker.fire_now("sync_poll") == 200
+    settle(bare_stack)
+    assert bare_stack.server.ticker.fire_now("watch_renew") == 200
+    settle(bare_stack)  # a new watch notifies at once: that push is handled too
     for address in TEAM:
-        assert stack.gmail.watch_of(address) is not None
+        assert bare_stack.gmail.watch_of(address) is not None
     return scenario
 
 
-def new_mail(stack: Stack, scenario: Scenario, tag: str) -> list[Expected]:
+def new_mail(bare_stack: Stack, scenario: Scenario, tag: str) -> list[Expected]:
     """Three messages: one to both mailboxes matching two investors, one matched by Gmail's
     canonical form, one from a stranger (unmatched)."""
     both_id, both = message(
@@ -75,8 +75,8 @@ def new_mail(stack: Stack, scenario: Scenario, tag: str) -> list[Expected]:
         body="Signatures attached.",
         date=NOW,
     )
-    stack.gmail.add_message(ADA, both)
-    stack.gmail.add_message(BEN, both)
+    bare_stack.gmail.add_message(ADA, both)
+    bare_stack.gmail.add_message(BEN, both)
     jo_id, jo = message(
         sender="Jo Smith <jsmith+deals@googlemail.com>",
         to=[ADA],
@@ -84,7 +84,7 @@ def new_mail(stack: Stack, scenario: Scenario, tag: str) -> list[Expected]:
         body="Count me in.",
         date=NOW,
     )
-    stack.gmail.add_message(ADA, jo)
+    bare_stack.gmail.add_message(ADA, jo)
     cold_id, cold = message(
         sender="Pat <pat@elsewhere.example>",
         to=[BEN],
@@ -92,7 +92,7 @@ def new_mail(stack: Stack, scenario: Scenario, tag: str) -> list[Expected]:
         body="A pitch.",
         date=NOW,
     )
-    stack.gmail.add_message(BEN, cold)
+    bare_stack.gmail.add_message(BEN, cold)
     zeta, angel = scenario.investor.id, scenario.angel.id
     return [
         Expected(both_id, frozenset({ADA, BEN}), frozenset({zeta, angel})),
@@ -101,16 +101,16 @@ def new_mail(stack: Stack, scenario: Scenario, tag: str) -> list[Expected]:
     ]
 
 
-def redeliver(stack: Stack, deliveries: list[PushDelivery], times: int = REDELIVERIES) -> None:
+def redeliver(bare_stack: Stack, deliveries: list[PushDelivery], times: int = REDELIVERIES) -> None:
     """POST each notification's push envelope ``times`` more, as Pub/Sub redelivers."""
-    url = f"{stack.base_url}/gmail_push"
+    url = f"{bare_stack.base_url}/gmail_push"
     with requests.Session() as http:
         for delivery in deliveries:
             body = envelope(delivery, DEFAULT_SUBSCRIPTION)
             data = json.loads(base64.b64decode(str(body["message"]["data"])))  # type: ignore[index]
             assert data["emailAddress"] in TEAM
             for _ in range(times):
-                token = stack.service_token(PUSH_IDENTITY, "gmail_push")
+                token = bare_stack.service_token(PUSH_IDENTITY, "gmail_push")
                 response = http.post(
                     url, json=body, headers={"Authorization": f"Bearer {token}"}, timeout=30
                 )
@@ -139,18 +139,20 @@ def assert_exactly_once(store: Store, expected: list[Expected], *, emails_before
     assert wiring.local_queue().dead_letters == []
 
 
-def test_every_push_delivered_three_more_times_captures_each_message_once(stack: Stack) -> None:
-    scenario = captured_fund(stack)
+def test_every_push_delivered_three_more_times_captures_each_message_once(
+    bare_stack: Stack,
+) -> None:
+    scenario = captured_fund(bare_stack)
     store = wiring.store()
     emails_before = len(all_emails(store))
-    gets_before = {a: stack.gmail.calls(a) for a in TEAM}
-    pushed_before = len(stack.gmail.deliveries)
+    gets_before = {a: bare_stack.gmail.calls(a) for a in TEAM}
+    pushed_before = len(bare_stack.gmail.deliveries)
 
-    expected = new_mail(stack, scenario, "a")
-    pushes = stack.gmail.deliveries[pushed_before:]
+    expected = new_mail(bare_stack, scenario, "a")
+    pushes = bare_stack.gmail.deliveries[pushed_before:]
     assert len(pushes) == 4  # one notification per message added to a watched mailbox
-    redeliver(stack, pushes)  # while the sandbox's own deliveries may still be in flight
-    settle(stack)
+    redeliver(bare_stack, pushes)  # while the sandbox's own deliveries may still be in flight
+    settle(bare_stack)
 
     assert all(d.delivered and set(d.statuses) == {204} for d in pushes)
     assert_exactly_once(store, expected, emails_before=emails_before)
@@ -158,21 +160,21 @@ def test_every_push_delivered_three_more_times_captures_each_message_once(stack:
     # two new matched messages (metadata + body each), Ben one matched whose body Ada's run may
     # already have stored, and one unmatched (metadata only).
     fetched = {
-        a: stack.gmail.calls(a).get("messages.get", 0) - gets_before[a].get("messages.get", 0)
+        a: bare_stack.gmail.calls(a).get("messages.get", 0) - gets_before[a].get("messages.get", 0)
         for a in TEAM
     }
     assert fetched[ADA] == 4
     assert fetched[BEN] in (2, 3)
     # And a second round of redeliveries of the same pushes changes nothing.
     before = (len(all_emails(store)), len(all_proposals(store)))
-    redeliver(stack, pushes)
-    settle(stack)
+    redeliver(bare_stack, pushes)
+    settle(bare_stack)
     assert (len(all_emails(store)), len(all_proposals(store))) == before
     assert_exactly_once(store, expected, emails_before=emails_before)
 
 
-def test_poll_and_push_at_once_capture_each_message_once(stack: Stack) -> None:
-    scenario = captured_fund(stack)
+def test_poll_and_push_at_once_capture_each_message_once(bare_stack: Stack) -> None:
+    scenario = captured_fund(bare_stack)
     store = wiring.store()
     emails_before = len(all_emails(store))
     start = threading.Barrier(3)
@@ -191,24 +193,24 @@ def test_poll_and_push_at_once_capture_each_message_once(stack: Stack) -> None:
 
     def poll() -> None:
         for _ in range(5):
-            assert stack.server.ticker.fire_now("sync_poll") == 200
+            assert bare_stack.server.ticker.fire_now("sync_poll") == 200
 
     def push() -> None:
         for tag in ("b", "c"):
-            pushed_before = len(stack.gmail.deliveries)
-            expected.extend(new_mail(stack, scenario, tag))
-            redeliver(stack, stack.gmail.deliveries[pushed_before:])
+            pushed_before = len(bare_stack.gmail.deliveries)
+            expected.extend(new_mail(bare_stack, scenario, tag))
+            redeliver(bare_stack, bare_stack.gmail.deliveries[pushed_before:])
 
     def sync_directly() -> None:
         # A sync request delivered straight to sync_mailbox while the queue delivers others:
         # runs of one mailbox really overlap here (the local queue delivers one at a time).
-        url = f"{stack.base_url}/sync_mailbox"
+        url = f"{bare_stack.base_url}/sync_mailbox"
         accounts = [a.id for a in store.list_email_accounts()]
         with requests.Session() as http:
             for _ in range(3):
                 for account_id in accounts:
                     data = base64.b64encode(json.dumps({"account_id": account_id}).encode())
-                    token = stack.service_token(PUSH_IDENTITY, "sync_mailbox")
+                    token = bare_stack.service_token(PUSH_IDENTITY, "sync_mailbox")
                     response = http.post(
                         url,
                         json={"message": {"data": data.decode(), "messageId": "direct"}},
@@ -226,11 +228,11 @@ def test_poll_and_push_at_once_capture_each_message_once(stack: Stack) -> None:
     for thread in threads:
         thread.join(60)
     assert not errors, errors
-    settle(stack)
+    settle(bare_stack)
     # A push that found its mailbox's lease held is acknowledged (its mail is in the running
     # run or the next one): the next poll takes the mailbox to the end.
-    assert stack.server.ticker.fire_now("sync_poll") == 200
-    settle(stack)
+    assert bare_stack.server.ticker.fire_now("sync_poll") == 200
+    settle(bare_stack)
 
     assert len(expected) == 6
     assert_exactly_once(store, expected, emails_before=emails_before)

@@ -12,8 +12,8 @@ from pathlib import Path
 from sandbox.scenario import TEAM, seed_crm
 from shared.adapters.sqlite_store import SqliteStore
 from shared.domain.models import Email, Role, email_id_for
-from tests.integration.decoded_headers_support import ZOE_NUL, raw_message, write_old_row
-from tests.integration.gmail_support import gmail_world
+from tests.support.decoded_headers import ZOE_NUL, raw_message, write_old_row
+from tests.support.gmail import gmail_world
 
 ROOT = Path(__file__).resolve().parents[2]
 

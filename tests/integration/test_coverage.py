@@ -9,9 +9,7 @@ from __future__ import annotations
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,132 +25,125 @@ from shared.services.capture import (
     Capture,
     run_capture,
 )
-from tests.integration.gmail_support import GmailWorld, gmail_world
-from tests.integration.test_capture import sync_all, sync_once
+from tests.support.gmail import GmailWorld
+from tests.support.sync import sync_all, sync_once
 
 NOW = datetime.now(UTC)
 ADA = TEAM[0]
 
 
 @pytest.fixture
-def world() -> Iterator[GmailWorld]:
-    with gmail_world() as running:
-        yield running
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqliteStore]:
-    sqlite = SqliteStore(tmp_path / "crm.sqlite3")
-    yield sqlite
-    sqlite.close()
-
-
-@pytest.fixture
-def scenario(store: SqliteStore, world: GmailWorld) -> Scenario:
-    seeded = seed_crm(store)
+def captured_on_sqlite(sqlite_store: SqliteStore, world: GmailWorld) -> Scenario:
+    seeded = seed_crm(sqlite_store)
     seed_mail(world.sandbox, seeded, now=NOW)
-    sync_all(store, world)
+    sync_all(sqlite_store, world)
     return seeded
 
 
-def account(store: SqliteStore) -> EmailAccount:
-    found = store.get_email_account_by_address(ADA)
+def account(sqlite_store: SqliteStore) -> EmailAccount:
+    found = sqlite_store.get_email_account_by_address(ADA)
     assert found is not None
     return found
 
 
-def gmail_id_of(store: SqliteStore, scenario_message_id: str) -> str:
+def gmail_id_of(sqlite_store: SqliteStore, scenario_message_id: str) -> str:
     """Ada's Gmail id of a captured message (through its sighting)."""
-    sightings = store.list_sightings(email_id_for(scenario_message_id))
-    (sighting,) = [s for s in sightings if s.account_id == account(store).id]
+    sightings = sqlite_store.list_sightings(email_id_for(scenario_message_id))
+    (sighting,) = [s for s in sightings if s.account_id == account(sqlite_store).id]
     return sighting.gmail_message_id
 
 
-def lose_sighting(store: SqliteStore, gmail_id: str) -> None:
+def lose_sighting(sqlite_store: SqliteStore, gmail_id: str) -> None:
     """Remove a sighting behind capture's back, as a lost write would leave it: no history
     record will ever mention the message again."""
-    with sqlite3.connect(store.path) as conn:
+    with sqlite3.connect(sqlite_store.path) as conn:
         deleted = conn.execute(
-            "DELETE FROM sightings WHERE id = ?", (sighting_id_for(account(store).id, gmail_id),)
+            "DELETE FROM sightings WHERE id = ?",
+            (sighting_id_for(account(sqlite_store).id, gmail_id),),
         ).rowcount
     assert deleted == 1
-    assert store.get_sighting(account(store).id, gmail_id) is None
+    assert sqlite_store.get_sighting(account(sqlite_store).id, gmail_id) is None
 
 
-def coverage_run(store: SqliteStore, world: GmailWorld, now: datetime = NOW) -> sync.RunOutcome:
-    outcome = sync_once(store, world, ADA, now=now, coverage=True)
+def coverage_run(
+    sqlite_store: SqliteStore, world: GmailWorld, now: datetime = NOW
+) -> sync.RunOutcome:
+    outcome = sync_once(sqlite_store, world, ADA, now=now, coverage=True)
     assert outcome.reason == "ran"
     return outcome
 
 
 def test_a_lost_sighting_is_found_counted_and_captured(
-    store: SqliteStore, world: GmailWorld, scenario: Scenario
+    sqlite_store: SqliteStore, world: GmailWorld, captured_on_sqlite: Scenario
 ) -> None:
-    first = coverage_run(store, world)  # the first check ever is the full reconciliation
+    first = coverage_run(sqlite_store, world)  # the first check ever is the full reconciliation
     assert first.result is not None
     assert first.result.coverage_gap == 0
-    assert account(store).sync.last_reconciled_at is not None
+    assert account(sqlite_store).sync.last_reconciled_at is not None
 
-    pitch = gmail_id_of(store, "<pitch.42@startup.example>")  # a day old: inside 48 hours
-    lose_sighting(store, pitch)
+    pitch = gmail_id_of(sqlite_store, "<pitch.42@startup.example>")  # a day old: inside 48 hours
+    lose_sighting(sqlite_store, pitch)
     # A partial sync alone never notices: Gmail's history has nothing new to say.
-    assert sync_once(store, world, ADA).result.report.captured == 0  # type: ignore[union-attr]
-    assert store.get_sighting(account(store).id, pitch) is None
+    assert sync_once(sqlite_store, world, ADA).result.report.captured == 0  # type: ignore[union-attr]
+    assert sqlite_store.get_sighting(account(sqlite_store).id, pitch) is None
 
-    found = coverage_run(store, world)
+    found = coverage_run(sqlite_store, world)
     assert found.result is not None
     assert found.result.coverage_gap == 1
     assert found.result.report.captured == 1
-    assert account(store).sync.coverage_gap == 1  # the mailbox is flagged with the number
-    sighting = store.get_sighting(account(store).id, pitch)
+    assert account(sqlite_store).sync.coverage_gap == 1  # the mailbox is flagged with the number
+    sighting = sqlite_store.get_sighting(account(sqlite_store).id, pitch)
     assert sighting is not None
     assert sighting.email_id == email_id_for("<pitch.42@startup.example>")
     assert not sighting.deleted
 
-    clean = coverage_run(store, world)
+    clean = coverage_run(sqlite_store, world)
     assert clean.result is not None
     assert clean.result.coverage_gap == 0
-    assert account(store).sync.coverage_gap == 0
+    assert account(sqlite_store).sync.coverage_gap == 0
 
 
 def test_ids_not_counts_several_lost_sightings_are_all_found(
-    store: SqliteStore, world: GmailWorld, scenario: Scenario
+    sqlite_store: SqliteStore, world: GmailWorld, captured_on_sqlite: Scenario
 ) -> None:
     term_sheet, raw = message(
         sender="Zoe Zeta <zoe@zeta.vc>", to=[ADA], subject="Term sheet", body="Here.", date=NOW
     )
     world.sandbox.add_message(ADA, raw)
-    coverage_run(store, world)  # the partial sync captures the new mail, then the check runs
+    coverage_run(sqlite_store, world)  # the partial sync captures the new mail, then the check runs
     lost = [
-        gmail_id_of(store, "<pitch.42@startup.example>"),
-        gmail_id_of(store, "<monthly.2026-11@news.zeta.vc>"),
-        gmail_id_of(store, term_sheet),
+        gmail_id_of(sqlite_store, "<pitch.42@startup.example>"),
+        gmail_id_of(sqlite_store, "<monthly.2026-11@news.zeta.vc>"),
+        gmail_id_of(sqlite_store, term_sheet),
     ]
     for gmail_id in lost:
-        lose_sighting(store, gmail_id)
-    found = coverage_run(store, world)
+        lose_sighting(sqlite_store, gmail_id)
+    found = coverage_run(sqlite_store, world)
     assert found.result is not None
     assert found.result.coverage_gap == 3
-    assert account(store).sync.coverage_gap == 3
+    assert account(sqlite_store).sync.coverage_gap == 3
     for gmail_id in lost:
-        assert store.get_sighting(account(store).id, gmail_id) is not None
-    recaptured = store.get_email(email_id_for(term_sheet))
+        assert sqlite_store.get_sighting(account(sqlite_store).id, gmail_id) is not None
+    recaptured = sqlite_store.get_email(email_id_for(term_sheet))
     assert recaptured is not None
     assert recaptured.matched  # captured as capture would: matched, linked, with its body
-    assert recaptured.investor_ids == [scenario.investor.id]
+    assert recaptured.investor_ids == [captured_on_sqlite.investor.id]
     assert "Here." in recaptured.body
-    assert recaptured.live_account_ids == [account(store).id]
+    assert recaptured.live_account_ids == [account(sqlite_store).id]
 
 
 def test_the_48_hour_check_misses_older_mail_and_the_weekly_reconciliation_finds_it(
-    store: SqliteStore, world: GmailWorld, scenario: Scenario, monkeypatch: pytest.MonkeyPatch
+    sqlite_store: SqliteStore,
+    world: GmailWorld,
+    captured_on_sqlite: Scenario,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    reconciled = coverage_run(store, world)
+    reconciled = coverage_run(sqlite_store, world)
     assert reconciled.result is not None
-    first_reconciled_at = account(store).sync.last_reconciled_at
+    first_reconciled_at = account(sqlite_store).sync.last_reconciled_at
     assert first_reconciled_at is not None
-    intro = gmail_id_of(store, scenario.message_ids["intro"])  # three days old
-    lose_sighting(store, intro)
+    intro = gmail_id_of(sqlite_store, captured_on_sqlite.message_ids["intro"])  # three days old
+    lose_sighting(sqlite_store, intro)
 
     # Within the week: the 48-hour check only, which cannot see a three-day-old message.
     queries: list[str] = []
@@ -165,40 +156,42 @@ def test_the_48_hour_check_misses_older_mail_and_the_weekly_reconciliation_finds
 
     monkeypatch.setattr(gmail, "list_message_ids", recording)
     daily = run_capture(
-        Capture(store=store, gmail=gmail, account=account(store), now=lambda: NOW),
+        Capture(store=sqlite_store, gmail=gmail, account=account(sqlite_store), now=lambda: NOW),
         deadline=time.monotonic() + 60,
         coverage=True,
     )
     assert daily.coverage_gap == 0
     assert queries == [COVERAGE_QUERY]
-    assert store.get_sighting(account(store).id, intro) is None
-    assert account(store).sync.last_reconciled_at == first_reconciled_at  # not weekly
+    assert sqlite_store.get_sighting(account(sqlite_store).id, intro) is None
+    assert account(sqlite_store).sync.last_reconciled_at == first_reconciled_at  # not weekly
 
     # Seven days after the last reconciliation, the whole horizon is compared again.
     week_later = first_reconciled_at + RECONCILE_EVERY + timedelta(minutes=1)
     queries.clear()
     weekly = run_capture(
-        Capture(store=store, gmail=gmail, account=account(store), now=lambda: week_later),
+        Capture(
+            store=sqlite_store, gmail=gmail, account=account(sqlite_store), now=lambda: week_later
+        ),
         deadline=time.monotonic() + 60,
         coverage=True,
     )
     assert weekly.coverage_gap == 1
     assert queries and queries[-1].startswith("after:")  # the backfill horizon, not 48 hours
-    assert store.get_sighting(account(store).id, intro) is not None
-    assert account(store).sync.last_reconciled_at == week_later
-    assert account(store).sync.coverage_gap == 1
+    assert sqlite_store.get_sighting(account(sqlite_store).id, intro) is not None
+    assert account(sqlite_store).sync.last_reconciled_at == week_later
+    assert account(sqlite_store).sync.coverage_gap == 1
 
 
 def test_the_weekly_reconciliation_follows_the_runs_now(
-    store: SqliteStore, world: GmailWorld, scenario: Scenario
+    sqlite_store: SqliteStore, world: GmailWorld, captured_on_sqlite: Scenario
 ) -> None:
-    coverage_run(store, world)
-    intro = gmail_id_of(store, scenario.message_ids["intro"])
-    lose_sighting(store, intro)
+    coverage_run(sqlite_store, world)
+    intro = gmail_id_of(sqlite_store, captured_on_sqlite.message_ids["intro"])
+    lose_sighting(sqlite_store, intro)
     next_week = NOW + RECONCILE_EVERY + timedelta(days=1)
     weekly = sync.run_sync(
-        store,
-        sync.SyncRequest(account(store).id, coverage=True),
+        sqlite_store,
+        sync.SyncRequest(account(sqlite_store).id, coverage=True),
         gmail_for=world.gmail_for,
         queue=LocalQueue(),
         now=next_week,
@@ -206,5 +199,5 @@ def test_the_weekly_reconciliation_follows_the_runs_now(
     )
     assert weekly.result is not None
     assert weekly.result.coverage_gap == 1
-    assert store.get_sighting(account(store).id, intro) is not None
-    assert account(store).sync.last_reconciled_at == next_week
+    assert sqlite_store.get_sighting(account(sqlite_store).id, intro) is not None
+    assert account(sqlite_store).sync.last_reconciled_at == next_week

@@ -10,7 +10,6 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,7 +24,7 @@ from shared.domain.models import Email, SyncStatus, email_id_for
 from shared.ports import SyncStateChange
 from shared.services import sync
 from shared.services.digest import Narrator, build_digest
-from tests.integration.gmail_support import GmailWorld, gmail_world, sqlite_snapshot
+from tests.support.gmail import GmailWorld, sqlite_snapshot
 
 NOW = datetime.now(UTC)
 TIMEOUT = 0.5
@@ -38,22 +37,11 @@ ADA_FALLBACK = (
 BEN_FALLBACK = "2 investor emails (2 received, 0 sent) with 1 investor: Zeta Capital Fund I."
 
 
-@pytest.fixture
-def world() -> Iterator[GmailWorld]:
-    with gmail_world() as running:
-        yield running
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> SqliteStore:
-    return SqliteStore(tmp_path / "crm.sqlite3")
-
-
 class Fund:
     """The seeded fund after a first capture: the store, the sandbox and the capture window."""
 
-    def __init__(self, store: SqliteStore, world: GmailWorld, scenario: Scenario) -> None:
-        self.store, self.world, self.scenario = store, world, scenario
+    def __init__(self, sqlite_store: SqliteStore, world: GmailWorld, scenario: Scenario) -> None:
+        self.store, self.world, self.scenario = sqlite_store, world, scenario
         self.since = datetime.now(UTC)
         self.sync_all()
         self.until = datetime.now(UTC)
@@ -123,10 +111,10 @@ class Fund:
 
 
 @pytest.fixture
-def fund(store: SqliteStore, world: GmailWorld) -> Fund:
-    scenario = seed_crm(store)
+def fund(sqlite_store: SqliteStore, world: GmailWorld) -> Fund:
+    scenario = seed_crm(sqlite_store)
     seed_mail(world.sandbox, scenario, now=NOW)
-    return Fund(store, world, scenario)
+    return Fund(sqlite_store, world, scenario)
 
 
 @pytest.fixture

@@ -43,8 +43,8 @@ from shared.services.mail_transport import (
     build_digest_message,
     send_digest,
 )
-from tests import send_guard
-from tests.integration.gmail_support import GmailWorld, gmail_world
+from tests.support import send_guard
+from tests.support.gmail import GmailWorld, gmail_world
 
 ADA = "ada@fund.example"  # the first active admin by address: the default sender
 BOB = "bob@fund.example"

@@ -35,7 +35,7 @@ from shared.domain.models import (
 from shared.domain.reply import ReplyMode
 from shared.errors import AppError
 from shared.services import drafts, sync
-from tests.integration.gmail_support import GmailWorld, gmail_world
+from tests.support.gmail import GmailWorld
 
 CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus"
 NOW = datetime.now(UTC)
@@ -58,22 +58,11 @@ SENDERS = {
 }
 
 
-@pytest.fixture
-def world() -> Iterator[GmailWorld]:
-    with gmail_world() as running:
-        yield running
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> SqliteStore:
-    return SqliteStore(tmp_path / "crm.sqlite3")
-
-
 class Captured:
     """The seeded fund plus the corpus mail in Cy's mailbox, captured."""
 
-    def __init__(self, store: SqliteStore, world: GmailWorld, scenario: Scenario) -> None:
-        self.store = store
+    def __init__(self, sqlite_store: SqliteStore, world: GmailWorld, scenario: Scenario) -> None:
+        self.store = sqlite_store
         self.world = world
         self.scenario = scenario
         self.email_ids: dict[str, str] = {}
@@ -125,12 +114,12 @@ def addresses(message: EmailMessage, header: str) -> list[tuple[str, str]]:
     return [(a.display_name, a.addr_spec) for a in value.addresses]
 
 
-def sync_until_done(store: SqliteStore, world: GmailWorld, address: str) -> None:
-    account = store.get_email_account_by_address(address)
+def sync_until_done(sqlite_store: SqliteStore, world: GmailWorld, address: str) -> None:
+    account = sqlite_store.get_email_account_by_address(address)
     assert account is not None
     for _ in range(10):
         outcome = sync.run_sync(
-            store,
+            sqlite_store,
             sync.SyncRequest(account.id, coverage=False),
             gmail_for=world.gmail_for,
             queue=LocalQueue(),
@@ -143,30 +132,30 @@ def sync_until_done(store: SqliteStore, world: GmailWorld, address: str) -> None
 
 
 @pytest.fixture
-def captured(store: SqliteStore, world: GmailWorld) -> Captured:
-    scenario = seed_crm(store)
+def captured(sqlite_store: SqliteStore, world: GmailWorld) -> Captured:
+    scenario = seed_crm(sqlite_store)
     seed_mail(world.sandbox, scenario, now=NOW)
-    store.add_email_account(
+    sqlite_store.add_email_account(
         EmailAccount.new(CY, scenario.admin.id).model_copy(update={"aliases": CY_ALIASES})
     )
     for key, sender in SENDERS.items():
-        store.upsert_contact(
+        sqlite_store.upsert_contact(
             Contact(id=f"con-{key}", name=key, investor_id=scenario.investor.id, emails=[sender])
         )
     world.sandbox.add_mailbox(CY)
-    state = Captured(store, world, scenario)
+    state = Captured(sqlite_store, world, scenario)
     for key, name in FILES.items():
         raw = (CORPUS / name).read_bytes()
         gid = world.sandbox.add_message(CY, raw, internal_date=NOW - timedelta(days=1))
         state.email_ids[key] = gid  # replaced by the email id below
     for address in (*TEAM, CY):
-        sync_until_done(store, world, address)
-    cy = store.get_email_account_by_address(CY)
+        sync_until_done(sqlite_store, world, address)
+    cy = sqlite_store.get_email_account_by_address(CY)
     assert cy is not None
     for key, gid in list(state.email_ids.items()):
-        sighting = store.get_sighting(cy.id, gid)
+        sighting = sqlite_store.get_sighting(cy.id, gid)
         assert sighting is not None, key
-        email_record = store.get_email(sighting.email_id)
+        email_record = sqlite_store.get_email(sighting.email_id)
         assert email_record is not None and email_record.matched and email_record.body, key
         state.email_ids[key] = sighting.email_id
     return state
@@ -348,21 +337,21 @@ ADMIN = "admin@fund.example"
 
 
 @pytest.fixture
-def stack(tmp_path: Path) -> Iterator[Stack]:
+def drafts_stack(tmp_path: Path) -> Iterator[Stack]:
     with local_stack(
         sqlite_path=tmp_path / "crm.sqlite3", bootstrap_admin=ADMIN, start_ticker=False
     ) as running:
-        store = wiring.store()
-        scenario = seed_crm(store)
+        sqlite_store = wiring.store()
+        scenario = seed_crm(sqlite_store)
         seed_mail(running.gmail, scenario, now=NOW)
         running.server.ticker.fire_now("sync_poll")
         assert wiring.local_queue().wait_idle(30)
         yield running
 
 
-def post_draft(stack: Stack, token: str, body: dict[str, Any]) -> requests.Response:
+def post_draft(drafts_stack: Stack, token: str, body: dict[str, Any]) -> requests.Response:
     return requests.post(
-        f"{stack.base_url}/admin_api/drafts",
+        f"{drafts_stack.base_url}/admin_api/drafts",
         headers={"Authorization": f"Bearer {token}"},
         json=body,
         timeout=20,
@@ -378,11 +367,11 @@ def intro_draft(mailbox: str, **extra: Any) -> dict[str, Any]:
     }
 
 
-def test_members_draft_only_into_their_own_mailbox(stack: Stack) -> None:
-    ben = stack.person_token(BEN)
-    refused = post_draft(stack, ben, intro_draft(ADA))
+def test_members_draft_only_into_their_own_mailbox(drafts_stack: Stack) -> None:
+    ben = drafts_stack.person_token(BEN)
+    refused = post_draft(drafts_stack, ben, intro_draft(ADA))
     assert refused.status_code == 403
-    created = post_draft(stack, ben, intro_draft(BEN, mode="reply_all"))
+    created = post_draft(drafts_stack, ben, intro_draft(BEN, mode="reply_all"))
     assert created.status_code == 201, created.text
     body = created.json()
     # The intro went To Ada, Cc Ben: Ben's reply-all keeps Ada in To and drops only Ben.
@@ -391,29 +380,30 @@ def test_members_draft_only_into_their_own_mailbox(stack: Stack) -> None:
         {"name": "", "address": ADA},
     ]
     assert body["cc"] == []
-    (stored,) = stack.gmail.drafts(BEN)
+    (stored,) = drafts_stack.gmail.drafts(BEN)
     assert (stored.id, stored.thread_id) == (body["draft_id"], body["thread_id"])
-    assert stack.gmail.drafts(ADA) == []
-    bad = post_draft(stack, ben, intro_draft(BEN, body=""))
+    assert drafts_stack.gmail.drafts(ADA) == []
+    bad = post_draft(drafts_stack, ben, intro_draft(BEN, body=""))
     assert bad.status_code == 400
 
 
-def test_an_unknown_identity_is_refused(stack: Stack) -> None:
-    stranger = stack.person_token("eve@elsewhere.example")
-    assert post_draft(stack, stranger, intro_draft(ADA)).status_code == 403
-    unknown_service = stack.service_token("rogue@x.iam.gserviceaccount.com", "admin_api")
-    assert post_draft(stack, unknown_service, intro_draft(ADA)).status_code == 403
+def test_an_unknown_identity_is_refused(drafts_stack: Stack) -> None:
+    stranger = drafts_stack.person_token("eve@elsewhere.example")
+    assert post_draft(drafts_stack, stranger, intro_draft(ADA)).status_code == 403
+    unknown_service = drafts_stack.service_token("rogue@x.iam.gserviceaccount.com", "admin_api")
+    assert post_draft(drafts_stack, unknown_service, intro_draft(ADA)).status_code == 403
     assert (
-        requests.post(f"{stack.base_url}/admin_api/drafts", json={}, timeout=10).status_code == 401
+        requests.post(f"{drafts_stack.base_url}/admin_api/drafts", json={}, timeout=10).status_code
+        == 401
     )
-    assert stack.gmail.drafts(ADA) == []
+    assert drafts_stack.gmail.drafts(ADA) == []
 
 
-def test_the_drafting_agent_drafts_and_reaches_no_other_route(stack: Stack) -> None:
+def test_the_drafting_agent_drafts_and_reaches_no_other_route(drafts_stack: Stack) -> None:
     from functions.admin_api import api
 
-    agent = stack.service_token(DRAFTING_AGENT_IDENTITY, "admin_api")
-    created = post_draft(stack, agent, intro_draft(ADA, mode="reply_all"))
+    agent = drafts_stack.service_token(DRAFTING_AGENT_IDENTITY, "admin_api")
+    created = post_draft(drafts_stack, agent, intro_draft(ADA, mode="reply_all"))
     assert created.status_code == 201, created.text
     (audit,) = [a for a in wiring.store().list_audit() if a.action == "draft.create"]
     assert audit.actor == DRAFTING_AGENT_IDENTITY
@@ -426,7 +416,7 @@ def test_the_drafting_agent_drafts_and_reaches_no_other_route(stack: Stack) -> N
         )
         response = requests.request(
             route.method,
-            f"{stack.base_url}/admin_api{path}",
+            f"{drafts_stack.base_url}/admin_api{path}",
             headers={"Authorization": f"Bearer {agent}"},
             json={},
             timeout=10,

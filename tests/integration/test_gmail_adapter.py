@@ -25,6 +25,8 @@ from shared.adapters.gmail_credentials import SCOPE_READONLY, delegated_credenti
 from shared.errors import ConfigurationError, RetryableError
 from shared.ports import GmailClient, HistoryExpiredError
 
+pytestmark = pytest.mark.usefixtures("loopback_bypasses_proxies")
+
 MAILBOX = "partner@fund.example"
 OTHER = "associate@fund.example"
 
@@ -50,12 +52,6 @@ def raw_message(number: int, *, sender: str = "lp@investor.example") -> bytes:
     message["Date"] = "Tue, 04 Nov 2025 10:00:00 +0000"
     message.set_content(f"Quarterly numbers, part {number}.\n")
     return message.as_bytes()
-
-
-@pytest.fixture(autouse=True)
-def _loopback_bypasses_proxies(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
 
 
 @pytest.fixture

@@ -32,14 +32,10 @@ from shared.adapters.gmail_credentials import (
 )
 from shared.errors import ConfigurationError
 
+pytestmark = pytest.mark.usefixtures("loopback_bypasses_proxies")
+
 MAILBOX = "partner@fund.example"
 ADC_TOKEN = "adc-runtime-token"
-
-
-@pytest.fixture(autouse=True)
-def _loopback_bypasses_proxies(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
 
 
 @pytest.fixture

@@ -43,10 +43,7 @@ from shared.ports import Store
 from shared.services import drafts, sync
 from shared.services.digest import build_digest
 from shared.services.mail_transport import send_digest
-from tests.integration.capture_firestore_support import (
-    firestore_emulator_fixture,  # noqa: F401 - the fixture `firestore_emulator`
-)
-from tests.integration.gmail_support import GmailWorld
+from tests.support.gmail import GmailWorld
 
 NOW = datetime.now(UTC)
 ADA, BEN = TEAM
@@ -432,7 +429,7 @@ def test_the_digest_of_hostile_mail_goes_to_the_admins_with_its_own_headers(
 
 
 @pytest.fixture
-def stack(tmp_path: Path) -> Iterator[tuple[Stack, dict[str, str]]]:
+def hostile_stack(tmp_path: Path) -> Iterator[tuple[Stack, dict[str, str]]]:
     """The local stack with the hostile mail (CR LF on every route) captured by its own poll;
     the email id of each case."""
     cases = [c for c in hostile_messages() if c.key.endswith("-crlf") or c.key == "quoted-local"]
@@ -463,9 +460,9 @@ def stack(tmp_path: Path) -> Iterator[tuple[Stack, dict[str, str]]]:
 
 
 def test_the_drafts_route_answers_hostile_mail_with_safe_drafts(
-    stack: tuple[Stack, dict[str, str]],
+    hostile_stack: tuple[Stack, dict[str, str]],
 ) -> None:
-    running, ids = stack
+    running, ids = hostile_stack
     token = running.person_token(ADA)
     cases = {c.key: c for c in hostile_messages()}
     for key, email_id in ids.items():

@@ -6,12 +6,9 @@ progress kept)."""
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
 from typing import Any
 
-import pytest
-
-from sandbox.scenario import TEAM, Scenario, message, seed_crm, seed_mail
+from sandbox.scenario import TEAM, Scenario, message
 from shared.adapters.queue import LocalQueue
 from shared.catalog import Topic
 from shared.domain.models import (
@@ -27,23 +24,11 @@ from shared.domain.models import (
 from shared.ports import Store
 from shared.services import proposals
 from shared.services.rematch import job_progress, queue_rematch, run_rematch
-from tests.integration.capture_firestore_support import (
-    firestore_emulator_fixture,  # noqa: F401 - the fixture `firestore_emulator`
-)
-from tests.integration.gmail_support import GmailWorld
-from tests.integration.test_capture import sync_all, sync_once
+from tests.support.gmail import GmailWorld
+from tests.support.sync import NOW, sync_once
 
-NOW = datetime.now(UTC)
 COLD_PITCH = "<pitch.42@startup.example>"
 SAM = "sam@startup.example"
-
-
-@pytest.fixture
-def scenario(store: Store, world: GmailWorld) -> Scenario:
-    seeded = seed_crm(store)
-    seed_mail(world.sandbox, seeded, now=NOW)
-    sync_all(store, world)
-    return seeded
 
 
 def rematch(
@@ -76,7 +61,7 @@ def add_sam(store: Store, emails: list[str]) -> None:
 
 
 def test_unmatched_mail_is_matched_with_its_body_once_a_contact_has_the_address(
-    store: Store, world: GmailWorld, scenario: Scenario
+    store: Store, world: GmailWorld, captured_fund: Scenario
 ) -> None:
     pitch_id = email_id_for(COLD_PITCH)
     before = store.get_email(pitch_id)
@@ -119,7 +104,7 @@ def test_unmatched_mail_is_matched_with_its_body_once_a_contact_has_the_address(
 
 
 def test_removing_the_address_unlinks_and_withdraws_the_open_proposal(
-    store: Store, world: GmailWorld, scenario: Scenario
+    store: Store, world: GmailWorld, captured_fund: Scenario
 ) -> None:
     add_sam(store, [SAM])
     rematch(store, world, addresses=(SAM,))
@@ -140,16 +125,16 @@ def test_removing_the_address_unlinks_and_withdraws_the_open_proposal(
 
 
 def test_an_approved_proposal_stays_approved_when_its_match_goes(
-    store: Store, world: GmailWorld, scenario: Scenario
+    store: Store, world: GmailWorld, captured_fund: Scenario
 ) -> None:
-    reply_id = email_id_for(scenario.message_ids["reply"])
-    proposal_id = proposal_id_for(reply_id, scenario.angel.id)
-    admin = Caller(email=scenario.admin.email, role=Role.ADMIN, user_id=scenario.admin.id)
+    reply_id = email_id_for(captured_fund.message_ids["reply"])
+    proposal_id = proposal_id_for(reply_id, captured_fund.angel.id)
+    admin = Caller(email=captured_fund.admin.email, role=Role.ADMIN, user_id=captured_fund.admin.id)
     approved = proposals.decide(store, admin, proposal_id, ProposalStatus.APPROVED)
     assert approved.activity is not None
 
-    store.upsert_contact(scenario.angel_contact.model_copy(update={"emails": []}))
-    progress = rematch(store, world, addresses=tuple(scenario.angel_contact.emails))
+    store.upsert_contact(captured_fund.angel_contact.model_copy(update={"emails": []}))
+    progress = rematch(store, world, addresses=tuple(captured_fund.angel_contact.emails))
 
     assert progress["unlinked"] == 1
     assert store.list_links(reply_id) == []
@@ -159,14 +144,14 @@ def test_an_approved_proposal_stays_approved_when_its_match_goes(
     kept = store.get_proposal(proposal_id)
     assert kept is not None
     assert kept.status is ProposalStatus.APPROVED  # a person's decision stands
-    assert kept.decided_by == scenario.admin.email
+    assert kept.decided_by == captured_fund.admin.email
     assert store.get_activity(proposal_id) is not None
 
 
 def test_an_exclusion_unlinks_the_domains_mail(
-    store: Store, world: GmailWorld, scenario: Scenario
+    store: Store, world: GmailWorld, captured_fund: Scenario
 ) -> None:
-    zeta = [email_id_for(scenario.message_ids[key]) for key in ("intro", "partner")]
+    zeta = [email_id_for(captured_fund.message_ids[key]) for key in ("intro", "partner")]
     for email_id in zeta:
         assert store.list_links(email_id)
 
@@ -178,20 +163,20 @@ def test_an_exclusion_unlinks_the_domains_mail(
         assert email is not None
         assert not email.matched
         assert store.list_links(email_id) == []
-        proposal = store.get_proposal(proposal_id_for(email_id, scenario.investor.id))
+        proposal = store.get_proposal(proposal_id_for(email_id, captured_fund.investor.id))
         assert proposal is not None
         assert proposal.status is ProposalStatus.WITHDRAWN
     assert progress["unlinked"] == 2
     assert progress["linked"] == 0
     # The newsletter (bulk) is found too, and stays unmatched; mail of other domains is untouched.
     assert progress["done"] == 3
-    reply = store.get_email(email_id_for(scenario.message_ids["reply"]))
+    reply = store.get_email(email_id_for(captured_fund.message_ids["reply"]))
     assert reply is not None
     assert reply.matched
 
 
 def test_a_dotted_gmail_contact_matches_mail_to_the_undotted_googlemail_form(
-    store: Store, world: GmailWorld, scenario: Scenario
+    store: Store, world: GmailWorld, captured_fund: Scenario
 ) -> None:
     ada = TEAM[0]
     mid, raw = message(
@@ -230,7 +215,7 @@ def test_a_dotted_gmail_contact_matches_mail_to_the_undotted_googlemail_form(
 
 
 def test_a_match_restored_after_a_withdrawal_is_proposed_again(
-    store: Store, world: GmailWorld, scenario: Scenario
+    store: Store, world: GmailWorld, captured_fund: Scenario
 ) -> None:
     pitch_id = email_id_for(COLD_PITCH)
     proposal_id = proposal_id_for(pitch_id, "inv-startup")

@@ -26,10 +26,7 @@ from shared.domain.models import (
 )
 from shared.ports import Store
 from shared.services import repair
-from tests.integration.capture_firestore_support import (
-    firestore_emulator_fixture,  # noqa: F401 - the fixture `firestore_emulator`
-)
-from tests.integration.decoded_headers_support import (
+from tests.support.decoded_headers import (
     CONTACT,
     INVENTED,
     MAX_CRLF_CC,
@@ -40,7 +37,7 @@ from tests.integration.decoded_headers_support import (
     raw_message,
     write_old_row,
 )
-from tests.integration.gmail_support import Crash, CrashingStore, GmailWorld
+from tests.support.gmail import Crash, CrashingStore, GmailWorld
 
 NOW = datetime.now(UTC)
 ADA = TEAM[0]
@@ -187,14 +184,14 @@ def hits(store: Store, text: str) -> set[str]:
 
 class TestRepairSnippets:
     @pytest.fixture
-    def scenario(self, store: Store) -> Scenario:
+    def crm_seeded(self, store: Store) -> Scenario:
         return seed_crm(store)
 
     def test_escaped_snippets_are_unescaped_once_and_no_longer_found_by_the_entity(
-        self, store: Store, scenario: Scenario
+        self, store: Store, crm_seeded: Scenario
     ) -> None:
-        old = listed_row(store, scenario, "We&#39;d like the &amp;amp; sign")
-        new = listed_row(store, scenario, "Tom &amp; Jerry, as written", plain=True)
+        old = listed_row(store, crm_seeded, "We&#39;d like the &amp;amp; sign")
+        new = listed_row(store, crm_seeded, "Tom &amp; Jerry, as written", plain=True)
         assert hits(store, "39") == {old.id}  # the fault, on the old row
 
         run = repair.repair_snippets(store)
@@ -214,9 +211,11 @@ class TestRepairSnippets:
         assert stored_by_id(store, old.id).snippet == "We'd like the &amp; sign"
 
     def test_an_interrupted_snippet_repair_continues_where_it_stopped(
-        self, store: Store, scenario: Scenario
+        self, store: Store, crm_seeded: Scenario
     ) -> None:
-        rows_ = [listed_row(store, scenario, f"Row {n} &lt;draft&gt; &amp;amp;") for n in range(3)]
+        rows_ = [
+            listed_row(store, crm_seeded, f"Row {n} &lt;draft&gt; &amp;amp;") for n in range(3)
+        ]
         first = repair.repair_snippets(store, page_size=1, max_pages=1)
         assert first.state == "continues" and first.run["marked"] == 1
         # Dies after unescaping the second row, before saving the cursor past it: the next run

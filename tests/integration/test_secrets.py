@@ -20,6 +20,8 @@ from shared.adapters.secrets import EnvFileSecrets, SecretManagerSecrets, crc32c
 from shared.errors import ConfigurationError, RetryableError
 from shared.logging import REDACTED, redact
 
+pytestmark = pytest.mark.usefixtures("loopback_bypasses_proxies")
+
 PROJECT = "crm-test"
 
 
@@ -32,12 +34,6 @@ def unique(prefix: str) -> str:
 def secret_manager() -> Iterator[SecretManagerStandIn]:
     with SecretManagerStandIn(project=PROJECT) as stand_in:
         yield stand_in
-
-
-@pytest.fixture(autouse=True)
-def _loopback_bypasses_proxies(monkeypatch: pytest.MonkeyPatch) -> None:
-    # requests honours HTTP(S)_PROXY even for 127.0.0.1 unless NO_PROXY says otherwise.
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
 
 
 class TestEnvFileSecrets:

@@ -17,8 +17,8 @@ from googleapiclient.errors import HttpError
 from googleapiclient.http import BatchHttpRequest
 
 from sandbox.gmail import ManualClock
-from tests.conftest import SHARED_CORPUS
-from tests.sandbox.conftest import ADA, BOB, Env, make_mail
+from tests.support.corpus import SHARED_CORPUS
+from tests.support.gmail_sandbox import ADA, BOB, Env, make_mail
 
 
 def _reason(error: HttpError) -> str:

@@ -15,7 +15,7 @@ from google.oauth2 import service_account
 from googleapiclient.errors import HttpError
 
 from sandbox.gmail.auth import GOOGLE_TOKEN_URI, new_key_info
-from tests.sandbox.conftest import ADA, BOB, COMPOSE, METADATA, READONLY, Env, make_mail
+from tests.support.gmail_sandbox import ADA, BOB, COMPOSE, METADATA, READONLY, Env, make_mail
 
 MODIFY = "https://www.googleapis.com/auth/gmail.modify"
 

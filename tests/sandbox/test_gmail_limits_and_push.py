@@ -19,7 +19,7 @@ from werkzeug.wrappers import Request, Response
 
 from sandbox.gmail import ManualClock
 from sandbox.issuer import SandboxIssuer, serve_issuer
-from tests.sandbox.conftest import ADA, Env, make_mail
+from tests.support.gmail_sandbox import ADA, Env, make_mail
 
 PUSH_IDENTITY = "gmail-push@sandbox-project.iam.gserviceaccount.com"
 

@@ -160,7 +160,8 @@ def test_drafting_code_is_clean_and_lists_insert_is_not_gmail() -> None:
 
 def test_the_session_guard_catches_a_non_admin_send_and_drafts_send() -> None:
     """Runs the real client against a served sandbox, breaks the rule on purpose, and checks
-    that ``tests/send_guard.py`` reports it (then takes that sandbox off the session's list)."""
+    that ``tests/support/send_guard.py`` reports it (then takes that sandbox off the session's
+    list)."""
     import base64
 
     import google_auth_httplib2
@@ -170,8 +171,8 @@ def test_the_session_guard_catches_a_non_admin_send_and_drafts_send() -> None:
 
     from sandbox.scenario import message
     from shared.adapters.gmail_credentials import SCOPE_COMPOSE, delegated_credentials
-    from tests import send_guard
-    from tests.integration.gmail_support import gmail_world
+    from tests.support import send_guard
+    from tests.support.gmail import gmail_world
 
     with gmail_world() as world:
         sandbox = world.sandbox

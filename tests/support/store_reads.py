@@ -1,5 +1,5 @@
-"""Pieces shared by the capture tests that must read the same on every store: the Firestore
-emulator fixture and the index check of what a test's queries needed, a snapshot of
+"""Pieces shared by the capture tests that must read the same on every store: the index check
+of what a test's queries needed, a snapshot of
 what capture stores, taken through Store methods only (no SQL), so a SQLite run and a Firestore
 run can be compared, and counts of emails, sightings, links and proposals for the
 idempotency tests."""
@@ -7,12 +7,8 @@ idempotency tests."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
-
-from sandbox.firestore_emulator import FirestoreEmulator
 from sandbox.scenario import TEAM
 from shared.adapters.firestore_indexes import (
     QueryRecorder,
@@ -22,14 +18,6 @@ from shared.adapters.firestore_indexes import (
 )
 from shared.domain.models import Email, Proposal
 from shared.ports import Store
-
-
-@pytest.fixture(scope="module", name="firestore_emulator")
-def firestore_emulator_fixture() -> Iterator[FirestoreEmulator]:
-    """One emulator per test module that imports this fixture (a fresh project id per store);
-    clients come from :meth:`FirestoreEmulator.client`, so no environment variable leaks."""
-    with FirestoreEmulator() as running:
-        yield running
 
 
 def assert_queries_are_indexed(recorder: QueryRecorder) -> None:

@@ -1,6 +1,6 @@
 """The hard rule, checked over the whole test session: nothing mailed anyone but the fund's admins.
 
-A pytest plugin (``pytest_plugins = ["tests.send_guard"]`` in ``tests/conftest.py``). Its
+A pytest plugin (``pytest_plugins = ["tests.support.send_guard"]`` in ``tests/conftest.py``). Its
 session-scoped autouse fixture records every :class:`GmailSandbox` created during the session
 and, when the session ends, fails the run if any of them
 
