@@ -34,6 +34,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
@@ -51,7 +52,6 @@ from shared.domain.models import (
     Investor,
     Organization,
     new_id,
-    utcnow,
 )
 
 # Per record: enough for any person or firm, small enough that a 500-record batch stays a
@@ -133,14 +133,16 @@ NAME_REQUIRED: frozenset[type[BaseModel]] = frozenset({Organization, Investor})
 _VOLATILE = frozenset({"updated_at", "deleted_at", "name_key", "email_keys"})
 
 
-def merged(cls: type[R], stored: R | None, given: CrmInput, *, record_id: str | None = None) -> R:
-    """The record after ``given`` is applied to ``stored`` (None: a new record, whose id is
-    ``record_id``, else the input's, else a generated one).
+def merged(
+    cls: type[R], stored: R | None, given: CrmInput, *, at: datetime, record_id: str | None = None
+) -> R:
+    """The record after ``given`` is applied to ``stored`` at time ``at`` (None: a new record,
+    whose id is ``record_id``, else the input's, else a generated one).
 
     Raises ValueError (naming the field) when a new organisation or investor has no name.
     """
     fields = given.given()
-    now = utcnow()
+    now = at
     if stored is None:
         if cls in NAME_REQUIRED and "name" not in fields:
             raise ValueError("name: required for a new record")

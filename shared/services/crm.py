@@ -57,6 +57,7 @@ from shared.domain.models import (
     is_record_id,
     normalize_address,
     normalize_domain,
+    utcnow,
 )
 from shared.domain.paging import decode_page_token, encode_page_token
 from shared.errors import BadRequestError, ConflictError, NotFoundError, TooLargeError
@@ -223,7 +224,7 @@ class _Planner(Generic[R]):
         if key is not None:
             stored = self._stored[key] if key in self._stored else self.kind.get(self.store, key)
         try:
-            record = merged(self.kind.model, stored, given, record_id=key)
+            record = merged(self.kind.model, stored, given, at=utcnow(), record_id=key)
         except ValidationError as exc:
             raise _Invalid(row_problems(exc)) from None
         except ValueError as exc:

@@ -3,6 +3,8 @@ change re-matches."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from shared.domain.crm import (
@@ -20,6 +22,7 @@ from shared.domain.crm import (
 )
 from shared.domain.models import Contact, Investor, Organization
 
+NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
 ORG = Organization(id="org-zeta", name="Zeta", domains=["zeta.vc"])
 
 
@@ -27,34 +30,34 @@ def test_fields_left_out_keep_their_values_and_given_ones_replace() -> None:
     stored = Investor(
         id="inv-1", name="Zeta I", emails=["a@zeta.vc"], domains=["zeta.vc"], graveyard=True
     )
-    record = merged(Investor, stored, InvestorInput(emails=["B@Zeta.vc"]))
+    record = merged(Investor, stored, InvestorInput(emails=["B@Zeta.vc"]), at=NOW)
     assert (record.name, record.domains, record.graveyard) == ("Zeta I", ["zeta.vc"], True)
     assert record.emails == ["b@zeta.vc"]
     assert record.email_keys == ["b@zeta.vc"]
     assert changed_fields(stored, record) == ["emails"]
-    cleared = merged(Investor, stored, InvestorInput(domains=[], organization_id=None))
+    cleared = merged(Investor, stored, InvestorInput(domains=[], organization_id=None), at=NOW)
     assert cleared.domains == []
-    assert changed_fields(stored, merged(Investor, stored, InvestorInput())) == []
+    assert changed_fields(stored, merged(Investor, stored, InvestorInput(), at=NOW)) == []
 
 
 def test_a_new_record_needs_a_name_and_gets_an_id() -> None:
     with pytest.raises(ValueError, match="name: required"):
-        merged(Organization, None, OrganizationInput(domains=["x.example"]))
-    created = merged(Organization, None, OrganizationInput(name="X"))
+        merged(Organization, None, OrganizationInput(domains=["x.example"]), at=NOW)
+    created = merged(Organization, None, OrganizationInput(name="X"), at=NOW)
     assert created.id
-    assert merged(Contact, None, ContactInput(emails=["p@x.example"])).name == ""
-    assert merged(Investor, None, InvestorInput(id="inv-9", name="N")).id == "inv-9"
-    assert merged(Investor, None, InvestorInput(name="N"), record_id="inv-p").id == "inv-p"
+    assert merged(Contact, None, ContactInput(emails=["p@x.example"]), at=NOW).name == ""
+    assert merged(Investor, None, InvestorInput(id="inv-9", name="N"), at=NOW).id == "inv-9"
+    assert merged(Investor, None, InvestorInput(name="N"), record_id="inv-p", at=NOW).id == "inv-p"
 
 
 def test_deleting_stamps_the_time_once_and_restoring_clears_it() -> None:
     stored = Contact(id="c1", name="P")
-    deleted = merged(Contact, stored, ContactInput(deleted=True))
+    deleted = merged(Contact, stored, ContactInput(deleted=True), at=NOW)
     assert deleted.deleted
     assert deleted.deleted_at is not None
-    again = merged(Contact, deleted, ContactInput(deleted=True))
+    again = merged(Contact, deleted, ContactInput(deleted=True), at=NOW)
     assert again.deleted_at == deleted.deleted_at
-    restored = merged(Contact, deleted, ContactInput(deleted=False))
+    restored = merged(Contact, deleted, ContactInput(deleted=False), at=NOW)
     assert (restored.deleted, restored.deleted_at) == (False, None)
 
 

@@ -16,9 +16,6 @@ DOMAIN = Path(__file__).resolve().parents[2] / "shared" / "domain"
 MODULES = sorted(DOMAIN.glob("*.py"))
 # What the domain may import from this project: itself, and the error kinds it raises.
 ALLOWED = ("shared.domain", "shared.errors")
-# Domain modules that still read the clock themselves: ``crm.merged`` stamps ``updated_at`` and
-# ``deleted_at`` (called by services/crm.py; not among the store rules this step moved).
-READS_THE_CLOCK = {"crm.py"}
 
 
 def _imports(tree: ast.AST) -> list[str]:
@@ -43,9 +40,7 @@ def test_the_domain_imports_nothing_above_it(module: Path) -> None:
     assert above == []
 
 
-@pytest.mark.parametrize(
-    "module", [m for m in MODULES if m.name not in READS_THE_CLOCK], ids=lambda path: path.name
-)
+@pytest.mark.parametrize("module", MODULES, ids=lambda path: path.name)
 def test_domain_rules_take_the_time_as_an_argument(module: Path) -> None:
     tree = ast.parse(module.read_text(encoding="utf-8"))
     clock_reads = [
