@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from shared.domain.activity import ActivityHits, ActivityQuery
 from shared.domain.models import (
@@ -442,3 +442,39 @@ class GmailClient(Protocol):
 
 
 AllowedRoles = frozenset[Role | ServiceRole]
+
+
+# -- Digest transports (issue 12: services import no adapter) ------------------------------------
+# The digest's two send paths as the mail-transport service sees them; the adapters are
+# ``shared.adapters.gmail_send.GmailSender`` and ``shared.adapters.smtp.SmtpSender``, which
+# wiring builds. Each refuses by itself, right before sending, any recipient not in ``admins``
+# or outside ``team`` (``shared.domain.digest_recipients``).
+
+if TYPE_CHECKING:  # in this block only, so that the block stays separate from the rest
+    from collections.abc import Collection
+
+    from shared.domain.tenancy import TeamDomains
+
+
+class GmailTransport(Protocol):
+    """``messages.send`` as one mailbox (wiring builds one per sender address)."""
+
+    def deliver(self, raw: bytes, *, admins: Collection[str], team: TeamDomains) -> str:
+        """Send ``raw`` (RFC 5322 bytes); Gmail's message id."""
+        ...
+
+
+class SmtpTransport(Protocol):
+    """One SMTP server, the fallback: ``raw`` from ``sender`` to the envelope ``recipients``."""
+
+    def deliver(
+        self,
+        raw: bytes,
+        sender: str,
+        recipients: list[str],
+        *,
+        admins: Collection[str],
+        team: TeamDomains,
+    ) -> str:
+        """Send ``raw``; the message's Message-ID."""
+        ...

@@ -51,6 +51,7 @@ from shared.domain.models import (
     Organization,
     SyncStatus,
 )
+from shared.domain.store_rules import email_direction
 from shared.ports import Store
 from shared.services.sync import is_behind, lag_seconds
 
@@ -111,8 +112,7 @@ def build_digest(
         earlier = is_earlier(email.date, email.matched_at)
         if earlier:
             earlier_ids.add(email.id)
-        sender = email.sender.address if email.sender else ""
-        direction = Direction.OUTBOUND if sender in own else Direction.INBOUND
+        direction = email_direction(email, own)  # the panel's rule: one place decides it
 
         lines: list[MessageLine] = []
         for investor_id in dict.fromkeys(ln.investor_id for ln in links):

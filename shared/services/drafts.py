@@ -26,11 +26,11 @@ from typing import Any, Protocol
 from shared.domain.models import AuditEntry, Caller, EmailAccount, Mailbox, Role, ServiceRole
 from shared.domain.reply import Recipients, ReplyMode, build_reply
 from shared.errors import (
-    AppError,
     BadRequestError,
     ConflictError,
     ForbiddenError,
     NotFoundError,
+    UpstreamError,
 )
 from shared.ports import Store
 
@@ -43,10 +43,9 @@ class DraftsClient(Protocol):
     def create_draft(self, raw: bytes, thread_id: str) -> dict[str, Any]: ...
 
 
-class DraftMisthreadedError(AppError):
+class DraftMisthreadedError(UpstreamError):
     """Gmail created the draft in another thread than the one replied to."""
 
-    status = 502
     code = "draft_misthreaded"
 
 

@@ -26,7 +26,11 @@ from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from typing import TYPE_CHECKING, Any, Literal
 
-from shared.adapters.gmail_send import NotAnAdminError, not_admins_error, require_team_recipients
+from shared.domain.digest_recipients import (
+    NotAnAdminError,
+    not_admins_error,
+    require_team_recipients,
+)
 from shared.domain.headers import (
     address_field,
     check_written,
@@ -35,13 +39,11 @@ from shared.domain.headers import (
     write_policy,
 )
 from shared.domain.tenancy import OutsideTeamError, TeamDomains
-from shared.errors import AppError, ConfigurationError
+from shared.errors import AppError, ConfigurationError, UpstreamError
 from shared.logging import log_event
 
 if TYPE_CHECKING:
-    from shared.adapters.gmail_send import GmailSender
-    from shared.adapters.smtp import SmtpSender
-    from shared.ports import Store
+    from shared.ports import GmailTransport, SmtpTransport, Store
 
 logger = logging.getLogger(__name__)
 
@@ -64,10 +66,9 @@ class SendResult:
     message_id: str
 
 
-class DigestNotSentError(AppError):
+class DigestNotSentError(UpstreamError):
     """Every configured transport failed; the reasons were logged (kinds only)."""
 
-    status = 502
     code = "digest_not_sent"
 
 
@@ -120,8 +121,8 @@ def send_digest(
     text: str,
     html: str,
     *,
-    gmail_sender_for: Callable[[str], GmailSender] | None,
-    smtp: SmtpSender | None,
+    gmail_sender_for: Callable[[str], GmailTransport] | None,
+    smtp: SmtpTransport | None,
     team_domains: Callable[[], TeamDomains],
     digest_sender: str = "",
     smtp_from: str = "",

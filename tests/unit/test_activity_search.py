@@ -12,6 +12,7 @@ from shared.domain.models import Direction, Email, Mailbox
 from shared.domain.store_rules import activity_fields, activity_key, split_activity_key
 from shared.errors import BadRequestError
 from shared.services.activity import parse_activity_query
+from shared.web import status_for
 
 T0 = datetime(2024, 6, 3, 9, 0, tzinfo=UTC)
 
@@ -158,4 +159,4 @@ class TestParseActivityQuery:
         with pytest.raises(BadRequestError) as raised:
             parse_activity_query(args)
         assert reason in raised.value.message
-        assert raised.value.status == 400
+        assert status_for(raised.value) == 400
