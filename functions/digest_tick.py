@@ -26,17 +26,16 @@ def digest_tick(request: flask.Request, caller: Caller) -> ResponseReturnValue:
     from shared.services import digest_schedule
 
     settings = wiring.get_settings()
-    store = wiring.store()
-    build, deliver = wiring.digest_runtime()
+    runtime = wiring.digest_runtime()
     outcome = digest_schedule.tick(
-        store,
+        runtime,
         now=wiring.clock().now(),
         time_zone=settings.fund_time_zone,
         policy=digest_schedule.load_policy(
-            store, env_enabled=settings.digest_enabled, env_send_hour=settings.digest_send_hour
+            runtime.store,
+            env_enabled=settings.digest_enabled,
+            env_send_hour=settings.digest_send_hour,
         ),
-        build=build,
-        deliver=deliver,
         run_id=uuid.uuid4().hex,
     )
     return json_response(

@@ -9,8 +9,10 @@ function can forget a step or answer an error differently:
 2. Every other request needs ``Authorization: Bearer <Google ID token>``, verified for this
    function's audience by the verifier (401/403), then the caller's role must be one the route
    admits (403).
-3. ``AppError``s become ``{"error": code, "reason": message}`` with their status; anything else is
-   a 500 ``internal error``, logged with its stack, with the token scrubbed from the log.
+3. ``AppError``s become ``{"error": code, "reason": message}`` with the status of their kind
+   (:data:`STATUS_BY_KIND`, the one table from error kinds to statuses: services raise errors
+   that say what went wrong, never which status to answer); anything else is a 500
+   ``internal error``, logged with its stack, with the token scrubbed from the log.
 4. Bodies are read in one place (:func:`read_body`, :func:`read_json`): at most
    :data:`MAX_BODY_BYTES` (413, from ``Content-Length`` or while reading a streamed body), and
    JSON parsed as untrusted (nesting bounded, lone surrogates refused: 400). A route added to a
@@ -59,6 +61,7 @@ from shared.domain.untrusted_json import check_json_value, parse_untrusted_json
 from shared.errors import (
     AppError,
     BadRequestError,
+    ErrorKind,
     ForbiddenError,
     NotFoundError,
     TooLargeError,
@@ -94,10 +97,32 @@ CORS_MAX_AGE_SECONDS = 3600
 _REDACTED = "[redacted]"
 
 
+# Every kind of error and the status it is answered with: the only place statuses are chosen.
+STATUS_BY_KIND: Mapping[ErrorKind, int] = {
+    ErrorKind.BAD_INPUT: 400,
+    ErrorKind.UNAUTHENTICATED: 401,
+    ErrorKind.FORBIDDEN: 403,
+    ErrorKind.NOT_FOUND: 404,
+    ErrorKind.METHOD_NOT_ALLOWED: 405,
+    ErrorKind.CONFLICT: 409,
+    ErrorKind.TOO_LARGE: 413,
+    ErrorKind.UNSUPPORTED_MEDIA: 415,
+    ErrorKind.INTERNAL: 500,
+    ErrorKind.CONFIGURATION: 500,
+    ErrorKind.UPSTREAM: 502,
+    ErrorKind.UNAVAILABLE: 503,
+}
+
+
+def status_for(error: AppError) -> int:
+    """The HTTP status an error is answered with, from its kind."""
+    return STATUS_BY_KIND[error.kind]
+
+
 class MethodNotAllowedError(AppError):
     """The path exists but not for this method."""
 
-    status = 405
+    kind = ErrorKind.METHOD_NOT_ALLOWED
     code = "method_not_allowed"
 
 
@@ -123,8 +148,9 @@ def json_response(body: Any, status: int = 200) -> flask.Response:
 
 def error_response(error: AppError) -> flask.Response:
     """An AppError as the API answers it: ``{"error": code, "reason": message, ...}``."""
-    response = json_response(error.to_json(), error.status)
-    if error.status == 401:
+    status = status_for(error)
+    response = json_response(error.to_json(), status)
+    if status == 401:
         response.headers["WWW-Authenticate"] = "Bearer"
     return response
 
@@ -466,8 +492,9 @@ class _Endpoint:
         return response
 
     def _log_refusal(self, request: flask.Request, error: AppError) -> None:
-        level = logging.ERROR if error.status >= 500 else logging.INFO
-        if error.status == 503:
+        status = status_for(error)
+        level = logging.ERROR if status >= 500 else logging.INFO
+        if status == 503:
             level = logging.WARNING
         logger.log(
             level,
@@ -475,7 +502,7 @@ class _Endpoint:
             self.function_name,
             request.method,
             request.path,
-            error.status,
+            status,
             error.code,
             error.message,
         )

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from shared.config import Settings
     from shared.domain.tenancy import TeamDomains
     from shared.ports import Clock, GmailClient, Queue, Secrets, Store, TokenVerifier
-    from shared.services.digest_schedule import Build, Deliver
+    from shared.services.digest_schedule import DigestRuntime
     from shared.services.directory import CaptureStarted
 
 logger = logging.getLogger(__name__)
@@ -229,13 +229,14 @@ def start_capture(account_id: str, *, request_sync: bool = True) -> CaptureStart
     )
 
 
-def digest_runtime() -> tuple[Build, Deliver]:
-    """The digest's build and deliver steps with this instance's adapters."""
-    from shared.services import digest_schedule
+def digest_runtime() -> DigestRuntime:
+    """What the digest is built and delivered with: this instance's store, narrator and
+    transports (built here, the composition root, and handed to ``digest_schedule``)."""
+    from shared.services.digest_schedule import DigestRuntime
 
     settings = get_settings()
-    return digest_schedule.runtime(
-        store(),
+    return DigestRuntime(
+        store=store(),
         narrator=narrator(),
         gmail_sender_for=gmail_sender_for,
         smtp=smtp_sender(),

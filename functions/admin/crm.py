@@ -40,7 +40,7 @@ from shared.domain.crm import (
 )
 from shared.domain.crm_csv import MAX_CSV_BYTES, CsvError, CsvTooLargeError
 from shared.domain.models import Caller, Contact, Investor, Organization
-from shared.errors import BadRequestError, TooLargeError
+from shared.errors import BadRequestError, ErrorKind, TooLargeError
 from shared.services import crm
 from shared.web import ADMINS, Reply, SplitBeyondMax, read_body
 
@@ -48,7 +48,7 @@ CSV_TYPES = frozenset({"text/csv", "text/plain", "application/csv", "application
 
 
 class UnsupportedMediaTypeError(BadRequestError):
-    status = 415
+    kind = ErrorKind.UNSUPPORTED_MEDIA
     code = "unsupported_media_type"
 
 

@@ -9,7 +9,7 @@ from functions.admin.schemas import MAX_RECIPIENTS, AddressText, ApiModel
 from functions.admin_api import api
 from shared import wiring
 from shared.domain.models import AuditEntry, Caller, DigestPolicy
-from shared.errors import AppError
+from shared.errors import AppError, ErrorKind, UpstreamError
 from shared.web import ADMINS
 
 
@@ -27,8 +27,7 @@ class Sent(ApiModel):
     transport: str
 
 
-class DigestTestFailedError(AppError):
-    status = 502
+class DigestTestFailedError(UpstreamError):
     code = "send_failed"
 
 
@@ -70,10 +69,7 @@ def digest_send_now(request: flask.Request, caller: Caller) -> Sent:
     """Build and send today's digest to the active admins now (audited)."""
     from shared.services import digest_schedule
 
-    build, deliver = wiring.digest_runtime()
-    transport = digest_schedule.send_now(
-        wiring.store(), caller, now=wiring.clock().now(), build=build, deliver=deliver
-    )
+    transport = digest_schedule.send_now(wiring.digest_runtime(), caller, now=wiring.clock().now())
     return Sent(sent=True, transport=transport)
 
 
@@ -91,11 +87,11 @@ def digest_test_email(request: flask.Request, caller: Caller, body: TestEmail) -
     from shared.domain.digest import Digest
     from shared.services import digest_schedule
 
-    store = wiring.store()
+    runtime = wiring.digest_runtime()
+    store = runtime.store
     recipients = digest_schedule.check_test_recipients(
         store, body.recipients, team=wiring.team_domains()
     )
-    _, deliver = wiring.digest_runtime()
     text = "This is a test of the CRM's daily digest delivery. No action is needed."
     test = Digest(
         subject="CRM digest: test email",
@@ -107,9 +103,9 @@ def digest_test_email(request: flask.Request, caller: Caller, body: TestEmail) -
         investor_count=0,
     )
     try:
-        transport = deliver(recipients, test)
+        transport = digest_schedule.deliver(runtime, recipients, test)
     except AppError as exc:
-        if exc.status == 400:
+        if exc.kind is ErrorKind.BAD_INPUT:
             raise
         # The transport's own text may carry a credential: it was logged by kind only, and
         # the reply says only that the send failed.

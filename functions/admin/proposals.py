@@ -8,54 +8,20 @@ transaction and audit entry; ``more`` says whether to call again (``shared.servi
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from enum import StrEnum
-from typing import Annotated, Any
-
 import flask
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import Field
 
 from functions.admin.schemas import ApiModel, IdText, PageQuery
 from functions.admin_api import api
 from shared import wiring
 from shared.domain.models import Activity, Caller, Proposal, ProposalStatus
+from shared.domain.proposal_requests import VERDICTS, BulkDecision, Verdict, Window
 from shared.errors import NotFoundError
 from shared.services import proposals
 from shared.web import ADMINS
 
 
-def _instant(value: datetime) -> datetime:
-    """A time with its zone, as UTC, within the years the listing key can hold."""
-    if value.tzinfo is None:
-        raise ValueError("give a time zone (e.g. Z)")
-    try:
-        utc = value.astimezone(UTC)
-    except OverflowError:
-        raise ValueError("out of range") from None
-    if not 1000 <= utc.year <= 9998:
-        raise ValueError("out of range")
-    return utc
-
-
-Instant = Annotated[datetime, AfterValidator(_instant)]
-
-
-class _Window(ApiModel):
-    created_from: Instant | None = Field(
-        default=None, description="Created at or after this time (RFC 3339, with a zone)."
-    )
-    created_to: Instant | None = Field(
-        default=None, description="Created before this time (RFC 3339, with a zone)."
-    )
-
-    @model_validator(mode="after")
-    def _ordered(self) -> Any:  # Any: subclasses return themselves
-        if self.created_from and self.created_to and self.created_from > self.created_to:
-            raise ValueError("created_from is after created_to")
-        return self
-
-
-class ProposalQuery(PageQuery, _Window):
+class ProposalQuery(PageQuery, Window):
     status: ProposalStatus | None = None
     investor_id: IdText | None = None
     account_id: IdText | None = Field(
@@ -68,38 +34,10 @@ class ProposalPage(ApiModel):
     next_page_token: str = ""
 
 
-class Verdict(StrEnum):
-    APPROVE = "approve"
-    REJECT = "reject"
-
-
-VERDICTS = {Verdict.APPROVE: ProposalStatus.APPROVED, Verdict.REJECT: ProposalStatus.REJECTED}
-
-
 class DecisionResult(ApiModel):
     proposal: Proposal
     changed: bool
     activity: Activity | None = None
-
-
-class BulkDecision(_Window):
-    """Decide every open proposal matching the filter (at least one field of it), newest
-    first, at most ``limit`` (up to 500) per request."""
-
-    decision: Verdict
-    investor_id: IdText | None = None
-    account_id: IdText | None = Field(
-        default=None, description="The mailbox whose capture proposed it."
-    )
-    limit: int = Field(default=proposals.BULK_LIMIT, ge=1, le=proposals.BULK_LIMIT)
-
-    @model_validator(mode="after")
-    def _filtered(self) -> BulkDecision:
-        if not (self.investor_id or self.account_id or self.created_from or self.created_to):
-            raise ValueError(
-                "give at least one of investor_id, account_id, created_from, created_to"
-            )
-        return self
 
 
 class SkippedProposal(ApiModel):
@@ -174,18 +112,7 @@ def decide_proposal(
 def decide_in_bulk(request: flask.Request, caller: Caller, body: BulkDecision) -> BulkResult:
     """Approve or reject every open proposal matching a filter (investor, mailbox, creation
     window), each in its own transaction and audited; at most ``limit`` per request."""
-    outcome = proposals.decide_matching(
-        wiring.store(),
-        caller,
-        VERDICTS[body.decision],
-        proposals.ProposalFilter(
-            investor_id=body.investor_id or None,
-            account_id=body.account_id or None,
-            created_from=body.created_from,
-            created_to=body.created_to,
-        ),
-        limit=body.limit,
-    )
+    outcome = proposals.decide_matching(wiring.store(), caller, body)
     return BulkResult(
         decision=body.decision,
         decided_count=len(outcome.decided),

@@ -20,16 +20,21 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from shared.adapters.gmail_api import DEFAULT_ENDPOINT, RATE_LIMIT_REASONS, build_gmail_service
-from shared.errors import AppError, ConfigurationError, ConflictError, RetryableError
+from shared.errors import (
+    AppError,
+    ConfigurationError,
+    ConflictError,
+    RetryableError,
+    UpstreamError,
+)
 
 if TYPE_CHECKING:
     from google.auth.credentials import Credentials as GoogleCredentials
 
 
-class GmailUpstreamError(AppError):
+class GmailUpstreamError(UpstreamError):
     """Gmail answered with an error that is neither ours to fix nor worth a retry."""
 
-    status = 502
     code = "bad_gateway"
 
 

@@ -7,9 +7,9 @@ exactly these two paths.
 
 The send-capable code refuses by itself: :meth:`GmailSender.deliver` takes the set of active
 admins as a required argument and, right before the call, parses To/Cc/Bcc (and Resent-*) back
-from the raw bytes with :func:`require_admin_recipients`; one address that is not an admin, an
-unparseable address, or no recipient at all raises :class:`NotAnAdminError` and nothing is
-sent. The same guard runs inside ``SmtpSender.deliver``.
+from the raw bytes with :func:`require_admin_recipients` (``shared.domain.digest_recipients``);
+one address that is not an admin, an unparseable address, or no recipient at all raises
+:class:`NotAnAdminError` and nothing is sent. The same guard runs inside ``SmtpSender.deliver``.
 
 The method is called ``deliver``, not ``send``: ``tests/unit/test_no_send.py`` fails on any
 ``.send(`` call outside the two transport modules, and the digest service (which only
@@ -28,111 +28,43 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Collection, Iterable
-from email import message_from_bytes
-from email.policy import compat32
-from email.utils import getaddresses
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
-from shared.domain.tenancy import OutsideTeamError, TeamDomains
-from shared.errors import AppError, BadRequestError, RetryableError
+# The recipient guard is the domain's; imported here by name too (tests and the SMTP half).
+from shared.domain.digest_recipients import (
+    RECIPIENT_HEADERS,
+    NotAnAdminError,
+    header_recipients,
+    not_admins_error,
+    require_admin_recipients,
+    require_team_recipients,
+)
+from shared.domain.tenancy import TeamDomains
+from shared.errors import AppError, RetryableError, UpstreamError
 
 if TYPE_CHECKING:
     from google.auth.credentials import Credentials as GoogleCredentials
 
+__all__ = [
+    "DEFAULT_ENDPOINT",
+    "RECIPIENT_HEADERS",
+    "GmailSendError",
+    "GmailSender",
+    "NotAnAdminError",
+    "header_recipients",
+    "not_admins_error",
+    "require_admin_recipients",
+    "require_team_recipients",
+]
+
 DEFAULT_ENDPOINT = "https://gmail.googleapis.com/"
-# Every header a mail system may deliver to. Gmail sends to To/Cc/Bcc; Resent-* are checked
-# too so no header can smuggle in a recipient a stricter reader would miss.
-RECIPIENT_HEADERS = ("To", "Cc", "Bcc", "Resent-To", "Resent-Cc", "Resent-Bcc")
 
 
-class NotAnAdminError(BadRequestError):
-    """A digest recipient is not an active admin (or cannot be read): nothing was sent."""
-
-    code = "not_an_admin"
-
-
-class GmailSendError(AppError):
+class GmailSendError(UpstreamError):
     """Gmail refused or failed ``messages.send`` (401/403/4xx/5xx); the reason, no credential."""
 
-    status = 502
     code = "gmail_send_failed"
-
-
-def header_recipients(raw: bytes) -> list[str]:
-    """Every address in the recipient headers of ``raw``, lower-cased, in order.
-
-    Raises :class:`NotAnAdminError` when a header holds something that is not an address
-    (``undisclosed``, a bare name, an empty group is fine): what cannot be read is refused.
-    """
-    message = message_from_bytes(raw, policy=compat32)
-    found: list[str] = []
-    for header in RECIPIENT_HEADERS:
-        values = [str(value) for value in message.get_all(header, [])]
-        if not values:
-            continue
-        for name, address in getaddresses(values):
-            address = address.strip().lower()
-            if not address and not name:
-                continue  # an empty group ("undisclosed-recipients:;") or a trailing comma
-            if not _is_address(address):
-                raise NotAnAdminError(
-                    f"The message's {header} header holds something that is not an e-mail "
-                    "address; nothing was sent.",
-                    header=header,
-                )
-            found.append(address)
-    return found
-
-
-def require_admin_recipients(
-    raw: bytes, admins: Collection[str], *, envelope: Iterable[str] = ()
-) -> list[str]:
-    """The guard both transports run right before sending: every recipient of ``raw`` (To, Cc,
-    Bcc, Resent-*) and every ``envelope`` recipient (SMTP RCPT TO) must be in ``admins`` (the
-    active admins' addresses), and there must be at least one. Returns the header recipients;
-    raises :class:`NotAnAdminError` otherwise."""
-    allowed = {a.strip().lower() for a in admins if a and a.strip()}
-    recipients = header_recipients(raw)
-    if not recipients:
-        raise NotAnAdminError("The message has no recipient; nothing was sent.")
-    envelope_addresses = [e.strip().lower() for e in envelope]
-    outsiders = sorted(
-        {r for r in [*recipients, *envelope_addresses] if not _is_address(r) or r not in allowed}
-    )
-    if outsiders:
-        raise not_admins_error(outsiders)
-    return recipients
-
-
-def require_team_recipients(recipients: Iterable[str], team: TeamDomains) -> None:
-    """Every recipient at one of the fund's own domains (exact match), else
-    :class:`OutsideTeamError` and nothing is sent: an admin added at another domain does not
-    take the digest (investors' names) out of the fund."""
-    outsiders = team.outsiders(recipients)
-    if outsiders:
-        raise OutsideTeamError(
-            "The digest goes only to the fund's own domains; refused: " + ", ".join(outsiders),
-            refused=outsiders,
-            team_domains=sorted(team.domains),
-        )
-
-
-def not_admins_error(outsiders: list[str]) -> NotAnAdminError:
-    """The one refusal for recipients who are not active admins (nothing is sent)."""
-    return NotAnAdminError(
-        "Only the fund's active admins may receive the digest; refused: "
-        + ", ".join(outsiders)
-        + ". Nothing was sent.",
-        refused=outsiders,
-    )
-
-
-def _is_address(address: str) -> bool:
-    local, at, domain = address.rpartition("@")
-    return bool(at and local and domain and "." in domain) and not any(
-        c.isspace() or c in ',;<>"()[]\\' for c in address
-    )
 
 
 class GmailSender:

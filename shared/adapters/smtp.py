@@ -2,9 +2,9 @@
 
 The fallback half of the digest's only automated send path (``gmail_send.py`` is the
 preferred half). Like the Gmail half, :meth:`SmtpSender.deliver` refuses by itself: it takes the
-active admins as a required argument and runs
-:func:`shared.adapters.gmail_send.require_admin_recipients` over the message's To/Cc/Bcc and the
-envelope's RCPT TO list right before talking to the server.
+active admins as a required argument and runs the domain's
+:func:`shared.domain.digest_recipients.require_admin_recipients` over the message's To/Cc/Bcc
+and the envelope's RCPT TO list right before talking to the server.
 
 Security: ``starttls`` (submission, port 587), ``tls`` (implicit TLS, port 465), or ``none``,
 which is only accepted for a loopback host (tests, a local relay): a password never crosses
@@ -21,9 +21,9 @@ from email import message_from_bytes
 from email.policy import compat32
 from enum import StrEnum
 
-from shared.adapters.gmail_send import require_admin_recipients, require_team_recipients
+from shared.domain.digest_recipients import require_admin_recipients, require_team_recipients
 from shared.domain.tenancy import TeamDomains
-from shared.errors import AppError, ConfigurationError
+from shared.errors import ConfigurationError, UpstreamError
 from shared.logging import register_secret
 
 _LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
@@ -35,10 +35,9 @@ class SmtpSecurity(StrEnum):
     NONE = "none"
 
 
-class SmtpSendError(AppError):
+class SmtpSendError(UpstreamError):
     """The SMTP server could not be reached, refused the login or the message."""
 
-    status = 502
     code = "smtp_send_failed"
 
 

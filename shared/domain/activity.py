@@ -12,16 +12,31 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from shared.domain import search
-from shared.domain.models import Direction, Email, Mailbox
+from shared.domain.activity_keys import activity_page_key
+from shared.domain.models import Direction, Email, Mailbox, RecordId
+from shared.errors import BadRequestError
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
 # A request reads at most this many times (limit + 1) email documents (Firestore, when words or
 # filters are checked in memory); a page left short by it says so with has_more and a token.
 READ_BUDGET_FACTOR = 5
+# What a request's parameters may hold (the ids' bound is ``models.RecordId``'s).
+MAX_ID = 200
+MAX_SEARCH_TEXT = 500
+MAX_PAGE_TOKEN = 4096
+_RECORD_ID: TypeAdapter[str] = TypeAdapter(RecordId)
 
 
 class _Model(BaseModel):
@@ -29,8 +44,79 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
+class ActivityParams(BaseModel):
+    """The query of ``GET /activity``, validated once, by the router: the one schema of the
+    panel's parameters (the OpenAPI document's, and the 400s').
+
+    Surrounding spaces are dropped and an empty parameter is an absent one. Beyond the types,
+    the rules the types cannot say raise :class:`BadRequestError` naming the parameter (pydantic
+    lets it through, so the reply keeps its field, e.g. ``{"q": ...}``): an id no record can
+    have, a ``q`` with no word of two or more letters or digits (one-letter words are ignored: as
+    prefixes they match nearly everything, so a ``q`` of nothing but those is an error, not "no
+    text filter"), a malformed page token (before any read).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
+
+    investor_id: str = Field(
+        default="", max_length=MAX_ID, description="Only mail linked to this investor."
+    )
+    account_id: str = Field(
+        default="", max_length=MAX_ID, description="Only mail a live sighting puts in this mailbox."
+    )
+    direction: Direction | None = Field(
+        default=None, description="outbound: sent from one of the team's mailboxes."
+    )
+    q: str = Field(
+        default="",
+        max_length=MAX_SEARCH_TEXT,
+        description=(
+            "Words over subject, snippet and sender name and address; each must match the start"
+            " of a word, ignoring case and accents. One-letter words are ignored."
+        ),
+    )
+    limit: int = Field(default=DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
+    page_token: str = Field(
+        default="", max_length=MAX_PAGE_TOKEN, description="next_page_token of the previous page."
+    )
+
+    @field_validator("investor_id", "account_id", "q", "page_token")
+    @classmethod
+    def _stripped(cls, value: str) -> str:
+        return value.strip()
+
+    @model_validator(mode="after")
+    def _checked(self) -> ActivityParams:
+        # After the types (their 400s come first), in the order the parameters are listed.
+        for name in ("investor_id", "account_id"):
+            value = getattr(self, name)
+            if value:  # one that no record can have is a 400, not an empty page
+                try:
+                    _RECORD_ID.validate_python(value)
+                except ValidationError:
+                    raise BadRequestError(f"{name} is not a valid id", **{name: value}) from None
+        if self.q and not search.query_words(self.q):
+            raise BadRequestError(
+                f"q has no word of at least {search.MIN_PREFIX} letters or digits", q=self.q
+            )
+        activity_page_key(self.page_token)  # a malformed token is the caller's 400, before any read
+        return self
+
+    def query(self) -> ActivityQuery:
+        """The search the stores run: the ids as None when absent, ``q``'s words tokenized."""
+        return ActivityQuery(
+            investor_id=self.investor_id or None,
+            account_id=self.account_id or None,
+            direction=self.direction,
+            q=self.q,
+            words=tuple(search.query_words(self.q)),
+            limit=self.limit,
+            page_token=self.page_token,
+        )
+
+
 class ActivityQuery(_Model):
-    """One search of the panel, already validated (``services.activity.parse_activity_query``).
+    """One search of the panel as the stores run it (``ActivityParams.query``).
 
     ``words`` are the query's words as the tokenizer normalised them (``search.query_words``);
     ``q`` is kept as typed, for logs and echoes only: stores search on ``words``.

@@ -43,6 +43,11 @@ class DigestScheduleStore(UserStore, SettingsStore, Protocol):
     """When the digest goes out: its policy, cursor, day guard and audit, and the admins."""
 
 
+class DigestRuntimeStore(UserStore, MailboxStore, MailStore, CrmStore, SettingsStore, Protocol):
+    """The digest's runtime (``services.digest_schedule.DigestRuntime``): building it, and the
+    schedule's policy, cursor and guards."""
+
+
 class DirectoryStore(UserStore, MailboxStore, ActivityIndexStore, SettingsStore, Protocol):
     """Users and mailboxes: the records, the panel's direction when the team's addresses change,
     and the audit of every change."""

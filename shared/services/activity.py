@@ -1,24 +1,19 @@
 """The email-activity panel (admin only): search captured investor mail, and the investor picker.
 
 The store finds the mail (``Store.query_activity``: what is listed, its order, its filters and
-words; the rules are in ``shared.domain.activity``); this module turns request parameters into a
-query and the store's hits into the panel's rows, which is the same work for every store: the
-mailboxes that hold each email (by address), and the investors it is linked to, by name. Names
-are looked up once per page (``Store.get_investors``, batched), not per row. A soft-deleted (or
-vanished) investor is named by the address its link matched, as the digest does: the panel is
-an audit surface, so its history keeps a readable name.
+words; the rules are in ``shared.domain.activity``, with ``ActivityParams``, the one schema of the
+request's parameters); this module turns the store's hits into the panel's rows, which is the same
+work for every store: the mailboxes that hold each email (by address), and the investors it is
+linked to, by name. Names are looked up once per page (``Store.get_investors``, batched), not per
+row. A soft-deleted (or vanished) investor is named by the address its link matched, as the digest
+does: the panel is an audit surface, so its history keeps a readable name.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from pydantic import TypeAdapter, ValidationError
-
-from shared.domain import search as tokenizer
 from shared.domain.activity import (
-    DEFAULT_LIMIT,
-    MAX_LIMIT,
     ActivityHit,
     ActivityInvestor,
     ActivityItem,
@@ -27,76 +22,14 @@ from shared.domain.activity import (
     ActivityQuery,
     PickerInvestor,
 )
-from shared.domain.activity_keys import activity_page_key, activity_time
-from shared.domain.models import Direction, EmailAccount, Investor, InvestorLink, RecordId
-from shared.errors import BadRequestError
+from shared.domain.activity_keys import activity_time
+from shared.domain.models import EmailAccount, Investor, InvestorLink
 from shared.ports import ActivityPanelStore, CrmStore, MailStore
-
-PARAMETERS = frozenset({"investor_id", "account_id", "direction", "q", "limit", "page_token"})
-_RECORD_ID: TypeAdapter[str] = TypeAdapter(RecordId)
-
-
-def parse_activity_query(args: Mapping[str, str]) -> ActivityQuery:
-    """The query a request's parameters ask for; BadRequestError naming the first bad one.
-
-    An empty parameter is an absent one. Unknown parameters are refused rather than ignored: a
-    misspelt filter (``investor=``) would otherwise silently return everything. ``q`` must hold
-    at least one word of two or more letters or digits: one-letter words are ignored (as
-    prefixes they match nearly everything), and a ``q`` of nothing but those is an error, not
-    "no text filter".
-    """
-    unknown = sorted(set(args) - PARAMETERS)
-    if unknown:
-        raise BadRequestError(f"unknown parameter {unknown[0]!r}", allowed=sorted(PARAMETERS))
-    values = {name: value.strip() for name, value in args.items() if value.strip()}
-    ids = {name: _record_id(name, values.get(name)) for name in ("investor_id", "account_id")}
-    direction = None
-    if "direction" in values:
-        try:
-            direction = Direction(values["direction"])
-        except ValueError:
-            raise BadRequestError(
-                "direction must be inbound or outbound", direction=values["direction"]
-            ) from None
-    limit = DEFAULT_LIMIT
-    if "limit" in values:
-        try:
-            limit = int(values["limit"])
-        except ValueError:
-            raise BadRequestError("limit must be a whole number", limit=values["limit"]) from None
-        if not 1 <= limit <= MAX_LIMIT:
-            raise BadRequestError(f"limit must be between 1 and {MAX_LIMIT}", limit=limit)
-    q = values.get("q", "")
-    words = tokenizer.query_words(q)
-    if q and not words:
-        raise BadRequestError(
-            f"q has no word of at least {tokenizer.MIN_PREFIX} letters or digits", q=q
-        )
-    page_token = values.get("page_token", "")
-    activity_page_key(page_token)  # a malformed token is the caller's 400, before any read
-    return ActivityQuery(
-        investor_id=ids["investor_id"],
-        account_id=ids["account_id"],
-        direction=direction,
-        q=q,
-        words=tuple(words),
-        limit=limit,
-        page_token=page_token,
-    )
-
-
-def _record_id(name: str, value: str | None) -> str | None:
-    """An id parameter, if given; one that no record can have is a 400, not an empty page."""
-    if value is None:
-        return None
-    try:
-        return _RECORD_ID.validate_python(value)
-    except ValidationError:
-        raise BadRequestError(f"{name} is not a valid id", **{name: value}) from None
 
 
 def search(store: ActivityPanelStore, query: ActivityQuery) -> ActivityPage:
-    """One page of the panel (``GET /activity``, after ``parse_activity_query``)."""
+    """One page of the panel (``GET /activity``: ``ActivityParams.query()`` of its parameters as
+    the router validated them)."""
     found = store.query_activity(query)
     accounts = {a.id: a for a in store.list_email_accounts(include_deleted=True)}
     wanted = {i for hit in found.hits for i in hit.email.investor_ids}

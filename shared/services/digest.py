@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
+from shared.domain.activity_keys import email_direction
 from shared.domain.addresses import normalize_address
 from shared.domain.digest import (
     NARRATOR_SYSTEM_PROMPT,
@@ -104,8 +105,7 @@ def build_digest(
         earlier = is_earlier(email.date, email.matched_at)
         if earlier:
             earlier_ids.add(email.id)
-        sender = email.sender.address if email.sender else ""
-        direction = Direction.OUTBOUND if sender in own else Direction.INBOUND
+        direction = email_direction(email, own)  # the panel's rule: one place decides it
 
         lines: list[MessageLine] = []
         for investor_id in dict.fromkeys(ln.investor_id for ln in links):

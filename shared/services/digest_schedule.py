@@ -28,8 +28,7 @@ from shared.domain.models import AuditEntry, Caller, DigestPolicy, Guard
 from shared.domain.tenancy import TeamDomains
 from shared.errors import BadRequestError
 from shared.ports import (
-    DigestScheduleStore,
-    DigestStore,
+    DigestRuntimeStore,
     GmailTransport,
     Narrator,
     SettingsStore,
@@ -47,11 +46,6 @@ MAX_ATTEMPTS = 3
 STUCK_AFTER = timedelta(minutes=30)
 SEND_NOW_WINDOW = timedelta(hours=24)
 
-# (since, until) -> the digest of that window
-Build = Callable[[datetime, datetime], Digest]
-# (recipients, digest) -> the transport that delivered it; raises when nothing was sent
-Deliver = Callable[[list[str], Digest], str]
-
 
 @dataclass(frozen=True)
 class TickOutcome:
@@ -61,49 +55,54 @@ class TickOutcome:
     transport: str = ""
 
 
-def runtime(
-    store: DigestStore,
-    *,
-    narrator: Narrator | None,
-    gmail_sender_for: Callable[[str], GmailTransport] | None,
-    smtp: SmtpTransport | None,
-    team_domains: Callable[[], TeamDomains],
-    digest_sender: str = "",
-    smtp_from: str = "",
-) -> tuple[Build, Deliver]:
-    """The digest's build and deliver steps, bound to the adapters wiring made.
+@dataclass(frozen=True)
+class DigestRuntime:
+    """What building and delivering a digest takes from outside: the store, the narrator, the
+    transports (Gmail per sender address, SMTP as the fallback, either may be missing) and the
+    fund's domains. The composition root builds it (``wiring.digest_runtime``); the functions
+    here take it as their first argument."""
 
-    ``deliver`` leaves out admins outside the fund's domains (kept and flagged, see
-    ``shared.domain.tenancy``), with a warning, so that one of them does not stop everyone's
-    digest; if no one is left, ``send_digest`` refuses (400) and nothing is sent."""
+    store: DigestRuntimeStore
+    narrator: Narrator | None
+    gmail_sender_for: Callable[[str], GmailTransport] | None
+    smtp: SmtpTransport | None
+    team_domains: Callable[[], TeamDomains]
+    digest_sender: str = ""
+    smtp_from: str = ""
 
-    def build(since: datetime, until: datetime) -> Digest:
-        return build_digest(store, since, until, narrator)
 
-    def deliver(to: list[str], digest: Digest) -> str:
-        team = team_domains()
-        kept = [a for a in to if team.admits(a)]
-        if kept and len(kept) < len(to):
-            logger.warning(
-                "digest recipients outside the team domains left out",
-                extra={"fields": {"event": "digest_outside_team", "left_out": team.outsiders(to)}},
-            )
-            to = kept
-        result = send_digest(
-            store,
-            to,
-            digest.subject,
-            digest.text,
-            digest.html,
-            gmail_sender_for=gmail_sender_for,
-            smtp=smtp,
-            team_domains=team_domains,
-            digest_sender=digest_sender,
-            smtp_from=smtp_from,
+def build(runtime: DigestRuntime, since: datetime, until: datetime) -> Digest:
+    """The digest of the window ``(since, until]``."""
+    return build_digest(runtime.store, since, until, runtime.narrator)
+
+
+def deliver(runtime: DigestRuntime, to: list[str], digest: Digest) -> str:
+    """Send ``digest`` to ``to``; the transport that delivered it (raises when nothing was sent).
+
+    Admins outside the fund's domains (kept and flagged, see ``shared.domain.tenancy``) are left
+    out, with a warning, so that one of them does not stop everyone's digest; if no one is left,
+    ``send_digest`` refuses (400) and nothing is sent."""
+    team = runtime.team_domains()
+    kept = [a for a in to if team.admits(a)]
+    if kept and len(kept) < len(to):
+        logger.warning(
+            "digest recipients outside the team domains left out",
+            extra={"fields": {"event": "digest_outside_team", "left_out": team.outsiders(to)}},
         )
-        return result.transport
-
-    return build, deliver
+        to = kept
+    result = send_digest(
+        runtime.store,
+        to,
+        digest.subject,
+        digest.text,
+        digest.html,
+        gmail_sender_for=runtime.gmail_sender_for,
+        smtp=runtime.smtp,
+        team_domains=runtime.team_domains,
+        digest_sender=runtime.digest_sender,
+        smtp_from=runtime.smtp_from,
+    )
+    return result.transport
 
 
 def load_policy(
@@ -187,16 +186,15 @@ def _finish_day(store: SettingsStore, local_date: str, run_id: str, state: str, 
 
 
 def tick(
-    store: DigestScheduleStore,
+    runtime: DigestRuntime,
     *,
     now: datetime,
     time_zone: str,
     policy: DigestPolicy,
-    build: Build,
-    deliver: Deliver,
     run_id: str,
 ) -> TickOutcome:
     """One scheduler tick: send today's digest if the policy says it is time and no one has."""
+    store = runtime.store
     if not policy.enabled:
         return TickOutcome(False, "disabled")
     local = now.astimezone(ZoneInfo(time_zone))
@@ -209,8 +207,8 @@ def tick(
     cursor = store.get_setting(CURSOR_SETTING)
     since = datetime.fromisoformat(cursor) if cursor else now - SEND_NOW_WINDOW
     try:
-        digest = build(since, now)
-        transport = deliver(admin_recipients(store), digest)
+        digest = build(runtime, since, now)
+        transport = deliver(runtime, admin_recipients(store), digest)
     except Exception as exc:
         _finish_day(store, local_date, run_id, "failed", type(exc).__name__)
         # The error text may carry a credential (an SMTP or token error): never logged.
@@ -246,14 +244,12 @@ def tick(
     return TickOutcome(True, "sent", local_date, transport)
 
 
-def send_now(
-    store: DigestScheduleStore, caller: Caller, *, now: datetime, build: Build, deliver: Deliver
-) -> str:
+def send_now(runtime: DigestRuntime, caller: Caller, *, now: datetime) -> str:
     """The last 24 hours to the admins now; the daily cursor and guard are left alone, so a
     preview never suppresses the scheduled send."""
-    digest = build(now - SEND_NOW_WINDOW, now)
-    transport = deliver(admin_recipients(store), digest)
-    store.append_audit(
+    digest = build(runtime, now - SEND_NOW_WINDOW, now)
+    transport = deliver(runtime, admin_recipients(runtime.store), digest)
+    runtime.store.append_audit(
         AuditEntry(actor=caller.email, action="digest.send_now", details={"transport": transport})
     )
     return transport

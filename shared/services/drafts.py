@@ -25,11 +25,11 @@ from datetime import UTC, datetime, tzinfo
 from shared.domain.models import AuditEntry, Caller, EmailAccount, Mailbox, Role, ServiceRole
 from shared.domain.reply import Recipients, ReplyMode, build_reply
 from shared.errors import (
-    AppError,
     BadRequestError,
     ConflictError,
     ForbiddenError,
     NotFoundError,
+    UpstreamError,
 )
 from shared.ports import DraftsClient, DraftStore, MailboxStore
 
@@ -38,10 +38,9 @@ DRAFTERS: frozenset[Role | ServiceRole] = frozenset(
 )
 
 
-class DraftMisthreadedError(AppError):
+class DraftMisthreadedError(UpstreamError):
     """Gmail created the draft in another thread than the one replied to."""
 
-    status = 502
     code = "draft_misthreaded"
 
 

@@ -26,7 +26,11 @@ from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from typing import TYPE_CHECKING, Any, Literal
 
-from shared.adapters.gmail_send import NotAnAdminError, not_admins_error, require_team_recipients
+from shared.domain.digest_recipients import (
+    NotAnAdminError,
+    not_admins_error,
+    require_team_recipients,
+)
 from shared.domain.headers import (
     address_field,
     check_written,
@@ -35,7 +39,7 @@ from shared.domain.headers import (
     write_policy,
 )
 from shared.domain.tenancy import OutsideTeamError, TeamDomains
-from shared.errors import AppError, ConfigurationError
+from shared.errors import AppError, ConfigurationError, UpstreamError
 from shared.logging import log_event
 
 if TYPE_CHECKING:
@@ -62,10 +66,9 @@ class SendResult:
     message_id: str
 
 
-class DigestNotSentError(AppError):
+class DigestNotSentError(UpstreamError):
     """Every configured transport failed; the reasons were logged (kinds only)."""
 
-    status = 502
     code = "digest_not_sent"
 
 

@@ -9,21 +9,20 @@ transaction or a racing second approval still creates one activity); the 409 is 
 
 Bulk decisions take a filter (investor, mailbox, creation window; at least one), decide every
 still-open proposal matching, newest first, each in its own transaction and audited on its own,
-at most ``BULK_LIMIT`` per request; the answer says whether more remain (call again).
+at most ``BULK_LIMIT`` per request (``shared.domain.proposal_requests``, whose ``BulkDecision`` is
+the request, validated once by the router); the answer says whether more remain (call again).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
 
 from shared.domain.models import AuditEntry, Caller, ProposalStatus
+from shared.domain.proposal_requests import VERDICTS, BulkDecision
 from shared.errors import BadRequestError, ConflictError, NotFoundError
 from shared.ports import Decision, ProposalDecisionStore
 
 DECISIONS = frozenset({ProposalStatus.APPROVED, ProposalStatus.REJECTED})
-# Proposals one bulk request decides at most (each its own transaction and audit entry).
-BULK_LIMIT = 500
 
 
 def decide(
@@ -79,20 +78,6 @@ def _decide(
 
 
 @dataclass(frozen=True)
-class ProposalFilter:
-    investor_id: str | None = None
-    account_id: str | None = None
-    created_from: datetime | None = None
-    created_to: datetime | None = None
-
-    def is_empty(self) -> bool:
-        return all(
-            value is None
-            for value in (self.investor_id, self.account_id, self.created_from, self.created_to)
-        )
-
-
-@dataclass(frozen=True)
 class BulkOutcome:
     """What one bulk request decided (ids, newest first), what it found already decided by
     someone else meanwhile (id -> status), and whether open proposals matching remain."""
@@ -104,30 +89,19 @@ class BulkOutcome:
 
 
 def decide_matching(
-    store: ProposalDecisionStore,
-    caller: Caller,
-    status: ProposalStatus,
-    where: ProposalFilter,
-    *,
-    limit: int = BULK_LIMIT,
+    store: ProposalDecisionStore, caller: Caller, request: BulkDecision
 ) -> BulkOutcome:
-    """Decide every open proposal matching ``where`` (at most ``limit``; ``more`` if others
-    remain), each in its own transaction with its own audit entry."""
-    if status not in DECISIONS:
-        raise BadRequestError("a person approves or rejects", status=status.value)
-    if where.is_empty():
-        raise BadRequestError(
-            "give at least one of investor_id, account_id, created_from, created_to"
-        )
-    if not 1 <= limit <= BULK_LIMIT:
-        raise BadRequestError(f"limit must be between 1 and {BULK_LIMIT}", limit=limit)
+    """Decide every open proposal matching ``request``'s filter (at most its ``limit``; ``more``
+    if others remain), each in its own transaction with its own audit entry. ``request`` was
+    validated when it was built (a filter, a limit within ``BULK_LIMIT``): nothing to re-check."""
+    status = VERDICTS[request.decision]
     page = store.list_proposals(
         status=ProposalStatus.PROPOSED,
-        investor_id=where.investor_id,
-        account_id=where.account_id,
-        created_from=where.created_from,
-        created_to=where.created_to,
-        limit=limit,
+        investor_id=request.investor_id or None,
+        account_id=request.account_id or None,
+        created_from=request.created_from,
+        created_to=request.created_to,
+        limit=request.limit,
     )
     decided: list[str] = []
     skipped: dict[str, str] = {}

@@ -108,6 +108,26 @@ def test_bad_parameters_are_400_with_a_reason(stack: Stack, synced: Scenario) ->
         assert response.json()["reason"]
 
 
+def test_a_rule_the_types_cannot_say_is_a_400_naming_the_parameter(
+    stack: Stack, synced: Scenario
+) -> None:
+    running = stack
+    response = get(running, "/activity", investor_id=" a/b ")
+    assert response.status_code == 400
+    assert response.json() == {
+        "error": "bad_request",
+        "reason": "investor_id is not a valid id",
+        "investor_id": "a/b",
+    }
+    response = get(running, "/activity", q=" a ? ")
+    assert response.status_code == 400
+    assert response.json() == {
+        "error": "bad_request",
+        "reason": "q has no word of at least 2 letters or digits",
+        "q": "a ?",
+    }
+
+
 def test_members_may_not_search(stack: Stack, synced: Scenario) -> None:
     running = stack
     assert get(running, "/activity", who=MEMBER).status_code == 403

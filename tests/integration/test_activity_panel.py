@@ -17,7 +17,7 @@ import pytest
 from sandbox.scenario import TEAM, Scenario, message
 from shared.adapters.firestore_store import FirestoreStore
 from shared.adapters.queue import LocalQueue
-from shared.domain.activity import ActivityPage
+from shared.domain.activity import ActivityPage, ActivityParams
 from shared.domain.models import (
     Caller,
     Contact,
@@ -45,7 +45,7 @@ ADMIN = Caller(email=ADA, role=Role.ADMIN)
 
 
 def panel(store: Store, **params: str) -> ActivityPage:
-    return activity.search(store, activity.parse_activity_query(params))
+    return activity.search(store, ActivityParams.model_validate(params).query())
 
 
 def listed(store: Store, **params: str) -> list[str]:

@@ -44,10 +44,10 @@ def store(tmp_path: Path) -> SqliteStore:
 
 def runtime(
     store: SqliteStore, sink: SmtpSink, *, password: str | None = None
-) -> tuple[digest_schedule.Build, digest_schedule.Deliver]:
+) -> digest_schedule.DigestRuntime:
     smtp = SmtpSender(sink.host, sink.port, "none", sink.user, password or sink.password, timeout=5)
-    return digest_schedule.runtime(
-        store,
+    return digest_schedule.DigestRuntime(
+        store=store,
         narrator=None,
         gmail_sender_for=None,
         smtp=smtp,
@@ -65,14 +65,11 @@ def tick(
     zone: str = "UTC",
     password: str | None = None,
 ) -> digest_schedule.TickOutcome:
-    build, deliver = runtime(store, sink, password=password)
     return digest_schedule.tick(
-        store,
+        runtime(store, sink, password=password),
         now=now,
         time_zone=zone,
         policy=policy,
-        build=build,
-        deliver=deliver,
         run_id=uuid.uuid4().hex,
     )
 
@@ -210,11 +207,8 @@ class TestSendNowAndTestEmail:
         self, store: SqliteStore, sink: SmtpSink
     ) -> None:
         now = datetime(2026, 11, 25, 19, tzinfo=UTC)
-        build, deliver = runtime(store, sink)
         admin = Caller(email=ADMINS[0], role=Role.ADMIN)
-        assert digest_schedule.send_now(store, admin, now=now, build=build, deliver=deliver) == (
-            "smtp"
-        )
+        assert digest_schedule.send_now(runtime(store, sink), admin, now=now) == "smtp"
         assert store.get_setting(digest_schedule.CURSOR_SETTING) is None
         assert store.get_guard(digest_schedule.guard_id("2026-11-25")) is None
         assert tick(store, sink, now).sent  # the scheduled send still goes out

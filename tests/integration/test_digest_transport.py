@@ -43,6 +43,7 @@ from shared.services.mail_transport import (
     build_digest_message,
     send_digest,
 )
+from shared.web import status_for
 from tests.support import send_guard
 from tests.support.gmail import GmailWorld, gmail_world
 
@@ -168,7 +169,7 @@ def test_the_digest_sender_setting_is_the_gmail_mailbox_and_from(rig: Rig) -> No
 def test_a_recipient_who_is_not_an_active_admin_sends_nothing(rig: Rig, to: list[str]) -> None:
     with pytest.raises(NotAnAdminError) as refused:
         _send(rig, to)
-    assert refused.value.status == 400
+    assert status_for(refused.value) == 400
     assert rig.nothing_sent()
 
 
@@ -208,7 +209,7 @@ def test_both_transports_refuse_an_admin_outside_the_team_domains(rig: Rig, stra
         rig.smtp().deliver(only_ada, ADA, [ADA, stranger], admins=rig.admins(), team=FUND)
     with pytest.raises(OutsideTeamError) as refused:
         _send(rig, [ADA, stranger])
-    assert refused.value.status == 400
+    assert status_for(refused.value) == 400
     assert refused.value.details["refused"] == [stranger]
     assert rig.nothing_sent()
 

@@ -35,6 +35,7 @@ from shared.domain.models import (
 from shared.domain.reply import ReplyMode
 from shared.errors import AppError
 from shared.services import drafts, sync
+from shared.web import status_for
 from tests.support.gmail import GmailWorld
 
 CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus"
@@ -238,7 +239,7 @@ class TestCorpusReplies:
         with pytest.raises(drafts.DraftMisthreadedError) as misthreaded:
             captured.draft("no_message_id", CY, ReplyMode.REPLY_ALL, quote=False)
         error = misthreaded.value
-        assert error.status == 502
+        assert status_for(error) == 502
         (stored,) = [
             d for d in captured.world.sandbox.drafts(CY) if d.id == error.details["draft_id"]
         ]
@@ -284,7 +285,7 @@ class TestRefusals:
         def status(**kwargs: Any) -> int:
             with pytest.raises(AppError) as refused:
                 captured.draft(**kwargs)
-            return refused.value.status
+            return status_for(refused.value)
 
         # Ben never saw Ada's own message; an empty body; an unknown email.
         assert status(key="reply", mailbox=BEN, mode=ReplyMode.REPLY) == 409
@@ -298,7 +299,7 @@ class TestRefusals:
         captured.store.set_sighting_deleted(ben.id, sighting.gmail_message_id, True)
         with pytest.raises(AppError) as deleted:
             captured.draft("intro", BEN, ReplyMode.REPLY)
-        assert deleted.value.status == 409
+        assert status_for(deleted.value) == 409
         assert deleted.value.details["reason_code"] == "deleted_in_mailbox"
         member = Caller(email=BEN, role=Role.MEMBER, user_id=captured.scenario.member.id)
         assert status(key="intro", mailbox=ADA, mode=ReplyMode.REPLY, caller=member) == 403
@@ -322,8 +323,8 @@ class TestRefusals:
 
         elsewhere, unknown = refusal("reply"), refusal("nothing")
         assert (
-            (elsewhere.status, elsewhere.code)
-            == (unknown.status, unknown.code)
+            (status_for(elsewhere), elsewhere.code)
+            == (status_for(unknown), unknown.code)
             == (404, "not_found")
         )
         assert str(elsewhere) == str(unknown)

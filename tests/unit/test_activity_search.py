@@ -1,18 +1,22 @@
-"""The panel's pure parts: the one tokenizer, the derived listing fields, and request parsing."""
+"""The panel's pure parts: the one tokenizer, the derived listing fields, and request parsing
+(the router's one parse of ``GET /activity``'s query, against ``ActivityParams``)."""
 
 from __future__ import annotations
 
 import base64
 from datetime import UTC, datetime
 
+import flask
 import pytest
+from werkzeug.test import EnvironBuilder
 
 from shared.domain import search
+from shared.domain.activity import ActivityParams, ActivityQuery
 from shared.domain.activity_keys import activity_fields, activity_key
 from shared.domain.models import Direction, Email, Mailbox
 from shared.domain.paging import split_time_id_key
 from shared.errors import BadRequestError
-from shared.services.activity import parse_activity_query
+from shared.web import parse_query, status_for
 
 T0 = datetime(2024, 6, 3, 9, 0, tzinfo=UTC)
 
@@ -111,6 +115,13 @@ def token(text: str) -> str:
     return base64.urlsafe_b64encode(text.encode()).decode()
 
 
+def parse_activity_query(args: dict[str, str]) -> ActivityQuery:
+    """What ``GET /activity`` makes of these parameters: the router's one parse against
+    ``ActivityParams``, then the query the stores run."""
+    request = flask.Request(EnvironBuilder("/activity", query_string=args).get_environ())
+    return parse_query(request, ActivityParams).query()
+
+
 class TestParseActivityQuery:
     def test_defaults_and_every_parameter(self) -> None:
         assert parse_activity_query({}).limit == 50
@@ -132,7 +143,7 @@ class TestParseActivityQuery:
         assert (query.q, query.words, query.limit) == ("Été  plans", ("ete", "plans"), 200)
 
     def test_empty_parameters_are_absent(self) -> None:
-        query = parse_activity_query({"investor_id": "", "direction": " ", "q": "", "limit": ""})
+        query = parse_activity_query({"investor_id": "", "account_id": " ", "q": ""})
         assert (query.investor_id, query.direction, query.words, query.limit) == (
             None,
             None,
@@ -144,6 +155,8 @@ class TestParseActivityQuery:
         ("args", "reason"),
         [
             ({"direction": "sideways"}, "direction"),
+            ({"direction": " "}, "direction"),  # typed: an empty one is no direction
+            ({"limit": ""}, "limit"),
             ({"limit": "0"}, "limit"),
             ({"limit": "201"}, "limit"),
             ({"limit": "ten"}, "limit"),
@@ -152,11 +165,23 @@ class TestParseActivityQuery:
             ({"account_id": "x|*"}, "account_id"),
             ({"page_token": "%%"}, "page_token"),
             ({"page_token": token("not a key")}, "page_token"),
-            ({"investor": "inv-1"}, "unknown parameter"),
+            ({"investor": "inv-1"}, "unknown query parameter"),
         ],
     )
     def test_bad_parameters_are_400_with_a_reason(self, args: dict[str, str], reason: str) -> None:
         with pytest.raises(BadRequestError) as raised:
             parse_activity_query(args)
         assert reason in raised.value.message
-        assert raised.value.status == 400
+        assert status_for(raised.value) == 400
+
+
+def test_the_route_declares_the_one_schema_and_the_service_parses_nothing() -> None:
+    """GET /activity is parsed once, by the router, against the domain's ActivityParams; the
+    service has no parameter schema of its own to parse the query string again."""
+    from functions.admin_api import api
+    from shared.services import activity
+
+    (route,) = [r for r in api.routes if (r.method, r.path) == ("GET", "/activity")]
+    assert route.query is ActivityParams
+    assert not hasattr(activity, "parse_activity_query")
+    assert not hasattr(activity, "PARAMETERS")

@@ -17,6 +17,7 @@ from shared.domain.headers import (
     read_header_text,
     write_policy,
 )
+from shared.web import status_for
 
 FROM = "ada@fund.example"
 TO = "zoe@zeta.vc"
@@ -88,7 +89,7 @@ def test_a_message_written_as_built_passes() -> None:
 def test_bytes_that_do_not_read_back_as_built_are_refused(raw: bytes) -> None:
     with pytest.raises(UnsafeHeadersError) as refused:
         check_written(raw, allowed=ALLOWED, recipients={"To": [TO], "Cc": []}, what="test")
-    assert refused.value.status == 409
+    assert status_for(refused.value) == 409
     assert refused.value.details["reason_code"] == "unsafe_headers"
     assert "evil" not in refused.value.message  # the refusal names headers, not their text
 

@@ -18,6 +18,7 @@ from shared.domain.tenancy import (
     TeamDomains,
     effective_team_domains,
 )
+from shared.web import status_for
 
 FUND = TeamDomains(frozenset({"fund.example", "fund.co.uk"}), SOURCE_SETTING)
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -50,7 +51,7 @@ def test_domains_match_exactly(address: str, admitted: bool) -> None:
 def test_a_refusal_says_which_domains_hold_and_what_set_them() -> None:
     with pytest.raises(OutsideTeamError) as refused:
         FUND.require("Eve@Evil.example", what="user")
-    assert refused.value.status == 400
+    assert status_for(refused.value) == 400
     assert "fund.co.uk, fund.example" in refused.value.message
     assert "CRM_TEAM_DOMAINS" in refused.value.message
     assert refused.value.details["address"] == "eve@evil.example"

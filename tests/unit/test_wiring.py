@@ -95,3 +95,25 @@ def test_a_bootstrap_admin_outside_the_team_domains_is_not_created(
     monkeypatch.setenv("CRM_BOOTSTRAP_ADMIN", "eve@sub.fund.example")
     assert wiring.ensure_bootstrap_admin() is False
     assert wiring.store().list_users() == []
+
+
+def test_the_digest_runtime_is_built_here_from_this_instances_adapters(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The composition root builds what the digest runs with; no service hands wiring closures."""
+    from shared.adapters.smtp import SmtpSender
+    from shared.services.digest_schedule import DigestRuntime
+
+    monkeypatch.setenv("CRM_SQLITE_PATH", str(tmp_path / "crm.sqlite3"))
+    monkeypatch.setenv("CRM_SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("CRM_SMTP_SECURITY", "none")
+    monkeypatch.setenv("CRM_DIGEST_SENDER", "digest@fund.example")
+    runtime = wiring.digest_runtime()
+    assert isinstance(runtime, DigestRuntime)
+    assert runtime.store is wiring.store()
+    assert runtime.narrator is wiring.narrator()
+    assert isinstance(runtime.smtp, SmtpSender)
+    assert runtime.smtp is wiring.smtp_sender()
+    assert runtime.gmail_sender_for is wiring.gmail_sender_for
+    assert runtime.team_domains is wiring.team_domains
+    assert runtime.digest_sender == "digest@fund.example"
