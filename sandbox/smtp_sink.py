@@ -6,7 +6,7 @@ user and password (plaintext allowed: loopback only), and ``MAIL FROM`` refused 
 the client has authenticated. Every accepted message is kept as a :class:`SinkMessage`
 (envelope sender, RCPT TO list, raw bytes, the user who sent it), and failed logins are counted.
 
-The test session's send guard (``tests/send_guard.py``) tracks every sink, as it does every
+The test session's send guard (``tests/support/send_guard.py``) tracks every sink, as it does every
 Gmail sandbox, and fails the run if a recorded message had a recipient that is not an admin.
 """
 

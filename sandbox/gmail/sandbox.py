@@ -466,7 +466,7 @@ class GmailSandbox:
         """Mark addresses as the fund's admins: the only recipients a recorded send may have.
 
         The sandbox still records every send; the test session's send guard
-        (``tests/send_guard.py``) fails the run if a send went to anyone not marked here (or
+        (``tests/support/send_guard.py``) fails the run if a send went to anyone not marked here (or
         outside ``@fund.example``). A test that sends (the digest) marks its admins first.
         """
         with self._lock:

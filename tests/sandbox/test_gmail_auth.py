@@ -120,7 +120,8 @@ def test_compose_token_drafts_and_sends_but_cannot_read(env: Env) -> None:
         cc=BOB,
         bcc="audit@fund.example",
     )
-    # Marked as the fund's admins, or the session's send guard fails the run (tests/send_guard.py).
+    # Marked as the fund's admins, or the session's send guard fails the run
+    # (tests/support/send_guard.py).
     sandbox.allow_send_to(["admin@fund.example", BOB, "audit@fund.example"])
     sent = (
         gmail.users()
