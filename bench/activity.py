@@ -396,7 +396,7 @@ def naive_ms(store: Any) -> float:
 @contextlib.contextmanager
 def open_store(kind: str, workdir: Path) -> Iterator[Store]:
     if kind == "sqlite":
-        from shared.adapters.sqlite_store import SqliteStore
+        from shared.adapters.sqlite import SqliteStore
 
         sqlite = SqliteStore(workdir / f"activity-{uuid.uuid4().hex[:8]}.sqlite3")
         try:

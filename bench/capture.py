@@ -111,7 +111,7 @@ def configs(quick: bool) -> list[Config]:
 @contextlib.contextmanager
 def open_store(kind: str, workdir: Path) -> Iterator[Store]:
     if kind == "sqlite":
-        from shared.adapters.sqlite_store import SqliteStore
+        from shared.adapters.sqlite import SqliteStore
 
         yield SqliteStore(workdir / f"crm-{uuid.uuid4().hex[:8]}.sqlite3")
         return

@@ -267,7 +267,7 @@ def populate(
 @contextlib.contextmanager
 def open_store(kind: str, workdir: Path) -> Iterator[Store]:
     if kind == "sqlite":
-        from shared.adapters.sqlite_store import SqliteStore
+        from shared.adapters.sqlite import SqliteStore
 
         yield SqliteStore(workdir / f"digest-{uuid.uuid4().hex[:8]}.sqlite3")
         return

@@ -48,7 +48,7 @@ def store() -> Store:
             project=settings.gcp_project or None, database=settings.firestore_database
         )
         return FirestoreStore(client)
-    from shared.adapters.sqlite_store import SqliteStore
+    from shared.adapters.sqlite import SqliteStore
 
     return SqliteStore(settings.sqlite_path)
 

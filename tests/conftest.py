@@ -75,7 +75,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     from sandbox.firestore_emulator import new_project_id
     from shared.adapters.firestore_indexes import QueryRecorder
     from shared.adapters.firestore_store import FirestoreStore
-    from shared.adapters.sqlite_store import SqliteStore
+    from shared.adapters.sqlite import SqliteStore
     from tests.support.store_reads import assert_queries_are_indexed
 
     if request.param == "sqlite":

@@ -23,7 +23,8 @@ import pytest
 from sandbox.firestore_emulator import FirestoreEmulator, new_project_id
 from shared.adapters.firestore_indexes import QueryRecorder
 from shared.adapters.firestore_store import FirestoreStore
-from shared.adapters.sqlite_store import MIGRATIONS, SqliteStore
+from shared.adapters.sqlite import SqliteStore
+from shared.adapters.sqlite.schema import MIGRATIONS
 from shared.domain import search
 from shared.domain.activity import ActivityPage, ActivityQuery
 from shared.domain.models import (

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from shared.adapters.sqlite_store import SqliteHooks, SqliteStore
+from shared.adapters.sqlite import SqliteHooks, SqliteStore
 from shared.domain.models import EmailAccount, Guard, Role, User
 from shared.errors import ConflictError
 from shared.ports import SyncStateChange
@@ -187,7 +187,7 @@ def test_without_begin_immediate_the_update_would_be_lost(tmp_path: Path, isolat
 
 
 def test_schema_is_created_once_and_reopening_migrates_nothing(tmp_path: Path) -> None:
-    from shared.adapters.sqlite_store import MIGRATIONS
+    from shared.adapters.sqlite.schema import MIGRATIONS
 
     path = tmp_path / "crm.sqlite3"
     first = SqliteStore(path)

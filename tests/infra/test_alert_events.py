@@ -11,7 +11,7 @@ from google.auth import exceptions as auth_exceptions
 
 from shared import events
 from shared.adapters.gmail_credentials import SCOPE_READONLY, translate_auth_error
-from shared.adapters.sqlite_store import SqliteStore
+from shared.adapters.sqlite import SqliteStore
 from shared.domain.models import EmailAccount
 from shared.errors import ConfigurationError
 from shared.ports import SyncStateChange

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from embedded import backup
-from shared.adapters.sqlite_store import SqliteStore
+from shared.adapters.sqlite import SqliteStore
 from shared.domain.models import User
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from sandbox.scenario import Scenario, seed_crm, seed_mail
-from shared.adapters.sqlite_store import SqliteStore
+from shared.adapters.sqlite import SqliteStore
 from shared.ports import Store
 from tests.support.gmail import GmailWorld, gmail_world
 from tests.support.sync import NOW, sync_all

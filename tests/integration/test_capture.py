@@ -13,7 +13,7 @@ import pytest
 
 from sandbox.gmail import GmailSandbox
 from sandbox.scenario import TEAM, Scenario, message, seed_crm, seed_mail
-from shared.adapters.sqlite_store import SqliteStore
+from shared.adapters.sqlite import SqliteStore
 from shared.domain.models import (
     ProposalStatus,
     SyncStatus,

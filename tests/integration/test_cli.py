@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sandbox.scenario import TEAM, seed_crm
-from shared.adapters.sqlite_store import SqliteStore
+from shared.adapters.sqlite import SqliteStore
 from shared.domain.models import Email, Role, email_id_for
 from tests.support.decoded_headers import ZOE_NUL, raw_message, write_old_row
 from tests.support.gmail import gmail_world

@@ -16,7 +16,7 @@ import pytest
 
 from sandbox.scenario import TEAM, Scenario, message, seed_crm, seed_mail
 from shared.adapters.queue import LocalQueue
-from shared.adapters.sqlite_store import SqliteStore
+from shared.adapters.sqlite import SqliteStore
 from shared.domain.models import EmailAccount, email_id_for, sighting_id_for
 from shared.services import sync
 from shared.services.capture import (

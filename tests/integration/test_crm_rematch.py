@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from shared.adapters.queue import LocalQueue
-from shared.adapters.sqlite_store import SqliteStore
+from shared.adapters.sqlite import SqliteStore
 from shared.domain.crm import ContactInput, InvestorInput
 from shared.domain.models import Caller, Email, Mailbox, Role, email_id_for
 from shared.errors import TooLargeError

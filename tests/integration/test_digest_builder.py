@@ -18,7 +18,7 @@ from sandbox.narrator_stub import NarratorStub, RunningNarrator, serve_narrator_
 from sandbox.scenario import TEAM, Scenario, message, seed_crm, seed_mail
 from shared.adapters.narrator import ChatNarrator
 from shared.adapters.queue import LocalQueue
-from shared.adapters.sqlite_store import SqliteStore
+from shared.adapters.sqlite import SqliteStore
 from shared.domain.digest import Digest
 from shared.domain.models import Email, SyncStatus, email_id_for
 from shared.ports import SyncStateChange

@@ -15,7 +15,7 @@ import pytest
 
 from sandbox.smtp_sink import SmtpSink
 from shared.adapters.smtp import SmtpSender
-from shared.adapters.sqlite_store import SqliteStore
+from shared.adapters.sqlite import SqliteStore
 from shared.domain.models import Caller, DigestPolicy, Guard, Role, User
 from shared.domain.tenancy import SOURCE_SETTING, TeamDomains
 from shared.errors import BadRequestError

@@ -31,7 +31,7 @@ from shared.adapters.gmail_send import (
     require_admin_recipients,
 )
 from shared.adapters.smtp import SmtpSender, SmtpSendError
-from shared.adapters.sqlite_store import SqliteStore
+from shared.adapters.sqlite import SqliteStore
 from shared.domain.models import Role, User
 from shared.domain.tenancy import SOURCE_SETTING, OutsideTeamError, TeamDomains
 from shared.errors import ConfigurationError

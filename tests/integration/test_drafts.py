@@ -23,7 +23,7 @@ from shared import wiring
 from shared.adapters.gmail_credentials import SCOPE_COMPOSE, delegated_credentials
 from shared.adapters.gmail_drafts import GmailDraftsClient
 from shared.adapters.queue import LocalQueue
-from shared.adapters.sqlite_store import SqliteStore
+from shared.adapters.sqlite import SqliteStore
 from shared.domain.models import (
     Caller,
     Contact,

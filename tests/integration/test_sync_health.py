@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.adapters.sqlite_store import SqliteStore
+from shared.adapters.sqlite import SqliteStore
 from shared.domain.models import EmailAccount
 from shared.logging import configure_logging
 from shared.ports import SyncStateChange

@@ -9,7 +9,7 @@ import pytest
 from shared import wiring
 from shared.adapters.queue import LocalQueue, PubSubQueue
 from shared.adapters.secrets import EnvFileSecrets, SecretManagerSecrets
-from shared.adapters.sqlite_store import SqliteStore
+from shared.adapters.sqlite import SqliteStore
 
 
 def test_embedded_default_is_sqlite_env_secrets_and_local_queue(

@@ -1,0 +1,104 @@
+"""The SQLite schema and its migrations: ``MIGRATIONS`` (SQL, one entry per version) and the
+Python data steps that run right after a version's SQL (``_DATA_MIGRATIONS``).
+"""
+
+from __future__ import annotations
+
+# Each entry migrates the schema from version i to i+1 (PRAGMA user_version); statements are
+# split on ";", so keep semicolons out of comments. Never edit a shipped entry: append a new
+# one, so every existing database file upgrades the same way.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE users (
+        id TEXT PRIMARY KEY, email TEXT NOT NULL UNIQUE, role TEXT NOT NULL,
+        is_active INTEGER NOT NULL, doc TEXT NOT NULL);
+    CREATE TABLE email_accounts (
+        id TEXT PRIMARY KEY, address TEXT NOT NULL UNIQUE, deleted INTEGER NOT NULL,
+        doc TEXT NOT NULL);
+    CREATE TABLE organizations (id TEXT PRIMARY KEY, deleted INTEGER NOT NULL, doc TEXT NOT NULL);
+    CREATE TABLE investors (
+        id TEXT PRIMARY KEY, name_key TEXT NOT NULL, graveyard INTEGER NOT NULL,
+        deleted INTEGER NOT NULL, doc TEXT NOT NULL);
+    CREATE INDEX investors_by_name ON investors (name_key, id);
+    CREATE TABLE contacts (id TEXT PRIMARY KEY, deleted INTEGER NOT NULL, doc TEXT NOT NULL);
+    -- kind: what the value is (contact_address, investor_domain, ...), value: the key
+    CREATE TABLE crm_keys (
+        kind TEXT NOT NULL, value TEXT NOT NULL, record_id TEXT NOT NULL,
+        PRIMARY KEY (kind, value, record_id));
+    CREATE INDEX crm_keys_by_record ON crm_keys (kind, record_id);
+    CREATE TABLE emails (id TEXT PRIMARY KEY, matched INTEGER NOT NULL, doc TEXT NOT NULL);
+    -- kind: address | domain
+    CREATE TABLE email_participants (
+        kind TEXT NOT NULL, value TEXT NOT NULL, email_id TEXT NOT NULL,
+        PRIMARY KEY (kind, value, email_id));
+    CREATE INDEX email_participants_by_email ON email_participants (email_id);
+    CREATE TABLE sightings (
+        id TEXT PRIMARY KEY, account_id TEXT NOT NULL, gmail_message_id TEXT NOT NULL,
+        email_id TEXT NOT NULL, deleted INTEGER NOT NULL, doc TEXT NOT NULL,
+        UNIQUE (account_id, gmail_message_id));
+    CREATE INDEX sightings_by_email ON sightings (email_id);
+    CREATE TABLE investor_links (
+        id TEXT PRIMARY KEY, email_id TEXT NOT NULL, investor_id TEXT NOT NULL,
+        doc TEXT NOT NULL);
+    CREATE INDEX investor_links_by_email ON investor_links (email_id);
+    CREATE INDEX investor_links_by_investor ON investor_links (investor_id);
+    CREATE TABLE proposals (
+        id TEXT PRIMARY KEY, status TEXT NOT NULL, investor_id TEXT NOT NULL,
+        sort_key TEXT NOT NULL, doc TEXT NOT NULL);
+    CREATE INDEX proposals_by_key ON proposals (sort_key);
+    CREATE INDEX proposals_by_status ON proposals (status, sort_key);
+    CREATE INDEX proposals_by_investor ON proposals (investor_id, sort_key);
+    CREATE TABLE activities (id TEXT PRIMARY KEY, doc TEXT NOT NULL);
+    CREATE TABLE app_settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE guards (id TEXT PRIMARY KEY, doc TEXT NOT NULL);
+    CREATE TABLE audit (
+        id TEXT PRIMARY KEY, target TEXT NOT NULL, at TEXT NOT NULL, doc TEXT NOT NULL);
+    CREATE INDEX audit_by_time ON audit (at, id);
+    CREATE INDEX audit_by_target ON audit (target, at, id);
+    """,
+    """
+    ALTER TABLE investors ADD COLUMN organization_id TEXT NOT NULL DEFAULT '';
+    UPDATE investors SET organization_id = COALESCE(json_extract(doc, '$.organization_id'), '');
+    CREATE INDEX investors_by_organization ON investors (organization_id, id);
+    CREATE TABLE capture_problems (
+        account_id TEXT NOT NULL, gmail_message_id TEXT NOT NULL, doc TEXT NOT NULL,
+        PRIMARY KEY (account_id, gmail_message_id));
+    """,
+    # Email.matched_key: rows written before this version get theirs on their next write.
+    """
+    ALTER TABLE emails ADD COLUMN matched_key TEXT NOT NULL DEFAULT '';
+    CREATE INDEX emails_by_matched_key ON emails (matched_key);
+    """,
+    # The email-activity panel (SqliteStore._sync_activity). account_addresses: the team's
+    # addresses (mailboxes and aliases, deleted mailboxes left out), which decide direction.
+    # activity: one row per listed email, seq being the panel's order as an integer, so the
+    # facet index and the FTS5 rowids both run in that order. Rows of existing mail are made by
+    # the data step of this version (_DATA_MIGRATIONS).
+    """
+    CREATE TABLE account_addresses (
+        address TEXT NOT NULL, account_id TEXT NOT NULL, PRIMARY KEY (address, account_id));
+    CREATE INDEX account_addresses_by_account ON account_addresses (account_id);
+    INSERT OR IGNORE INTO account_addresses (address, account_id)
+        SELECT address, id FROM email_accounts WHERE deleted = 0;
+    INSERT OR IGNORE INTO account_addresses (address, account_id)
+        SELECT j.value, a.id FROM email_accounts a, json_each(a.doc, '$.aliases') j
+        WHERE a.deleted = 0;
+    CREATE TABLE activity (
+        seq INTEGER PRIMARY KEY, email_id TEXT NOT NULL UNIQUE, activity_key TEXT NOT NULL,
+        direction TEXT NOT NULL, words TEXT NOT NULL, facets TEXT NOT NULL);
+    CREATE TABLE activity_facets (
+        facet INTEGER NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (facet, seq)) WITHOUT ROWID;
+    CREATE VIRTUAL TABLE activity_fts USING fts5(
+        words, facets, content = 'activity', content_rowid = 'seq',
+        tokenize = 'ascii', prefix = '2 3', detail = column);
+    """,
+    # Proposals by mailbox (the account whose capture proposed them).
+    """
+    ALTER TABLE proposals ADD COLUMN account_id TEXT NOT NULL DEFAULT '';
+    UPDATE proposals SET account_id = COALESCE(json_extract(doc, '$.account_id'), '');
+    CREATE INDEX proposals_by_account ON proposals (account_id, sort_key);
+    """,
+)
+# Python steps run right after a version's SQL, in the same transaction: what SQL cannot
+# compute (the panel's rows need the shared tokenizer).
+_DATA_MIGRATIONS: dict[int, str] = {4: "_backfill_activity"}
