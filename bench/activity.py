@@ -32,7 +32,7 @@ links documents, from ``FirestoreStore.reads``). Targets: a page of ``filters`` 
 over 5 x (limit + 1). Populating Firestore through capture-sized transactions is quadratic in
 the emulator (each transaction queries an email's sightings and links, and the emulator scans
 the collection), so the corpus is written with batched writes of exactly the documents the store
-writes (``firestore_store.email_document``, denormalised fields from ``Email.denormalised``);
+writes (``firestore.documents.email_document``, denormalised fields from ``Email.denormalised``);
 the first emails are also written through the Store's own methods and compared with what the batch
 writes, so the two cannot drift: 10,000 emails then take about a minute. Emulator latencies
 grow with the collection (it scans it per query, ~0.1 s at 2,000, ~0.2 s at 10,000); reads do
@@ -216,7 +216,7 @@ def populate_sqlite(store: Store, corpus: Corpus) -> None:
 def populate_firestore(store: Any, corpus: Corpus) -> None:
     """Batched writes of the store's own documents; the first emails also through the Store's
     methods, to prove the two write the same."""
-    from shared.adapters.firestore_store import EMAILS, email_document
+    from shared.adapters.firestore.documents import EMAILS, email_document
 
     own = store.own_addresses()
     client = store._client
@@ -405,7 +405,7 @@ def open_store(kind: str, workdir: Path) -> Iterator[Store]:
             sqlite.close()
         return
     from sandbox.firestore_emulator import FirestoreEmulator, new_project_id
-    from shared.adapters.firestore_store import FirestoreStore
+    from shared.adapters.firestore import FirestoreStore
 
     with FirestoreEmulator() as emulator:
         client = emulator.client(new_project_id("bench"))

@@ -272,7 +272,7 @@ def open_store(kind: str, workdir: Path) -> Iterator[Store]:
         yield SqliteStore(workdir / f"digest-{uuid.uuid4().hex[:8]}.sqlite3")
         return
     from sandbox.firestore_emulator import FirestoreEmulator, new_project_id
-    from shared.adapters.firestore_store import FirestoreStore
+    from shared.adapters.firestore import FirestoreStore
 
     with FirestoreEmulator() as emulator:
         yield FirestoreStore(emulator.client(new_project_id("bench")))

@@ -42,7 +42,7 @@ def store() -> Store:
     if settings.store_backend is StoreBackend.FIRESTORE:
         from google.cloud import firestore
 
-        from shared.adapters.firestore_store import FirestoreStore
+        from shared.adapters.firestore import FirestoreStore
 
         client = firestore.Client(
             project=settings.gcp_project or None, database=settings.firestore_database

@@ -73,8 +73,8 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     is checked against the declared indexes afterwards (production refuses a query without its
     composite index; the emulator runs it anyway)."""
     from sandbox.firestore_emulator import new_project_id
-    from shared.adapters.firestore_indexes import QueryRecorder
-    from shared.adapters.firestore_store import FirestoreStore
+    from shared.adapters.firestore import FirestoreStore
+    from shared.adapters.firestore.indexes import QueryRecorder
     from shared.adapters.sqlite import SqliteStore
     from tests.support.store_reads import assert_queries_are_indexed
 

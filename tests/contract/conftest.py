@@ -21,13 +21,13 @@ from collections.abc import Iterator
 import pytest
 
 from sandbox.firestore_emulator import FirestoreEmulator, new_project_id
-from shared.adapters.firestore_indexes import (
+from shared.adapters.firestore import FirestoreStore
+from shared.adapters.firestore.indexes import (
     QueryRecorder,
     check_coverage,
     load_exemptions,
     load_indexes,
 )
-from shared.adapters.firestore_store import FirestoreStore
 
 
 @pytest.fixture(scope="session")

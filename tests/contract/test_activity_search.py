@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 
 from sandbox.firestore_emulator import FirestoreEmulator, new_project_id
-from shared.adapters.firestore_indexes import QueryRecorder
-from shared.adapters.firestore_store import FirestoreStore
+from shared.adapters.firestore import FirestoreStore
+from shared.adapters.firestore.indexes import QueryRecorder
 from shared.adapters.sqlite import SqliteStore
 from shared.adapters.sqlite.schema import MIGRATIONS
 from shared.domain import search

@@ -14,14 +14,9 @@ from typing import Any
 import pytest
 from google.cloud import firestore
 
-from shared.adapters.firestore_indexes import Direction
-from shared.adapters.firestore_store import (
-    MAX_DISJUNCTIONS,
-    PROPOSALS,
-    USERS,
-    FirestoreStore,
-    _Query,
-)
+from shared.adapters.firestore import FirestoreStore
+from shared.adapters.firestore.documents import MAX_DISJUNCTIONS, PROPOSALS, USERS, _Query
+from shared.adapters.firestore.indexes import Direction
 from shared.domain.models import AuditEntry, Guard, Proposal, Role, User, email_id_for
 from shared.errors import NotFoundError
 

@@ -3,7 +3,7 @@
 The emulator runs any query; production refuses one without a serving index
 (``FAILED_PRECONDITION``). So the adapter reports each query's shape to a recorder, and this test
 checks every recorded shape against ``infra/firestore.indexes.json`` by Firestore's rule
-(``shared.adapters.firestore_indexes``), not by field names. It also fails on a declared index no
+(``shared.adapters.firestore.indexes``), not by field names. It also fails on a declared index no
 query uses (stale, and billed for every write), unless it is listed in ``RESERVED``.
 
 Robust to test order and selection: the test drives every Store method itself
@@ -20,7 +20,8 @@ from collections import Counter
 import pytest
 
 from sandbox.firestore_emulator import FirestoreEmulator, new_project_id
-from shared.adapters.firestore_indexes import (
+from shared.adapters.firestore import FirestoreStore
+from shared.adapters.firestore.indexes import (
     DEFAULT_INDEX_FILE,
     Index,
     QueryRecorder,
@@ -29,7 +30,6 @@ from shared.adapters.firestore_indexes import (
     load_indexes,
     needs_composite_index,
 )
-from shared.adapters.firestore_store import FirestoreStore
 from tests.support.store_exercise import CallLog, exercise_every_method, store_method_names
 
 # Indexes declared ahead of the code that will query with them. Empty today: every declared

@@ -22,7 +22,7 @@ import pytest
 import functions.main
 from infra import bundle, spec
 from shared import events
-from shared.adapters.firestore_indexes import load_exemptions, load_indexes
+from shared.adapters.firestore.indexes import load_exemptions, load_indexes
 from shared.catalog import FUNCTIONS, SECRET_SETTINGS, FunctionSpec, Trigger
 from shared.config import Settings, StoreBackend
 from tests.support import code_facts

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from sandbox.scenario import TEAM, Scenario, message
-from shared.adapters.firestore_store import FirestoreStore
+from shared.adapters.firestore import FirestoreStore
 from shared.adapters.queue import LocalQueue
 from shared.domain.activity import ActivityPage, ActivityParams
 from shared.domain.models import (

@@ -17,8 +17,8 @@ import pytest
 from sandbox.firestore_emulator import FirestoreEmulator, new_project_id
 from sandbox.gmail import GmailSandbox
 from sandbox.scenario import Scenario, seed_crm, seed_mail
-from shared.adapters.firestore_indexes import QueryRecorder
-from shared.adapters.firestore_store import FirestoreStore
+from shared.adapters.firestore import FirestoreStore
+from shared.adapters.firestore.indexes import QueryRecorder
 from shared.adapters.sqlite import SqliteStore
 from shared.domain.models import email_id_for
 from tests.support.gmail import CountingStore, Crash, CrashingStore, gmail_world

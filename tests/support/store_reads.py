@@ -10,7 +10,7 @@ from collections import Counter
 from typing import Any
 
 from sandbox.scenario import TEAM
-from shared.adapters.firestore_indexes import (
+from shared.adapters.firestore.indexes import (
     QueryRecorder,
     check_coverage,
     load_exemptions,

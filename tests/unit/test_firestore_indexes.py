@@ -1,4 +1,4 @@
-"""Firestore's index rule as ``shared.adapters.firestore_indexes`` implements it (pure).
+"""Firestore's index rule as ``shared.adapters.firestore.indexes`` implements it (pure).
 
 Many cases are chosen so that a check by field names alone would pass while Firestore would
 refuse the query: fields in the wrong order, a wrong direction, a missing equality field, an
@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from shared.adapters.firestore_indexes import (
+from shared.adapters.firestore.indexes import (
     Direction,
     Index,
     IndexField,

@@ -28,7 +28,7 @@ def test_embedded_default_is_sqlite_env_secrets_and_local_queue(
 def test_cloud_settings_choose_firestore_secret_manager_and_pubsub(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from shared.adapters.firestore_store import FirestoreStore
+    from shared.adapters.firestore import FirestoreStore
 
     # With the emulator variable set the client uses anonymous credentials and connects lazily.
     monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", "127.0.0.1:9")

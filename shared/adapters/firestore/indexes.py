@@ -34,7 +34,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-DEFAULT_INDEX_FILE = Path(__file__).resolve().parents[2] / "infra" / "firestore.indexes.json"
+DEFAULT_INDEX_FILE = Path(__file__).resolve().parents[3] / "infra" / "firestore.indexes.json"
 
 
 class Direction(StrEnum):

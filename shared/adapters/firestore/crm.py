@@ -1,0 +1,125 @@
+"""The Firestore Store's CRM records: organizations, investors, contacts (``shared.ports.crm``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from shared.adapters.firestore.base import FirestoreBase
+from shared.adapters.firestore.documents import (
+    CONTACTS,
+    INVESTORS,
+    MAX_DISJUNCTIONS,
+    ORGANIZATIONS,
+    M,
+    _chunks,
+    _document,
+    _model,
+    _Query,
+)
+from shared.domain.addresses import canonical_address
+from shared.domain.models import (
+    Contact,
+    Investor,
+    Organization,
+    normalize_domain,
+)
+
+
+class CrmMixin(FirestoreBase):
+    """The CRM records: organizations, investors, contacts."""
+
+    def upsert_organization(self, organization: Organization) -> None:
+        self._ref(ORGANIZATIONS, organization.id).set(_document(organization))
+
+    def upsert_investor(self, investor: Investor) -> None:
+        investor = investor.revalidated()
+        self._ref(INVESTORS, investor.id).set(_document(investor))
+
+    def upsert_contact(self, contact: Contact) -> None:
+        contact = contact.revalidated()
+        self._ref(CONTACTS, contact.id).set(_document(contact))
+
+    def get_organization(self, organization_id: str) -> Organization | None:
+        return self._get(Organization, ORGANIZATIONS, organization_id)
+
+    def get_investor(self, investor_id: str) -> Investor | None:
+        return self._get(Investor, INVESTORS, investor_id)
+
+    def get_contact(self, contact_id: str) -> Contact | None:
+        return self._get(Contact, CONTACTS, contact_id)
+
+    def _find_live(
+        self, cls: type[M], collection: str, array_field: str, keys: Iterable[str]
+    ) -> list[M]:
+        """Live (``deleted == false``) records whose ``array_field`` holds any key, by id.
+
+        One query per 30 keys (Firestore's disjunction limit), merged: a record matching keys
+        of two chunks comes back twice and is kept once.
+        """
+        wanted = sorted(set(keys))
+        found: dict[str, M] = {}
+        for chunk in _chunks(wanted, MAX_DISJUNCTIONS):
+            spec = _Query(
+                collection,
+                equals=(("deleted", False),),
+                contains_any=(array_field, tuple(chunk)),
+            )
+            for snapshot in self._query(spec):
+                # The document id is the record's id, so it deduplicates across chunks.
+                found[snapshot.id] = _model(cls, snapshot.to_dict() or {})
+        return [found[key] for key in sorted(found)]
+
+    def find_contacts_by_addresses(self, addresses: Iterable[str]) -> list[Contact]:
+        keys = [canonical_address(a) for a in addresses]
+        return self._find_live(Contact, CONTACTS, "email_keys", keys)
+
+    def find_investors_by_addresses(self, addresses: Iterable[str]) -> list[Investor]:
+        keys = [canonical_address(a) for a in addresses]
+        return self._find_live(Investor, INVESTORS, "email_keys", keys)
+
+    def find_organizations_by_domains(self, domains: Iterable[str]) -> list[Organization]:
+        keys = [normalize_domain(d) for d in domains]
+        return self._find_live(Organization, ORGANIZATIONS, "domains", keys)
+
+    def find_investors_by_domains(self, domains: Iterable[str]) -> list[Investor]:
+        keys = [normalize_domain(d) for d in domains]
+        return self._find_live(Investor, INVESTORS, "domains", keys)
+
+    def find_investors_by_organizations(self, organization_ids: Iterable[str]) -> list[Investor]:
+        wanted = sorted({key for key in organization_ids if key})
+        found: dict[str, Investor] = {}
+        for chunk in _chunks(wanted, MAX_DISJUNCTIONS):
+            spec = _Query(
+                INVESTORS, equals=(("deleted", False),), one_of=("organization_id", tuple(chunk))
+            )
+            for investor in self._query_models(Investor, spec):
+                found[investor.id] = investor
+        return [found[key] for key in sorted(found)]
+
+    def find_contacts_by_investors(self, investor_ids: Iterable[str]) -> list[Contact]:
+        """Equality filters only (``deleted ==``, ``investor_id in``): merged single-field
+        indexes serve it, as for investors by organisation."""
+        wanted = sorted({key for key in investor_ids if key})
+        found: dict[str, Contact] = {}
+        for chunk in _chunks(wanted, MAX_DISJUNCTIONS):
+            spec = _Query(
+                CONTACTS, equals=(("deleted", False),), one_of=("investor_id", tuple(chunk))
+            )
+            for contact in self._query_models(Contact, spec):
+                found[contact.id] = contact
+        return [found[key] for key in sorted(found)]
+
+    def list_investors(
+        self, *, include_graveyard: bool = True, include_deleted: bool = False
+    ) -> list[Investor]:
+        """Sorted by ``name_key`` then id. Equality filters only (served by merged single-field
+        indexes) and the sort done here: a fund's investor list is hundreds to a few thousand
+        records, and the picker wants all of them."""
+        equals: list[tuple[str, Any]] = []
+        if not include_graveyard:
+            equals.append(("graveyard", False))
+        if not include_deleted:
+            equals.append(("deleted", False))
+        investors = self._query_models(Investor, _Query(INVESTORS, equals=tuple(equals)))
+        return sorted(investors, key=lambda i: (i.name_key, i.id))
