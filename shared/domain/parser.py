@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from email.header import decode_header, make_header
 from email.message import Message
-from functools import partial
+from functools import lru_cache, partial
 from html.parser import HTMLParser
 from typing import Any, TypeVar
 
@@ -102,9 +102,12 @@ class ParsedMessage(BaseModel):
 # text helpers
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _clean(text: str) -> str:
     """Turn surrogate-escaped raw bytes (8-bit headers) back into text: utf-8, else latin-1."""
-    if not any("\ud800" <= ch <= "\udfff" for ch in text):
+    if not _SURROGATE.search(text):
         return text
     try:
         data = text.encode("utf-8", "surrogateescape")
@@ -151,6 +154,36 @@ def _decode_bytes(data: bytes, charset: str | None, where: str, problems: list[s
 
 # --------------------------------------------------------------------------------------------
 # headers
+
+
+class _MemoPolicy(email.policy.EmailPolicy):
+    """``email.policy.default`` that builds each distinct header object once.
+
+    The default policy parses a header again on every access (the feed parser alone asks for
+    Content-Type several times per part), which was most of capture's CPU per message. Header
+    objects are immutable ``str`` subclasses, so one object can serve every access to an equal
+    (name, value) pair, in this message and the next: answers are the same objects as before.
+    """
+
+    def header_fetch_parse(self, name: str, value: Any) -> Any:
+        if hasattr(value, "name"):
+            return value
+        value = "".join(_LINESEP.split(value))
+        if len(value) > _MEMO_MAX_CHARS:  # a stranger's huge header is parsed, never kept
+            return email.policy.default.header_factory(name, value)
+        return _header_object(name, value)
+
+
+_LINESEP = re.compile(r"\n|\r")  # the one email.policy splits on
+_MEMO_MAX_CHARS = 2048  # with 4,096 entries: at most about 8 M characters kept
+
+
+@lru_cache(maxsize=4096)
+def _header_object(name: str, value: str) -> Any:
+    return email.policy.default.header_factory(name, value)
+
+
+_POLICY = _MemoPolicy()
 
 
 def _raw_values(msg: Message, name: str) -> list[str]:
@@ -537,7 +570,7 @@ def _parse(raw: bytes, problems: list[str]) -> ParsedMessage:
     else:
         problems.append(f"input is {type(raw).__name__}, not bytes")
         data = str(raw).encode("utf-8", "surrogateescape")
-    msg = email.message_from_bytes(data, policy=email.policy.default)
+    msg = email.message_from_bytes(data, policy=_POLICY)
 
     mailboxes: dict[str, list[Mailbox]] = {}
     for field, header in ADDRESS_HEADERS.items():

@@ -4,11 +4,13 @@ the corpus README's known gaps with small inline fixtures."""
 from __future__ import annotations
 
 import base64
+import email.policy
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from shared.domain import parser
 from shared.domain.models import Mailbox
 from shared.domain.parser import ParsedMessage, html_to_text, parse_message
 
@@ -367,3 +369,32 @@ class TestHostileHeaders:
             parsed.problems
         )
         assert parsed.from_ == [Mailbox(name="", address="mal@hostile.example")]
+
+
+@needs_corpus
+class TestHeaderMemo:
+    """Header objects are built once per distinct (name, value) and shared: the answers must be
+    exactly those of ``email.policy.default``, which parses a header again on every access."""
+
+    def test_the_corpus_parses_the_same_as_with_the_default_policy(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        raws = [(CORPUS / name).read_bytes() for name in CORPUS_FILES]
+        raws += [raw.split(b"\n\n", 1)[0] + b"\n\n" for raw in raws]  # header blocks, as capture
+        memo = [parse_message(raw).model_dump() for raw in raws]
+        memo_again = [parse_message(raw).model_dump() for raw in raws]  # now from the memo
+        monkeypatch.setattr(parser, "_POLICY", email.policy.default)
+        plain = [parse_message(raw).model_dump() for raw in raws]
+        assert memo == plain
+        assert memo_again == plain
+
+    def test_a_repeated_header_is_built_once_and_a_huge_one_is_never_kept(self) -> None:
+        parser._header_object.cache_clear()
+        raw = b"From: a@x.example\r\nTo: b@y.example\r\nSubject: hi\r\n\r\nbody\r\n"
+        parse_message(raw)
+        built = parser._header_object.cache_info().misses
+        parse_message(raw)
+        assert parser._header_object.cache_info().misses == built
+        huge = "x" * (parser._MEMO_MAX_CHARS + 1)
+        parse_message(f"From: a@x.example\r\nSubject: {huge}\r\n\r\nbody\r\n".encode())
+        assert parser._header_object.cache_info().misses == built
