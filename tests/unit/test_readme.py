@@ -8,7 +8,9 @@ that no longer exists (or never did) fails there, far from the change that broke
 - every `CRM_*` name there is a setting of ``shared/config.py``, a name the code reads literally
   (``CRM_INFRA_ENDPOINT``), a secret's variable (``CRM_SECRET_<NAME>``) or the prefix of a group
   of settings (``CRM_SMTP_*``);
-- every setting of ``shared/config.py`` is a row of the README's configuration table.
+- every setting of ``shared/config.py`` is a row of the README's configuration table;
+- a link into one of those pages reaches it, and its ``#anchor`` one of its headings (links to
+  pages other branches write are not checked here).
 
 ``PENDING`` lists what the README already documents but other branches of issue 14 add (the
 server's `make serve` and settings, the trust anchors' settings): tolerated while absent here.
@@ -62,6 +64,8 @@ INLINE = re.compile(r"`([^`\n]+)`")
 MAKE = re.compile(r"(?<![\w-])make ([a-z][a-z0-9-]*)")
 CRM_NAME = re.compile(r"\bCRM_[A-Z0-9_]+")
 TARGET = re.compile(r"^([a-z][a-z0-9-]*)\s*:(?!=)", re.MULTILINE)
+LINK = re.compile(r"\]\(([^)\s]+)\)")
+HEADING = re.compile(r"^#+ (.+)$", re.MULTILINE)
 
 
 def code_of(markdown: str) -> str:
@@ -116,6 +120,31 @@ def configuration_table(markdown: str) -> str:
     return "\n".join(line for line in section.splitlines() if line.startswith("|"))
 
 
+def anchor(heading: str) -> str:
+    """GitHub's anchor for a heading: lower case, punctuation dropped, spaces as hyphens."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return text.replace(" ", "-")
+
+
+def broken_links(page: Path, own: tuple[Path, ...]) -> list[str]:
+    """Links from ``page`` into ``own`` pages (or to its own headings) that lead nowhere."""
+    broken = []
+    for target in LINK.findall(page.read_text(encoding="utf-8")):
+        if "://" in target:
+            continue
+        path_part, _, fragment = target.partition("#")
+        linked = (page.parent / path_part).resolve() if path_part else page.resolve()
+        if linked not in {p.resolve() for p in own} and linked != page.resolve():
+            continue
+        if not linked.exists():
+            broken.append(target)
+            continue
+        headings = {anchor(h) for h in HEADING.findall(linked.read_text(encoding="utf-8"))}
+        if fragment and fragment not in headings:
+            broken.append(target)
+    return broken
+
+
 def test_every_make_target_named_exists() -> None:
     targets = make_targets((ROOT / "Makefile").read_text(encoding="utf-8"))
     for page in (README, *OWN_PAGES):
@@ -132,6 +161,23 @@ def test_every_setting_is_in_the_configuration_table() -> None:
     table = configuration_table(README.read_text(encoding="utf-8"))
     missing = sorted(setting_names() - set(CRM_NAME.findall(table)))
     assert missing == []
+
+
+def test_links_into_these_pages_reach_a_heading() -> None:
+    for page in (README, *OWN_PAGES):
+        assert broken_links(page, OWN_PAGES) == [], page.name
+
+
+def test_the_link_check_sees_a_wrong_anchor_and_a_missing_page(tmp_path: Path) -> None:
+    target = tmp_path / "target.md"
+    target.write_text("# Title\n\n## Hostile mail: a draft's headers\n", encoding="utf-8")
+    page = tmp_path / "page.md"
+    page.write_text(
+        "[ok](target.md#hostile-mail-a-drafts-headers) [bad](target.md#nope) "
+        "[gone](gone.md) [other](other.md) [web](https://x.example/#y) [self](#title)\n# Title\n",
+        encoding="utf-8",
+    )
+    assert broken_links(page, (target, tmp_path / "gone.md")) == ["target.md#nope", "gone.md"]
 
 
 def test_the_checks_see_a_missing_target_setting_and_row() -> None:
