@@ -22,7 +22,7 @@ import requests
 
 from embedded.stack import PUSH_IDENTITY, SCHEDULER_IDENTITY, Stack, local_stack
 from sandbox.issuer import SandboxIssuer
-from sandbox.narrator_stub import NarratorStub, serve_narrator_stub
+from sandbox.narrator_stub import NarratorStub, facts_paragraph, serve_narrator_stub
 from sandbox.scenario import TEAM, TEAM_DOMAINS, crm_records, message, seed_mail
 from shared import wiring
 from shared.domain.models import email_id_for, utcnow
@@ -294,21 +294,6 @@ def draft_lines(raw: bytes) -> list[str]:
     return [line for line in shown if not line.endswith(": None")] + email_text(raw).splitlines()
 
 
-def sandbox_narrator(request: dict[str, Any]) -> str:
-    """The sandbox's narrator: a paragraph from the facts the digest sends, as a model would
-    write it, so the demo shows a narrated digest without the fund's own endpoint."""
-    messages = request.get("messages") or [{}]
-    prompt = str(messages[-1].get("content", ""))
-    lines = prompt.splitlines()
-    name = lines[0].removeprefix("Team member: ") if lines else "The team member"
-    subjects = [line.split("subject ", 1)[1].split(";")[0] for line in lines if "subject " in line]
-    count, _, split = (lines[1].split(": ", 1)[-1] if len(lines) > 1 else "").partition(" ")
-    return (
-        f"{name} exchanged {count} emails with investors {split}, on"
-        f" {', '.join(subjects)}. (Written by the sandbox narrator.)"
-    )
-
-
 def email_text(raw: bytes) -> str:
     """The text part of a sent message, as its recipient would read it."""
     import email
@@ -371,7 +356,7 @@ def main() -> int:
     os.environ.setdefault("CRM_LOG_LEVEL", "WARNING")
     with (
         tempfile.TemporaryDirectory(prefix="crm-demo-") as folder,
-        serve_narrator_stub(NarratorStub(reply=sandbox_narrator)) as narrator,
+        serve_narrator_stub(NarratorStub(reply=facts_paragraph)) as narrator,
     ):
         path = Path(folder) / "crm.sqlite3"
         print(f"Local stack on SQLite {path}")
