@@ -64,8 +64,8 @@ def run(stack: Stack) -> None:
     print("  ", brief(me))
 
     show("Admin adds a team member")
-    ben = {"email": TEAM[1], "name": "Ben Member", "role": "member"}
-    call(stack, "POST", "/admin_api/users", admin, ben)
+    new_user = {"email": TEAM[1], "name": "Ben Member", "role": "member"}
+    call(stack, "POST", "/admin_api/users", admin, new_user)
     users = call(stack, "GET", "/admin_api/users", admin).json()["items"]
     for user in users:
         print(f"   user {user['email']:<22} role={user['role']:<7} active={user['is_active']}")

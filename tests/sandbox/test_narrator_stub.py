@@ -35,5 +35,6 @@ def test_the_paragraph_names_the_member_the_counts_and_every_subject() -> None:
 
 
 def test_a_request_without_a_prompt_still_gets_a_signed_paragraph() -> None:
-    for request in ({}, {"messages": []}, {"messages": ["not a message"]}):
+    requests: list[dict[str, object]] = [{}, {"messages": []}, {"messages": ["not a message"]}]
+    for request in requests:
         assert facts_paragraph(request).endswith(SANDBOX_SIGNATURE)
