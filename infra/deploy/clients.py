@@ -55,6 +55,12 @@ def check_loopback(endpoint: str) -> str:
     return endpoint.rstrip("/")
 
 
+def _first_line(exc: Exception) -> str:
+    """An error's kind and first line, bounded: enough to act on, in one line."""
+    lines = str(exc).splitlines()
+    return f"{type(exc).__name__}: {lines[0][:300] if lines else ''}".rstrip(": ")
+
+
 @dataclass
 class Clients:
     """Lazily built clients; ``endpoint`` empty means Google's endpoints with ADC."""
@@ -83,14 +89,15 @@ class Clients:
         # again) are one line too rather than a traceback from inside the first API call.
         try:
             credentials.refresh(google.auth.transport.requests.Request())
-        except (
-            google.auth.exceptions.RefreshError,
-            google.auth.exceptions.TransportError,
-        ) as exc:
-            first_line = (str(exc).splitlines() or [type(exc).__name__])[0][:300]
+        except google.auth.exceptions.RefreshError as exc:
             raise CredentialsError(
-                f"Google credentials could not be used ({type(exc).__name__}: {first_line}); "
-                "run `gcloud auth application-default login` and try again"
+                f"Google credentials could not be used ({_first_line(exc)}): run "
+                "`gcloud auth application-default login` and try again"
+            ) from None
+        except google.auth.exceptions.TransportError as exc:
+            raise CredentialsError(
+                f"Google's token endpoint could not be reached to use the credentials "
+                f"({_first_line(exc)}): check the network and try again"
             ) from None
         return credentials
 
