@@ -1,7 +1,9 @@
-"""``make plan`` on a machine without Google credentials: one line saying so, exit 2.
+"""``make plan`` without usable Google credentials: one line saying so and how to fix it, exit 2.
 
 Run as a subprocess with an environment that holds no credentials (an empty gcloud folder, no
-``GOOGLE_APPLICATION_CREDENTIALS``, the metadata-server probe off), as a new user's laptop is.
+``GOOGLE_APPLICATION_CREDENTIALS``, the metadata-server probe off), as a new user's laptop is;
+then with a key file whose token endpoint (a loopback stand-in) refuses the grant, and one whose
+endpoint cannot be reached.
 """
 
 from __future__ import annotations
