@@ -1,8 +1,11 @@
 """``make demo``: the whole flow that exists so far, end to end, on the embedded default.
 
-Starts the sandbox issuer and the local server on a fresh SQLite file, then acts as the admin
-console, Cloud Scheduler and Pub/Sub would, over HTTP with real signed tokens, printing what
-happened. Each later issue extends this script with its part of the flow.
+Starts the sandbox issuer, the Gmail sandbox, the sandbox narrator and the local server on a
+fresh SQLite file, then acts as the admin console, Cloud Scheduler and Pub/Sub would, over HTTP
+with real signed tokens, printing what happened. The team's Gmail accounts hold their mail before
+the admin adds the mailboxes, as in a real Workspace, so every sync and watch succeeds and any
+failure printed is a real one. Each later issue extends this script with its part of the flow
+(tests/e2e/test_demo.py checks what it must show).
 """
 
 from __future__ import annotations
@@ -19,11 +22,14 @@ import requests
 
 from embedded.stack import PUSH_IDENTITY, SCHEDULER_IDENTITY, Stack, local_stack
 from sandbox.issuer import SandboxIssuer
-from sandbox.scenario import TEAM, TEAM_DOMAINS, message, seed_crm, seed_mail
+from sandbox.narrator_stub import NarratorStub, facts_paragraph, serve_narrator_stub
+from sandbox.scenario import TEAM, TEAM_DOMAINS, crm_records, message, seed_mail
 from shared import wiring
 from shared.domain.models import email_id_for, utcnow
 
 ADMIN = "ada@fund.example"
+# What an admin sends for a CRM record (the rest are the store's bookkeeping).
+CRM_FIELDS = {"name", "domains", "organization_id", "investor_id", "emails"}
 
 
 def show(title: str) -> None:
@@ -54,20 +60,12 @@ def run(stack: Stack) -> None:
     print(" ", requests.get(f"{stack.base_url}/healthz", timeout=5).json())
 
     show(f"Bootstrap admin {ADMIN} (CRM_BOOTSTRAP_ADMIN, created only while no admin exists)")
-    print("  ", brief(call(stack, "GET", "/admin_api/me", admin).json()))
+    me = call(stack, "GET", "/admin_api/me", admin).json()
+    print("  ", brief(me))
 
-    show("Admin adds a team member and two team mailboxes")
-    call(
-        stack,
-        "POST",
-        "/admin_api/users",
-        admin,
-        {"email": "ben@fund.example", "name": "Ben", "role": "member"},
-    )
-    for address, owner in (("ada@fund.example", ADMIN), ("ben@fund.example", "ben@fund.example")):
-        call(
-            stack, "POST", "/admin_api/mailboxes", admin, {"address": address, "owner_email": owner}
-        )
+    show("Admin adds a team member")
+    new_user = {"email": TEAM[1], "name": "Ben Member", "role": "member"}
+    call(stack, "POST", "/admin_api/users", admin, new_user)
     users = call(stack, "GET", "/admin_api/users", admin).json()["items"]
     for user in users:
         print(f"   user {user['email']:<22} role={user['role']:<7} active={user['is_active']}")
@@ -77,7 +75,7 @@ def run(stack: Stack) -> None:
     print("  ", brief(call(stack, "POST", "/admin_api/users", admin, outsider).json()))
 
     show("Who may call what (every entry point verifies the token in code)")
-    member = stack.person_token("ben@fund.example")
+    member = stack.person_token(TEAM[1])
     print("  member lists users:")
     call(stack, "GET", "/admin_api/users", member)
     forged = SandboxIssuer(stack.issuer.issuer.issuer).mint(ADMIN, "admin-console.apps.local")
@@ -88,16 +86,39 @@ def run(stack: Stack) -> None:
     print("  push identity on the scheduler's function:")
     call(stack, "POST", "/sync_poll", stack.service_token(PUSH_IDENTITY, "sync_poll"), {})
 
-    show("CRM records the capture matches against, and the team's Gmail (the sandbox)")
-    scenario = seed_crm(store)
-    seed_mail(stack.gmail, scenario)
-    print(f"   organisation {scenario.organization.name} (domains {scenario.organization.domains})")
-    for contact in (scenario.contact, scenario.angel_contact):
+    show("CRM records the capture matches against (PUT /admin_api/<kind>/<id>)")
+    records = crm_records()
+    for kind, record in (
+        ("organizations", records.organization),
+        ("investors", records.investor),
+        ("investors", records.angel),
+        ("contacts", records.contact),
+        ("contacts", records.angel_contact),
+    ):
+        body = record.model_dump(mode="json", include=CRM_FIELDS)
+        call(stack, "PUT", f"/admin_api/{kind}/{record.id}", admin, body)
+    wiring.local_queue().wait_idle(30)
+    organization = records.organization
+    print(f"   organisation {organization.name} (domains {organization.domains})")
+    for contact in (records.contact, records.angel_contact):
         print(f"   contact {contact.name} {contact.emails} -> investor {contact.investor_id}")
+
+    show("The team's Gmail (the sandbox): the mail already in their mailboxes")
+    seed_mail(stack.gmail)
     for address in TEAM:
         print(f"   Gmail {address}: {len(stack.gmail.message_ids(address))} messages")
 
-    show("Cloud Scheduler -> sync_poll -> sync-requests -> sync_mailbox: the first full sync")
+    show("Admin adds the two team mailboxes: each is synced at once (a full sync) and watched")
+    for address in TEAM:
+        added = call(stack, "POST", "/admin_api/mailboxes", admin, {"address": address}).json()
+        print(
+            f"   {address}: sync_requested={added['sync_requested']}"
+            f" watch_started={added['watch_started']} watch_error={added['watch_error']}"
+        )
+    wiring.local_queue().wait_idle(60)
+    print_mailboxes(stack, admin)
+
+    show("Cloud Scheduler -> sync_poll -> sync-requests -> sync_mailbox: the poll behind the push")
     status = stack.server.ticker.fire_now("sync_poll")
     print(f"  ticker called sync_poll as {SCHEDULER_IDENTITY}: {status}")
     wiring.local_queue().wait_idle(60)
@@ -135,10 +156,13 @@ def run(stack: Stack) -> None:
 
     show("Proposals: nothing reaches a contact record until a person approves")
     listed = call(stack, "GET", "/admin_api/proposals?status=proposed", admin).json()["items"]
+    by_subject: dict[str, str] = {}
     for item in listed:
         email = store.get_email(item["email_id"])
-        print(f"   {item['id'][:14]} {item['investor_id']:<18} {email.subject if email else ''}")
-    first, second = listed[0]["id"], listed[1]["id"]
+        subject = email.subject if email else ""
+        by_subject[subject] = item["id"]
+        print(f"   {item['id'][:14]} {item['investor_id']:<18} {subject}")
+    first, second = by_subject["Signed side letter"], by_subject["Diligence questions"]
     approved = call(stack, "POST", f"/admin_api/proposals/{first}/approve", admin).json()
     print(f"   approved -> activity {brief(approved.get('activity', {}).get('summary'))}")
     again = call(stack, "POST", f"/admin_api/proposals/{first}/approve", admin)
@@ -146,21 +170,28 @@ def run(stack: Stack) -> None:
     call(stack, "POST", f"/admin_api/proposals/{second}/reject", admin)
     conflict = call(stack, "POST", f"/admin_api/proposals/{second}/approve", admin)
     print(f"   approving the rejected one -> {conflict.status_code} {brief(conflict.json())}")
-    bulk = {"decision": "reject", "investor_id": listed[-1]["investor_id"]}
+    bulk = {"decision": "reject", "investor_id": records.angel.id}
     rejected = call(stack, "POST", "/admin_api/proposals/bulk-decisions", admin, bulk).json()
     print(f"   bulk reject of {bulk['investor_id']}'s open proposals -> {brief(rejected)}")
 
     show("Email-activity panel: investor mail only, filters, words, the picker")
     print_activity(stack, admin, "")
+    print(
+        "   The rejected 'Diligence questions' is still listed: rejecting declines the CRM\n"
+        "   activity (nothing is written to the investor's record), but the email is still\n"
+        "   mail with an investor, so the panel keeps showing it."
+    )
     print_activity(stack, admin, "direction=outbound")
     print_activity(stack, admin, "q=Z%C3%A9ta%20intro")
     picker = call(stack, "GET", "/admin_api/activity/investors", admin).json()["items"]
     print(f"   picker: {[i['name'] for i in picker]}")
 
+    show_drafts(stack, admin)
+
     show("CRM records: a new contact re-matches old mail (202, a job); graveyard leaves the picker")
     sam: dict[str, Any] = {
         "name": "Sam Stranger",
-        "investor_id": scenario.angel.id,
+        "investor_id": records.angel.id,
         "emails": ["sam@startup.example"],
     }
     added = call(stack, "POST", "/admin_api/contacts", admin, sam)
@@ -171,10 +202,10 @@ def run(stack: Stack) -> None:
     print(f"   job state={job['state']} linked={job['linked']}")
     print_activity(stack, admin, "q=pitch")
     grave = {"graveyard": True}
-    call(stack, "POST", f"/admin_api/investors/{scenario.angel.id}/graveyard", admin, grave)
+    call(stack, "POST", f"/admin_api/investors/{records.angel.id}/graveyard", admin, grave)
     picker = call(stack, "GET", "/admin_api/activity/investors", admin).json()["items"]
-    print(f"   {scenario.angel.name} marked graveyard; picker now: {[i['name'] for i in picker]}")
-    print_activity(stack, admin, f"investor_id={scenario.angel.id}")
+    print(f"   {records.angel.name} marked graveyard; picker now: {[i['name'] for i in picker]}")
+    print_activity(stack, admin, f"investor_id={records.angel.id}")
 
     show("Mailboxes: pause, resume, full resync; deactivating a user pauses theirs")
     ben = store.get_email_account_by_address(TEAM[1])
@@ -194,7 +225,7 @@ def run(stack: Stack) -> None:
     wiring.local_queue().wait_idle(30)
     print_mailboxes(stack, admin)
     last_admin = call(
-        stack, "PATCH", f"/admin_api/users/{scenario.admin.id}", admin, {"role": "member"}
+        stack, "PATCH", f"/admin_api/users/{me['user_id']}", admin, {"role": "member"}
     )
     print(f"   demoting the only admin -> {last_admin.status_code} {brief(last_admin.json())}")
 
@@ -207,8 +238,8 @@ def run(stack: Stack) -> None:
     print("  ", brief(call(stack, "POST", "/admin_api/digest/send-now", admin).json()))
     sent = stack.gmail.sends[-1]
     print(f"   Gmail sandbox recorded a send from {sent.mailbox} to {list(sent.recipients)}:")
-    text = email_text(sent.raw)
-    for line in text.splitlines()[:14]:
+    print("   (each team member's paragraph is written by the narrator: here the sandbox's)")
+    for line in email_text(sent.raw).splitlines():
         print(f"     | {line}")
     print(f"  ticker called digest_tick: {stack.server.ticker.fire_now('digest_tick')}")
     print(f"  ticker called digest_tick again: {stack.server.ticker.fire_now('digest_tick')}")
@@ -228,6 +259,39 @@ def run(stack: Stack) -> None:
     show("Audit trail")
     for entry in store.list_audit():
         print(f"   {entry.at:%H:%M:%S} {entry.actor} {entry.action} {brief(entry.details)}")
+
+
+def show_drafts(stack: Stack, token: str) -> None:
+    """A reply and a reply-all draft to the intro (from Zoe, To Ada, Cc Ben), in Ada's mailbox."""
+    show("Reply drafts: written into the thread in Gmail, sent only by a person")
+    email_id = call(stack, "GET", "/admin_api/activity?q=intro", token).json()["items"][0]["id"]
+    sends_before = len(stack.gmail.sends)
+    for mode, text in (
+        ("reply", "Zoe, thank you: let's find a time next week."),
+        ("reply_all", "Zoe, Ben: looping in the team. Thursday works for us."),
+    ):
+        body = {"email_id": email_id, "mailbox": ADMIN, "body": text, "mode": mode}
+        created = call(stack, "POST", "/admin_api/drafts", token, body).json()
+        to = [m["address"] for m in created["to"]]
+        cc = [m["address"] for m in created["cc"]]
+        print(f"   {mode:<9} draft {created['draft_id']} {created['subject']!r} to={to} cc={cc}")
+        draft = next(d for d in stack.gmail.drafts(ADMIN) if d.id == created["draft_id"])
+        for line in draft_lines(draft.raw):
+            print(f"     | {line}")
+    print(
+        f"   Gmail sends while drafting: {len(stack.gmail.sends) - sends_before}"
+        " (agents draft; humans send)"
+    )
+
+
+def draft_lines(raw: bytes) -> list[str]:
+    """The headers a person reviewing the draft sees, then its text and the quote."""
+    import email
+    import email.policy
+
+    message = email.message_from_bytes(raw, policy=email.policy.default)
+    shown = [f"{name}: {message[name]}" for name in ("To", "Cc", "Subject", "In-Reply-To")]
+    return [line for line in shown if not line.endswith(": None")] + email_text(raw).splitlines()
 
 
 def email_text(raw: bytes) -> str:
@@ -290,11 +354,19 @@ def main() -> int:
     # demo tells; warnings and errors still show (as JSON lines, as Cloud Logging reads them).
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     os.environ.setdefault("CRM_LOG_LEVEL", "WARNING")
-    with tempfile.TemporaryDirectory(prefix="crm-demo-") as folder:
+    with (
+        tempfile.TemporaryDirectory(prefix="crm-demo-") as folder,
+        serve_narrator_stub(NarratorStub(reply=facts_paragraph)) as narrator,
+    ):
         path = Path(folder) / "crm.sqlite3"
         print(f"Local stack on SQLite {path}")
+        narrator_env = {"CRM_NARRATOR_URL": narrator.base_url, "CRM_NARRATOR_MODEL": "sandbox"}
         with local_stack(
-            sqlite_path=path, bootstrap_admin=ADMIN, team_domains=TEAM_DOMAINS, start_ticker=True
+            sqlite_path=path,
+            bootstrap_admin=ADMIN,
+            team_domains=TEAM_DOMAINS,
+            env=narrator_env,
+            start_ticker=True,
         ) as stack:
             print(f"Local server {stack.base_url}; issuer {stack.issuer.certs_url}")
             run(stack)

@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 from infra import spec as specs
-from infra.deploy.clients import EndpointError
+from infra.deploy.clients import CredentialsError, EndpointError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "spec":
             return _spec(args.site, args.endpoint, args.project_number)
         return _deploy(args)
-    except (specs.SpecError, EndpointError) as exc:
+    except (specs.SpecError, EndpointError, CredentialsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

@@ -23,6 +23,23 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 MODES = ("answer", "stall", "error", "garbage", "empty")
+SANDBOX_SIGNATURE = "(Written by the sandbox narrator.)"
+
+
+def facts_paragraph(request: dict[str, Any]) -> str:
+    """A ``reply`` that writes the paragraph from the facts the digest sends (its prompt names the
+    team member, the counts and each subject), as a model would, and signs it: the demo and the
+    sandbox show a narrated digest without the fund's own endpoint, and nobody mistakes it."""
+    messages = request.get("messages")
+    last = messages[-1] if isinstance(messages, list) and messages else {}
+    lines = str(last.get("content", "") if isinstance(last, dict) else "").splitlines()
+    name = lines[0].removeprefix("Team member: ") if lines else "The team member"
+    subjects = [line.split("subject ", 1)[1].split(";")[0] for line in lines if "subject " in line]
+    count, _, split = (lines[1].split(": ", 1)[-1] if len(lines) > 1 else "").partition(" ")
+    return (
+        f"{name} exchanged {count or 'no'} emails with investors {split}, on"
+        f" {', '.join(subjects) or 'nothing listed'}. {SANDBOX_SIGNATURE}"
+    ).replace("  ", " ")
 
 
 @dataclass

@@ -87,15 +87,18 @@ class Scenario:
     message_ids: dict[str, str] = field(default_factory=dict)
 
 
-def seed_crm(store: Store) -> Scenario:
-    """The fund's users, mailboxes and CRM records."""
-    admin = User.new(TEAM[0], "Ada Admin", Role.ADMIN)
-    member = User.new(TEAM[1], "Ben Member", Role.MEMBER)
-    for user in (admin, member):
-        store.add_user(user)
-    accounts = [EmailAccount.new(TEAM[0], admin.id), EmailAccount.new(TEAM[1], member.id)]
-    for account in accounts:
-        store.add_email_account(account)
+@dataclass(frozen=True)
+class CrmRecords:
+    organization: Organization
+    investor: Investor
+    angel: Investor
+    contact: Contact
+    angel_contact: Contact
+
+
+def crm_records() -> CrmRecords:
+    """The fund's CRM records, unsaved: ``seed_crm`` stores them, the demo sends them through
+    the admin API as an admin would."""
     # Fixed ids: two stores seeded alike hold the same records (tests compare them).
     organization = Organization(id="org-zeta", name="Zeta Capital", domains=["zeta.vc"])
     investor = Investor(
@@ -108,6 +111,21 @@ def seed_crm(store: Store) -> Scenario:
     angel_contact = Contact(
         id="con-jo", name="Jo Smith", investor_id=angel.id, emails=["j.smith@gmail.com"]
     )
+    return CrmRecords(organization, investor, angel, contact, angel_contact)
+
+
+def seed_crm(store: Store) -> Scenario:
+    """The fund's users, mailboxes and CRM records."""
+    admin = User.new(TEAM[0], "Ada Admin", Role.ADMIN)
+    member = User.new(TEAM[1], "Ben Member", Role.MEMBER)
+    for user in (admin, member):
+        store.add_user(user)
+    accounts = [EmailAccount.new(TEAM[0], admin.id), EmailAccount.new(TEAM[1], member.id)]
+    for account in accounts:
+        store.add_email_account(account)
+    records = crm_records()
+    organization, investor, angel = records.organization, records.investor, records.angel
+    contact, angel_contact = records.contact, records.angel_contact
     store.upsert_organization(organization)
     for record in (investor, angel):
         store.upsert_investor(record)
@@ -116,9 +134,13 @@ def seed_crm(store: Store) -> Scenario:
     return Scenario(organization, investor, angel, contact, angel_contact, admin, member, accounts)
 
 
-def seed_mail(sink: MailSink, scenario: Scenario, *, now: datetime | None = None) -> None:
-    """The team's recent mail, loaded into the Gmail sandbox."""
+def seed_mail(
+    sink: MailSink, scenario: Scenario | None = None, *, now: datetime | None = None
+) -> None:
+    """The team's recent mail, loaded into the Gmail sandbox (its Message-IDs noted in
+    ``scenario`` when given)."""
     now = now or datetime.now(UTC)
+    message_ids = scenario.message_ids if scenario is not None else {}
     ada, ben = TEAM
     for address in TEAM:
         sink.add_mailbox(address)
@@ -135,7 +157,7 @@ def seed_mail(sink: MailSink, scenario: Scenario, *, now: datetime | None = None
     )
     sink.add_message(ada, intro, label_ids=("INBOX",), internal_date=now - 3 * day)
     sink.add_message(ben, intro, label_ids=("INBOX",), internal_date=now - 3 * day)
-    scenario.message_ids["intro"] = intro_id
+    message_ids["intro"] = intro_id
 
     reply_id, reply = message(
         message_id="<follow-on.1@fund.example>",
@@ -146,7 +168,7 @@ def seed_mail(sink: MailSink, scenario: Scenario, *, now: datetime | None = None
         date=now - 2 * day,
     )
     sink.add_message(ada, reply, label_ids=("SENT",), internal_date=now - 2 * day)
-    scenario.message_ids["reply"] = reply_id
+    message_ids["reply"] = reply_id
 
     partner_id, partner = message(
         message_id="<diligence.7@zeta.vc>",
@@ -157,7 +179,7 @@ def seed_mail(sink: MailSink, scenario: Scenario, *, now: datetime | None = None
         date=now - day,
     )
     sink.add_message(ben, partner, label_ids=("INBOX",), internal_date=now - day)
-    scenario.message_ids["partner"] = partner_id
+    message_ids["partner"] = partner_id
 
     _, newsletter = message(
         message_id="<monthly.2026-11@news.zeta.vc>",
@@ -189,7 +211,7 @@ def seed_mail(sink: MailSink, scenario: Scenario, *, now: datetime | None = None
         date=now - 4 * day,
     )
     sink.add_message(ada, trashed, label_ids=("TRASH",))
-    scenario.message_ids["trashed"] = trashed_id
+    message_ids["trashed"] = trashed_id
 
     _, draft = message(
         sender=ada,

@@ -28,6 +28,17 @@ class EndpointError(ValueError):
     """An endpoint override that is not a loopback URL."""
 
 
+class CredentialsError(RuntimeError):
+    """No usable Application Default Credentials: said in one line, never as a traceback."""
+
+
+NO_CREDENTIALS = (
+    "no Google credentials (Application Default Credentials) were found: run "
+    "`gcloud auth application-default login` (or set GOOGLE_APPLICATION_CREDENTIALS to a key "
+    "file) and try again; `make deploy-demo` runs the same plan against loopback stand-ins"
+)
+
+
 def check_loopback(endpoint: str) -> str:
     """``endpoint`` without a trailing slash, if it is ``http(s)://<loopback>:<port>``."""
     parsed = urlparse(endpoint)
@@ -42,6 +53,12 @@ def check_loopback(endpoint: str) -> str:
             "against Google the tool uses Application Default Credentials and Google's endpoints"
         )
     return endpoint.rstrip("/")
+
+
+def _first_line(exc: Exception) -> str:
+    """An error's kind and first line, bounded: enough to act on, in one line."""
+    lines = str(exc).splitlines()
+    return f"{type(exc).__name__}: {lines[0][:300] if lines else ''}".rstrip(": ")
 
 
 @dataclass
@@ -61,8 +78,27 @@ class Clients:
 
             return AnonymousCredentials()
         import google.auth
+        import google.auth.exceptions
+        import google.auth.transport.requests
 
-        credentials, _project = google.auth.default(scopes=[CLOUD_PLATFORM])
+        try:
+            credentials, _project = google.auth.default(scopes=[CLOUD_PLATFORM])
+        except google.auth.exceptions.DefaultCredentialsError:
+            raise CredentialsError(NO_CREDENTIALS) from None
+        # Refreshed here, once, so expired or revoked credentials (``gcloud`` asks to log in
+        # again) are one line too rather than a traceback from inside the first API call.
+        try:
+            credentials.refresh(google.auth.transport.requests.Request())
+        except google.auth.exceptions.RefreshError as exc:
+            raise CredentialsError(
+                f"Google credentials could not be used ({_first_line(exc)}): run "
+                "`gcloud auth application-default login` and try again"
+            ) from None
+        except google.auth.exceptions.TransportError as exc:
+            raise CredentialsError(
+                f"Google's token endpoint could not be reached to use the credentials "
+                f"({_first_line(exc)}): check the network and try again"
+            ) from None
         return credentials
 
     def _discovery(self, api: str, version: str, suffix: str = "") -> Any:
