@@ -15,10 +15,12 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from shared.adapters.gmail_drafts import GmailDraftsClient
     from shared.adapters.gmail_send import GmailSender
+    from shared.adapters.local_identity import LocalKey
     from shared.adapters.narrator import ChatNarrator
     from shared.adapters.queue import LocalQueue
     from shared.adapters.smtp import SmtpSender
     from shared.config import Settings
+    from shared.domain.models import ServiceRole
     from shared.domain.tenancy import TeamDomains
     from shared.ports import Clock, GmailClient, Queue, Secrets, Store, TokenVerifier
     from shared.services.digest_schedule import DigestRuntime
@@ -92,7 +94,36 @@ def verifier() -> TokenVerifier:
     from shared.adapters.auth import GoogleTokenVerifier
 
     ensure_bootstrap_admin()
-    return GoogleTokenVerifier(get_settings(), store().get_user_by_email, team_domains=team_domains)
+    settings = get_settings()
+    return GoogleTokenVerifier(
+        settings,
+        store().get_user_by_email,
+        team_domains=team_domains,
+        local_key=local_key() if settings.mode != "cloud" else None,
+    )
+
+
+@functools.cache
+def local_key() -> LocalKey:
+    """The one-machine runtime's signing key, in the database's folder (``var/`` or
+    ``var/sandbox/``), generated there on first start: each database has its own issuer."""
+    from shared.adapters.local_identity import load_or_create_local_key
+
+    return load_or_create_local_key(get_settings().sqlite_path.parent)
+
+
+def local_token_minter(identity: str, audience: str) -> str:
+    """A token the local ticker or queue presents as ``identity`` to the function at
+    ``audience``, signed by the local key (``embedded.server.TokenMinter``'s shape)."""
+    return local_key().mint(audience, identity)
+
+
+def local_service_identity(role: ServiceRole) -> str:
+    """Who the local ticker (``SCHEDULER``) or queue (``PUBSUB_PUSH``) calls as: the configured
+    identity, else a fixed local one that no Google account can hold."""
+    from shared.adapters.auth import local_service_identity as identity_for
+
+    return identity_for(get_settings(), role)
 
 
 def team_domains() -> TeamDomains:
@@ -289,6 +320,7 @@ def reset() -> None:
         smtp_sender,
         narrator,
         ensure_bootstrap_admin,
+        local_key,
     ):
         cached.cache_clear()
     if local_queue.cache_info().currsize:
