@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
     from shared.adapters.gmail_send import GmailSender
     from shared.adapters.local_identity import LocalKey
     from shared.adapters.narrator import ChatNarrator
+    from shared.adapters.pubsub_pull import PubSubPuller
     from shared.adapters.queue import LocalQueue
     from shared.adapters.smtp import SmtpSender
     from shared.config import Settings
@@ -306,6 +308,49 @@ def ensure_bootstrap_admin() -> bool:
     return created
 
 
+@functools.cache
+def gmail_watch_puller() -> PubSubPuller:
+    """The pull client of ``CRM_GMAIL_WATCH_SUBSCRIPTION`` (one machine: Gmail cannot push)."""
+    from shared.adapters.gmail_credentials import parse_key_secret
+    from shared.adapters.pubsub_pull import PubSubPuller, pull_credentials
+
+    settings = get_settings()
+    key_info = None
+    if settings.gmail_key_secret:
+        name = settings.gmail_key_secret
+        key_info = parse_key_secret(secrets().get(name), secret=name)
+    credentials = pull_credentials(key_info=key_info, endpoint=settings.pubsub_rest_endpoint)
+    return PubSubPuller(
+        credentials, settings.gmail_watch_subscription, endpoint=settings.pubsub_rest_endpoint
+    )
+
+
+def run_gmail_pull_loop(stop_event: threading.Event, *, idle_seconds: float = 1.0) -> None:
+    """Pull Gmail's watch notifications until ``stop_event`` is set (the local server runs this
+    in a thread). Returns at once when no subscription is configured (the poll does the work).
+    A failed pull is logged and retried with backoff; it never ends the loop, and the poll keeps
+    running beside it whatever happens here."""
+    from shared.services.notifications import drain_notifications
+
+    if not get_settings().gmail_watch_subscription:
+        return
+    backoff = idle_seconds
+    while not stop_event.is_set():
+        try:
+            result = drain_notifications(gmail_watch_puller(), store(), queue())
+        except Exception as exc:
+            logger.warning(
+                "gmail notification pull failed",
+                extra={"fields": {"event": "pull_failed", "error": type(exc).__name__}},
+            )
+            stop_event.wait(backoff)
+            backoff = min(backoff * 2, 60.0)
+            continue
+        backoff = idle_seconds
+        if result.pulled == 0:
+            stop_event.wait(idle_seconds)
+
+
 def reset() -> None:
     """Forget every built adapter and the settings (tests; reconfiguration)."""
     for cached in (
@@ -321,6 +366,7 @@ def reset() -> None:
         narrator,
         ensure_bootstrap_admin,
         local_key,
+        gmail_watch_puller,
     ):
         cached.cache_clear()
     if local_queue.cache_info().currsize:
