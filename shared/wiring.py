@@ -14,11 +14,12 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from shared.adapters.firestore_admin import FirestoreAdmin
     from shared.adapters.gmail_drafts import GmailDraftsClient
     from shared.adapters.gmail_send import GmailSender
     from shared.adapters.local_identity import LocalKey
     from shared.adapters.narrator import ChatNarrator
-    from shared.adapters.pubsub_pull import PubSubPuller
+    from shared.adapters.pubsub_pull import PubSubInspector, PubSubPuller
     from shared.adapters.queue import LocalQueue
     from shared.adapters.smtp import SmtpSender
     from shared.config import Settings
@@ -311,18 +312,60 @@ def ensure_bootstrap_admin() -> bool:
 @functools.cache
 def gmail_watch_puller() -> PubSubPuller:
     """The pull client of ``CRM_GMAIL_WATCH_SUBSCRIPTION`` (one machine: Gmail cannot push)."""
+    from shared.adapters.pubsub_pull import PubSubPuller
+
+    settings = get_settings()
+    return PubSubPuller(
+        _pubsub_credentials(),
+        settings.gmail_watch_subscription,
+        endpoint=settings.pubsub_rest_endpoint,
+    )
+
+
+def _pubsub_credentials() -> Any:
+    """Pub/Sub REST calls act as the delegation key's service account, else as ADC."""
     from shared.adapters.gmail_credentials import parse_key_secret
-    from shared.adapters.pubsub_pull import PubSubPuller, pull_credentials
+    from shared.adapters.pubsub_pull import pull_credentials
 
     settings = get_settings()
     key_info = None
     if settings.gmail_key_secret:
         name = settings.gmail_key_secret
         key_info = parse_key_secret(secrets().get(name), secret=name)
-    credentials = pull_credentials(key_info=key_info, endpoint=settings.pubsub_rest_endpoint)
-    return PubSubPuller(
-        credentials, settings.gmail_watch_subscription, endpoint=settings.pubsub_rest_endpoint
+    return pull_credentials(key_info=key_info, endpoint=settings.pubsub_rest_endpoint)
+
+
+def pubsub_inspector() -> PubSubInspector:
+    """Reads the watch topic, its IAM policy and the subscription (``doctor``)."""
+    from shared.adapters.pubsub_pull import PubSubInspector
+
+    return PubSubInspector(_pubsub_credentials(), endpoint=get_settings().pubsub_rest_endpoint)
+
+
+def firestore_admin() -> FirestoreAdmin:
+    """Firestore's admin API for this database (``doctor``): ADC, or nothing for a loopback
+    stand-in."""
+    from shared.adapters.firestore_admin import FirestoreAdmin
+    from shared.adapters.pubsub_pull import anonymous_for_loopback
+
+    settings = get_settings()
+    endpoint = settings.firestore_admin_endpoint
+    credentials = anonymous_for_loopback(endpoint)
+    if credentials is None:
+        import google.auth
+
+        from shared.adapters.firestore_admin import SCOPE_DATASTORE
+
+        credentials, _ = google.auth.default(scopes=[SCOPE_DATASTORE])
+    return FirestoreAdmin(
+        credentials, settings.gcp_project, settings.firestore_database, endpoint=endpoint
     )
+
+
+def delegated_credentials(address: str, scope: str) -> Any:
+    """Gmail delegation credentials for ``address`` with exactly ``scope`` (``doctor`` mints
+    one token per mailbox and scope to prove the grant)."""
+    return _delegated_credentials(address, scope)
 
 
 def run_gmail_pull_loop(stop_event: threading.Event, *, idle_seconds: float = 1.0) -> None:

@@ -95,16 +95,23 @@ class PubSubPuller:
             raise RetryableError(f"Pub/Sub acknowledge failed: {type(exc).__name__}") from None
 
 
-def pull_credentials(*, key_info: dict[str, Any] | None, endpoint: str) -> Any:
-    """Who the pull acts as: the delegation key's service account itself (no subject), else
-    Application Default Credentials. A loopback stand-in takes no credentials, and none are
-    sent to it."""
+def anonymous_for_loopback(endpoint: str) -> Any:
+    """No credentials for a loopback stand-in (none are sent to it); None for anything else."""
     from urllib.parse import urlsplit
 
     if endpoint and urlsplit(endpoint).hostname in {"127.0.0.1", "::1", "localhost"}:
         from google.auth.credentials import AnonymousCredentials
 
         return AnonymousCredentials()
+    return None
+
+
+def pull_credentials(*, key_info: dict[str, Any] | None, endpoint: str) -> Any:
+    """Who the pull acts as: the delegation key's service account itself (no subject), else
+    Application Default Credentials; nobody, toward a loopback stand-in."""
+    anonymous = anonymous_for_loopback(endpoint)
+    if anonymous is not None:
+        return anonymous
     if key_info is not None:
         from google.oauth2 import service_account
 
@@ -115,3 +122,39 @@ def pull_credentials(*, key_info: dict[str, Any] | None, endpoint: str) -> Any:
 
     credentials, _ = google.auth.default(scopes=[SCOPE_PUBSUB])
     return credentials
+
+
+class PubSubLookupError(Exception):
+    """A topic/subscription lookup failed: ``status`` is the HTTP status (0: not reached)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class PubSubInspector:
+    """Reads what ``doctor`` checks about the watch topic and its subscription."""
+
+    def __init__(self, credentials: Any, *, endpoint: str = "", timeout: float = 10.0) -> None:
+        self._service = build_pubsub_service(credentials, endpoint, timeout=timeout)
+
+    def topic(self, path: str) -> dict[str, Any]:
+        return self._run(self._service.projects().topics().get(topic=path))
+
+    def topic_policy(self, path: str) -> dict[str, Any]:
+        return self._run(self._service.projects().topics().getIamPolicy(resource=path))
+
+    def subscription(self, path: str) -> dict[str, Any]:
+        return self._run(self._service.projects().subscriptions().get(subscription=path))
+
+    @staticmethod
+    def _run(request: Any) -> dict[str, Any]:
+        from googleapiclient.errors import HttpError
+
+        try:
+            answer = request.execute(num_retries=0)
+        except HttpError as exc:
+            raise PubSubLookupError(exc.resp.status, f"HTTP {exc.resp.status}") from None
+        except OSError as exc:
+            raise PubSubLookupError(0, type(exc).__name__) from None
+        return answer if isinstance(answer, dict) else {}
