@@ -396,3 +396,36 @@ def test_wiring_local_minter_is_accepted_by_wirings_verifier(
     queue = wiring.local_token_minter(wiring.local_service_identity(ServiceRole.PUBSUB_PUSH), BASE)
     with pytest.raises(UnauthenticatedError, match="audience"):
         wiring.verifier().verify(queue, audience_for=FUNCTION)
+
+
+def test_real_mode_wiring_refuses_a_sandbox_token_and_accepts_google_and_local(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    google: RunningIssuer,
+    sandbox: RunningIssuer,
+) -> None:
+    from shared import wiring
+
+    for name, value in {
+        "CRM_MODE": "real",
+        "CRM_SQLITE_PATH": str(tmp_path / "var" / "crm.sqlite3"),
+        "CRM_TOKEN_CERTS_URL": google.certs_url,
+        "CRM_PEOPLE_AUDIENCE": PEOPLE_AUDIENCE,
+        "CRM_FUNCTIONS_BASE_URL": BASE,
+        "CRM_TEAM_DOMAINS": "fund.test",
+        "CRM_BOOTSTRAP_ADMIN": ADMIN,
+    }.items():
+        monkeypatch.setenv(name, value)
+    wiring.reset()
+    verifier = wiring.verifier()
+    person = verifier.verify(
+        google.mint(ADMIN, PEOPLE_AUDIENCE, hosted_domain="fund.test"), audience_for=FUNCTION
+    )
+    assert person.role is Role.ADMIN
+    with pytest.raises(UnauthenticatedError, match="issuer not accepted"):
+        verifier.verify(
+            sandbox.mint(ADMIN, PEOPLE_AUDIENCE, hosted_domain="fund.test"), audience_for=FUNCTION
+        )
+    queue = wiring.local_service_identity(ServiceRole.PUBSUB_PUSH)
+    token = wiring.local_token_minter(queue, SERVICE_AUDIENCE)
+    assert verifier.verify(token, audience_for=FUNCTION).role is ServiceRole.PUBSUB_PUSH
