@@ -3,10 +3,10 @@
 Every HTTP entry point is reached with its invoker IAM check disabled, so this code is the only
 gate (ARCHITECTURE.md, "TokenVerifier"). Hence:
 
-* The signature is checked by ``google.oauth2.id_token.verify_token`` against the certs URL from
-  settings (Google's in production, the sandbox issuer locally); then issuer, audience, expiry and
-  ``email_verified`` are checked here explicitly, so what we accept does not depend on a library
-  default.
+* The signature is checked by google-auth with the keys of the token's trust anchor only (see
+  "Trust anchors" below: Google's certs URL, the sandbox issuer's, or the one machine's own key);
+  then issuer, audience, expiry and ``email_verified`` are checked here explicitly, so what we
+  accept does not depend on a library default.
 * The audience says who the caller claims to be: the console's OAuth client id for people, the
   called function's URL for services (Scheduler, Pub/Sub push, the drafting agent). A service
   account's token made out to the people audience, or a person's token made out to a function
