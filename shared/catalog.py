@@ -7,10 +7,14 @@ of heavy imports: ``functions/main.py`` reads it on the cold-start path.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from shared.domain.models import Role, ServiceRole
+
+if TYPE_CHECKING:
+    from shared.config import Settings
 
 
 class Trigger(StrEnum):
@@ -156,3 +160,28 @@ def subscriber_of(topic: Topic) -> FunctionSpec:
     if len(matches) != 1:
         raise LookupError(f"topic {topic} must have exactly one push subscriber")
     return matches[0]
+
+
+# The one machine's poll: every 5 minutes when a pulled subscription brings Gmail's notifications,
+# every minute when nothing else does. It never stops: Gmail may drop notifications.
+LOCAL_POLL_WITH_NOTIFICATIONS = "*/5 * * * *"
+LOCAL_POLL_WITHOUT_NOTIFICATIONS = "* * * * *"
+
+
+def local_schedules(settings: Settings) -> tuple[FunctionSpec, ...]:
+    """The scheduled functions the one machine's ticker runs, on its schedules: ``sync_poll``
+    faster without a subscription, ``watch_renew`` only when a watch topic is configured (no
+    topic, no watch to renew)."""
+    poll = (
+        LOCAL_POLL_WITH_NOTIFICATIONS
+        if settings.gmail_watch_subscription
+        else LOCAL_POLL_WITHOUT_NOTIFICATIONS
+    )
+    schedules: list[FunctionSpec] = []
+    for spec in FUNCTIONS:
+        if spec.trigger is not Trigger.SCHEDULE:
+            continue
+        if spec.name == "watch_renew" and not settings.gmail_watch_topic:
+            continue
+        schedules.append(replace(spec, schedule=poll) if spec.name == "sync_poll" else spec)
+    return tuple(schedules)

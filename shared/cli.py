@@ -10,6 +10,9 @@ Firestore project):
   HTML-escaped snippets once and rebuild their search words.
 
 The repairs are resumable: each keeps its cursor in the store and continues where it stopped.
+
+- ``python -m shared.cli doctor [--mailbox ADDRESS ...]``: check the configuration and say what
+  is wrong and how to fix it (``shared.doctor``); exit 0 only when every required check passes.
 """
 
 from __future__ import annotations
@@ -58,7 +61,22 @@ def main(argv: list[str] | None = None) -> int:
         "repair-snippets", help="unescape stored Gmail snippets once and rebuild their search words"
     )
     _repair_options(snippets)
+    doctor = commands.add_parser(
+        "doctor", help="check the configuration; exit 0 only when every required check passes"
+    )
+    doctor.add_argument(
+        "--mailbox",
+        action="append",
+        default=[],
+        help="check the delegation grant for this mailbox (default: every active mailbox)",
+    )
     args = parser.parse_args(argv)
+
+    if args.command == "doctor":
+        # Imported here: the other commands should not pay for it.
+        from shared import doctor as doctor_module
+
+        return doctor_module.main(args.mailbox)
 
     if args.command == "bootstrap-admin":
         team = wiring.team_domains()

@@ -52,6 +52,12 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="CRM_", extra="ignore", frozen=True)
 
+    # How this process runs, said explicitly and never inferred: ``cloud`` (Cloud Functions,
+    # Google's anchor for every caller), ``sandbox`` (one machine, sandbox Gmail and sign-in),
+    # ``real`` (one machine, real Gmail, Google sign-in). ``shared.adapters.auth`` derives the
+    # trust anchors from it.
+    mode: Literal["cloud", "sandbox", "real"] = "cloud"
+
     # --- state -----------------------------------------------------------------------------
     store_backend: StoreBackend = StoreBackend.SQLITE
     sqlite_path: Path = Path("var/crm.sqlite3")
@@ -87,6 +93,11 @@ class Settings(BaseSettings):
     google_auth_redirect: str = ""
     # ``projects/<project>/topics/<topic>`` that users.watch publishes to.
     gmail_watch_topic: str = ""
+    # ``projects/<project>/subscriptions/<name>`` on that topic, pulled by the one-machine server
+    # (Gmail cannot push to a machine without a public address). Empty: poll only.
+    gmail_watch_subscription: str = ""
+    # Pub/Sub REST base URL for that pull (empty: Google's); tests point it at a loopback stand-in.
+    pubsub_rest_endpoint: str = ""
 
     # --- outbound mail: the daily digest to the admins ------------------------------------
     # Gmail-DWD ``messages.send`` acts as this mailbox (empty: the first active admin by email).
@@ -129,6 +140,8 @@ class Settings(BaseSettings):
     clock_skew_seconds: int = Field(default=10, ge=0, le=300)
 
     # --- operations ------------------------------------------------------------------------
+    # Firestore Admin REST base URL for ``doctor``'s index check (empty: Google's).
+    firestore_admin_endpoint: str = ""
     log_level: str = "INFO"
     fund_time_zone: str = "UTC"
 

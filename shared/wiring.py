@@ -10,15 +10,20 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from shared.adapters.firestore_admin import FirestoreAdmin
     from shared.adapters.gmail_drafts import GmailDraftsClient
     from shared.adapters.gmail_send import GmailSender
+    from shared.adapters.local_identity import LocalKey
     from shared.adapters.narrator import ChatNarrator
+    from shared.adapters.pubsub_pull import PubSubInspector, PubSubPuller
     from shared.adapters.queue import LocalQueue
     from shared.adapters.smtp import SmtpSender
     from shared.config import Settings
+    from shared.domain.models import ServiceRole
     from shared.domain.tenancy import TeamDomains
     from shared.ports import Clock, GmailClient, Queue, Secrets, Store, TokenVerifier
     from shared.services.digest_schedule import DigestRuntime
@@ -92,7 +97,36 @@ def verifier() -> TokenVerifier:
     from shared.adapters.auth import GoogleTokenVerifier
 
     ensure_bootstrap_admin()
-    return GoogleTokenVerifier(get_settings(), store().get_user_by_email, team_domains=team_domains)
+    settings = get_settings()
+    return GoogleTokenVerifier(
+        settings,
+        store().get_user_by_email,
+        team_domains=team_domains,
+        local_key=local_key() if settings.mode != "cloud" else None,
+    )
+
+
+@functools.cache
+def local_key() -> LocalKey:
+    """The one-machine runtime's signing key, in the database's folder (``var/`` or
+    ``var/sandbox/``), generated there on first start: each database has its own issuer."""
+    from shared.adapters.local_identity import load_or_create_local_key
+
+    return load_or_create_local_key(get_settings().sqlite_path.parent)
+
+
+def local_token_minter(identity: str, audience: str) -> str:
+    """A token the local ticker or queue presents as ``identity`` to the function at
+    ``audience``, signed by the local key (``embedded.server.TokenMinter``'s shape)."""
+    return local_key().mint(audience, identity)
+
+
+def local_service_identity(role: ServiceRole) -> str:
+    """Who the local ticker (``SCHEDULER``) or queue (``PUBSUB_PUSH``) calls as: the configured
+    identity, else a fixed local one that no Google account can hold."""
+    from shared.adapters.auth import local_service_identity as identity_for
+
+    return identity_for(get_settings(), role)
 
 
 def team_domains() -> TeamDomains:
@@ -275,6 +309,91 @@ def ensure_bootstrap_admin() -> bool:
     return created
 
 
+@functools.cache
+def gmail_watch_puller() -> PubSubPuller:
+    """The pull client of ``CRM_GMAIL_WATCH_SUBSCRIPTION`` (one machine: Gmail cannot push)."""
+    from shared.adapters.pubsub_pull import PubSubPuller
+
+    settings = get_settings()
+    return PubSubPuller(
+        _pubsub_credentials(),
+        settings.gmail_watch_subscription,
+        endpoint=settings.pubsub_rest_endpoint,
+    )
+
+
+def _pubsub_credentials() -> Any:
+    """Pub/Sub REST calls act as the delegation key's service account, else as ADC."""
+    from shared.adapters.gmail_credentials import parse_key_secret
+    from shared.adapters.pubsub_pull import pull_credentials
+
+    settings = get_settings()
+    key_info = None
+    if settings.gmail_key_secret:
+        name = settings.gmail_key_secret
+        key_info = parse_key_secret(secrets().get(name), secret=name)
+    return pull_credentials(key_info=key_info, endpoint=settings.pubsub_rest_endpoint)
+
+
+def pubsub_inspector() -> PubSubInspector:
+    """Reads the watch topic, its IAM policy and the subscription (``doctor``)."""
+    from shared.adapters.pubsub_pull import PubSubInspector
+
+    return PubSubInspector(_pubsub_credentials(), endpoint=get_settings().pubsub_rest_endpoint)
+
+
+def firestore_admin() -> FirestoreAdmin:
+    """Firestore's admin API for this database (``doctor``): ADC, or nothing for a loopback
+    stand-in."""
+    from shared.adapters.firestore_admin import FirestoreAdmin
+    from shared.adapters.pubsub_pull import anonymous_for_loopback
+
+    settings = get_settings()
+    endpoint = settings.firestore_admin_endpoint
+    credentials = anonymous_for_loopback(endpoint)
+    if credentials is None:
+        import google.auth
+
+        from shared.adapters.firestore_admin import SCOPE_DATASTORE
+
+        credentials, _ = google.auth.default(scopes=[SCOPE_DATASTORE])
+    return FirestoreAdmin(
+        credentials, settings.gcp_project, settings.firestore_database, endpoint=endpoint
+    )
+
+
+def delegated_credentials(address: str, scope: str) -> Any:
+    """Gmail delegation credentials for ``address`` with exactly ``scope`` (``doctor`` mints
+    one token per mailbox and scope to prove the grant)."""
+    return _delegated_credentials(address, scope)
+
+
+def run_gmail_pull_loop(stop_event: threading.Event, *, idle_seconds: float = 1.0) -> None:
+    """Pull Gmail's watch notifications until ``stop_event`` is set (the local server runs this
+    in a thread). Returns at once when no subscription is configured (the poll does the work).
+    A failed pull is logged and retried with backoff; it never ends the loop, and the poll keeps
+    running beside it whatever happens here."""
+    from shared.services.notifications import drain_notifications
+
+    if not get_settings().gmail_watch_subscription:
+        return
+    backoff = idle_seconds
+    while not stop_event.is_set():
+        try:
+            result = drain_notifications(gmail_watch_puller(), store(), queue())
+        except Exception as exc:
+            logger.warning(
+                "gmail notification pull failed",
+                extra={"fields": {"event": "pull_failed", "error": type(exc).__name__}},
+            )
+            stop_event.wait(backoff)
+            backoff = min(backoff * 2, 60.0)
+            continue
+        backoff = idle_seconds
+        if result.pulled == 0:
+            stop_event.wait(idle_seconds)
+
+
 def reset() -> None:
     """Forget every built adapter and the settings (tests; reconfiguration)."""
     for cached in (
@@ -289,6 +408,8 @@ def reset() -> None:
         smtp_sender,
         narrator,
         ensure_bootstrap_admin,
+        local_key,
+        gmail_watch_puller,
     ):
         cached.cache_clear()
     if local_queue.cache_info().currsize:

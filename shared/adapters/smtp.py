@@ -91,6 +91,42 @@ class SmtpSender:
     def __repr__(self) -> str:  # never the password
         return f"SmtpSender({self.where}, security={self._security.value!r}, user={self._user!r})"
 
+    def check_login(self) -> None:
+        """Connect, secure and log in, then quit without sending (``doctor``); SmtpSendError
+        says at which stage it failed, never with the password."""
+        context = self._ssl_context or ssl.create_default_context()
+        stage = "connect"
+        try:
+            client: smtplib.SMTP
+            if self._security is SmtpSecurity.TLS:
+                client = smtplib.SMTP_SSL(
+                    self._host, self._port, timeout=self._timeout, context=context
+                )
+            else:
+                client = smtplib.SMTP(self._host, self._port, timeout=self._timeout)
+            with client:
+                stage = "ehlo"
+                client.ehlo()
+                if self._security is SmtpSecurity.STARTTLS:
+                    stage = "starttls"
+                    client.starttls(context=context)
+                    client.ehlo()
+                if self._user:
+                    stage = "login"
+                    client.login(self._user, self._password)
+        except smtplib.SMTPAuthenticationError as exc:
+            raise SmtpSendError(
+                f"The SMTP server at {self.where} refused the login (SMTP {exc.smtp_code}): "
+                "check the user and the password secret",
+                stage="login",
+                smtp_code=exc.smtp_code,
+            ) from None
+        except (smtplib.SMTPException, OSError) as exc:
+            raise SmtpSendError(
+                f"SMTP to {self.where} failed during {stage} ({type(exc).__name__})",
+                stage=stage,
+            ) from None
+
     def deliver(
         self,
         raw: bytes,
