@@ -52,6 +52,9 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="CRM_", extra="ignore", frozen=True)
 
+    # cloud: Cloud Functions; sandbox: one machine on the Gmail sandbox; real: one machine, Google.
+    mode: Literal["cloud", "sandbox", "real"] = "cloud"
+
     # --- state -----------------------------------------------------------------------------
     store_backend: StoreBackend = StoreBackend.SQLITE
     sqlite_path: Path = Path("var/crm.sqlite3")
