@@ -21,17 +21,13 @@ from sandbox.scenario import TEAM, Scenario, message, seed_crm, seed_mail
 from shared import wiring
 from tests.support.browser import (
     CONSOLE_DIST,
+    HOSTILE_BODY,
+    HOSTILE_NAME,
+    HOSTILE_SUBJECT,
     SCREENSHOTS,
     ConsolePage,
     HostileWatch,
     launch_chromium,
-)
-
-HOSTILE_SUBJECT = "<script>alert('subject')</script><img src=x onerror=alert(1)> Fund update"
-HOSTILE_NAME = "<img src=x onerror=alert('name')> Zoe"
-HOSTILE_BODY = (
-    "Hello <script>alert('body')</script> "
-    '<a href="javascript:alert(3)">click</a> <img src="https://evil.example/p.png" onerror=alert(4)>'
 )
 
 

@@ -16,8 +16,7 @@ from embedded.stack import Stack
 from sandbox.scenario import TEAM, Scenario
 from shared import wiring
 from shared.services import digest_schedule
-from tests.browser.conftest import HOSTILE_SUBJECT
-from tests.support.browser import CONSOLE_PATH, ConsolePage
+from tests.support.browser import CONSOLE_PATH, HOSTILE_SUBJECT, ConsolePage
 
 ADMIN, MEMBER = TEAM
 CSP = (

@@ -21,6 +21,16 @@ SCREENSHOTS = ROOT / "build" / "screenshots"
 AXE = ROOT / "console" / "node_modules" / "axe-core" / "axe.min.js"
 CONSOLE_PATH = "/admin_api/console/"
 
+# A message from a known contact that tries everything a stranger's mail could: every page that
+# lists or opens it must render it as text (tests/browser/conftest.py puts it in the mailbox).
+HOSTILE_SUBJECT = "<script>alert('subject')</script><img src=x onerror=alert(1)> Fund update"
+HOSTILE_NAME = "<img src=x onerror=alert('name')> Zoe"
+HOSTILE_BODY = (
+    "Hello <script>alert('body')</script> "
+    '<a href="javascript:alert(3)">click</a> '
+    '<img src="https://evil.example/p.png" onerror=alert(4)>'
+)
+
 
 def chromium_path() -> str:
     found = os.environ.get("CRM_CHROMIUM") or shutil.which("chromium")
