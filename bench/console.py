@@ -38,8 +38,8 @@ from pathlib import Path
 
 import requests
 
-from bench.activity import COMMON, make_corpus, populate_sqlite, seed_directory
 from bench._support import team_address
+from bench.activity import COMMON, make_corpus, populate_sqlite, seed_directory
 
 ROOT = Path(__file__).resolve().parent.parent
 DIST = ROOT / "console" / "dist"
@@ -88,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 started = time.perf_counter()
                 reply = requests.get(
                     f"{stack.base_url}/admin_api/activity",
-                    params={"q": word, "limit": 25},
+                    params={"q": word, "limit": "25"},
                     headers={"Authorization": f"Bearer {token}"},
                     timeout=60,
                 )
