@@ -8,7 +8,7 @@ VENV_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
 .PHONY: setup lint test test-fast test-unit test-contract test-integration test-e2e test-sandbox test-infra \
-	demo bench openapi clean
+	test-browser demo bench openapi clean console browser
 
 setup: $(VENV_STAMP) $(NODE_STAMP)
 
@@ -23,13 +23,37 @@ $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-lint: $(VENV_STAMP)
+# The console (console/, README "The console"): its own node_modules, built into console/dist,
+# which admin_api serves. Rebuilt when its sources or the API document change.
+CONSOLE_STAMP := console/node_modules/.installed
+CONSOLE_SOURCES := $(shell find console/src -type f 2>/dev/null) console/index.html \
+	console/vite.config.ts console/tsconfig.json infra/openapi.json
+
+$(CONSOLE_STAMP): console/package.json console/package-lock.json
+	cd console && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+console/dist/index.html: $(CONSOLE_STAMP) $(CONSOLE_SOURCES)
+	cd console && npm run --silent build
+
+console: console/dist/index.html
+
+# The browser the console's tests drive: Debian's chromium (Playwright cannot download its own
+# here). Installed with apt when missing and run as root, as CI does; else it says what to do.
+browser:
+	@command -v chromium >/dev/null || { \
+		if [ "$$(id -u)" = 0 ]; then apt-get install -y -q chromium >/dev/null \
+			|| { apt-get update -q && apt-get install -y -q chromium >/dev/null; }; \
+		else echo "install Chromium: sudo apt-get install chromium" >&2; exit 1; fi; }
+
+lint: $(VENV_STAMP) $(CONSOLE_STAMP)
+	cd console && npm run --silent check
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	PYTHONPATH=. $(VENV)/bin/lint-imports
 
-test: setup lint
+test: setup lint console browser
 	$(PY) -m pytest --durations=25
 
 # The suite without lint, for a quick loop while editing.
@@ -38,7 +62,7 @@ test-fast: setup
 
 # One tier at a time. Every folder under tests/ that holds tests belongs to exactly one of these
 # (tests/unit/test_test_layout.py checks it); `make test` runs them all in one session.
-TIER_TARGETS := test-unit test-contract test-integration test-e2e test-sandbox test-infra
+TIER_TARGETS := test-unit test-contract test-integration test-e2e test-sandbox test-infra test-browser
 
 test-unit: setup
 	$(PY) -m pytest -q tests/unit
@@ -58,6 +82,9 @@ test-sandbox: setup
 test-infra: setup
 	$(PY) -m pytest -q tests/infra
 
+test-browser: setup console browser
+	$(PY) -m pytest -q tests/browser
+
 demo: setup
 	$(PY) -m embedded.demo
 
@@ -72,7 +99,7 @@ bench: setup
 	done
 
 clean:
-	rm -rf $(VENV) node_modules build .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) node_modules console/node_modules console/dist build .mypy_cache .ruff_cache .pytest_cache
 
 # --- Google Cloud deployment (infra/README.md) and one-machine backups -------------------------
 .PHONY: plan deploy deploy-demo bundle lock backup
@@ -90,7 +117,7 @@ deploy-demo: $(VENV_STAMP)
 	$(PY) -m infra demo
 
 # build/bundle/: the source Cloud Functions receives (main.py, requirements.txt, the code).
-bundle: $(VENV_STAMP)
+bundle: $(VENV_STAMP) console
 	$(PY) -m infra bundle
 
 # Regenerates infra/requirements.lock from requirements.txt (asks the package index).

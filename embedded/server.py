@@ -39,9 +39,15 @@ MAIN_SOURCE = Path(__file__).resolve().parent.parent / "functions" / "main.py"
 TokenMinter = Callable[[str, str], str]
 
 
+CONSOLE_PATH = "/admin_api/console/"
+
+
 def _healthz_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
     request = Request(environ)
-    if request.path in ("/healthz", "/healthz/"):
+    if request.path == "/":
+        # The machine's front door is the console (served by admin_api, functions/console.py).
+        response = Response(status=302, headers={"Location": CONSOLE_PATH})
+    elif request.path in ("/healthz", "/healthz/"):
         response = Response(
             json.dumps({"status": "ok", "functions": [spec.name for spec in FUNCTIONS]}),
             mimetype="application/json",
@@ -68,8 +74,11 @@ def _as_function_root(app: Any) -> Any:
     return mounted
 
 
-def build_wsgi_app(functions: Iterable[FunctionSpec] = FUNCTIONS) -> DispatcherMiddleware:
-    """One WSGI app mounting each function's functions-framework app under ``/<name>``."""
+def build_wsgi_app(
+    functions: Iterable[FunctionSpec] = FUNCTIONS, extra: Mapping[str, Any] | None = None
+) -> DispatcherMiddleware:
+    """One WSGI app mounting each function's functions-framework app under ``/<name>``, and
+    ``extra`` apps (the sandbox's sign-in, in sandbox mode only) at their paths."""
     import functions_framework
 
     mounts = {
@@ -78,6 +87,7 @@ def build_wsgi_app(functions: Iterable[FunctionSpec] = FUNCTIONS) -> DispatcherM
         )
         for spec in functions
     }
+    mounts.update(extra or {})
     return DispatcherMiddleware(_healthz_app, mounts)
 
 
@@ -160,9 +170,10 @@ class LocalServer:
         port: int = 0,
         tick_interval_s: float = 1.0,
         start_ticker: bool = True,
+        extra_apps: Mapping[str, Any] | None = None,
     ) -> None:
         self.token_minter = token_minter
-        self.app = build_wsgi_app()
+        self.app = build_wsgi_app(extra=extra_apps)
         self._server: BaseWSGIServer = make_server(host, port, self.app, threaded=True)
         self.base_url = f"http://{host}:{self._server.server_port}"
         self._thread: threading.Thread | None = None

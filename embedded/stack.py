@@ -13,6 +13,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from embedded import sandbox_sign_in
 from embedded.server import LocalServer
 from sandbox.gmail import GmailSandbox, RunningGmailSandbox, serve_gmail_sandbox
 from sandbox.issuer import RunningIssuer, serve_issuer
@@ -52,6 +53,18 @@ class Stack:
         return self.issuer.mint(email, f"{self.base_url}/{function_name}")
 
 
+def _sign_in_app(issuer: RunningIssuer) -> sandbox_sign_in.SandboxSignIn:
+    """The console's sandbox sign-in: tokens for the people audience, for the fund's users."""
+
+    def team() -> list[dict[str, object]]:
+        return [
+            {"email": u.email, "name": u.name, "role": u.role.value, "active": u.is_active}
+            for u in wiring.store().list_users()
+        ]
+
+    return sandbox_sign_in.SandboxSignIn(issuer.mint, lambda: PEOPLE_AUDIENCE, team)
+
+
 @contextlib.contextmanager
 def local_stack(
     *,
@@ -89,6 +102,7 @@ def local_stack(
             gmail.grant_scopes(key_info["client_id"], [SCOPE_READONLY, SCOPE_COMPOSE])
             os.environ.update(
                 {
+                    "CRM_MODE": "sandbox",
                     "CRM_STORE_BACKEND": "sqlite",
                     "CRM_SQLITE_PATH": str(sqlite_path),
                     "CRM_QUEUE_BACKEND": "local",
@@ -120,6 +134,7 @@ def local_stack(
                 token_minter=issuer.mint,
                 start_ticker=start_ticker,
                 tick_interval_s=tick_interval_s,
+                extra_apps={sandbox_sign_in.PATH: _sign_in_app(issuer)},
             )
             # Service callers' audience is the function's URL, known once the port is bound.
             os.environ["CRM_FUNCTIONS_BASE_URL"] = server.base_url

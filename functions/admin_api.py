@@ -13,6 +13,7 @@ from __future__ import annotations
 import flask
 import functions_framework
 
+from functions import console
 from shared import wiring
 from shared.web import Router
 
@@ -38,4 +39,5 @@ api = Router(
 
 @functions_framework.http
 def admin_api(request: flask.Request) -> flask.Response:
-    return api(request)
+    # The console's static files first: no token, no route modules loaded (functions/console.py).
+    return console.serve(request) or api(request)

@@ -89,6 +89,12 @@ def collect(root: Path = ROOT) -> Bundle:
             if not path.is_file() or _skipped(relative):
                 continue
             files[relative.as_posix()] = path.read_bytes()
+    # The built console (``make bundle`` builds it first), served by admin_api from the same
+    # place relative to functions/ as in the source tree (functions/console.py).
+    dist = root / "console" / "dist"
+    for path in sorted(dist.rglob("*")) if dist.is_dir() else ():
+        if path.is_file():
+            files[path.relative_to(root).as_posix()] = path.read_bytes()
     files["main.py"] = root_main(entry_points(root)).encode("utf-8")
     lock = (root / LOCK_FILE.relative_to(ROOT)).read_bytes()
     files["requirements.txt"] = lock

@@ -28,11 +28,16 @@ def python_files(files: dict[str, bytes]) -> dict[str, bytes]:
 
 
 class TestLayout:
-    def test_main_py_requirements_and_the_two_packages_only(
+    def test_main_py_requirements_the_two_packages_and_the_built_console_only(
         self, source_bundle: bundle.Bundle
     ) -> None:
         top = {path.split("/")[0] for path in source_bundle.files}
-        assert top == {"main.py", "requirements.txt", "functions", "shared"}
+        assert top - {"console"} == {"main.py", "requirements.txt", "functions", "shared"}
+        # Of the console, only what was built (no sources, no node_modules).
+        console = [p for p in source_bundle.files if p.startswith("console/")]
+        assert all(p.startswith("console/dist/") for p in console)
+        if (bundle.ROOT / "console" / "dist" / "index.html").is_file():
+            assert "console/dist/index.html" in console
         assert not any(
             "__pycache__" in path or path.endswith(".pyc") for path in source_bundle.files
         )
