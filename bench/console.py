@@ -81,7 +81,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         seed_directory(store, corpus)
         populate_sqlite(store, corpus)
         store.close()
-        with local_stack(sqlite_path=path, bootstrap_admin=admin, start_ticker=False) as stack:
+        with local_stack(
+            sqlite_path=path, bootstrap_admin=admin, start_ticker=False, env={"CRM_MODE": "sandbox"}
+        ) as stack:
             token = stack.person_token(admin)
             api_ms = []
             for word in words:

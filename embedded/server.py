@@ -28,7 +28,7 @@ from werkzeug.wrappers import Request, Response
 from shared import wiring
 from shared.catalog import FUNCTIONS, FunctionSpec, Topic, Trigger, subscriber_of
 from shared.config import get_settings
-from shared.domain.models import utcnow
+from shared.domain.models import ServiceRole, utcnow
 from shared.domain.pubsub import encode_push_envelope
 
 logger = logging.getLogger(__name__)
@@ -204,7 +204,8 @@ class LocalServer:
         return int(response.status_code)
 
     def call_scheduled(self, spec: FunctionSpec) -> int:
-        return self.post(spec.name, get_settings().scheduler_identity, {"job": spec.name})
+        identity = wiring.local_service_identity(ServiceRole.SCHEDULER)
+        return self.post(spec.name, identity, {"job": spec.name})
 
     def deliver(self, topic: str, message: Mapping[str, Any], message_id: str) -> int:
         spec = subscriber_of(Topic(topic))
@@ -214,7 +215,9 @@ class LocalServer:
             subscription=f"projects/local/subscriptions/{topic}-push",
             published_at=utcnow(),
         )
-        return self.post(spec.name, get_settings().push_identity, envelope)
+        return self.post(
+            spec.name, wiring.local_service_identity(ServiceRole.PUBSUB_PUSH), envelope
+        )
 
     # -- lifecycle ---------------------------------------------------------------------------
 

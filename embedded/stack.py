@@ -20,6 +20,7 @@ from sandbox.issuer import RunningIssuer, serve_issuer
 from sandbox.scenario import TEAM_DOMAINS
 from sandbox.smtp_sink import SmtpSink
 from shared import wiring
+from shared.config import get_settings
 from shared.domain.tenancy import domain_of
 
 PEOPLE_AUDIENCE = "admin-console.apps.local"
@@ -51,6 +52,13 @@ class Stack:
     def service_token(self, email: str, function_name: str) -> str:
         """An ID token for a service identity calling one function (audience = its URL)."""
         return self.issuer.mint(email, f"{self.base_url}/{function_name}")
+
+
+class _LocalPushSigner:
+    """The sandbox's push, signed as the local queue signs its deliveries."""
+
+    def mint(self, email: str, audience: str) -> str:
+        return wiring.local_token_minter(email, audience)
 
 
 def _sign_in_app(issuer: RunningIssuer) -> sandbox_sign_in.SandboxSignIn:
@@ -102,7 +110,6 @@ def local_stack(
             gmail.grant_scopes(key_info["client_id"], [SCOPE_READONLY, SCOPE_COMPOSE])
             os.environ.update(
                 {
-                    "CRM_MODE": "sandbox",
                     "CRM_STORE_BACKEND": "sqlite",
                     "CRM_SQLITE_PATH": str(sqlite_path),
                     "CRM_QUEUE_BACKEND": "local",
@@ -130,8 +137,11 @@ def local_stack(
                 }
             )
             wiring.reset()
+            # In the sandbox and real modes only the local key may vouch for the ticker, the
+            # queue and the push (shared.adapters.auth); the cloud mode trusts the issuer for all.
+            local = get_settings().mode != "cloud"
             server = LocalServer(
-                token_minter=issuer.mint,
+                token_minter=wiring.local_token_minter if local else issuer.mint,
                 start_ticker=start_ticker,
                 tick_interval_s=tick_interval_s,
                 extra_apps={sandbox_sign_in.PATH: _sign_in_app(issuer)},
@@ -143,7 +153,7 @@ def local_stack(
                 f"{server.base_url}/gmail_push",
                 identity_email=PUSH_IDENTITY,
                 audience=f"{server.base_url}/gmail_push",
-                issuer=issuer.issuer,
+                issuer=_LocalPushSigner() if local else issuer.issuer,
             )
             server.start()
             try:

@@ -18,12 +18,16 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from sandbox.issuer import SandboxIssuer
+from typing import Protocol
 
 DEFAULT_SUBSCRIPTION = "projects/sandbox/subscriptions/gmail-push"
+
+
+class PushSigner(Protocol):
+    """Who signs the push's OIDC token: the sandbox issuer (cloud-like stacks) or the local
+    runtime's own key (sandbox and real modes, where only it may vouch for the push identity)."""
+
+    def mint(self, email: str, audience: str) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -31,7 +35,7 @@ class PushTarget:
     url: str
     identity_email: str
     audience: str
-    issuer: SandboxIssuer
+    issuer: PushSigner
     subscription: str = DEFAULT_SUBSCRIPTION
     retry_delays_s: tuple[float, ...] = (0.05, 0.2, 0.5)
 

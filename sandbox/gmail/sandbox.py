@@ -33,7 +33,7 @@ from sandbox.gmail.auth import (
     new_key_info,
 )
 from sandbox.gmail.errors import GmailError
-from sandbox.gmail.push import PushDelivery, PushTarget, PushWorker
+from sandbox.gmail.push import PushDelivery, PushSigner, PushTarget, PushWorker
 from sandbox.gmail.query import Candidate, parse_query
 
 if TYPE_CHECKING:
@@ -614,7 +614,7 @@ class GmailSandbox:
         *,
         identity_email: str,
         audience: str,
-        issuer: SandboxIssuer,
+        issuer: PushSigner,
         subscription: str = "projects/sandbox/subscriptions/gmail-push",
         retry_delays_s: Sequence[float] = (0.05, 0.2, 0.5),
     ) -> None:
@@ -631,7 +631,10 @@ class GmailSandbox:
     @property
     def push_issuer(self) -> SandboxIssuer | None:
         with self._lock:
-            return None if self._push_target is None else self._push_target.issuer
+            from sandbox.issuer import SandboxIssuer
+
+            issuer = None if self._push_target is None else self._push_target.issuer
+            return issuer if isinstance(issuer, SandboxIssuer) else None
 
     @property
     def deliveries(self) -> list[PushDelivery]:

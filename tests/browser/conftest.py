@@ -39,7 +39,10 @@ def running_stack(
         pytest.fail("the console is not built: run `make console` (make test builds it)")
     folder = tmp_path_factory.mktemp("console")
     with local_stack(
-        sqlite_path=folder / "crm.sqlite3", bootstrap_admin=TEAM[0], start_ticker=False
+        sqlite_path=folder / "crm.sqlite3",
+        bootstrap_admin=TEAM[0],
+        start_ticker=False,
+        env={"CRM_MODE": "sandbox"},
     ) as stack:
         scenario = seed_crm(wiring.store())
         seed_mail(stack.gmail, scenario)
