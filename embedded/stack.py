@@ -52,6 +52,35 @@ class Stack:
         return self.issuer.mint(email, f"{self.base_url}/{function_name}")
 
 
+def sandbox_environment(
+    issuer: RunningIssuer, gmail: GmailSandbox, gmail_url: str
+) -> dict[str, str]:
+    """The ``CRM_*`` values that point the service at the sandbox: its issuer's certificates,
+    the Gmail sandbox (delegation through the sandbox's service-account key, held as a secret
+    as an operator would, and granted both scopes), SQLite and the in-process queue. Shared by
+    the tests' stack and ``make serve``'s sandbox mode."""
+    import json
+
+    from shared.adapters.gmail_credentials import SCOPE_COMPOSE, SCOPE_READONLY
+
+    key_info = gmail.service_account_info()
+    gmail.grant_scopes(key_info["client_id"], [SCOPE_READONLY, SCOPE_COMPOSE])
+    return {
+        "CRM_STORE_BACKEND": "sqlite",
+        "CRM_QUEUE_BACKEND": "local",
+        "CRM_TOKEN_CERTS_URL": issuer.certs_url,
+        "CRM_TOKEN_ISSUERS": issuer.issuer.issuer,
+        "CRM_PEOPLE_AUDIENCE": PEOPLE_AUDIENCE,
+        "CRM_SCHEDULER_IDENTITY": SCHEDULER_IDENTITY,
+        "CRM_PUSH_IDENTITY": PUSH_IDENTITY,
+        "CRM_DRAFTING_AGENT_IDENTITIES": DRAFTING_AGENT_IDENTITY,
+        "CRM_GMAIL_API_ENDPOINT": gmail_url,
+        "CRM_GMAIL_KEY_SECRET": GMAIL_KEY_SECRET,
+        "CRM_SECRET_GMAIL_DWD_KEY": json.dumps(key_info),
+        "CRM_GMAIL_WATCH_TOPIC": GMAIL_WATCH_TOPIC,
+    }
+
+
 @contextlib.contextmanager
 def local_stack(
     *,
@@ -73,10 +102,6 @@ def local_stack(
     it to the bootstrap admin's domain, as on a machine where the operator did not set it).
     The caller's environment is restored on exit.
     """
-    import json
-
-    from shared.adapters.gmail_credentials import SCOPE_COMPOSE, SCOPE_READONLY
-
     saved = os.environ.copy()
     gmail = gmail or GmailSandbox()
     try:
@@ -85,25 +110,12 @@ def local_stack(
             serve_gmail_sandbox(gmail) as gmail_server,
             SmtpSink() as smtp,
         ):
-            key_info = gmail.service_account_info()
-            gmail.grant_scopes(key_info["client_id"], [SCOPE_READONLY, SCOPE_COMPOSE])
             os.environ.update(
                 {
-                    "CRM_STORE_BACKEND": "sqlite",
+                    **sandbox_environment(issuer, gmail, gmail_server.base_url),
                     "CRM_SQLITE_PATH": str(sqlite_path),
-                    "CRM_QUEUE_BACKEND": "local",
-                    "CRM_TOKEN_CERTS_URL": issuer.certs_url,
-                    "CRM_TOKEN_ISSUERS": issuer.issuer.issuer,
-                    "CRM_PEOPLE_AUDIENCE": PEOPLE_AUDIENCE,
-                    "CRM_SCHEDULER_IDENTITY": SCHEDULER_IDENTITY,
-                    "CRM_PUSH_IDENTITY": PUSH_IDENTITY,
-                    "CRM_DRAFTING_AGENT_IDENTITIES": DRAFTING_AGENT_IDENTITY,
                     "CRM_BOOTSTRAP_ADMIN": bootstrap_admin,
                     "CRM_TEAM_DOMAINS": ",".join(team_domains),
-                    "CRM_GMAIL_API_ENDPOINT": gmail_server.base_url,
-                    "CRM_GMAIL_KEY_SECRET": GMAIL_KEY_SECRET,
-                    "CRM_SECRET_GMAIL_DWD_KEY": json.dumps(key_info),
-                    "CRM_GMAIL_WATCH_TOPIC": GMAIL_WATCH_TOPIC,
                     # The digest's SMTP fallback: a loopback sink with AUTH (no TLS on loopback).
                     "CRM_SMTP_HOST": smtp.host,
                     "CRM_SMTP_PORT": str(smtp.port),
