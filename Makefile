@@ -1,5 +1,7 @@
 # Everything installs into the project: .venv (Python) and node_modules (the Firestore emulator).
-# Nothing here relies on what a previous session left on the machine.
+# Nothing here relies on what a previous session left on the machine. A target installs only what
+# it uses: Node (node_modules) only for the targets that run the Firestore emulator (the whole
+# suite, contract, integration, bench); `make serve`, `make demo` and the other tiers need Python only.
 
 PYTHON ?= python3
 VENV := .venv
@@ -8,7 +10,7 @@ VENV_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
 .PHONY: setup lint test test-fast test-unit test-contract test-integration test-e2e test-sandbox test-infra \
-	demo bench openapi clean
+	demo serve bench openapi clean
 
 setup: $(VENV_STAMP) $(NODE_STAMP)
 
@@ -40,7 +42,7 @@ test-fast: setup
 # (tests/unit/test_test_layout.py checks it); `make test` runs them all in one session.
 TIER_TARGETS := test-unit test-contract test-integration test-e2e test-sandbox test-infra
 
-test-unit: setup
+test-unit: $(VENV_STAMP)
 	$(PY) -m pytest -q tests/unit
 
 test-contract: setup
@@ -49,17 +51,23 @@ test-contract: setup
 test-integration: setup
 	$(PY) -m pytest -q tests/integration
 
-test-e2e: setup
+test-e2e: $(VENV_STAMP)
 	$(PY) -m pytest -q tests/e2e
 
-test-sandbox: setup
+test-sandbox: $(VENV_STAMP)
 	$(PY) -m pytest -q tests/sandbox
 
-test-infra: setup
+test-infra: $(VENV_STAMP)
 	$(PY) -m pytest -q tests/infra
 
-demo: setup
+demo: $(VENV_STAMP)
 	$(PY) -m embedded.demo
+
+# The one-machine server (docs/serve.md), in sandbox mode unless CRM_MODE says otherwise:
+# `make serve` to explore, `CRM_MODE=real make serve` for the fund. Ctrl-C stops it gracefully.
+CRM_MODE ?= sandbox
+serve: $(VENV_STAMP)
+	CRM_MODE=$(CRM_MODE) $(PY) -m embedded.server
 
 # The admin API's OpenAPI document, generated from the routes' declarations (a test compares).
 openapi: $(VENV_STAMP)
