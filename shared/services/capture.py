@@ -750,8 +750,14 @@ def _full_sync(
     done = state.messages_done
     while True:
         page = gmail.list_message_ids(query=query, page_token=token)
-        step = capture.ingest(page.ids)
-        report.add(step)
+        # A page (up to 500 ids) is ingested a chunk at a time, and the deadline is looked at
+        # between chunks: a run asked to stop (its deadline, or the one-machine server's
+        # SIGTERM) ends within one chunk. The checkpoint then stays at this page; the next run
+        # lists it again and skips what this one stored.
+        for start in range(0, len(page.ids), FETCH_CHUNK):
+            report.add(capture.ingest(page.ids[start : start + FETCH_CHUNK]))
+            if clock() >= deadline and start + FETCH_CHUNK < len(page.ids):
+                return False
         done += len(page.ids)
         token = page.next_page_token
         if not token:

@@ -165,8 +165,8 @@ def test_real_mode_mounts_no_sandbox_and_refuses_a_sandbox_token(tmp_path: Path)
     ("env", "reason"),
     [
         ({}, "CRM_MODE is 'cloud'"),
-        ({"CRM_MODE": "sandbox", "CRM_HOST": "0.0.0.0"}, "sandbox mode serves loopback only"),
-        ({"CRM_MODE": "real", "CRM_HOST": "0.0.0.0"}, "needs CRM_PUBLIC_URL=https://"),
+        ({"CRM_MODE": "sandbox", "CRM_HOST": "192.0.2.10"}, "sandbox mode serves loopback only"),
+        ({"CRM_MODE": "real", "CRM_HOST": "192.0.2.10"}, "needs CRM_PUBLIC_URL=https://"),
     ],
     ids=["no-mode", "sandbox-off-loopback", "real-off-loopback-without-https"],
 )
