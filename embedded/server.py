@@ -7,7 +7,10 @@ Flask app, the same token check and the same handler as in the cloud. Beside the
 Cloud Scheduler would, with an OIDC token for the scheduler identity), and the in-process queue
 delivering push envelopes to subscribing functions (as a Pub/Sub push subscription would, with
 a token for the push identity). Tokens for those two identities are minted by ``token_minter``:
-the sandbox issuer in tests and the demo.
+the sandbox issuer in tests and the demo; ``embedded.serve._token_minter`` chooses it by mode.
+
+Tests and the demo serve it with werkzeug's threaded server; ``make serve`` (``python -m
+embedded.server``, the long-running process of ``embedded.serve``) with waitress.
 """
 
 from __future__ import annotations
@@ -210,7 +213,9 @@ class LocalServer:
             self._server = _WaitressServer(host, port, served, threads)
         else:
             self._server = make_server(host, port, served, threaded=True)
-        url_host = f"[{host}]" if ":" in host else host
+        # Bound to every address, it calls itself on loopback.
+        url_host = {"0.0.0.0": "127.0.0.1", "::": "[::1]"}.get(host)  # noqa: S104
+        url_host = url_host or (f"[{host}]" if ":" in host else host)
         self.base_url = f"http://{url_host}:{self._server.server_port}"
         self._thread: threading.Thread | None = None
         self.ticker = Ticker(self.call_scheduled, interval_s=tick_interval_s)
