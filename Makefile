@@ -1,5 +1,7 @@
 # Everything installs into the project: .venv (Python) and node_modules (the Firestore emulator).
-# Nothing here relies on what a previous session left on the machine.
+# Nothing here relies on what a previous session left on the machine. A target installs only what
+# it uses: Node (node_modules) only for the targets that run the Firestore emulator (the whole
+# suite, contract, integration, bench); `make serve`, `make demo` and the other tiers need Python only.
 
 PYTHON ?= python3
 VENV := .venv
@@ -8,7 +10,7 @@ VENV_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
 .PHONY: setup lint test test-fast test-unit test-contract test-integration test-e2e test-sandbox test-infra \
-	test-browser demo bench openapi clean console browser
+	test-browser demo serve bench openapi clean console browser
 
 setup: $(VENV_STAMP) $(NODE_STAMP)
 
@@ -64,7 +66,7 @@ test-fast: setup
 # (tests/unit/test_test_layout.py checks it); `make test` runs them all in one session.
 TIER_TARGETS := test-unit test-contract test-integration test-e2e test-sandbox test-infra test-browser
 
-test-unit: setup
+test-unit: $(VENV_STAMP)
 	$(PY) -m pytest -q tests/unit
 
 test-contract: setup
@@ -73,20 +75,29 @@ test-contract: setup
 test-integration: setup
 	$(PY) -m pytest -q tests/integration
 
-test-e2e: setup
+test-e2e: $(VENV_STAMP)
 	$(PY) -m pytest -q tests/e2e
 
-test-sandbox: setup
+test-sandbox: $(VENV_STAMP)
 	$(PY) -m pytest -q tests/sandbox
 
-test-infra: setup
+test-infra: $(VENV_STAMP)
 	$(PY) -m pytest -q tests/infra
 
-test-browser: setup console browser
+test-browser: $(VENV_STAMP) console browser
 	$(PY) -m pytest -q tests/browser
 
-demo: setup
+demo: $(VENV_STAMP)
 	$(PY) -m embedded.demo
+
+# The one-machine server (docs/serve.md), in sandbox mode unless CRM_MODE says otherwise:
+# `make serve` to explore, `CRM_MODE=real make serve` for the fund. Ctrl-C stops it gracefully.
+CRM_MODE ?= sandbox
+# The console is built when Node.js is here; without it the API is served alone, and it says so.
+serve: $(VENV_STAMP)
+	@if command -v npm >/dev/null; then $(MAKE) --no-print-directory console; \
+	else echo "Node.js not found: serving the API without the console (install Node.js 20 for it)"; fi
+	CRM_MODE=$(CRM_MODE) $(PY) -m embedded.server
 
 # The admin API's OpenAPI document, generated from the routes' declarations (a test compares).
 openapi: $(VENV_STAMP)

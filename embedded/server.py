@@ -7,18 +7,22 @@ Flask app, the same token check and the same handler as in the cloud. Beside the
 Cloud Scheduler would, with an OIDC token for the scheduler identity), and the in-process queue
 delivering push envelopes to subscribing functions (as a Pub/Sub push subscription would, with
 a token for the push identity). Tokens for those two identities are minted by ``token_minter``:
-the sandbox issuer in tests and the demo.
+the sandbox issuer in tests and the demo; ``embedded.serve._token_minter`` chooses it by mode.
+
+Tests and the demo serve it with werkzeug's threaded server; ``make serve`` (``python -m
+embedded.server``, the long-running process of ``embedded.serve``) with waitress.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
@@ -75,10 +79,10 @@ def _as_function_root(app: Any) -> Any:
 
 
 def build_wsgi_app(
-    functions: Iterable[FunctionSpec] = FUNCTIONS, extra: Mapping[str, Any] | None = None
+    functions: Iterable[FunctionSpec] = FUNCTIONS, extra_mounts: Mapping[str, Any] | None = None
 ) -> DispatcherMiddleware:
-    """One WSGI app mounting each function's functions-framework app under ``/<name>``, and
-    ``extra`` apps (the sandbox's sign-in, in sandbox mode only) at their paths."""
+    """One WSGI app mounting each function's functions-framework app under ``/<name>``
+    (and ``extra_mounts``: the sandbox's sign-in, in sandbox mode only)."""
     import functions_framework
 
     mounts = {
@@ -87,8 +91,40 @@ def build_wsgi_app(
         )
         for spec in functions
     }
-    mounts.update(extra or {})
+    mounts.update(extra_mounts or {})
     return DispatcherMiddleware(_healthz_app, mounts)
+
+
+class _WaitressServer:
+    """waitress (a production WSGI server) behind the few calls ``LocalServer`` makes of
+    werkzeug's: the bound port, serve, shut down."""
+
+    def __init__(self, host: str, port: int, app: Any, threads: int) -> None:
+        from waitress.server import create_server
+
+        self._server: Any = create_server(
+            app,
+            host=host,
+            port=port,
+            threads=threads,
+            ident="crm",
+            clear_untrusted_proxy_headers=True,
+        )
+        self.server_port = int(self._server.effective_port)
+
+    def serve_forever(self) -> None:
+        self._server.run()
+
+    def shutdown(self) -> None:
+        """Stop accepting, let running requests end (the caller drained them first), then
+        close every connection so the loop ends."""
+        self._server.task_dispatcher.shutdown(cancel_pending=True, timeout=5)
+        for channel in list(self._server._map.values()):
+            with contextlib.suppress(Exception):
+                channel.close()
+
+    def server_close(self) -> None:
+        pass
 
 
 class Ticker:
@@ -170,12 +206,23 @@ class LocalServer:
         port: int = 0,
         tick_interval_s: float = 1.0,
         start_ticker: bool = True,
-        extra_apps: Mapping[str, Any] | None = None,
+        http: Literal["werkzeug", "waitress"] = "werkzeug",
+        extra_mounts: Mapping[str, Any] | None = None,
+        middleware: Callable[[Any], Any] | None = None,
+        threads: int = 8,
     ) -> None:
         self.token_minter = token_minter
-        self.app = build_wsgi_app(extra=extra_apps)
-        self._server: BaseWSGIServer = make_server(host, port, self.app, threaded=True)
-        self.base_url = f"http://{host}:{self._server.server_port}"
+        self.app = build_wsgi_app(extra_mounts=extra_mounts)
+        served = middleware(self.app) if middleware is not None else self.app
+        self._server: BaseWSGIServer | _WaitressServer
+        if http == "waitress":
+            self._server = _WaitressServer(host, port, served, threads)
+        else:
+            self._server = make_server(host, port, served, threaded=True)
+        # Bound to every address, it calls itself on loopback.
+        url_host = {"0.0.0.0": "127.0.0.1", "::": "[::1]"}.get(host)  # noqa: S104
+        url_host = url_host or (f"[{host}]" if ":" in host else host)
+        self.base_url = f"http://{url_host}:{self._server.server_port}"
         self._thread: threading.Thread | None = None
         self.ticker = Ticker(self.call_scheduled, interval_s=tick_interval_s)
         self._start_ticker = start_ticker
@@ -235,6 +282,13 @@ class LocalServer:
         )
         return self
 
+    def stop_taking_work(self, timeout: float) -> bool:
+        """Graceful stop, first half: no more ticks and no more queue deliveries; waits (up to
+        ``timeout``) for the delivery under way, e.g. a sync run finishing its page. True if
+        nothing is left running."""
+        self.ticker.stop()
+        return wiring.local_queue().stop_delivering(timeout)
+
     def stop(self) -> None:
         self.ticker.stop()
         self._server.shutdown()
@@ -247,3 +301,12 @@ class LocalServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+if __name__ == "__main__":
+    # ``python -m embedded.server``: the long-running server (``make serve``).
+    import sys
+
+    from embedded.serve import main
+
+    sys.exit(main())

@@ -54,23 +54,40 @@ class Stack:
         return self.issuer.mint(email, f"{self.base_url}/{function_name}")
 
 
-class _LocalPushSigner:
+class LocalPushSigner:
     """The sandbox's push, signed as the local queue signs its deliveries."""
 
     def mint(self, email: str, audience: str) -> str:
         return wiring.local_token_minter(email, audience)
 
 
-def _sign_in_app(issuer: RunningIssuer) -> sandbox_sign_in.SandboxSignIn:
-    """The console's sandbox sign-in: tokens for the people audience, for the fund's users."""
+def sandbox_environment(
+    issuer: RunningIssuer, gmail: GmailSandbox, gmail_url: str
+) -> dict[str, str]:
+    """The ``CRM_*`` values that point the service at the sandbox: its issuer's certificates,
+    the Gmail sandbox (delegation through the sandbox's service-account key, held as a secret
+    as an operator would, and granted both scopes), SQLite and the in-process queue. Shared by
+    the tests' stack and ``make serve``'s sandbox mode."""
+    import json
 
-    def team() -> list[dict[str, object]]:
-        return [
-            {"email": u.email, "name": u.name, "role": u.role.value, "active": u.is_active}
-            for u in wiring.store().list_users()
-        ]
+    from shared.adapters.gmail_credentials import SCOPE_COMPOSE, SCOPE_READONLY
 
-    return sandbox_sign_in.SandboxSignIn(issuer.mint, lambda: PEOPLE_AUDIENCE, team)
+    key_info = gmail.service_account_info()
+    gmail.grant_scopes(key_info["client_id"], [SCOPE_READONLY, SCOPE_COMPOSE])
+    return {
+        "CRM_STORE_BACKEND": "sqlite",
+        "CRM_QUEUE_BACKEND": "local",
+        "CRM_TOKEN_CERTS_URL": issuer.certs_url,
+        "CRM_TOKEN_ISSUERS": issuer.issuer.issuer,
+        "CRM_PEOPLE_AUDIENCE": PEOPLE_AUDIENCE,
+        "CRM_SCHEDULER_IDENTITY": SCHEDULER_IDENTITY,
+        "CRM_PUSH_IDENTITY": PUSH_IDENTITY,
+        "CRM_DRAFTING_AGENT_IDENTITIES": DRAFTING_AGENT_IDENTITY,
+        "CRM_GMAIL_API_ENDPOINT": gmail_url,
+        "CRM_GMAIL_KEY_SECRET": GMAIL_KEY_SECRET,
+        "CRM_SECRET_GMAIL_DWD_KEY": json.dumps(key_info),
+        "CRM_GMAIL_WATCH_TOPIC": GMAIL_WATCH_TOPIC,
+    }
 
 
 @contextlib.contextmanager
@@ -94,10 +111,6 @@ def local_stack(
     it to the bootstrap admin's domain, as on a machine where the operator did not set it).
     The caller's environment is restored on exit.
     """
-    import json
-
-    from shared.adapters.gmail_credentials import SCOPE_COMPOSE, SCOPE_READONLY
-
     saved = os.environ.copy()
     gmail = gmail or GmailSandbox()
     try:
@@ -106,25 +119,12 @@ def local_stack(
             serve_gmail_sandbox(gmail) as gmail_server,
             SmtpSink() as smtp,
         ):
-            key_info = gmail.service_account_info()
-            gmail.grant_scopes(key_info["client_id"], [SCOPE_READONLY, SCOPE_COMPOSE])
             os.environ.update(
                 {
-                    "CRM_STORE_BACKEND": "sqlite",
+                    **sandbox_environment(issuer, gmail, gmail_server.base_url),
                     "CRM_SQLITE_PATH": str(sqlite_path),
-                    "CRM_QUEUE_BACKEND": "local",
-                    "CRM_TOKEN_CERTS_URL": issuer.certs_url,
-                    "CRM_TOKEN_ISSUERS": issuer.issuer.issuer,
-                    "CRM_PEOPLE_AUDIENCE": PEOPLE_AUDIENCE,
-                    "CRM_SCHEDULER_IDENTITY": SCHEDULER_IDENTITY,
-                    "CRM_PUSH_IDENTITY": PUSH_IDENTITY,
-                    "CRM_DRAFTING_AGENT_IDENTITIES": DRAFTING_AGENT_IDENTITY,
                     "CRM_BOOTSTRAP_ADMIN": bootstrap_admin,
                     "CRM_TEAM_DOMAINS": ",".join(team_domains),
-                    "CRM_GMAIL_API_ENDPOINT": gmail_server.base_url,
-                    "CRM_GMAIL_KEY_SECRET": GMAIL_KEY_SECRET,
-                    "CRM_SECRET_GMAIL_DWD_KEY": json.dumps(key_info),
-                    "CRM_GMAIL_WATCH_TOPIC": GMAIL_WATCH_TOPIC,
                     # The digest's SMTP fallback: a loopback sink with AUTH (no TLS on loopback).
                     "CRM_SMTP_HOST": smtp.host,
                     "CRM_SMTP_PORT": str(smtp.port),
@@ -144,7 +144,11 @@ def local_stack(
                 token_minter=wiring.local_token_minter if local else issuer.mint,
                 start_ticker=start_ticker,
                 tick_interval_s=tick_interval_s,
-                extra_apps={sandbox_sign_in.PATH: _sign_in_app(issuer)},
+                extra_mounts={
+                    sandbox_sign_in.MOUNT: sandbox_sign_in.SandboxSignIn(
+                        issuer.mint, PEOPLE_AUDIENCE, team_domains
+                    )
+                },
             )
             # Service callers' audience is the function's URL, known once the port is bound.
             os.environ["CRM_FUNCTIONS_BASE_URL"] = server.base_url
@@ -153,7 +157,7 @@ def local_stack(
                 f"{server.base_url}/gmail_push",
                 identity_email=PUSH_IDENTITY,
                 audience=f"{server.base_url}/gmail_push",
-                issuer=_LocalPushSigner() if local else issuer.issuer,
+                issuer=LocalPushSigner() if local else issuer.issuer,
             )
             server.start()
             try:

@@ -15,7 +15,7 @@ import flask
 import functions_framework
 from flask.typing import ResponseReturnValue
 
-from shared import wiring
+from shared import lifecycle, wiring
 from shared.catalog import Topic, function_spec
 from shared.domain.models import Caller, ServiceRole
 from shared.domain.pubsub import decode_push_envelope
@@ -40,6 +40,7 @@ def rematch_job(request: flask.Request, caller: Caller) -> ResponseReturnValue:
             job_id,
             gmail_for=wiring.gmail_for,
             deadline=time.monotonic() + budget,
+            clock=lifecycle.run_clock,
         )
     except (BadRequestError, TooLargeError, NotFoundError) as exc:
         logger.warning(

@@ -17,7 +17,7 @@ import flask
 import functions_framework
 from flask.typing import ResponseReturnValue
 
-from shared import wiring
+from shared import lifecycle, wiring
 from shared.domain.models import Caller, ServiceRole
 from shared.domain.pubsub import decode_push_envelope
 from shared.errors import BadRequestError, TooLargeError
@@ -45,6 +45,7 @@ def sync_mailbox(request: flask.Request, caller: Caller) -> ResponseReturnValue:
         queue=wiring.queue(),
         now=wiring.clock().now(),
         run_id=uuid.uuid4().hex,
+        clock=lifecycle.run_clock,
     )
     if not outcome.ran:
         logger.info(

@@ -188,6 +188,19 @@ class Settings(BaseSettings):
                 raise ValueError(f"CRM_TEAM_DOMAINS: not a domain: {item!r}") from None
         return list(dict.fromkeys(domains))
 
+    # --- the one-machine server (``make serve``; embedded/serve.py; ``mode`` is at the top) ------
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    # The HTTPS address a reverse proxy serves this machine at; required off loopback in real mode.
+    public_url: str = ""
+    # The daily online backups while serving (empty: ``backups/`` beside the database).
+    backup_dir: Path | None = None
+    backup_keep: int = Field(default=14, ge=1, le=3650)
+    # Sandbox only: extra investor messages in the demo fund's first mailbox, and a delay on each
+    # Gmail list page (a backfill long enough to watch, or to interrupt in a test).
+    sandbox_extra_messages: int = Field(default=0, ge=0, le=100_000)
+    sandbox_list_delay_ms: int = Field(default=0, ge=0, le=60_000)
+
     def function_url(self, function_name: str) -> str:
         """The URL a function is reached at: the audience of service callers' tokens."""
         return f"{self.functions_base_url.rstrip('/')}/{function_name}"

@@ -48,6 +48,7 @@ class LocalQueue:
         self._lock = threading.Lock()
         self._in_flight = 0
         self._idle = threading.Condition(self._lock)
+        self._stopping = False
 
     def attach(self, deliver: Deliverer) -> None:
         """Start delivering (the local server calls this once its functions are mounted)."""
@@ -62,6 +63,19 @@ class LocalQueue:
             self._pending.put(None)
             self._worker.join(5)
             self._worker = None
+
+    def stop_delivering(self, timeout: float) -> bool:
+        """Take no more work: the delivery under way (if any) finishes, nothing else is
+        delivered or retried. What is left is dropped: on one machine every request is
+        re-derivable (the checkpoint is in the store, and the server polls again on start).
+        True if the worker ended within ``timeout``."""
+        self._stopping = True
+        worker = self._worker
+        if worker is None:
+            return True
+        self._pending.put(None)
+        worker.join(timeout)
+        return not worker.is_alive()
 
     def publish(self, topic: str, message: Mapping[str, Any]) -> str:
         item = QueuedMessage(topic=topic, message=dict(message), message_id=uuid.uuid4().hex)
@@ -84,7 +98,7 @@ class LocalQueue:
     def _run(self) -> None:
         while True:
             item = self._pending.get()
-            if item is None:
+            if item is None or self._stopping:
                 return
             deliver = self._deliver
             status = 0
@@ -97,6 +111,8 @@ class LocalQueue:
                     )
             if 200 <= status < 300:
                 self._settle()
+            elif self._stopping:
+                return
             elif item.attempt < self.max_attempts:
                 time.sleep(self.backoff_s * 2 ** (item.attempt - 1))
                 self._pending.put(
