@@ -22,10 +22,9 @@ from embedded import instance
 from embedded.backup_schedule import BackupSchedule
 from embedded.serve import _ModeAndStop, _token_minter
 from sandbox.issuer import DEFAULT_ISSUER
-from shared import lifecycle
+from shared import lifecycle, wiring
 from shared.adapters.sqlite import SqliteStore
 from shared.config import Settings
-from shared.errors import ConfigurationError
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -210,11 +209,25 @@ def test_a_stopping_process_has_passed_every_deadline() -> None:
         lifecycle.reset()
 
 
-def test_real_mode_signs_nothing_with_a_sandbox_key() -> None:
-    minter, background = _token_minter(settings(mode="real"), None)
-    with pytest.raises(ConfigurationError, match="local identity"):
-        minter("scheduler@fund.iam.gserviceaccount.com", "https://crm.fund.example/sync_poll")
-    assert background is None
+@pytest.mark.parametrize("mode", ["sandbox", "real"])
+def test_local_modes_sign_with_the_local_key_and_pull_notifications(
+    mode: str, tmp_path: Path
+) -> None:
+    """Never with the sandbox issuer: only the runtime's own key may vouch for the ticker and
+    the queue (shared.adapters.auth), in both local modes."""
+
+    from google.auth import jwt
+
+    os.environ["CRM_SQLITE_PATH"] = str(tmp_path / "crm.sqlite3")
+    minter, background = _token_minter(settings(mode=mode), None)
+    token = minter("ticker@crm-local.invalid", "https://crm.fund.example/sync_poll")
+    claims = jwt.decode(token, verify=False)
+    assert claims["iss"].startswith("crm-local:")
+    assert (claims["email"], claims["aud"]) == (
+        "ticker@crm-local.invalid",
+        "https://crm.fund.example/sync_poll",
+    )
+    assert background is wiring.run_gmail_pull_loop
 
 
 def make_prerequisites(makefile: str) -> dict[str, list[str]]:
