@@ -42,22 +42,7 @@ OWN_PAGES = tuple(
 )
 CODE_FOLDERS = ("shared", "embedded", "functions", "infra", "sandbox")
 
-PENDING = frozenset(
-    {
-        "make serve",
-        "CRM_MODE",
-        "CRM_HOST",
-        "CRM_PORT",
-        "CRM_PUBLIC_URL",
-        "CRM_BACKUP_DIR",
-        "CRM_BACKUP_KEEP",
-        "CRM_SANDBOX_EXTRA_MESSAGES",
-        "CRM_SANDBOX_LIST_DELAY_MS",
-        "CRM_GMAIL_WATCH_SUBSCRIPTION",
-        "CRM_PUBSUB_REST_ENDPOINT",
-        "CRM_FIRESTORE_ADMIN_ENDPOINT",
-    }
-)
+PENDING: frozenset[str] = frozenset()
 
 FENCED = re.compile(r"^```[^\n]*\n(.*?)^```", re.MULTILINE | re.DOTALL)
 INLINE = re.compile(r"`([^`\n]+)`")
