@@ -24,6 +24,7 @@ from shared.ports.gmail import (
     HistoryPage,
     MessageIdPage,
 )
+from shared.ports.listings import ListingStore
 from shared.ports.mail import MailStore
 from shared.ports.mailboxes import MailboxStore, SyncStateChange
 from shared.ports.narrator import Narrator
@@ -70,6 +71,7 @@ __all__ = [
     "GmailTransport",
     "HistoryExpiredError",
     "HistoryPage",
+    "ListingStore",
     "MailStore",
     "MailboxStore",
     "MessageIdPage",
