@@ -240,16 +240,23 @@ def exercise_every_method(store: Store) -> None:
             store.list_investor_page(
                 sort=InvestorSort.LAST_CONTACT, include_deleted=include_deleted, page_token=token
             )
-    for filters in (
+    activity_filters: list[dict[str, Any]] = [
         {},
         {"investor_id": investor.id},
         {"contact_id": contact.id},
         {"account_id": account.id},
-    ):
+    ]
+    for filters in activity_filters:
         for token in ("", far_future):
             store.list_activity_page(**filters, page_token=token)
             store.list_activity_page(**filters, occurred_from=T0, occurred_to=T0, page_token=token)
-    for audit_filter in ({}, {"actor": admin.email}, {"action": "approve"}, {"target": "x"}):
+    audit_filters: list[dict[str, Any]] = [
+        {},
+        {"actor": admin.email},
+        {"action": "approve"},
+        {"target": "x"},
+    ]
+    for audit_filter in audit_filters:
         for token in ("", far_future):
             store.list_audit_page(**audit_filter, page_token=token)
             store.list_audit_page(**audit_filter, at_from=T0, at_to=T0, page_token=token)
