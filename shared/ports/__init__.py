@@ -41,7 +41,9 @@ from shared.ports.service_stores import (
     DigestStore,
     DirectoryStore,
     DraftStore,
+    ExportStore,
     ProposalDecisionStore,
+    TimelineStore,
 )
 from shared.ports.settings import SettingsStore
 from shared.ports.store import STORE_AREAS, Store
@@ -65,6 +67,7 @@ __all__ = [
     "DirectoryStore",
     "DraftStore",
     "DraftsClient",
+    "ExportStore",
     "FetchResult",
     "GmailClient",
     "GmailMessage",
@@ -85,6 +88,7 @@ __all__ = [
     "SmtpTransport",
     "Store",
     "SyncStateChange",
+    "TimelineStore",
     "TokenVerifier",
     "UserStore",
 ]

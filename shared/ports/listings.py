@@ -53,12 +53,14 @@ class ListingStore(Protocol):
         *,
         sort: InvestorSort = InvestorSort.NAME,
         name_prefix: str = "",
+        include_graveyard: bool = True,
         include_deleted: bool = False,
         limit: int = 50,
         page_token: str = "",
     ) -> Page[Investor]:
         """By name then id, or by last contact newest first (never contacted last, by id
-        descending). ``name_prefix`` only with the name sort."""
+        descending). ``name_prefix`` only with the name sort; graveyard investors are listed
+        unless ``include_graveyard`` is false."""
         ...
 
     def list_activity_page(

@@ -153,6 +153,13 @@ class TestInvestors:
 
         listed = drain(store.list_investor_page, sort=InvestorSort.LAST_CONTACT)
         assert names(listed) == ["New", "Old renamed", "Never"]
+        store.upsert_investor(new.model_copy(update={"graveyard": True}))
+        for sort in InvestorSort:
+            kept = drain(store.list_investor_page, sort=sort, include_graveyard=False)
+            assert sorted(names(kept)) == ["Never", "Old renamed"]
+        assert names(drain(store.list_investor_page, name_prefix="n", include_graveyard=False)) == [
+            "Never"
+        ]
 
     def test_name_prefix_with_another_sort_is_refused(self, store: Store) -> None:
         with pytest.raises(BadRequestError):

@@ -232,14 +232,22 @@ def exercise_every_method(store: Store) -> None:
                 store.list_contact_page(
                     domain="acme.example", include_deleted=include_deleted, page_token=token
                 )
-                store.list_investor_page(
-                    name_prefix=prefix, include_deleted=include_deleted, page_token=token
-                )
+                for include_graveyard in (True, False):
+                    store.list_investor_page(
+                        name_prefix=prefix,
+                        include_graveyard=include_graveyard,
+                        include_deleted=include_deleted,
+                        page_token=token,
+                    )
         contact_token = base64.urlsafe_b64encode(f"0|{investor.id}".encode()).decode()
         for token in ("", contact_token):
-            store.list_investor_page(
-                sort=InvestorSort.LAST_CONTACT, include_deleted=include_deleted, page_token=token
-            )
+            for include_graveyard in (True, False):
+                store.list_investor_page(
+                    sort=InvestorSort.LAST_CONTACT,
+                    include_graveyard=include_graveyard,
+                    include_deleted=include_deleted,
+                    page_token=token,
+                )
     activity_filters: list[dict[str, Any]] = [
         {},
         {"investor_id": investor.id},

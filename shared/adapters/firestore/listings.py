@@ -170,6 +170,7 @@ class ListingsMixin(FirestoreBase):
         include_deleted: bool,
         limit: int,
         page_token: str,
+        include_graveyard: bool = True,
     ) -> Page[M]:
         check_list_limit(limit)
         lower: tuple[str, str, Any] | None = None
@@ -184,7 +185,7 @@ class ListingsMixin(FirestoreBase):
                 lower = ("listing_name", ">", resume)
         spec = _Query(
             _COLLECTIONS[cls],
-            equals=() if include_deleted else (("deleted", False),),
+            equals=_live(include_deleted, include_graveyard),
             contains_any=(contains[0], (contains[1],)) if contains else None,
             range=lower or upper,
             upper=upper if lower else None,
@@ -241,6 +242,7 @@ class ListingsMixin(FirestoreBase):
         *,
         sort: InvestorSort = InvestorSort.NAME,
         name_prefix: str = "",
+        include_graveyard: bool = True,
         include_deleted: bool = False,
         limit: int = 50,
         page_token: str = "",
@@ -253,6 +255,7 @@ class ListingsMixin(FirestoreBase):
                 contains=None,
                 name_prefix=name_prefix,
                 include_deleted=include_deleted,
+                include_graveyard=include_graveyard,
                 limit=limit,
                 page_token=page_token,
             )
@@ -263,7 +266,7 @@ class ListingsMixin(FirestoreBase):
             bound = (field, "<" if descending else ">", investor_page_key(sort, page_token))
         spec = _Query(
             INVESTORS,
-            equals=() if include_deleted else (("deleted", False),),
+            equals=_live(include_deleted, include_graveyard),
             range=bound,
             order_by=((field, Direction.DESCENDING if descending else Direction.ASCENDING),),
             limit=limit + 1,
@@ -329,6 +332,16 @@ class ListingsMixin(FirestoreBase):
         name = one_filter(**given)
         equals = ((name, given[name]),) if name else ()
         return self._time_page(AuditEntry, AUDIT, equals, (at_from, at_to), limit, page_token)
+
+
+def _live(include_deleted: bool, include_graveyard: bool) -> tuple[tuple[str, Any], ...]:
+    """The equality filters that leave soft-deleted (and graveyard) records out."""
+    equals: list[tuple[str, Any]] = []
+    if not include_deleted:
+        equals.append(("deleted", False))
+    if not include_graveyard:
+        equals.append(("graveyard", False))
+    return tuple(equals)
 
 
 def _page(

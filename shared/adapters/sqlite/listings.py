@@ -171,6 +171,7 @@ class SqliteListings(_SqliteBase):
         include_deleted: bool,
         limit: int,
         page_token: str,
+        include_graveyard: bool = True,
     ) -> Page[M]:
         """One page by ``listing_name``: optionally only records holding a crm_keys value."""
         check_list_limit(limit)
@@ -179,6 +180,8 @@ class SqliteListings(_SqliteBase):
         params: list[object] = []
         if not include_deleted:
             clauses.append("t.deleted = 0")
+        if not include_graveyard:
+            clauses.append("t.graveyard = 0")
         if key_filter is not None:
             clauses.append("t.id IN (SELECT record_id FROM crm_keys WHERE kind = ? AND value = ?)")
             params += key_filter
@@ -250,6 +253,7 @@ class SqliteListings(_SqliteBase):
         *,
         sort: InvestorSort = InvestorSort.NAME,
         name_prefix: str = "",
+        include_graveyard: bool = True,
         include_deleted: bool = False,
         limit: int = 50,
         page_token: str = "",
@@ -262,12 +266,15 @@ class SqliteListings(_SqliteBase):
                 key_filter=None,
                 name_prefix=name_prefix,
                 include_deleted=include_deleted,
+                include_graveyard=include_graveyard,
                 limit=limit,
                 page_token=page_token,
             )
         check_list_limit(limit)
         column, descending = INVESTOR_SORT_FIELDS[sort]
         clauses: list[str] = [] if include_deleted else ["deleted = 0"]
+        if not include_graveyard:
+            clauses.append("graveyard = 0")
         params: list[object] = []
         if page_token:
             clauses.append(f"{column} {'<' if descending else '>'} ?")
