@@ -333,3 +333,75 @@ def test_a_sqlite_file_from_before_the_lists_gets_its_keys_on_upgrade(tmp_path: 
         assert [e.id for e in drain(upgraded.list_audit_page, actor="ann@f.example")] == [entry.id]
     finally:
         upgraded.close()
+
+
+@pytest.mark.firestore
+def test_firestore_documents_from_before_the_lists_get_their_keys_on_refresh(
+    firestore_store: Any,
+) -> None:
+    """Documents written before the listing keys lack them (Firestore leaves a document out
+    of a query ordered on a field it lacks); ``refresh_listing_keys`` fills them in."""
+    from shared.adapters.firestore.documents import _document
+
+    client = firestore_store._client
+    org = Organization(name="Legacy Org")
+    investor = Investor(name="Legacy Investor")
+    contact = Contact(name="Legacy Contact", emails=["l@legacy.example"])
+    activity = (
+        Proposal.new("e-legacy", investor.id)
+        .decide(ProposalStatus.APPROVED, "ann@f.example", email=None, existing_activity=None, at=T0)
+        .activity
+    )
+    assert activity is not None
+    proposal = Proposal.new("e-legacy", investor.id, account_id="acct-9")
+    firestore_store.create_proposal(proposal)
+    for collection, model in [
+        ("organizations", org),
+        ("investors", investor),
+        ("contacts", contact),
+        ("activities", activity),
+    ]:
+        client.collection(collection).document(model.id).set(_document(model))
+
+    # (The emulator, unlike production, still returns documents lacking the ordered field.)
+    assert "listing_name" not in client.collection("organizations").document(org.id).get().to_dict()
+    assert firestore_store.refresh_listing_keys() == 4
+    stored = client.collection("organizations").document(org.id).get().to_dict()
+    assert stored["listing_name"].startswith("legacy org")
+    assert names(firestore_store.list_organization_page().items) == ["Legacy Org"]
+    assert names(firestore_store.list_contact_page(domain="legacy.example").items) == [
+        "Legacy Contact"
+    ]
+    assert names(firestore_store.list_investor_page(sort=InvestorSort.LAST_CONTACT).items) == [
+        "Legacy Investor"
+    ]
+    [listed] = firestore_store.list_activity_page(account_id="acct-9").items
+    assert listed.id == activity.id
+    assert firestore_store.refresh_listing_keys() == 0  # idempotent
+
+
+def test_the_cli_refreshes_listing_keys(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from shared.adapters.sqlite import SqliteStore
+
+    db = tmp_path / "crm.sqlite3"
+    store = SqliteStore(db)
+    investor = Investor(name="Cli")
+    store.upsert_investor(investor)
+    store.set_last_contact(investor.id, T0)
+    store.close()
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "CRM_SQLITE_PATH": str(db), "PYTHONPATH": str(root)}
+    done = subprocess.run(
+        [sys.executable, "-m", "shared.cli", "refresh-listing-keys", investor.id],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "1 record(s) changed" in done.stdout  # no mail: back to never contacted
