@@ -16,6 +16,7 @@ import pytest
 
 from shared.domain.listing_keys import InvestorSort
 from shared.domain.models import (
+    Activity,
     AuditEntry,
     Contact,
     Email,
@@ -355,12 +356,13 @@ def test_firestore_documents_from_before_the_lists_get_their_keys_on_refresh(
     assert activity is not None
     proposal = Proposal.new("e-legacy", investor.id, account_id="acct-9")
     firestore_store.create_proposal(proposal)
-    for collection, model in [
+    legacy: list[tuple[str, Organization | Investor | Contact | Activity]] = [
         ("organizations", org),
         ("investors", investor),
         ("contacts", contact),
         ("activities", activity),
-    ]:
+    ]
+    for collection, model in legacy:
         client.collection(collection).document(model.id).set(_document(model))
 
     # (The emulator, unlike production, still returns documents lacking the ordered field.)
