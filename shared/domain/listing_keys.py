@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from enum import StrEnum
 
+from shared.domain.addresses import canonical_address
 from shared.domain.models import is_record_id, normalize_domain, time_key
 from shared.domain.paging import check_limit, decode_page_token, split_time_id_key
 from shared.errors import BadRequestError
@@ -132,3 +133,20 @@ def check_list_limit(limit: int) -> int:
     if limit > MAX_LIST_LIMIT:
         raise BadRequestError(f"limit must be at most {MAX_LIST_LIMIT}", limit=limit)
     return limit
+
+
+def address_filter(address: str) -> str:
+    """The key an address search compares (canonical: Gmail dots and +tags folded);
+    BadRequestError for something that is not an address (a caller's input)."""
+    try:
+        return canonical_address(address)
+    except ValueError:
+        raise BadRequestError("address is not an e-mail address") from None
+
+
+def domain_filter(domain: str) -> str:
+    """The key a domain search compares; BadRequestError for something that is not a domain."""
+    try:
+        return normalize_domain(domain)
+    except ValueError:
+        raise BadRequestError("domain is not a domain") from None

@@ -8,6 +8,7 @@ The activities come from the listings area, the mail from the activity panel's o
 from __future__ import annotations
 
 from shared.domain.activity import ActivityQuery
+from shared.domain.activity_keys import activity_page_key
 from shared.domain.paging import decode_page_token
 from shared.domain.timeline import SourcePage, TimelineItem, TimelinePage, merge
 from shared.errors import NotFoundError
@@ -19,7 +20,8 @@ def timeline(
     store: TimelineStore, investor_id: str, *, limit: int = 50, page_token: str = ""
 ) -> TimelinePage:
     """One page of the investor's timeline; 404 for an unknown investor (a soft-deleted one
-    keeps its history)."""
+    keeps its history), 400 for a page token that is not one of the timeline's."""
+    activity_page_key(page_token)  # the caller's input, checked before anything is read
     if not store.get_investors([investor_id]):
         raise NotFoundError("no such investor", investor_id=investor_id)
     activities = store.list_activity_page(

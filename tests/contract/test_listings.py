@@ -120,9 +120,17 @@ class TestContacts:
         assert names(drain(store.list_contact_page, name_prefix="b")) == ["bob Roe"]
         assert names(drain(store.list_contact_page)) == ["Ann Lee", "bob Roe"]
 
-    def test_address_and_domain_together_are_refused(self, store: Store) -> None:
+    def test_address_and_domain_together_or_malformed_are_refused(self, store: Store) -> None:
         with pytest.raises(BadRequestError):
             store.list_contact_page(address="a@b.example", domain="b.example")
+        for address in ("not an address", "\x00"):
+            with pytest.raises(BadRequestError):
+                store.list_contact_page(address=address)
+        for domain in ("not a domain", "x\x00.example"):
+            with pytest.raises(BadRequestError):
+                store.list_contact_page(domain=domain)
+            with pytest.raises(BadRequestError):
+                store.list_organization_page(domain=domain)
 
     def test_an_edit_that_removes_an_address_removes_its_domain(self, store: Store) -> None:
         contact = Contact(name="Dee", emails=["dee@one.example"])

@@ -33,12 +33,13 @@ from shared.adapters.firestore.documents import (
 )
 from shared.adapters.firestore.indexes import Direction
 from shared.domain.activity_keys import facet_token
-from shared.domain.addresses import canonical_address
 from shared.domain.listing_keys import (
     INVESTOR_SORT_FIELDS,
     InvestorSort,
+    address_filter,
     check_list_limit,
     contact_domains,
+    domain_filter,
     investor_page_key,
     last_contact_key,
     name_listing_key,
@@ -53,7 +54,6 @@ from shared.domain.models import (
     Investor,
     Organization,
     Proposal,
-    normalize_domain,
 )
 from shared.domain.paging import encode_page_token, proposal_window_keys, split_time_id_key
 from shared.errors import BadRequestError
@@ -73,13 +73,6 @@ def listing_fields(record: Organization | Investor | Contact) -> dict[str, Any]:
     if isinstance(record, Contact):
         fields["email_domains"] = contact_domains(record.emails)
     return fields
-
-
-def _domain(value: str) -> str:
-    try:
-        return normalize_domain(value)
-    except ValueError:
-        raise BadRequestError("domain is not a domain") from None
 
 
 class ListingsMixin(FirestoreBase):
@@ -205,7 +198,7 @@ class ListingsMixin(FirestoreBase):
     ) -> Page[Organization]:
         return self._name_page(
             Organization,
-            contains=("domains", _domain(domain)) if domain else None,
+            contains=("domains", domain_filter(domain)) if domain else None,
             name_prefix=name_prefix,
             include_deleted=include_deleted,
             limit=limit,
@@ -225,9 +218,9 @@ class ListingsMixin(FirestoreBase):
         one_filter(address=address, domain=domain)
         contains = None
         if address:
-            contains = ("email_keys", canonical_address(address))
+            contains = ("email_keys", address_filter(address))
         elif domain:
-            contains = ("email_domains", _domain(domain))
+            contains = ("email_domains", domain_filter(domain))
         return self._name_page(
             Contact,
             contains=contains,

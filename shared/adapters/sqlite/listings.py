@@ -8,12 +8,13 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from shared.adapters.sqlite.base import M, _dump, _load, _placeholders, _SqliteBase
-from shared.domain.addresses import canonical_address
 from shared.domain.listing_keys import (
     INVESTOR_SORT_FIELDS,
     InvestorSort,
+    address_filter,
     check_list_limit,
     contact_domains,
+    domain_filter,
     investor_page_key,
     last_contact_key,
     name_listing_key,
@@ -27,7 +28,6 @@ from shared.domain.models import (
     Contact,
     Investor,
     Organization,
-    normalize_domain,
 )
 from shared.domain.paging import encode_page_token, proposal_window_keys, split_time_id_key
 from shared.errors import BadRequestError
@@ -38,13 +38,6 @@ _TABLES: dict[type, str] = {
     Investor: "investors",
     Contact: "contacts",
 }
-
-
-def _domain(value: str) -> str:
-    try:
-        return normalize_domain(value)
-    except ValueError:
-        raise BadRequestError("domain is not a domain") from None
 
 
 class SqliteListings(_SqliteBase):
@@ -213,7 +206,7 @@ class SqliteListings(_SqliteBase):
         limit: int = 50,
         page_token: str = "",
     ) -> Page[Organization]:
-        key_filter = ("organization_domain", _domain(domain)) if domain else None
+        key_filter = ("organization_domain", domain_filter(domain)) if domain else None
         return self._name_page(
             Organization,
             key_filter=key_filter,
@@ -236,9 +229,9 @@ class SqliteListings(_SqliteBase):
         one_filter(address=address, domain=domain)
         key_filter = None
         if address:
-            key_filter = ("contact_address", canonical_address(address))
+            key_filter = ("contact_address", address_filter(address))
         elif domain:
-            key_filter = ("contact_domain", _domain(domain))
+            key_filter = ("contact_domain", domain_filter(domain))
         return self._name_page(
             Contact,
             key_filter=key_filter,
