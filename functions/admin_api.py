@@ -28,6 +28,8 @@ ROUTE_MODULES = (
     "functions.admin.jobs",
     "functions.admin.settings",
     "functions.admin.meta",
+    "functions.admin.lists",
+    "functions.admin.exports",
 )
 
 api = Router(

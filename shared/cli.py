@@ -8,6 +8,10 @@ Firestore project):
   re-match emails whose stored participants may have been invented (``shared.services.repair``).
 - ``python -m shared.cli repair-snippets [--max-pages N] [--restart]``: unescape Gmail's
   HTML-escaped snippets once and rebuild their search words.
+- ``python -m shared.cli refresh-listing-keys [INVESTOR_ID ...]``: give records written before
+  the admin lists their listing keys (Firestore documents; SQLite's migration does it) and
+  re-derive investors' last contact from stored mail (``ListingStore.refresh_listing_keys``).
+  Idempotent; run it once after upgrading, and daily to keep the last-contact sort current.
 
 The repairs are resumable: each keeps its cursor in the store and continues where it stopped.
 
@@ -70,6 +74,11 @@ def main(argv: list[str] | None = None) -> int:
         default=[],
         help="check the delegation grant for this mailbox (default: every active mailbox)",
     )
+    listing = commands.add_parser(
+        "refresh-listing-keys",
+        help="fill the admin lists' keys of older records and re-derive investors' last contact",
+    )
+    listing.add_argument("investor_ids", nargs="*", help="only these investors (default: all)")
     args = parser.parse_args(argv)
 
     if args.command == "doctor":
@@ -111,6 +120,10 @@ def main(argv: list[str] | None = None) -> int:
                 wiring.store(), max_pages=args.max_pages, restart=args.restart
             )
         print(run.describe())
+        return 0
+    if args.command == "refresh-listing-keys":
+        changed = wiring.store().refresh_listing_keys(args.investor_ids or None)
+        print(f"listing keys refreshed: {changed} record(s) changed")
         return 0
     return 2  # pragma: no cover - argparse rejects unknown commands
 

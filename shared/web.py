@@ -203,7 +203,8 @@ class Route:
     ``also`` lists other success statuses the route answers with the same reply model (the
     handler picks one by returning a :class:`Reply`), e.g. 202 when a write queued a job.
     ``raw_body`` is the media type of a body the handler reads itself (``text/csv``): the
-    document describes it as a string.
+    document describes it as a string. ``raw_response`` likewise for a reply the handler
+    writes itself (a streamed ``text/csv`` export).
     """
 
     method: str
@@ -219,6 +220,7 @@ class Route:
     tag: str = ""
     also: tuple[int, ...] = ()
     raw_body: str = ""
+    raw_response: str = ""
 
 
 @dataclass(frozen=True)
@@ -272,6 +274,7 @@ class Router:
         tag: str = "",
         also: Iterable[int] = (),
         raw_body: str = "",
+        raw_response: str = "",
     ) -> Callable[[RouteHandler], RouteHandler]:
         """Register a handler for ``method path``, admitting callers whose role is in ``roles``."""
 
@@ -294,6 +297,7 @@ class Router:
                 tag=tag,
                 also=tuple(sorted(set(also) - {status})),
                 raw_body=raw_body,
+                raw_response=raw_response,
             )
             self._map.add(Rule(path, methods=[method.upper()], endpoint=key))
             return handler

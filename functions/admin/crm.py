@@ -10,8 +10,8 @@ For each kind (``organizations``, ``investors``, ``contacts``):
   ``shared/domain/crm_csv.py``): good rows are written, bad rows reported as ``{row, errors}``.
 - ``DELETE /<kind>/<id>``: soft delete (kept, marked ``deleted``; it stops matching).
 
-Plus ``POST /investors/<id>/graveyard``, ``GET /investors`` (paged, by name),
-``GET /investors/<id>/contacts``, and ``GET``/``PUT /exclusions``.
+Plus ``POST /investors/<id>/graveyard``, ``GET /investors/<id>/contacts``, and
+``GET``/``PUT /exclusions``. The lists (``GET /investors`` and the others) are in ``lists.py``.
 
 A write that changes what matching sees (addresses, domains, an organisation, a reference,
 deletion; never graveyard) queues one re-match job for the request and answers **202** with its
@@ -27,7 +27,7 @@ from typing import Annotated, Any
 import flask
 from pydantic import BaseModel, Field
 
-from functions.admin.schemas import ApiModel, PageQuery
+from functions.admin.schemas import ApiModel
 from functions.admin_api import api
 from shared import wiring
 from shared.domain.crm import (
@@ -158,16 +158,6 @@ class ImportReport(ApiModel):
 
 class Graveyard(ApiModel):
     graveyard: bool
-
-
-class InvestorListQuery(PageQuery):
-    include_graveyard: bool = True
-    include_deleted: bool = False
-
-
-class InvestorPage(ApiModel):
-    items: list[Investor]
-    next_page_token: str = ""
 
 
 class ContactList(ApiModel):
@@ -425,28 +415,6 @@ def set_graveyard(
     report = crm.set_graveyard(wiring.store(), wiring.queue(), caller, investor_id, body.graveyard)
     (written,) = report.written
     return InvestorWrite(record=written.record, created=False, changed=written.changed)
-
-
-@api.route(
-    "GET",
-    "/investors",
-    roles=ADMINS,
-    query=InvestorListQuery,
-    response=InvestorPage,
-    tag="crm",
-)
-def list_investors(
-    request: flask.Request, caller: Caller, query: InvestorListQuery
-) -> InvestorPage:
-    """Investors by name, then id, a page at a time (graveyard included unless asked not)."""
-    items, token = crm.list_investors(
-        wiring.store(),
-        include_graveyard=query.include_graveyard,
-        include_deleted=query.include_deleted,
-        limit=query.limit,
-        page_token=query.page_token,
-    )
-    return InvestorPage(items=items, next_page_token=token)
 
 
 @api.route(

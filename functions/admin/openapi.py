@@ -174,6 +174,11 @@ def _responses(route: Route, ref: dict[Any, Any]) -> dict[str, Any]:
                 "description": SUCCESS_TEXT.get(status, "OK"),
                 "content": {"application/json": {"schema": ref[(route.response, "serialization")]}},
             }
+        elif route.raw_response:
+            responses[str(status)] = {
+                "description": SUCCESS_TEXT.get(status, "OK"),
+                "content": {route.raw_response: {"schema": {"type": "string"}}},
+            }
         else:
             responses[str(status)] = {"description": SUCCESS_TEXT.get(status, "OK")}
     for status, text in COMMON_ERRORS.items():

@@ -20,6 +20,15 @@ contacts         ``id``, ``name``, ``investor_id``, ``organization_id``, ``email
   reference, not graveyard; an empty ``name`` is refused for organisations and investors). A
   column left out keeps each record's stored value.
 - Rows are numbered as a spreadsheet shows them: the header is row 1. Blank rows are skipped.
+- Spreadsheet safety: an export writes a cell beginning with ``=``, ``+``, ``-``, ``@``, tab, CR
+  or ``'`` with a leading ``'`` (:func:`escape_cell`), so no spreadsheet reads it as a formula;
+  the import removes exactly that prefix (a ``'`` followed by one of those characters,
+  :func:`unescape_cell`), so an export re-imports unchanged. A ``'`` before anything else is
+  kept: a hand-written ``'Connor`` stays as typed.
+- An export ends with a trailer line, ``# rows=<n>`` (plus `` next_cursor=<c>`` when the
+  export continues in another chunk, :func:`trailer`). The import skips it and refuses a file
+  whose trailer counts other rows than it holds (cut short, or edited past the trailer); a file
+  without one (made by hand) imports as before.
 
 A problem with the file as a whole (not UTF-8, no header, an unknown or repeated column,
 unreadable CSV) raises :class:`CsvError` and nothing is written; a file over the size or row
@@ -31,19 +40,28 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
+import re
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 from pydantic import ValidationError
 
 from shared.domain.crm import ContactInput, CrmInput, InvestorInput, OrganizationInput
+from shared.domain.models import Activity, Contact, Investor, Organization
 
 MAX_CSV_BYTES = 2 * 1024 * 1024
 # What one request of the admin API (60 s) writes and audits comfortably on Firestore: about
 # 13 s for 2,000 new contacts against the emulator, which is slower than production.
 MAX_CSV_ROWS = 2000
 LIST_SEPARATOR = ";"
+# What a spreadsheet may read as the start of a formula (or a DDE payload), and the quote that
+# escapes them (itself escaped, so unescaping is exact).
+FORMULA_TRIGGERS = frozenset({"=", "+", "-", "@", "\t", "\r", "'"})
+ESCAPE = "'"
+TRAILER_PREFIX = "# rows="
+_TRAILER = re.compile(r"# rows=(\d{1,9})(?: next_cursor=([A-Za-z0-9_=-]{1,4096}))?")
 
 COLUMNS: dict[type[CrmInput], tuple[str, ...]] = {
     OrganizationInput: ("id", "name", "domains"),
@@ -97,9 +115,21 @@ def parse_csv(data: bytes, model: type[In]) -> ParsedCsv[In]:
     columns = _columns(_trimmed(header[1]), COLUMNS[model])
     parsed: ParsedCsv[In] = ParsedCsv(columns=columns)
     count = 0
+    declared: int | None = None
     for row, given in records:
         cells = _trimmed(given)
         if not cells:
+            continue
+        if declared is not None:
+            raise CsvError(f"row {row}: rows after the '{TRAILER_PREFIX}' trailer line")
+        trailer = _TRAILER.fullmatch(cells[0]) if len(cells) == 1 else None
+        if trailer is not None:
+            declared = int(trailer.group(1))
+            if declared != count:
+                raise CsvError(
+                    f"the trailer says {declared} rows but the file holds {count}:"
+                    " it was cut short or edited; export it again"
+                )
             continue
         count += 1
         if count > MAX_CSV_ROWS:
@@ -168,7 +198,7 @@ def _values(columns: list[str], cells: list[str]) -> tuple[dict[str, Any], list[
     problems: list[str] = []
     padded = cells + [""] * (len(columns) - len(cells))  # trailing empty cells may be cut
     for name, raw in zip(columns, padded, strict=True):
-        cell = raw.strip()
+        cell = unescape_cell(raw.strip())
         if name in _LISTS:
             values[name] = [part.strip() for part in cell.split(LIST_SEPARATOR) if part.strip()]
         elif name in _BOOLEANS:
@@ -182,3 +212,84 @@ def _values(columns: list[str], cells: list[str]) -> tuple[dict[str, Any], list[
         else:
             values[name] = cell
     return values, problems
+
+
+def escape_cell(value: str) -> str:
+    """A cell as an export writes it: a leading ``'`` before a formula trigger."""
+    return ESCAPE + value if value[:1] in FORMULA_TRIGGERS else value
+
+
+def unescape_cell(cell: str) -> str:
+    """Undo :func:`escape_cell`: exactly one ``'`` before a formula trigger is removed."""
+    if cell.startswith(ESCAPE) and cell[1:2] in FORMULA_TRIGGERS and len(cell) > 1:
+        return cell[1:]
+    return cell
+
+
+def csv_line(cells: Sequence[str]) -> str:
+    """One CSV record of escaped cells, quoted as spreadsheets read it (CRLF-terminated)."""
+    buffer = io.StringIO()
+    csv.writer(buffer).writerow([escape_cell(cell) for cell in cells])
+    return buffer.getvalue()
+
+
+def trailer(rows: int, next_cursor: str = "") -> str:
+    """The last line of an export chunk: how many rows it holds, and where the next begins."""
+    more = f" next_cursor={next_cursor}" if next_cursor else ""
+    return f"{TRAILER_PREFIX}{rows}{more}\r\n"
+
+
+# Approved activities, exported for reading (there is no activity import): the same quoting,
+# escaping and trailer as the record exports.
+ACTIVITY_COLUMNS: tuple[str, ...] = (
+    "id",
+    "occurred_at",
+    "investor_id",
+    "contact_id",
+    "account_id",
+    "email_id",
+    "summary",
+    "created_by",
+    "created_at",
+)
+
+
+def record_cells(record: Organization | Investor | Contact) -> list[str]:
+    """A stored record as the import's columns (``COLUMNS``) read it back."""
+    if isinstance(record, Organization):
+        return [record.id, record.name, LIST_SEPARATOR.join(record.domains)]
+    if isinstance(record, Investor):
+        return [
+            record.id,
+            record.name,
+            record.organization_id or "",
+            LIST_SEPARATOR.join(record.emails),
+            LIST_SEPARATOR.join(record.domains),
+            "true" if record.graveyard else "false",
+        ]
+    return [
+        record.id,
+        record.name,
+        record.investor_id or "",
+        record.organization_id or "",
+        LIST_SEPARATOR.join(record.emails),
+    ]
+
+
+def activity_cells(activity: Activity) -> list[str]:
+    """An approved activity as ``ACTIVITY_COLUMNS`` (times in UTC, ISO 8601)."""
+    return [
+        activity.id,
+        _iso(activity.occurred_at),
+        activity.investor_id,
+        activity.contact_id or "",
+        activity.account_id or "",
+        activity.email_id,
+        activity.summary,
+        activity.created_by,
+        _iso(activity.created_at),
+    ]
+
+
+def _iso(value: datetime | None) -> str:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z") if value else ""

@@ -695,6 +695,7 @@ class Proposal(Record):
                 email_id=self.email_id,
                 investor_id=self.investor_id,
                 contact_id=self.contact_id,
+                account_id=self.account_id,
                 occurred_at=email.date if email else None,
                 summary=email.subject if email else "",
                 created_by=actor,
@@ -717,10 +718,18 @@ class Activity(Record):
     email_id: RecordId
     investor_id: RecordId
     contact_id: RecordId | None = None
+    # The mailbox whose capture proposed it (the proposal's), for the by-mailbox list.
+    account_id: RecordId | None = None
     occurred_at: Timestamp | None = None
     summary: str = ""
     created_by: str
     created_at: Timestamp = Field(default_factory=utcnow)
+
+    @property
+    def sort_key(self) -> str:
+        """Newest-first listing key: when it happened (approval time for mail without a
+        date), then the id."""
+        return f"{time_key(self.occurred_at or self.created_at)}|{self.id}"
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from shared.ports.gmail import (
     HistoryPage,
     MessageIdPage,
 )
+from shared.ports.listings import ListingStore
 from shared.ports.mail import MailStore
 from shared.ports.mailboxes import MailboxStore, SyncStateChange
 from shared.ports.narrator import Narrator
@@ -40,7 +41,9 @@ from shared.ports.service_stores import (
     DigestStore,
     DirectoryStore,
     DraftStore,
+    ExportStore,
     ProposalDecisionStore,
+    TimelineStore,
 )
 from shared.ports.settings import SettingsStore
 from shared.ports.store import STORE_AREAS, Store
@@ -64,12 +67,14 @@ __all__ = [
     "DirectoryStore",
     "DraftStore",
     "DraftsClient",
+    "ExportStore",
     "FetchResult",
     "GmailClient",
     "GmailMessage",
     "GmailTransport",
     "HistoryExpiredError",
     "HistoryPage",
+    "ListingStore",
     "MailStore",
     "MailboxStore",
     "MessageIdPage",
@@ -83,6 +88,7 @@ __all__ = [
     "SmtpTransport",
     "Store",
     "SyncStateChange",
+    "TimelineStore",
     "TokenVerifier",
     "UserStore",
 ]

@@ -13,6 +13,7 @@ from typing import Protocol
 
 from shared.ports.activity_index import ActivityIndexStore
 from shared.ports.crm import CrmStore
+from shared.ports.listings import ListingStore
 from shared.ports.mail import MailStore
 from shared.ports.mailboxes import MailboxStore
 from shared.ports.proposals import ProposalStore
@@ -59,3 +60,12 @@ class DraftStore(UserStore, MailboxStore, MailStore, SettingsStore, Protocol):
 
 class ProposalDecisionStore(ProposalStore, SettingsStore, Protocol):
     """Deciding proposals: the proposals, and the audit of each decision."""
+
+
+class ExportStore(ListingStore, SettingsStore, Protocol):
+    """Exports: the lists they page through, and the audit entry each export writes."""
+
+
+class TimelineStore(ListingStore, ActivityIndexStore, MailboxStore, MailStore, Protocol):
+    """An investor's timeline: approved activities, and the investor's listed mail as the
+    panel shows it (its mailboxes and links)."""

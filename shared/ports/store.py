@@ -1,4 +1,4 @@
-"""The whole store: the union of its seven areas, for wiring and the contract suite only.
+"""The whole store: the union of its areas, for wiring and the contract suite only.
 
 Services take the areas they touch (``shared.ports.service_stores`` composes the ones a service
 needs from several areas), so a signature says which state a call may read or write. ``Store``
@@ -12,6 +12,7 @@ from typing import Protocol
 
 from shared.ports.activity_index import ActivityIndexStore
 from shared.ports.crm import CrmStore
+from shared.ports.listings import ListingStore
 from shared.ports.mail import MailStore
 from shared.ports.mailboxes import MailboxStore
 from shared.ports.proposals import ProposalStore
@@ -27,6 +28,7 @@ class Store(
     ActivityIndexStore,
     ProposalStore,
     SettingsStore,
+    ListingStore,
     Protocol,
 ):
     """Every read and write of the service's state.
@@ -53,4 +55,5 @@ STORE_AREAS: tuple[type, ...] = (
     ActivityIndexStore,
     ProposalStore,
     SettingsStore,
+    ListingStore,
 )

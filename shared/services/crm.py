@@ -17,7 +17,6 @@ overwritten edit added can stay linked until the next change of that record.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -28,7 +27,6 @@ from typing import Any, Generic, TypeVar, cast
 from pydantic import TypeAdapter, ValidationError
 
 from shared.domain.crm import (
-    MAX_NAME,
     REFERENCES,
     ContactInput,
     CrmInput,
@@ -54,12 +52,10 @@ from shared.domain.models import (
     Investor,
     Organization,
     RecordId,
-    is_record_id,
     normalize_address,
     normalize_domain,
     utcnow,
 )
-from shared.domain.paging import decode_page_token, encode_page_token
 from shared.errors import BadRequestError, ConflictError, NotFoundError, TooLargeError
 from shared.ports import CrmEditStore, CrmStore, Queue, SettingsStore
 from shared.services.capture import EXCLUSIONS_SETTING
@@ -501,62 +497,6 @@ def _verb(plan: _Plan[Any]) -> str:
     if "deleted" in plan.fields:
         return "delete" if plan.record.deleted else "restore"
     return "update"
-
-
-# -- listings ----------------------------------------------------------------------------------
-
-
-def list_investors(
-    store: CrmStore,
-    *,
-    include_graveyard: bool = True,
-    include_deleted: bool = False,
-    limit: int = 50,
-    page_token: str = "",
-) -> tuple[list[Investor], str]:
-    """Investors by name (case-insensitive), then id, a page at a time.
-
-    The store returns the whole list sorted (a fund's investors number hundreds to a few
-    thousand); the page token is the last (name, id) given, so a page never repeats or skips a
-    record even when others are added between pages.
-    """
-    after = _decode_after(page_token)
-    investors = store.list_investors(
-        include_graveyard=include_graveyard, include_deleted=include_deleted
-    )
-    if after is not None:
-        investors = [i for i in investors if (i.name_key, i.id) > after]
-    page = investors[:limit]
-    more = len(investors) > limit
-    token = _encode_after((page[-1].name_key, page[-1].id)) if more and page else ""
-    return page, token
-
-
-# A name's casefold may be longer than the name (ß -> ss), never three times as long.
-MAX_NAME_KEY = 3 * MAX_NAME
-
-
-def _encode_after(key: tuple[str, str]) -> str:
-    return encode_page_token(json.dumps(list(key)))
-
-
-def _decode_after(token: str) -> tuple[str, str] | None:
-    if not token:
-        return None
-    try:
-        value = json.loads(decode_page_token(token))
-    except ValueError:
-        value = None
-    # The last (name_key, id) given: a name's key and an id a record can have, nothing else.
-    if not (
-        isinstance(value, list)
-        and len(value) == 2
-        and all(isinstance(v, str) for v in value)
-        and len(value[0]) <= MAX_NAME_KEY
-        and is_record_id(value[1])
-    ):
-        raise BadRequestError("page_token is not valid")
-    return value[0], value[1]
 
 
 def contacts_of(store: CrmStore, investor_id: str) -> list[Contact]:

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shared.domain.activity import ActivityQuery
+from shared.domain.listing_keys import InvestorSort
 from shared.domain.models import (
     AuditEntry,
     CaptureProblem,
@@ -206,3 +207,67 @@ def exercise_every_method(store: Store) -> None:
                         page_token=token,
                     )
                 )
+
+    # the admin lists (shared/ports/listings.py): every filter, with and without deleted
+    # records and a page token
+    name_token = base64.urlsafe_b64encode(f"a\x01{org.id}".encode()).decode()
+    for include_deleted in (True, False):
+        for token in ("", name_token):
+            for prefix in ("", "ac"):
+                store.list_organization_page(
+                    name_prefix=prefix, include_deleted=include_deleted, page_token=token
+                )
+                store.list_organization_page(
+                    name_prefix=prefix,
+                    domain="acme.example",
+                    include_deleted=include_deleted,
+                    page_token=token,
+                )
+                store.list_contact_page(
+                    name_prefix=prefix, include_deleted=include_deleted, page_token=token
+                )
+                store.list_contact_page(
+                    address="jane@acme.example", include_deleted=include_deleted, page_token=token
+                )
+                store.list_contact_page(
+                    domain="acme.example", include_deleted=include_deleted, page_token=token
+                )
+                for include_graveyard in (True, False):
+                    store.list_investor_page(
+                        name_prefix=prefix,
+                        include_graveyard=include_graveyard,
+                        include_deleted=include_deleted,
+                        page_token=token,
+                    )
+        contact_token = base64.urlsafe_b64encode(f"0|{investor.id}".encode()).decode()
+        for token in ("", contact_token):
+            for include_graveyard in (True, False):
+                store.list_investor_page(
+                    sort=InvestorSort.LAST_CONTACT,
+                    include_graveyard=include_graveyard,
+                    include_deleted=include_deleted,
+                    page_token=token,
+                )
+    activity_filters: list[dict[str, Any]] = [
+        {},
+        {"investor_id": investor.id},
+        {"contact_id": contact.id},
+        {"account_id": account.id},
+    ]
+    for filters in activity_filters:
+        for token in ("", far_future):
+            store.list_activity_page(**filters, page_token=token)
+            store.list_activity_page(**filters, occurred_from=T0, occurred_to=T0, page_token=token)
+    audit_filters: list[dict[str, Any]] = [
+        {},
+        {"actor": admin.email},
+        {"action": "approve"},
+        {"target": "x"},
+    ]
+    for audit_filter in audit_filters:
+        for token in ("", far_future):
+            store.list_audit_page(**audit_filter, page_token=token)
+            store.list_audit_page(**audit_filter, at_from=T0, at_to=T0, page_token=token)
+    store.set_last_contact(investor.id, T0)
+    store.refresh_listing_keys()
+    store.refresh_listing_keys([investor.id])

@@ -18,6 +18,7 @@ import pytest
 from shared.ports import (
     ActivityIndexStore,
     CrmStore,
+    ListingStore,
     MailboxStore,
     MailStore,
     ProposalStore,
@@ -37,6 +38,7 @@ AREAS = (
     ActivityIndexStore,
     ProposalStore,
     SettingsStore,
+    ListingStore,
 )
 
 

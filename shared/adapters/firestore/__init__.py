@@ -40,6 +40,7 @@ from __future__ import annotations
 
 from shared.adapters.firestore.activity_index import ActivityIndexMixin
 from shared.adapters.firestore.crm import CrmMixin
+from shared.adapters.firestore.listings import ListingsMixin
 from shared.adapters.firestore.mail import MailMixin
 from shared.adapters.firestore.mailboxes import MailboxesMixin
 from shared.adapters.firestore.proposals import ProposalsMixin
@@ -55,6 +56,7 @@ class FirestoreStore(
     MailMixin,
     ProposalsMixin,
     SettingsMixin,
+    ListingsMixin,
 ):
     """Store adapter over a ``google.cloud.firestore.Client`` (production or the emulator).
 

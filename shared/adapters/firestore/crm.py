@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from google.cloud import firestore
+
 from shared.adapters.firestore.base import FirestoreBase
 from shared.adapters.firestore.documents import (
     CONTACTS,
@@ -17,7 +19,9 @@ from shared.adapters.firestore.documents import (
     _model,
     _Query,
 )
+from shared.adapters.firestore.listings import listing_fields
 from shared.domain.addresses import canonical_address
+from shared.domain.listing_keys import last_contact_key
 from shared.domain.models import (
     Contact,
     Investor,
@@ -30,15 +34,31 @@ class CrmMixin(FirestoreBase):
     """The CRM records: organizations, investors, contacts."""
 
     def upsert_organization(self, organization: Organization) -> None:
-        self._ref(ORGANIZATIONS, organization.id).set(_document(organization))
+        self._ref(ORGANIZATIONS, organization.id).set(
+            _document(organization, **listing_fields(organization))
+        )
 
     def upsert_investor(self, investor: Investor) -> None:
-        investor = investor.revalidated()
-        self._ref(INVESTORS, investor.id).set(_document(investor))
+        self._write_investor(investor.revalidated())
 
     def upsert_contact(self, contact: Contact) -> None:
         contact = contact.revalidated()
-        self._ref(CONTACTS, contact.id).set(_document(contact))
+        self._ref(CONTACTS, contact.id).set(_document(contact, **listing_fields(contact)))
+
+    def _write_investor(self, investor: Investor) -> None:
+        """The investor's document with its listing keys; the last contact is read from the
+        stored document in the same transaction, so an edit never loses it."""
+        ref = self._ref(INVESTORS, investor.id)
+
+        def write_investor(transaction: firestore.Transaction) -> None:
+            snapshot = ref.get(transaction=transaction)
+            stored = (snapshot.to_dict() or {}) if snapshot.exists else {}
+            last = stored.get("last_contact_key") or last_contact_key(None, investor.id)
+            transaction.set(
+                ref, _document(investor, **listing_fields(investor), last_contact_key=last)
+            )
+
+        self._transact(write_investor)
 
     def get_organization(self, organization_id: str) -> Organization | None:
         return self._get(Organization, ORGANIZATIONS, organization_id)

@@ -60,6 +60,10 @@ _STORAGE_ONLY = frozenset(
         "activity_direction",
         "activity_facets",
         "search_words",
+        # the admin lists' keys (shared.domain.listing_keys)
+        "listing_name",
+        "last_contact_key",
+        "email_domains",
     }
 )
 # The team's addresses (mailboxes and aliases of non-deleted mailboxes), kept in one document

@@ -64,7 +64,10 @@ class ProposalsMixin(FirestoreBase):
             )
             if outcome.changed:
                 if outcome.activity is not None and existing is None:
-                    transaction.set(activity_ref, _document(outcome.activity))
+                    transaction.set(
+                        activity_ref,
+                        _document(outcome.activity, sort_key=outcome.activity.sort_key),
+                    )
                 transaction.set(
                     proposal_ref,
                     _document(outcome.proposal, sort_key=outcome.proposal.sort_key),

@@ -14,6 +14,7 @@ a writer between its read and its write to prove that.
 from shared.adapters.sqlite.activity_index import SqliteActivityIndex
 from shared.adapters.sqlite.base import SqliteHooks
 from shared.adapters.sqlite.crm import SqliteCrm
+from shared.adapters.sqlite.listings import SqliteListings
 from shared.adapters.sqlite.mail import SqliteMail
 from shared.adapters.sqlite.mailboxes import SqliteMailboxes
 from shared.adapters.sqlite.proposals import SqliteProposals
@@ -31,6 +32,7 @@ class SqliteStore(
     SqliteActivityIndex,
     SqliteProposals,
     SqliteSettings,
+    SqliteListings,
 ):
     """Store adapter over one SQLite file (path from settings): one mixin per area of the
     port (``shared/ports/``), over the connection helpers of ``base``."""

@@ -16,8 +16,12 @@ from pydantic import BaseModel
 
 from shared.adapters.sqlite.schema import _DATA_MIGRATIONS, MIGRATIONS
 from shared.domain.models import (
+    Activity,
+    Contact,
     Email,
     EmailAccount,
+    Investor,
+    Organization,
 )
 
 M = TypeVar("M", bound=BaseModel)
@@ -140,3 +144,11 @@ class _SqliteBase:
         ) -> list[Email]: ...  # mail
 
         def _sync_activity(self, conn: sqlite3.Connection, email: Email) -> bool: ...  # activity
+
+        # listings
+        def _put_listing_keys(
+            self, conn: sqlite3.Connection, record: Organization | Investor | Contact
+        ) -> None: ...
+
+        @staticmethod
+        def _put_activity_row(conn: sqlite3.Connection, activity: Activity) -> None: ...

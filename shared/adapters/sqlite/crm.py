@@ -36,13 +36,18 @@ class SqliteCrm(_SqliteBase):
                 (organization.id, int(organization.deleted), _dump(organization)),
             )
             self._put_keys(conn, "organization_domain", organization.id, organization.domains)
+            self._put_listing_keys(conn, organization)
 
     def upsert_investor(self, investor: Investor) -> None:
         investor = investor.revalidated()
         with self._write() as conn:
+            # An upsert, not a replace: the row's last-contact listing key survives an edit.
             conn.execute(
-                "INSERT OR REPLACE INTO investors"
-                " (id, name_key, graveyard, deleted, organization_id, doc) VALUES (?,?,?,?,?,?)",
+                "INSERT INTO investors"
+                " (id, name_key, graveyard, deleted, organization_id, doc) VALUES (?,?,?,?,?,?)"
+                " ON CONFLICT (id) DO UPDATE SET name_key = excluded.name_key,"
+                " graveyard = excluded.graveyard, deleted = excluded.deleted,"
+                " organization_id = excluded.organization_id, doc = excluded.doc",
                 (
                     investor.id,
                     investor.name_key,
@@ -54,6 +59,7 @@ class SqliteCrm(_SqliteBase):
             )
             self._put_keys(conn, "investor_address", investor.id, investor.email_keys)
             self._put_keys(conn, "investor_domain", investor.id, investor.domains)
+            self._put_listing_keys(conn, investor)
 
     def upsert_contact(self, contact: Contact) -> None:
         contact = contact.revalidated()
@@ -63,6 +69,7 @@ class SqliteCrm(_SqliteBase):
                 (contact.id, int(contact.deleted), _dump(contact)),
             )
             self._put_keys(conn, "contact_address", contact.id, contact.email_keys)
+            self._put_listing_keys(conn, contact)
 
     def get_organization(self, organization_id: str) -> Organization | None:
         return self._one(

@@ -67,10 +67,7 @@ class SqliteProposals(_SqliteBase):
             if outcome.changed:
                 self._put_proposal(conn, outcome.proposal)
                 if outcome.activity is not None and existing is None:
-                    conn.execute(
-                        "INSERT INTO activities (id, doc) VALUES (?,?)",
-                        (outcome.activity.id, _dump(outcome.activity)),
-                    )
+                    self._put_activity_row(conn, outcome.activity)
             return outcome
 
     def list_proposals(

@@ -98,7 +98,37 @@ MIGRATIONS: tuple[str, ...] = (
     UPDATE proposals SET account_id = COALESCE(json_extract(doc, '$.account_id'), '');
     CREATE INDEX proposals_by_account ON proposals (account_id, sort_key);
     """,
+    # The admin lists (issue 13, shared.domain.listing_keys): name and last-contact keys,
+    # contacts' domains (crm_keys kind contact_domain), activities and audit by their filters.
+    # The keys of existing rows need Python (casefold, time_key): _backfill_listing_keys.
+    """
+    ALTER TABLE organizations ADD COLUMN listing_name TEXT NOT NULL DEFAULT '';
+    CREATE INDEX organizations_by_listing_name ON organizations (listing_name);
+    ALTER TABLE contacts ADD COLUMN listing_name TEXT NOT NULL DEFAULT '';
+    CREATE INDEX contacts_by_listing_name ON contacts (listing_name);
+    ALTER TABLE investors ADD COLUMN listing_name TEXT NOT NULL DEFAULT '';
+    ALTER TABLE investors ADD COLUMN last_contact_key TEXT NOT NULL DEFAULT '';
+    CREATE INDEX investors_by_listing_name ON investors (listing_name);
+    CREATE INDEX investors_by_last_contact ON investors (last_contact_key);
+    ALTER TABLE activities ADD COLUMN investor_id TEXT NOT NULL DEFAULT '';
+    ALTER TABLE activities ADD COLUMN contact_id TEXT NOT NULL DEFAULT '';
+    ALTER TABLE activities ADD COLUMN account_id TEXT NOT NULL DEFAULT '';
+    ALTER TABLE activities ADD COLUMN sort_key TEXT NOT NULL DEFAULT '';
+    CREATE INDEX activities_by_key ON activities (sort_key);
+    CREATE INDEX activities_by_investor ON activities (investor_id, sort_key);
+    CREATE INDEX activities_by_contact ON activities (contact_id, sort_key);
+    CREATE INDEX activities_by_account ON activities (account_id, sort_key);
+    ALTER TABLE audit ADD COLUMN actor TEXT NOT NULL DEFAULT '';
+    ALTER TABLE audit ADD COLUMN action TEXT NOT NULL DEFAULT '';
+    ALTER TABLE audit ADD COLUMN sort_key TEXT NOT NULL DEFAULT '';
+    UPDATE audit SET actor = COALESCE(json_extract(doc, '$.actor'), ''),
+        action = COALESCE(json_extract(doc, '$.action'), ''), sort_key = at || '|' || id;
+    CREATE INDEX audit_by_key ON audit (sort_key);
+    CREATE INDEX audit_by_actor_key ON audit (actor, sort_key);
+    CREATE INDEX audit_by_action_key ON audit (action, sort_key);
+    CREATE INDEX audit_by_target_key ON audit (target, sort_key);
+    """,
 )
 # Python steps run right after a version's SQL, in the same transaction: what SQL cannot
 # compute (the panel's rows need the shared tokenizer).
-_DATA_MIGRATIONS: dict[int, str] = {4: "_backfill_activity"}
+_DATA_MIGRATIONS: dict[int, str] = {4: "_backfill_activity", 6: "_backfill_listing_keys"}

@@ -75,8 +75,17 @@ class SqliteSettings(_SqliteBase):
     def append_audit(self, entry: AuditEntry) -> None:
         with self._write() as conn:
             inserted = conn.execute(
-                "INSERT OR IGNORE INTO audit (id, target, at, doc) VALUES (?,?,?,?)",
-                (entry.id, entry.target, time_key(entry.at), _dump(entry)),
+                "INSERT OR IGNORE INTO audit (id, target, at, actor, action, sort_key, doc)"
+                " VALUES (?,?,?,?,?,?,?)",
+                (
+                    entry.id,
+                    entry.target,
+                    time_key(entry.at),
+                    entry.actor,
+                    entry.action,
+                    entry.sort_key,
+                    _dump(entry),
+                ),
             ).rowcount
         if not inserted:
             raise ConflictError("audit entry already recorded", audit_id=entry.id)
