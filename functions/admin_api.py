@@ -27,6 +27,8 @@ ROUTE_MODULES = (
     "functions.admin.jobs",
     "functions.admin.settings",
     "functions.admin.meta",
+    "functions.admin.emails",
+    "functions.admin.me",
 )
 
 api = Router(

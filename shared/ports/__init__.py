@@ -40,7 +40,9 @@ from shared.ports.service_stores import (
     DigestStore,
     DirectoryStore,
     DraftStore,
+    EmailDetailStore,
     ProposalDecisionStore,
+    ProposalListStore,
 )
 from shared.ports.settings import SettingsStore
 from shared.ports.store import STORE_AREAS, Store
@@ -64,6 +66,7 @@ __all__ = [
     "DirectoryStore",
     "DraftStore",
     "DraftsClient",
+    "EmailDetailStore",
     "FetchResult",
     "GmailClient",
     "GmailMessage",
@@ -76,6 +79,7 @@ __all__ = [
     "Narrator",
     "Page",
     "ProposalDecisionStore",
+    "ProposalListStore",
     "ProposalStore",
     "Queue",
     "Secrets",

@@ -59,3 +59,13 @@ class DraftStore(UserStore, MailboxStore, MailStore, SettingsStore, Protocol):
 
 class ProposalDecisionStore(ProposalStore, SettingsStore, Protocol):
     """Deciding proposals: the proposals, and the audit of each decision."""
+
+
+class EmailDetailStore(MailStore, MailboxStore, CrmStore, ActivityIndexStore, Protocol):
+    """One email in detail: the mail, its sightings, links and threads, the mailboxes, and the
+    CRM records that explain each match (investors by id through the index's batched read)."""
+
+
+class ProposalListStore(ProposalStore, MailStore, MailboxStore, Protocol):
+    """Listing proposals with their evidence: old proposals lacking it get it from their email,
+    link and mailbox."""

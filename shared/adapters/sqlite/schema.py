@@ -98,6 +98,12 @@ MIGRATIONS: tuple[str, ...] = (
     UPDATE proposals SET account_id = COALESCE(json_extract(doc, '$.account_id'), '');
     CREATE INDEX proposals_by_account ON proposals (account_id, sort_key);
     """,
+    # A mailbox's sightings by Gmail thread (the email detail's "rest of the thread").
+    """
+    ALTER TABLE sightings ADD COLUMN thread_id TEXT NOT NULL DEFAULT '';
+    UPDATE sightings SET thread_id = COALESCE(json_extract(doc, '$.thread_id'), '');
+    CREATE INDEX sightings_by_thread ON sightings (account_id, thread_id);
+    """,
 )
 # Python steps run right after a version's SQL, in the same transaction: what SQL cannot
 # compute (the panel's rows need the shared tokenizer).
