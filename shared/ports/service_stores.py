@@ -66,6 +66,6 @@ class EmailDetailStore(MailStore, MailboxStore, CrmStore, ActivityIndexStore, Pr
     CRM records that explain each match (investors by id through the index's batched read)."""
 
 
-class ProposalListStore(ProposalStore, MailStore, MailboxStore, Protocol):
+class ProposalListStore(ProposalStore, MailStore, MailboxStore, CrmStore, Protocol):
     """Listing proposals with their evidence: old proposals lacking it get it from their email,
-    link and mailbox."""
+    link, mailbox and investor."""
