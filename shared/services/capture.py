@@ -647,7 +647,8 @@ def apply_matches(
     Pairs an admin corrected ("not investor mail") are neither linked nor proposed. A new
     proposal carries its evidence (``proposal_evidence``), from the email as stored.
     """
-    email = store.get_email(email_id)
+    found = list(found)
+    email = store.get_email(email_id) if found else None  # most captured mail matches nothing
     found = without_corrected(found, email)
     wanted = {m.investor_id for m in found}
     for match in found:
@@ -664,6 +665,11 @@ def apply_matches(
         if not store.create_proposal(proposal):
             existing = store.get_proposal(proposal.id)
             if existing is not None and existing.status is ProposalStatus.WITHDRAWN:
+                # A correction may have landed since the email was read (its link was then
+                # refused by the store): a corrected pair's proposal stays withdrawn.
+                current = store.get_email(email_id)
+                if current is not None and match.investor_id in current.corrected_investor_ids:
+                    continue
                 store.decide_proposal(proposal.id, ProposalStatus.PROPOSED, actor)
     unlinked = 0
     stale = {link.investor_id for link in store.list_links(email_id)} - wanted if unlink else set()
