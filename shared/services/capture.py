@@ -236,6 +236,8 @@ class Capture:
             stored = self.store.get_email(self._email_id(message, parsed))
             if stored is not None and stored.matched and (stored.body or stored.snippet):
                 continue
+            if not without_corrected(matches[gid], stored):
+                continue  # every match corrected away: it will not be stored as matched
             size = int(message.get("sizeEstimate", 0) or 0)
             (small if size <= RAW_FETCH_LIMIT_BYTES else large).append(gid)
         bodies, failed = fetch_bodies(self.gmail, small, large)

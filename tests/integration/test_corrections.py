@@ -75,7 +75,10 @@ def test_a_correction_holds_through_capture_elsewhere_and_rematch_and_undo_resto
         date=NOW - timedelta(days=1),
     )
     world.sandbox.add_message(ADA, raw, label_ids=("INBOX",))
+    gets = world.sandbox.calls(ADA).get("messages.get", 0)
     sync_once(store, world, ADA)
+    # Its metadata only: no body is fetched for mail whose every match was corrected away.
+    assert world.sandbox.calls(ADA).get("messages.get", 0) - gets == 1
     again = store.get_email(PARTNER)
     assert again is not None and len(again.live_account_ids) == 2
     assert (again.matched, again.body) == (False, "")
