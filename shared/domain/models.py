@@ -375,6 +375,11 @@ class EmailAccount(Record):
     def addresses(self) -> list[str]:
         return [self.address, *self.aliases]
 
+    def belongs_to(self, user_id: str | None) -> bool:
+        """Whether the user ``user_id`` owns this mailbox (an ownerless one is no one's, and a
+        caller without a user id, a service, owns none): what scopes a member's views."""
+        return user_id is not None and self.user_id == user_id
+
     def refuse_offboarded(self) -> EmailAccount:
         """The account, unless it is offboarded: then its sync has ended and nothing more may be
         written for it (a run still going stops at its next write; a purge is not undone)."""

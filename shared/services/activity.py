@@ -107,7 +107,9 @@ def search_own(store: ActivityPanelStore, caller: Caller, query: ActivityQuery) 
     it, the caller's only mailbox (none: an empty page; several: BadRequestError asking which).
     A mailbox that is not the caller's is refused as unknown.
     """
-    own = [a for a in store.list_email_accounts(include_deleted=True) if _owned(a, caller)]
+    own = [
+        a for a in store.list_email_accounts(include_deleted=True) if a.belongs_to(caller.user_id)
+    ]
     own_ids = {a.id for a in own}
     if query.account_id:
         if query.account_id not in own_ids:
@@ -130,7 +132,3 @@ def search_own(store: ActivityPanelStore, caller: Caller, query: ActivityQuery) 
         for item in page.items
     ]
     return page.model_copy(update={"items": items})
-
-
-def _owned(account: EmailAccount, caller: Caller) -> bool:
-    return caller.user_id is not None and account.user_id == caller.user_id

@@ -30,10 +30,8 @@ THREAD_LIMIT = 50
 
 def own_mailboxes(store: MailboxStore, caller: Caller) -> list[EmailAccount]:
     """The mailboxes the caller owns (offboarded ones too: their history is still theirs)."""
-    if caller.user_id is None:
-        return []
     return [
-        a for a in store.list_email_accounts(include_deleted=True) if a.user_id == caller.user_id
+        a for a in store.list_email_accounts(include_deleted=True) if a.belongs_to(caller.user_id)
     ]
 
 
@@ -46,7 +44,7 @@ def email_detail(store: EmailDetailStore, caller: Caller, email_id: str) -> Emai
     sightings = store.list_sightings(email.id)
     admin = caller.role is Role.ADMIN
     if not admin:
-        own = {a.id for a in accounts.values() if caller.user_id and a.user_id == caller.user_id}
+        own = {a.id for a in accounts.values() if a.belongs_to(caller.user_id)}
         sightings = [s for s in sightings if s.account_id in own]
         if not any(not s.deleted for s in sightings):
             raise NotFoundError("no such email", email_id=email_id)

@@ -9,6 +9,8 @@ only Ada holds her reply to Jo; only Ben holds Kim's diligence questions.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from email.utils import format_datetime
 from typing import Any
 
 import pytest
@@ -143,6 +145,27 @@ class TestEmailDetail:
             (m["investor_id"], m["via"], m["domain"], m["organization_id"], m["organization_name"])
             for m in kim["matches"]
         ] == [(ZETA, "domain", "zeta.vc", "org-zeta", "Zeta Capital")]
+
+    def test_html_mail_is_served_as_the_text_capture_stored(
+        self, stack: Stack, threaded: Scenario
+    ) -> None:
+        html = EmailMessage()
+        html["Message-ID"] = "<html.1@zeta.vc>"
+        html["From"] = "Zoe Zeta <zoe@zeta.vc>"
+        html["To"] = ADMIN
+        html["Subject"] = "Formatted"
+        html["Date"] = format_datetime(datetime.now(UTC) - timedelta(hours=2))
+        html.set_content(
+            "<html><body><script>alert('x')</script><p>Hello <b>Ada</b> &amp; team</p>"
+            "<img src=x onerror=alert(1)></body></html>",
+            subtype="html",
+        )
+        stack.gmail.add_message(ADMIN, html.as_bytes(), label_ids=("INBOX",))
+        sync(stack)
+        seen = detail(stack, email_id_for("<html.1@zeta.vc>"))
+        assert "Hello Ada & team" in seen["body"]
+        assert "<" not in seen["body"] and "alert" not in seen["body"]
+        assert seen["body_format"] == "text/plain"
 
     def test_unmatched_mail_shows_no_text(self, stack: Stack, threaded: Scenario) -> None:
         seen = detail(stack, COLD)
