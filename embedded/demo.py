@@ -185,7 +185,7 @@ def run(stack: Stack) -> None:
     print_activity(stack, admin, "q=Z%C3%A9ta%20intro")
     picker = call(stack, "GET", "/admin_api/activity/investors", admin).json()["items"]
     print(f"   picker: {[i['name'] for i in picker]}")
-    email_detail_and_correction(stack, admin, scenario.investor.id)
+    email_detail_and_correction(stack, admin, records.investor.id)
 
     show_drafts(stack, admin)
 
