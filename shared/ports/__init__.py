@@ -30,6 +30,7 @@ from shared.ports.narrator import Narrator
 from shared.ports.paging import Page
 from shared.ports.proposals import Decision, ProposalStore
 from shared.ports.queue import Queue
+from shared.ports.relationships import RelationshipStore
 from shared.ports.secrets import Secrets
 from shared.ports.service_stores import (
     ActivityPanelStore,
@@ -41,6 +42,7 @@ from shared.ports.service_stores import (
     DirectoryStore,
     DraftStore,
     ProposalDecisionStore,
+    RelationshipsStore,
 )
 from shared.ports.settings import SettingsStore
 from shared.ports.store import STORE_AREAS, Store
@@ -78,6 +80,8 @@ __all__ = [
     "ProposalDecisionStore",
     "ProposalStore",
     "Queue",
+    "RelationshipStore",
+    "RelationshipsStore",
     "Secrets",
     "SettingsStore",
     "SmtpTransport",

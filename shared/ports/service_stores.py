@@ -16,6 +16,7 @@ from shared.ports.crm import CrmStore
 from shared.ports.mail import MailStore
 from shared.ports.mailboxes import MailboxStore
 from shared.ports.proposals import ProposalStore
+from shared.ports.relationships import RelationshipStore
 from shared.ports.settings import SettingsStore
 from shared.ports.users import UserStore
 
@@ -59,3 +60,11 @@ class DraftStore(UserStore, MailboxStore, MailStore, SettingsStore, Protocol):
 
 class ProposalDecisionStore(ProposalStore, SettingsStore, Protocol):
     """Deciding proposals: the proposals, and the audit of each decision."""
+
+
+class RelationshipsStore(
+    RelationshipStore, CrmStore, UserStore, MailboxStore, MailStore, SettingsStore, Protocol
+):
+    """Relationship intelligence: the rows and scores, the investors and contacts they are of,
+    the mailboxes and users who are the teammates, the stored mail the recompute rebuilds
+    from, and the guard of the daily re-score."""

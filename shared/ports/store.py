@@ -15,6 +15,7 @@ from shared.ports.crm import CrmStore
 from shared.ports.mail import MailStore
 from shared.ports.mailboxes import MailboxStore
 from shared.ports.proposals import ProposalStore
+from shared.ports.relationships import RelationshipStore
 from shared.ports.settings import SettingsStore
 from shared.ports.users import UserStore
 
@@ -27,6 +28,7 @@ class Store(
     ActivityIndexStore,
     ProposalStore,
     SettingsStore,
+    RelationshipStore,
     Protocol,
 ):
     """Every read and write of the service's state.
@@ -53,4 +55,5 @@ STORE_AREAS: tuple[type, ...] = (
     ActivityIndexStore,
     ProposalStore,
     SettingsStore,
+    RelationshipStore,
 )

@@ -21,6 +21,7 @@ from shared.ports import (
     MailboxStore,
     MailStore,
     ProposalStore,
+    RelationshipStore,
     SettingsStore,
     Store,
     UserStore,
@@ -37,6 +38,7 @@ AREAS = (
     ActivityIndexStore,
     ProposalStore,
     SettingsStore,
+    RelationshipStore,
 )
 
 

@@ -43,6 +43,7 @@ from shared.adapters.firestore.crm import CrmMixin
 from shared.adapters.firestore.mail import MailMixin
 from shared.adapters.firestore.mailboxes import MailboxesMixin
 from shared.adapters.firestore.proposals import ProposalsMixin
+from shared.adapters.firestore.relationships import RelationshipsMixin
 from shared.adapters.firestore.settings import SettingsMixin
 from shared.adapters.firestore.users import UsersMixin
 
@@ -55,6 +56,7 @@ class FirestoreStore(
     MailMixin,
     ProposalsMixin,
     SettingsMixin,
+    RelationshipsMixin,
 ):
     """Store adapter over a ``google.cloud.firestore.Client`` (production or the emulator).
 

@@ -18,6 +18,8 @@ from shared.adapters.sqlite.schema import _DATA_MIGRATIONS, MIGRATIONS
 from shared.domain.models import (
     Email,
     EmailAccount,
+    InvestorLink,
+    Sighting,
 )
 
 M = TypeVar("M", bound=BaseModel)
@@ -140,3 +142,12 @@ class _SqliteBase:
         ) -> list[Email]: ...  # mail
 
         def _sync_activity(self, conn: sqlite3.Connection, email: Email) -> bool: ...  # activity
+
+        def _sync_contributions(  # relationships
+            self,
+            conn: sqlite3.Connection,
+            email: Email | None,
+            email_id: str,
+            sightings: Sequence[Sighting],
+            links: Sequence[InvestorLink],
+        ) -> int: ...
