@@ -27,6 +27,7 @@ ROUTE_MODULES = (
     "functions.admin.jobs",
     "functions.admin.settings",
     "functions.admin.meta",
+    "functions.admin.relationships",
 )
 
 api = Router(

@@ -8,6 +8,9 @@ Firestore project):
   re-match emails whose stored participants may have been invented (``shared.services.repair``).
 - ``python -m shared.cli repair-snippets [--max-pages N] [--restart]``: unescape Gmail's
   HTML-escaped snippets once and rebuild their search words.
+- ``python -m shared.cli recompute-relationships``: rebuild every relationship contribution
+  row from stored mail, then re-score every investor (after an upgrade that added them, or to
+  check: it prints how many rows it had to change, 0 when capture kept them right).
 
 The repairs are resumable: each keeps its cursor in the store and continues where it stopped.
 """
@@ -58,6 +61,10 @@ def main(argv: list[str] | None = None) -> int:
         "repair-snippets", help="unescape stored Gmail snippets once and rebuild their search words"
     )
     _repair_options(snippets)
+    commands.add_parser(
+        "recompute-relationships",
+        help="rebuild relationship rows from stored mail and re-score every investor",
+    )
     args = parser.parse_args(argv)
 
     if args.command == "bootstrap-admin":
@@ -93,6 +100,15 @@ def main(argv: list[str] | None = None) -> int:
                 wiring.store(), max_pages=args.max_pages, restart=args.restart
             )
         print(run.describe())
+        return 0
+    if args.command == "recompute-relationships":
+        from shared.services import relationships
+
+        result = relationships.recompute(wiring.store(), now=wiring.clock().now())
+        print(
+            f"recomputed relationships: {result.emails} emails, {result.rows_changed} rows"
+            f" changed, {result.rescore.investors} investors scored"
+        )
         return 0
     return 2  # pragma: no cover - argparse rejects unknown commands
 

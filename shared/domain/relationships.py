@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from pydantic import BaseModel, Field
@@ -38,9 +38,12 @@ from shared.domain.models import (
     Sighting,
     Timestamp,
     User,
+    is_record_id,
     sha256_hex,
     time_key,
 )
+from shared.domain.paging import decode_page_token, split_time_id_key
+from shared.errors import BadRequestError
 
 # A thread is a two-way exchange when it holds messages both ways at most this far apart.
 EXCHANGE_GAP = timedelta(days=30)
@@ -283,7 +286,8 @@ def strength_of(
         1.0, math.log1p(messages_365) / math.log1p(FREQUENCY_FULL_AT)
     )
     reciprocity = RECIPROCITY_POINTS * min(1.0, two_way_365 / RECIPROCITY_FULL_AT)
-    total = max(0, min(100, round(recency + frequency + reciprocity)))
+    # The parts are shown to one decimal, and the total is made from the parts as shown, so
+    # anyone can add them up.
     inputs = StrengthInputs(
         days_since_last_contact=days,
         messages_365=messages_365,
@@ -291,6 +295,13 @@ def strength_of(
         recency_points=round(recency, 1),
         frequency_points=round(frequency, 1),
         reciprocity_points=round(reciprocity, 1),
+    )
+    total = max(
+        0,
+        min(
+            100,
+            round(inputs.recency_points + inputs.frequency_points + inputs.reciprocity_points),
+        ),
     )
     return total, inputs
 
@@ -451,6 +462,24 @@ def sort_field(sort: RelationshipSort) -> str:
     return "strength_sort" if sort == RelationshipSort.STRENGTH else "last_contact_sort"
 
 
+def ranking_page_key(sort: RelationshipSort, page_token: str) -> str:
+    """The sort key a ranking's page token resumes below; BadRequestError unless it is one of
+    that ranking's keys (a token is the caller's input)."""
+    key = decode_page_token(page_token)
+    prefix, _, investor_id = key.rpartition("|")
+    valid = bool(prefix) and is_record_id(investor_id)
+    if valid and sort == RelationshipSort.STRENGTH:
+        valid = len(prefix) == 3 and prefix.isdigit() and int(prefix) <= 100
+    elif valid and prefix != _NEVER:
+        try:
+            split_time_id_key(key)
+        except BadRequestError:
+            valid = False
+    if not valid:
+        raise BadRequestError("page_token is not valid")
+    return key
+
+
 def cold_cutoff_key(now: datetime, cold_days: int) -> str:
     """Scores whose ``last_two_way_sort`` lies in (``_NEVER``-prefixed, this) have had a
     two-way exchange, but none since ``now - cold_days``."""
@@ -498,7 +527,3 @@ def going_cold_of(
         drop_30d=score.drop_30d,
         reasons=reasons,
     )
-
-
-def utc_day(now: datetime) -> date:
-    return now.date()

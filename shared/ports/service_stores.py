@@ -44,9 +44,11 @@ class DigestScheduleStore(UserStore, SettingsStore, Protocol):
     """When the digest goes out: its policy, cursor, day guard and audit, and the admins."""
 
 
-class DigestRuntimeStore(UserStore, MailboxStore, MailStore, CrmStore, SettingsStore, Protocol):
-    """The digest's runtime (``services.digest_schedule.DigestRuntime``): building it, and the
-    schedule's policy, cursor and guards."""
+class DigestRuntimeStore(
+    UserStore, MailboxStore, MailStore, CrmStore, SettingsStore, RelationshipStore, Protocol
+):
+    """The digest's runtime (``services.digest_schedule.DigestRuntime``): building it (with
+    its going-cold section), and the schedule's policy, cursor and guards."""
 
 
 class DirectoryStore(UserStore, MailboxStore, ActivityIndexStore, SettingsStore, Protocol):

@@ -9,6 +9,7 @@ clock passed in: windows roll and strength decays with no new mail.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -29,6 +30,8 @@ from shared.domain.relationships import (
 )
 from shared.errors import NotFoundError
 from shared.ports import CrmStore, RelationshipsStore
+
+logger = logging.getLogger(__name__)
 
 # Scores written per store call during the re-score (bounded memory, one commit each).
 _RESCORE_CHUNK = 400
@@ -195,6 +198,19 @@ def rescore_once_today(store: RelationshipsStore, *, now: datetime) -> RescoreRe
     if not store.create_guard(Guard(id=rescore_guard_id(now), owner="relationships")):
         return None
     return rescore_all(store, now=now)
+
+
+def daily_rescore(store: RelationshipsStore, *, now: datetime) -> RescoreResult | None:
+    """:func:`rescore_once_today` for the digest tick: a failure is logged and does not stop
+    the digest (that day's ranking then stays yesterday's)."""
+    try:
+        done = rescore_once_today(store, now=now)
+    except Exception:
+        logger.exception("relationship re-score failed")
+        return None
+    if done is not None:
+        logger.info("relationship re-score: %d investors", done.investors)
+    return done
 
 
 @dataclass

@@ -19,13 +19,14 @@ from shared.adapters.firestore.documents import (
 )
 from shared.adapters.firestore.indexes import Direction
 from shared.domain.models import Email
-from shared.domain.paging import check_limit, decode_page_token, encode_page_token
+from shared.domain.paging import check_limit, encode_page_token
 from shared.domain.relationships import (
     NEVER_KEY_BOUND,
     Contribution,
     RelationshipScore,
     RelationshipSort,
     contributions_of,
+    ranking_page_key,
     sort_field,
 )
 from shared.ports import Page
@@ -112,7 +113,7 @@ class RelationshipsMixin(FirestoreBase):
         ``limit + 1`` documents (the extra one says whether a next page exists)."""
         check_limit(limit)
         field = sort_field(sort)
-        below = decode_page_token(page_token) if page_token else "\uffff"
+        below = ranking_page_key(sort, page_token) if page_token else "\uffff"
         spec = _Query(
             RELATIONSHIP_SCORES,
             equals=(("listed", True),),

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 
 from shared.adapters.sqlite.base import _dump, _load, _placeholders, _SqliteBase
 from shared.domain.models import Email, InvestorLink, Sighting
-from shared.domain.paging import check_limit, decode_page_token, encode_page_token
+from shared.domain.paging import check_limit, encode_page_token
 from shared.domain.relationships import (
     NEVER_KEY_BOUND,
     Contribution,
@@ -15,6 +15,7 @@ from shared.domain.relationships import (
     RelationshipSort,
     contribution_changes,
     contributions_of,
+    ranking_page_key,
     sort_field,
 )
 from shared.ports import Page
@@ -149,7 +150,7 @@ class SqliteRelationships(_SqliteBase):
     ) -> Page[RelationshipScore]:
         check_limit(limit)
         field = sort_field(sort)
-        below = decode_page_token(page_token) if page_token else "\uffff"
+        below = ranking_page_key(sort, page_token) if page_token else "\uffff"
         rows = self._many(
             RelationshipScore,
             f"SELECT doc FROM relationship_scores WHERE listed = 1 AND {field} < ?"  # noqa: S608
