@@ -344,24 +344,20 @@ def figures_of(
                 two_way_exchanges=sum(at > since for at in exchange_at.values()),
             )
         )
-    mates: dict[str, dict[str, object]] = {}
+    mates: dict[str, TeammateFigures] = {}
     mate_threads: dict[str, set[str]] = defaultdict(set)
-    for row in ordered:
+    for row in ordered:  # in time order: the last row seen is a teammate's last contact
         for mate in _teammates_of(row, directory):
-            entry = mates.setdefault(mate.key, {"teammate": mate, "messages": 0, "last": row.at})
-            entry["messages"] = int(str(entry["messages"])) + 1
-            entry["last"] = row.at  # rows are in time order
             if row.thread_key in exchange_at:
                 mate_threads[mate.key].add(row.thread_key)
-    teammates = [
-        TeammateFigures(
-            teammate=entry["teammate"],  # type: ignore[arg-type]
-            two_way_exchanges=len(mate_threads[key]),
-            messages=entry["messages"],  # type: ignore[arg-type]
-            last_contact_at=entry["last"],  # type: ignore[arg-type]
-        )
-        for key, entry in mates.items()
-    ]
+            known = mates.get(mate.key)
+            mates[mate.key] = TeammateFigures(
+                teammate=mate,
+                two_way_exchanges=len(mate_threads[mate.key]),
+                messages=(known.messages if known else 0) + 1,
+                last_contact_at=row.at,
+            )
+    teammates = list(mates.values())
     teammates.sort(
         key=lambda t: (-t.two_way_exchanges, -t.last_contact_at.timestamp(), t.teammate.key)
     )
