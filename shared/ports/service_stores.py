@@ -45,7 +45,14 @@ class DigestScheduleStore(UserStore, SettingsStore, Protocol):
 
 
 class DigestRuntimeStore(
-    UserStore, MailboxStore, MailStore, CrmStore, SettingsStore, RelationshipStore, Protocol
+    UserStore,
+    MailboxStore,
+    MailStore,
+    CrmStore,
+    SettingsStore,
+    RelationshipStore,
+    ActivityIndexStore,
+    Protocol,
 ):
     """The digest's runtime (``services.digest_schedule.DigestRuntime``): building it (with
     its going-cold section), and the schedule's policy, cursor and guards."""
@@ -65,8 +72,15 @@ class ProposalDecisionStore(ProposalStore, SettingsStore, Protocol):
 
 
 class RelationshipsStore(
-    RelationshipStore, CrmStore, UserStore, MailboxStore, MailStore, SettingsStore, Protocol
+    RelationshipStore,
+    CrmStore,
+    ActivityIndexStore,
+    UserStore,
+    MailboxStore,
+    MailStore,
+    SettingsStore,
+    Protocol,
 ):
-    """Relationship intelligence: the rows and scores, the investors and contacts they are of,
-    the mailboxes and users who are the teammates, the stored mail the recompute rebuilds
-    from, and the guard of the daily re-score."""
+    """Relationship intelligence: the rows and scores, the investors and contacts they are of
+    (a page's names in one batched read), the mailboxes and users who are the teammates, the
+    stored mail the recompute rebuilds from, and the guard of the daily re-score."""

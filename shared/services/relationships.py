@@ -29,7 +29,7 @@ from shared.domain.relationships import (
     teammate_directory,
 )
 from shared.errors import NotFoundError
-from shared.ports import CrmStore, RelationshipsStore
+from shared.ports import ActivityIndexStore, RelationshipsStore
 
 logger = logging.getLogger(__name__)
 
@@ -102,15 +102,14 @@ def contact_relationship(
     )
 
 
-def _names(store: CrmStore, scores: list[RelationshipScore]) -> dict[str, str]:
-    """Names of the scored investors still listed today (one look-up each); an investor moved
-    to the graveyard or deleted since the last re-score is left out."""
-    names = {}
-    for score in scores:
-        investor = store.get_investor(score.id)
-        if investor is not None and not investor.deleted and not investor.graveyard:
-            names[score.id] = investor.name
-    return names
+def _names(store: ActivityIndexStore, scores: list[RelationshipScore]) -> dict[str, str]:
+    """Names of the scored investors still listed today (one batched read for the page); an
+    investor moved to the graveyard or deleted since the last re-score is left out."""
+    return {
+        investor.id: investor.name
+        for investor in store.get_investors([score.id for score in scores])
+        if not investor.deleted and not investor.graveyard
+    }
 
 
 def ranked_investors(
