@@ -227,7 +227,11 @@ def exercise_every_method(store: Store) -> None:
     )
     store.put_relationship_scores([score])
     store.get_relationship_scores([investor.id, "no-such-investor"])
+    resume_at = {
+        RelationshipSort.STRENGTH: b"100|zzzz",
+        RelationshipSort.LAST_CONTACT: b"9999-12-31T00:00:00.000000Z|zzzz",
+    }
     for sort in RelationshipSort:
-        for token in ("", far_future):
+        for token in ("", base64.urlsafe_b64encode(resume_at[sort]).decode()):
             store.list_relationship_scores(sort, limit=1, page_token=token)
     store.list_cold_scores(cutoff_key=time_key(T0), cold_drop=20, limit=1)
