@@ -32,24 +32,17 @@ class SqliteMail(_SqliteBase):
     def _refresh_email(self, conn: sqlite3.Connection, email: Email) -> Email:
         """Recompute the denormalised fields from sightings and links, inside the caller's
         transaction, and write the email."""
-        live = sorted(
-            {
-                row[0]
-                for row in conn.execute(
-                    "SELECT account_id FROM sightings WHERE email_id = ? AND deleted = 0",
-                    (email.id,),
-                )
-            }
-        )
-        investors = sorted(
-            {
-                row[0]
-                for row in conn.execute(
-                    "SELECT investor_id FROM investor_links WHERE email_id = ?", (email.id,)
-                )
-            }
-        )
-        email = email.denormalised(live, investors, at=utcnow())
+        sightings = [
+            _load(Sighting, row[0])
+            for row in conn.execute("SELECT doc FROM sightings WHERE email_id = ?", (email.id,))
+        ]
+        links = [
+            _load(InvestorLink, row[0])
+            for row in conn.execute(
+                "SELECT doc FROM investor_links WHERE email_id = ?", (email.id,)
+            )
+        ]
+        email = email.denormalised(sightings, links, at=utcnow())
         conn.execute(
             "INSERT OR REPLACE INTO emails (id, matched, matched_key, doc) VALUES (?,?,?,?)",
             (email.id, int(email.matched), email.matched_key, _dump(email)),
