@@ -8,6 +8,8 @@ Firestore project):
   re-match emails whose stored participants may have been invented (``shared.services.repair``).
 - ``python -m shared.cli repair-snippets [--max-pages N] [--restart]``: unescape Gmail's
   HTML-escaped snippets once and rebuild their search words.
+- ``python -m shared.cli repair-digest-fields [--max-pages N] [--restart]``: give emails
+  stored before the digest's denormalised fields existed those fields (sent mailboxes, links).
 
 The repairs are resumable: each keeps its cursor in the store and continues where it stopped.
 """
@@ -58,6 +60,11 @@ def main(argv: list[str] | None = None) -> int:
         "repair-snippets", help="unescape stored Gmail snippets once and rebuild their search words"
     )
     _repair_options(snippets)
+    digest_fields = commands.add_parser(
+        "repair-digest-fields",
+        help="recompute the digest's fields (sent mailboxes, links) on emails stored before them",
+    )
+    _repair_options(digest_fields)
     args = parser.parse_args(argv)
 
     if args.command == "bootstrap-admin":
@@ -74,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         print("refused: an active admin already exists", file=sys.stderr)
         return 1
-    if args.command in ("repair-participants", "repair-snippets"):
+    if args.command in ("repair-participants", "repair-snippets", "repair-digest-fields"):
         # Imported here: bootstrap-admin should not pay for the parser and the matcher.
         from shared.services import repair
 
@@ -88,8 +95,12 @@ def main(argv: list[str] | None = None) -> int:
                 restart=args.restart,
                 everything=args.everything,
             )
-        else:
+        elif args.command == "repair-snippets":
             run = repair.repair_snippets(
+                wiring.store(), max_pages=args.max_pages, restart=args.restart
+            )
+        else:
+            run = repair.repair_digest_fields(
                 wiring.store(), max_pages=args.max_pages, restart=args.restart
             )
         print(run.describe())
