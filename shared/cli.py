@@ -4,12 +4,12 @@ Firestore project):
 - ``python -m shared.cli bootstrap-admin EMAIL [NAME]``: the first admin. An address outside
   the fund's domains (``CRM_TEAM_DOMAINS``, else the domain of ``CRM_BOOTSTRAP_ADMIN``) is
   refused; with neither set, the first admin's domain becomes the team's.
+- ``python -m shared.cli repair-digest-fields [--max-pages N] [--restart]``: give emails
+  stored before the digest's denormalised fields existed those fields (sent mailboxes, links).
 - ``python -m shared.cli repair-participants [--all] [--max-pages N] [--restart]``: re-fetch and
   re-match emails whose stored participants may have been invented (``shared.services.repair``).
 - ``python -m shared.cli repair-snippets [--max-pages N] [--restart]``: unescape Gmail's
   HTML-escaped snippets once and rebuild their search words.
-- ``python -m shared.cli repair-digest-fields [--max-pages N] [--restart]``: give emails
-  stored before the digest's denormalised fields existed those fields (sent mailboxes, links).
 
 The repairs are resumable: each keeps its cursor in the store and continues where it stopped.
 """
@@ -56,15 +56,15 @@ def main(argv: list[str] | None = None) -> int:
         help="re-fetch every email a mailbox holds, not only those showing the fault",
     )
     _repair_options(participants)
-    snippets = commands.add_parser(
-        "repair-snippets", help="unescape stored Gmail snippets once and rebuild their search words"
-    )
-    _repair_options(snippets)
     digest_fields = commands.add_parser(
         "repair-digest-fields",
         help="recompute the digest's fields (sent mailboxes, links) on emails stored before them",
     )
     _repair_options(digest_fields)
+    snippets = commands.add_parser(
+        "repair-snippets", help="unescape stored Gmail snippets once and rebuild their search words"
+    )
+    _repair_options(snippets)
     args = parser.parse_args(argv)
 
     if args.command == "bootstrap-admin":

@@ -19,7 +19,7 @@ out of both sections.
 Listing the window: the store's ``list_emails_matched_between`` (on ``matched_at``, so mail
 captured late or linked by a re-match is not missed); tests may pass ``emails_in_window``. Each
 email is read once, with what the digest needs of its sightings and links denormalised onto it
-(``sent_account_ids``, ``links``; see ``docs/digest.md``); only an email stored before those
+(``sent_account_ids``, ``links``; see ``docs/digest-reads.md``); only an email stored before those
 fields existed has its sightings and links read (``_team_sources``).
 """
 
