@@ -220,4 +220,7 @@ class FirestoreBase:
 
     @staticmethod
     def _denormalised_changed(before: Email, after: Email) -> bool:
-        return any(getattr(before, name) != getattr(after, name) for name in DENORMALISED_FIELDS)
+        return any(
+            getattr(before, name) != getattr(after, name)
+            for name in DENORMALISED_FIELDS  # the digest's too: a copy moved to Sent changes them
+        )
