@@ -34,20 +34,20 @@ def sink() -> Iterator[SmtpSink]:
 
 
 @pytest.fixture
-def store_with_team(tmp_path: Path) -> SqliteStore:
-    store_with_team = SqliteStore(tmp_path / "crm.sqlite3")
+def team_store(tmp_path: Path) -> SqliteStore:
+    team_store = SqliteStore(tmp_path / "crm.sqlite3")
     for email in ADMINS:
-        store_with_team.add_user(User.new(email, email.split("@")[0].title(), Role.ADMIN))
-    store_with_team.add_user(User.new("mem@fund.example", "Mem"))
-    return store_with_team
+        team_store.add_user(User.new(email, email.split("@")[0].title(), Role.ADMIN))
+    team_store.add_user(User.new("mem@fund.example", "Mem"))
+    return team_store
 
 
 def runtime(
-    store_with_team: SqliteStore, sink: SmtpSink, *, password: str | None = None
+    team_store: SqliteStore, sink: SmtpSink, *, password: str | None = None
 ) -> digest_schedule.DigestRuntime:
     smtp = SmtpSender(sink.host, sink.port, "none", sink.user, password or sink.password, timeout=5)
     return digest_schedule.DigestRuntime(
-        store=store_with_team,
+        store=team_store,
         narrator=None,
         gmail_sender_for=None,
         smtp=smtp,
@@ -57,7 +57,7 @@ def runtime(
 
 
 def tick(
-    store_with_team: SqliteStore,
+    team_store: SqliteStore,
     sink: SmtpSink,
     now: datetime,
     *,
@@ -66,7 +66,7 @@ def tick(
     password: str | None = None,
 ) -> digest_schedule.TickOutcome:
     return digest_schedule.tick(
-        runtime(store_with_team, sink, password=password),
+        runtime(team_store, sink, password=password),
         now=now,
         time_zone=zone,
         policy=policy,
@@ -76,47 +76,43 @@ def tick(
 
 class TestPolicy:
     def test_the_stored_policy_wins_over_the_environment_seed(
-        self, store_with_team: SqliteStore
+        self, team_store: SqliteStore
     ) -> None:
-        assert digest_schedule.load_policy(store_with_team) == DigestPolicy(
-            enabled=False, send_hour=18
-        )
-        seeded = digest_schedule.load_policy(store_with_team, env_enabled=True, env_send_hour=7)
+        assert digest_schedule.load_policy(team_store) == DigestPolicy(enabled=False, send_hour=18)
+        seeded = digest_schedule.load_policy(team_store, env_enabled=True, env_send_hour=7)
         assert seeded == DigestPolicy(enabled=True, send_hour=7)
         admin = Caller(email=ADMINS[0], role=Role.ADMIN)
-        digest_schedule.save_policy(
-            store_with_team, admin, DigestPolicy(enabled=False, send_hour=9)
-        )
-        assert digest_schedule.load_policy(store_with_team, env_enabled=True, env_send_hour=7) == (
+        digest_schedule.save_policy(team_store, admin, DigestPolicy(enabled=False, send_hour=9))
+        assert digest_schedule.load_policy(team_store, env_enabled=True, env_send_hour=7) == (
             DigestPolicy(enabled=False, send_hour=9)
         )
-        assert store_with_team.list_audit()[0].action == "digest.policy"
+        assert team_store.list_audit()[0].action == "digest.policy"
 
 
 class TestTick:
     def test_sends_once_per_day_at_or_after_the_send_hour(
-        self, store_with_team: SqliteStore, sink: SmtpSink
+        self, team_store: SqliteStore, sink: SmtpSink
     ) -> None:
         day = datetime(2026, 11, 25, tzinfo=UTC)
-        assert tick(
-            store_with_team, sink, day + timedelta(hours=18), policy=DigestPolicy()
-        ).reason == ("disabled")
-        assert tick(store_with_team, sink, day + timedelta(hours=17, minutes=45)).reason == (
+        assert tick(team_store, sink, day + timedelta(hours=18), policy=DigestPolicy()).reason == (
+            "disabled"
+        )
+        assert tick(team_store, sink, day + timedelta(hours=17, minutes=45)).reason == (
             "before send hour"
         )
-        sent = tick(store_with_team, sink, day + timedelta(hours=18))
+        sent = tick(team_store, sink, day + timedelta(hours=18))
         assert sent.sent
         assert sent.transport == "smtp"
-        assert not tick(store_with_team, sink, day + timedelta(hours=18, minutes=15)).sent
+        assert not tick(team_store, sink, day + timedelta(hours=18, minutes=15)).sent
         assert len(sink.messages) == 1
         (message,) = sink.messages
         assert sorted(message.recipients) == sorted(ADMINS)  # admins only: never the member
-        assert store_with_team.get_setting(digest_schedule.CURSOR_SETTING) == (
+        assert team_store.get_setting(digest_schedule.CURSOR_SETTING) == (
             (day + timedelta(hours=18)).isoformat()
         )
 
     def test_two_ticks_at_once_send_one_digest(
-        self, store_with_team: SqliteStore, sink: SmtpSink
+        self, team_store: SqliteStore, sink: SmtpSink
     ) -> None:
         now = datetime(2026, 11, 25, 18, 5, tzinfo=UTC)
         barrier = threading.Barrier(4)
@@ -124,7 +120,7 @@ class TestTick:
 
         def run() -> None:
             barrier.wait()
-            outcomes.append(tick(store_with_team, sink, now))
+            outcomes.append(tick(team_store, sink, now))
 
         threads = [threading.Thread(target=run) for _ in range(4)]
         for thread in threads:
@@ -135,47 +131,43 @@ class TestTick:
         assert len(sink.messages) == 1
 
     def test_a_failed_day_is_retried_three_times_and_the_cursor_waits(
-        self, store_with_team: SqliteStore, sink: SmtpSink
+        self, team_store: SqliteStore, sink: SmtpSink
     ) -> None:
         day = datetime(2026, 11, 25, 18, tzinfo=UTC)
         for attempt in range(3):
             outcome = tick(
-                store_with_team, sink, day + timedelta(minutes=15 * attempt), password="wrong"
+                team_store, sink, day + timedelta(minutes=15 * attempt), password="wrong"
             )
             assert outcome.reason == "failed"
-        guard = store_with_team.get_guard(digest_schedule.guard_id("2026-11-25"))
+        guard = team_store.get_guard(digest_schedule.guard_id("2026-11-25"))
         assert guard is not None
         assert (guard.state, guard.attempts) == ("failed", 3)
         assert (
-            tick(store_with_team, sink, day + timedelta(hours=1)).reason
-            == "already sent or being sent"
+            tick(team_store, sink, day + timedelta(hours=1)).reason == "already sent or being sent"
         )
-        assert store_with_team.get_setting(digest_schedule.CURSOR_SETTING) is None
+        assert team_store.get_setting(digest_schedule.CURSOR_SETTING) is None
         assert sink.messages == []
 
     def test_a_missed_day_rolls_into_the_next_digest(
-        self, store_with_team: SqliteStore, sink: SmtpSink
+        self, team_store: SqliteStore, sink: SmtpSink
     ) -> None:
         first = datetime(2026, 11, 23, 18, tzinfo=UTC)
-        assert tick(store_with_team, sink, first).sent
+        assert tick(team_store, sink, first).sent
         for attempt in range(3):  # the 24th fails all day
             tick(
-                store_with_team,
-                sink,
-                first + timedelta(days=1, minutes=15 * attempt),
-                password="wrong",
+                team_store, sink, first + timedelta(days=1, minutes=15 * attempt), password="wrong"
             )
         third = first + timedelta(days=2)
-        assert tick(store_with_team, sink, third).sent
-        audit = [a for a in store_with_team.list_audit() if a.action == "digest.sent"]
+        assert tick(team_store, sink, third).sent
+        audit = [a for a in team_store.list_audit() if a.action == "digest.sent"]
         assert audit[0].details["since"] == first.isoformat()  # two days in one window
         assert audit[0].details["until"] == third.isoformat()
 
     def test_a_day_stuck_sending_is_taken_over_after_30_minutes(
-        self, store_with_team: SqliteStore, sink: SmtpSink
+        self, team_store: SqliteStore, sink: SmtpSink
     ) -> None:
         now = datetime(2026, 11, 25, 18, 0, tzinfo=UTC)
-        store_with_team.create_guard(
+        team_store.create_guard(
             Guard(
                 id=digest_schedule.guard_id("2026-11-25"),
                 owner="crashed",
@@ -184,14 +176,14 @@ class TestTick:
                 data={"started_at": now.isoformat()},
             )
         )
-        assert not tick(store_with_team, sink, now + timedelta(minutes=15)).sent
-        assert tick(store_with_team, sink, now + timedelta(minutes=45)).sent
+        assert not tick(team_store, sink, now + timedelta(minutes=15)).sent
+        assert tick(team_store, sink, now + timedelta(minutes=45)).sent
 
     @pytest.mark.parametrize(
         ("day", "hours"), [("2026-03-29", 23), ("2026-10-25", 25)], ids=["spring", "autumn"]
     )
     def test_dst_days_send_exactly_once(
-        self, store_with_team: SqliteStore, sink: SmtpSink, day: str, hours: int
+        self, team_store: SqliteStore, sink: SmtpSink, day: str, hours: int
     ) -> None:
         zone = ZoneInfo("Europe/Berlin")
         start = datetime.fromisoformat(day).replace(tzinfo=zone)
@@ -200,21 +192,21 @@ class TestTick:
         moment = start.astimezone(UTC)
         sent_at = []
         while moment < end.astimezone(UTC):
-            if tick(store_with_team, sink, moment, zone="Europe/Berlin").sent:
+            if tick(team_store, sink, moment, zone="Europe/Berlin").sent:
                 sent_at.append(moment.astimezone(zone))
             moment += timedelta(minutes=15)
         assert len(sent_at) == 1
         assert sent_at[0].hour == 18
 
     def test_a_send_hour_skipped_by_the_clock_change_sends_at_the_next_hour(
-        self, store_with_team: SqliteStore, sink: SmtpSink
+        self, team_store: SqliteStore, sink: SmtpSink
     ) -> None:
         zone = ZoneInfo("Europe/Berlin")
         policy = DigestPolicy(enabled=True, send_hour=2)  # 02:00-03:00 does not exist that day
         moment = datetime(2026, 3, 29, tzinfo=zone).astimezone(UTC)
         sent_at = []
         for _ in range(24):
-            if tick(store_with_team, sink, moment, zone="Europe/Berlin", policy=policy).sent:
+            if tick(team_store, sink, moment, zone="Europe/Berlin", policy=policy).sent:
                 sent_at.append(moment.astimezone(zone))
             moment += timedelta(minutes=15)
         assert [t.hour for t in sent_at] == [3]
@@ -222,24 +214,24 @@ class TestTick:
 
 class TestSendNowAndTestEmail:
     def test_send_now_leaves_the_cursor_and_the_guard_alone(
-        self, store_with_team: SqliteStore, sink: SmtpSink
+        self, team_store: SqliteStore, sink: SmtpSink
     ) -> None:
         now = datetime(2026, 11, 25, 19, tzinfo=UTC)
         admin = Caller(email=ADMINS[0], role=Role.ADMIN)
-        assert digest_schedule.send_now(runtime(store_with_team, sink), admin, now=now) == "smtp"
-        assert store_with_team.get_setting(digest_schedule.CURSOR_SETTING) is None
-        assert store_with_team.get_guard(digest_schedule.guard_id("2026-11-25")) is None
-        assert tick(store_with_team, sink, now).sent  # the scheduled send still goes out
+        assert digest_schedule.send_now(runtime(team_store, sink), admin, now=now) == "smtp"
+        assert team_store.get_setting(digest_schedule.CURSOR_SETTING) is None
+        assert team_store.get_guard(digest_schedule.guard_id("2026-11-25")) is None
+        assert tick(team_store, sink, now).sent  # the scheduled send still goes out
         assert len(sink.messages) == 2
 
-    def test_a_test_email_goes_to_active_admins_only(self, store_with_team: SqliteStore) -> None:
+    def test_a_test_email_goes_to_active_admins_only(self, team_store: SqliteStore) -> None:
         assert digest_schedule.check_test_recipients(
-            store_with_team, [" ADA@fund.example"], team=FUND
+            team_store, [" ADA@fund.example"], team=FUND
         ) == ["ada@fund.example"]
         with pytest.raises(BadRequestError) as refused:
             digest_schedule.check_test_recipients(
-                store_with_team, [ADMINS[0], "mem@fund.example"], team=FUND
+                team_store, [ADMINS[0], "mem@fund.example"], team=FUND
             )
         assert refused.value.details["refused"] == ["mem@fund.example"]
         with pytest.raises(BadRequestError):
-            digest_schedule.check_test_recipients(store_with_team, [], team=FUND)
+            digest_schedule.check_test_recipients(team_store, [], team=FUND)
