@@ -155,7 +155,7 @@ def _sandbox_child(
     now_ts: float,
 ) -> None:
     from sandbox.gmail import GmailSandbox, serve_gmail_sandbox
-    from shared.adapters.gmail_credentials import SCOPE_READONLY
+    from shared.adapters.gmail.credentials import SCOPE_READONLY
 
     # Loaded with no rate: loading is not capture. The real rate is set just before serving.
     sandbox = GmailSandbox(units_per_second=None)

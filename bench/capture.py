@@ -61,8 +61,8 @@ from bench._support import (
     remote_sandbox,
     seed_crm,
 )
-from shared.adapters.gmail_api import GmailApiClient, QuotaPacer
-from shared.adapters.gmail_credentials import SCOPE_READONLY, delegated_credentials
+from shared.adapters.gmail.api import GmailApiClient, QuotaPacer
+from shared.adapters.gmail.credentials import SCOPE_READONLY, delegated_credentials
 from shared.adapters.queue import LocalQueue
 from shared.config import Settings
 from shared.ports import Store

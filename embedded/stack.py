@@ -75,7 +75,7 @@ def local_stack(
     """
     import json
 
-    from shared.adapters.gmail_credentials import SCOPE_COMPOSE, SCOPE_READONLY
+    from shared.adapters.gmail.credentials import SCOPE_COMPOSE, SCOPE_READONLY
 
     saved = os.environ.copy()
     gmail = gmail or GmailSandbox()

@@ -6,6 +6,6 @@ from typing import Any, Protocol
 
 
 class DraftsClient(Protocol):
-    """``users.drafts.create`` as one mailbox (``adapters.gmail_drafts.GmailDraftsClient``)."""
+    """``users.drafts.create`` as one mailbox (``adapters.gmail.drafts.GmailDraftsClient``)."""
 
     def create_draft(self, raw: bytes, thread_id: str) -> dict[str, Any]: ...

@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 
 from sandbox.gmail import GmailSandbox, serve_gmail_sandbox
-from shared.adapters.gmail_api import BATCH_PATH, GmailApiClient, RetryPolicy
-from shared.adapters.gmail_credentials import SCOPE_READONLY, delegated_credentials
+from shared.adapters.gmail.api import BATCH_PATH, GmailApiClient, RetryPolicy
+from shared.adapters.gmail.credentials import SCOPE_READONLY, delegated_credentials
 from shared.errors import ConfigurationError, RetryableError
 from shared.ports import GmailClient, HistoryExpiredError
 
@@ -378,7 +378,7 @@ def test_a_retry_after_beyond_the_policy_gives_up_at_once(
 def test_importing_the_adapter_is_cheap() -> None:
     """Cold start: the module imports no Google client, transport or auth code."""
     probe = (
-        "import sys, shared.adapters.gmail_api; "
+        "import sys, shared.adapters.gmail.api; "
         "print([m for m in ('googleapiclient', 'httplib2', 'google_auth_httplib2', "
         "'google.auth', 'requests') if m in sys.modules])"
     )

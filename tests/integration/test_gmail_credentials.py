@@ -19,8 +19,8 @@ import pytest
 from google.oauth2 import credentials as user_credentials
 
 from sandbox.gmail import GmailSandbox, serve_gmail_sandbox
-from shared.adapters.gmail_api import GmailApiClient
-from shared.adapters.gmail_credentials import (
+from shared.adapters.gmail.api import GmailApiClient
+from shared.adapters.gmail.credentials import (
     GOOGLE_TOKEN_URI,
     IAM_CREDENTIALS_URL,
     SCOPE_COMPOSE,

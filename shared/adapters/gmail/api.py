@@ -178,7 +178,7 @@ class GmailApiClient:
     """One mailbox's Gmail through google-api-python-client; implements ``GmailClient``.
 
     ``credentials`` are google-auth credentials acting as the mailbox, normally
-    :func:`shared.adapters.gmail_credentials.delegated_credentials`; ``mailbox`` and ``scopes``
+    :func:`shared.adapters.gmail.credentials.delegated_credentials`; ``mailbox`` and ``scopes``
     default to theirs and only name things in error messages. Safe to share between threads.
     """
 
@@ -523,7 +523,7 @@ class GmailApiClient:
 
         if not isinstance(exc, exceptions.GoogleAuthError):
             return None
-        from shared.adapters.gmail_credentials import translate_auth_error
+        from shared.adapters.gmail.credentials import translate_auth_error
 
         return translate_auth_error(exc, self._mailbox, self._scopes)
 

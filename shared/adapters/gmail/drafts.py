@@ -19,7 +19,7 @@ import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from shared.adapters.gmail_api import DEFAULT_ENDPOINT, RATE_LIMIT_REASONS, build_gmail_service
+from shared.adapters.gmail.api import DEFAULT_ENDPOINT, RATE_LIMIT_REASONS, build_gmail_service
 from shared.errors import (
     AppError,
     ConfigurationError,
