@@ -17,11 +17,15 @@ from shared.ports.clock import Clock
 from shared.ports.crm import CrmStore
 from shared.ports.drafts import DraftsClient
 from shared.ports.gmail import (
+    CreatedDraft,
     FetchResult,
     GmailClient,
     GmailMessage,
+    HistoryChange,
+    HistoryChangeKind,
     HistoryExpiredError,
     HistoryPage,
+    HistoryRecord,
     MessageIdPage,
 )
 from shared.ports.mail import MailStore
@@ -55,6 +59,7 @@ __all__ = [
     "AllowedRoles",
     "CaptureStore",
     "Clock",
+    "CreatedDraft",
     "CrmEditStore",
     "CrmStore",
     "Decision",
@@ -68,8 +73,11 @@ __all__ = [
     "GmailClient",
     "GmailMessage",
     "GmailTransport",
+    "HistoryChange",
+    "HistoryChangeKind",
     "HistoryExpiredError",
     "HistoryPage",
+    "HistoryRecord",
     "MailStore",
     "MailboxStore",
     "MessageIdPage",

@@ -19,7 +19,7 @@ from shared.domain.activity import ActivityQuery
 from shared.domain.models import Email, Mailbox, email_id_for
 from shared.domain.parser import parse_message
 from shared.ports import Store
-from shared.services.capture import RAW_FETCH_LIMIT_BYTES, full_to_mime
+from shared.services.capture import RAW_FETCH_LIMIT_BYTES
 from tests.support.decoded_headers import (
     CONTACT,
     INVENTED,
@@ -130,7 +130,7 @@ def test_full_format_headers_are_made_safe_before_they_are_parsed(
     gmail_id = deliver(world, "<big.3@zeta.vc>", sender=ZOE_CRLF_BCC, cc=MAX_CRLF_CC, body=big)
 
     full = world.gmail_for(ADA).get_messages([gmail_id], format="full").messages[gmail_id]
-    reparsed = parse_message(full_to_mime(full))
+    reparsed = parse_message(full.mime)
     assert addresses(reparsed.from_) == [CONTACT]
     assert addresses(reparsed.cc) == ["max@other.example"]
     assert reparsed.bcc == []
@@ -148,7 +148,7 @@ def test_the_snippet_is_stored_unescaped_and_search_does_not_find_the_entity(
 ) -> None:
     gmail_id = deliver(world, "<snippet.4@zeta.vc>", sender="Zoe Zeta <zoe@zeta.vc>")
     sent = world.gmail_for(ADA).get_messages([gmail_id], format="minimal").messages[gmail_id]
-    assert sent["snippet"].startswith("We&#39;d like")  # Gmail's escaping, as the sandbox does
+    assert sent.snippet_escaped.startswith("We&#39;d like")  # Gmail's escaping, as the sandbox does
 
     sync_all(store, world, now=NOW)
 

@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from shared.adapters.gmail.wire import decode_history_record, decode_message
 from shared.errors import AppError, ConfigurationError, RetryableError
 from shared.ports import FetchResult, GmailMessage, HistoryExpiredError, HistoryPage, MessageIdPage
 
@@ -216,6 +217,8 @@ class GmailApiClient:
         # Pacing waits are not retries: they use the real clock, whatever ``sleep`` tests inject.
         self._pacer = pacer or QuotaPacer(DEFAULT_UNITS_PER_SECOND)
         self._service_obj: Any = None
+        self._users_obj: Any = None
+        self._messages_obj: Any = None
         self._build_lock = threading.Lock()
         self._local = threading.local()
         self._https: list[Any] = []
@@ -264,7 +267,7 @@ class GmailApiClient:
             params["q"] = query
         if page_token:
             params["pageToken"] = page_token
-        response = self._call("messages.list", lambda users: users.messages().list(**params))
+        response = self._call("messages.list", lambda users: self._messages().list(**params))
         return MessageIdPage(
             ids=[str(item["id"]) for item in response.get("messages") or ()],
             next_page_token=str(response.get("nextPageToken") or ""),
@@ -351,7 +354,7 @@ class GmailApiClient:
             ),
         )
         return HistoryPage(
-            records=list(response.get("history") or ()),
+            records=[decode_history_record(record) for record in response.get("history") or ()],
             history_id=int(response.get("historyId") or 0),
             next_page_token=str(response.get("nextPageToken") or ""),
         )
@@ -387,6 +390,25 @@ class GmailApiClient:
                     self._service_obj = build_gmail_service(self._credentials, self._endpoint)
         return self._service_obj
 
+    def _users(self) -> Any:
+        """``users()``, made once: every resource call builds its methods from the discovery
+        document again (``createMethod``, about 8% of capture's CPU when made per call)."""
+        if self._users_obj is None:
+            users = self._service().users()
+            with self._build_lock:
+                if self._users_obj is None:
+                    self._users_obj = users
+        return self._users_obj
+
+    def _messages(self) -> Any:
+        """``users().messages()``, made once (see ``_users``); shared by every thread."""
+        if self._messages_obj is None:
+            messages = self._users().messages()
+            with self._build_lock:
+                if self._messages_obj is None:
+                    self._messages_obj = messages
+        return self._messages_obj
+
     def _http(self) -> Any:
         """This thread's authorized httplib2 connection (httplib2 is not thread-safe)."""
         http = getattr(self._local, "http", None)
@@ -413,7 +435,7 @@ class GmailApiClient:
         attempt = 0
         while True:
             attempt += 1
-            request = make_request(self._service().users())
+            request = make_request(self._users())
             self._pacer.acquire(QUOTA_UNITS.get(method, 5))
             self._count("calls")
             if attempt > 1:
@@ -456,11 +478,17 @@ class GmailApiClient:
         def on_part(request_id: str, response: Any, exception: Exception | None) -> None:
             if exception is not None:
                 results[request_id] = self._failure(exception)
-            else:
-                results[request_id] = dict(response or {})
+                return
+            try:
+                results[request_id] = decode_message(response or {"id": request_id}, fmt)
+            except (KeyError, TypeError, ValueError) as exc:
+                # Gmail answered, but not in a shape this client reads: that id alone fails.
+                results[request_id] = _Failure(
+                    status=200, reason="undecodable", message=type(exc).__name__
+                )
 
         batch = BatchHttpRequest(callback=on_part, batch_uri=self._batch_uri)
-        messages = self._service().users().messages()
+        messages = self._messages()
         for message_id in ids:
             params: dict[str, Any] = {"userId": self._user_id, "id": message_id, "format": fmt}
             if metadata_headers:
