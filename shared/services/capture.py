@@ -107,6 +107,10 @@ BACKFILL_DAYS_SETTING = "backfill_horizon_days"
 DEFAULT_BACKFILL_DAYS = 365
 COVERAGE_QUERY = "newer_than:2d -in:chats -in:drafts"
 RECONCILE_EVERY = timedelta(days=7)
+# A run reads at most this many of its mailbox's capture problems (the status counts up to it)
+# and retries the first PROBLEMS_RETRIED of them, by Gmail id, before anything new.
+PROBLEMS_READ = 1000
+PROBLEMS_RETRIED = 500
 
 
 @dataclass
@@ -187,13 +191,22 @@ class Capture:
                 continue
             prepared.append((message, parse_message(message.header_block)))
 
+        # The chunk's stored emails in one batched read: what the body fetch and the writes
+        # decide on. Only an email written earlier in this chunk (a Message-ID seen twice) is
+        # read again, so its second message sees the first one's write.
+        email_ids = {m.id: self._email_id(m, p) for m, p in prepared}
+        stored = self.store.get_emails(email_ids.values()) if prepared else {}
+        written: set[str] = set()
         matches = self._match_all(prepared)
-        bodies = self._fetch_bodies(prepared, matches)
+        bodies = self._fetch_bodies(prepared, matches, email_ids, stored)
         for message, parsed in prepared:
             gid = message.id
+            email_id = email_ids[gid]
+            before = self.store.get_email(email_id) if email_id in written else stored.get(email_id)
+            written.add(email_id)
             try:
                 found = matches.get(gid, [])
-                self._write(message, parsed, found, bodies.get(gid))
+                self._write(message, parsed, found, bodies.get(gid), email_id, before)
             except Exception as exc:
                 # One message must never stop the rest; its reason is kept for the status.
                 logger.exception(
@@ -218,15 +231,17 @@ class Capture:
         self,
         prepared: Sequence[tuple[GmailMessage, ParsedMessage]],
         matches: dict[str, list[Match]],
+        email_ids: dict[str, str],
+        stored_emails: dict[str, Email],
     ) -> dict[str, ParsedMessage]:
         """Second fetch, for matched mail only, and only when no mailbox stored its body yet."""
         small: list[str] = []
         large: list[str] = []
-        for message, parsed in prepared:
+        for message, _ in prepared:
             gid = message.id
             if gid not in matches:
                 continue
-            stored = self.store.get_email(self._email_id(message, parsed))
+            stored = stored_emails.get(email_ids[gid])
             if stored is not None and stored.matched and (stored.body or stored.snippet):
                 continue
             (small if message.size_estimate <= RAW_FETCH_LIMIT_BYTES else large).append(gid)
@@ -251,16 +266,18 @@ class Capture:
         parsed: ParsedMessage,
         found: list[Match],
         body: ParsedMessage | None,
+        email_id: str,
+        stored: Email | None,
     ) -> None:
-        """The writes of one message, sighting last (see the module docstring)."""
+        """The writes of one message, sighting last (see the module docstring). ``stored``:
+        the email as the chunk's read found it."""
         # With the raw message in hand, its own headers are the better source: Gmail's metadata
         # values come decoded, which can split an encoded display name holding a comma. The
         # ``full`` format's headers are decoded values too: the adapter made them safe.
         from_body = body is not None and bool(body.from_)
         headers = body if body is not None and from_body else parsed
         notes = decoded_header_notes(message, read_from_raw=from_body)
-        email = build_email(self._email_id(message, parsed), message, headers, notes=notes)
-        stored = self.store.get_email(email.id)
+        email = build_email(email_id, message, headers, notes=notes)
         snippet = message.snippet
         if found:
             if body is not None:
@@ -309,10 +326,11 @@ class Capture:
 
     @property
     def problem_ids(self) -> set[str]:
-        """The mailbox's recorded problems, read once per run (clearing is then only a write
-        for messages that had one, not for every captured message)."""
+        """The mailbox's recorded problems, read once per run and then kept up to date here
+        (clearing is then only a write for messages that had one, not for every captured
+        message, and the run's end counts them without reading them again)."""
         if self._problem_ids is None:
-            problems = self.store.list_capture_problems(self.account.id, limit=1000)
+            problems = self.store.list_capture_problems(self.account.id, limit=PROBLEMS_READ)
             self._problem_ids = {p.gmail_message_id for p in problems}
         return self._problem_ids
 
@@ -559,6 +577,8 @@ class RunResult:
     report: IngestReport
     finished: bool
     coverage_gap: int = 0
+    # The mailbox's capture problems left at the end of the run (at most PROBLEMS_READ).
+    problems: int = 0
 
 
 def backfill_query(store: SettingsStore, now: datetime) -> str:
@@ -578,9 +598,9 @@ def run_capture(
     expired) or a partial sync, then optionally the coverage check."""
     store, account = capture.store, capture.account
     report = IngestReport()
-    problems = store.list_capture_problems(account.id, limit=500)
-    if problems:
-        report.add(capture.ingest([p.gmail_message_id for p in problems], retry_known=True))
+    retried = sorted(capture.problem_ids)[:PROBLEMS_RETRIED]
+    if retried:
+        report.add(capture.ingest(retried, retry_known=True))
     state = account.sync
     if not state.backfill_done or state.history_id == 0:
         mode, finished = "full", _full_sync(capture, state, report, deadline, clock)
@@ -609,7 +629,10 @@ def run_capture(
     gap = 0
     if finished and coverage:
         gap = check_coverage(capture, report)
-    return RunResult(mode=mode, report=report, finished=finished, coverage_gap=gap)
+    problems = min(len(capture.problem_ids), PROBLEMS_READ)
+    return RunResult(
+        mode=mode, report=report, finished=finished, coverage_gap=gap, problems=problems
+    )
 
 
 def _full_sync(

@@ -31,14 +31,17 @@ class CrmMixin(FirestoreBase):
 
     def upsert_organization(self, organization: Organization) -> None:
         self._ref(ORGANIZATIONS, organization.id).set(_document(organization))
+        self._count_write(ORGANIZATIONS)
 
     def upsert_investor(self, investor: Investor) -> None:
         investor = investor.revalidated()
         self._ref(INVESTORS, investor.id).set(_document(investor))
+        self._count_write(INVESTORS)
 
     def upsert_contact(self, contact: Contact) -> None:
         contact = contact.revalidated()
         self._ref(CONTACTS, contact.id).set(_document(contact))
+        self._count_write(CONTACTS)
 
     def get_organization(self, organization_id: str) -> Organization | None:
         return self._get(Organization, ORGANIZATIONS, organization_id)

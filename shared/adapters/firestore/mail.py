@@ -19,6 +19,7 @@ from shared.adapters.firestore.documents import (
     _links_of,
     _Query,
     _sightings_of,
+    _snapshot_model,
     _valid_document_id,
 )
 from shared.adapters.firestore.indexes import Direction
@@ -81,6 +82,19 @@ class MailMixin(FirestoreBase):
 
     def get_email(self, email_id: str) -> Email | None:
         return self._get(Email, EMAILS, email_id)
+
+    def get_emails(self, email_ids: Iterable[str]) -> dict[str, Email]:
+        """By document id (``get_all``): one batched read, each document a billed read."""
+        wanted = sorted({e for e in email_ids if _valid_document_id(e)})
+        found: dict[str, Email] = {}
+        for start in range(0, len(wanted), 300):
+            chunk = [self._ref(EMAILS, email_id) for email_id in wanted[start : start + 300]]
+            self.reads[EMAILS] = self.reads.get(EMAILS, 0) + len(chunk)
+            for snapshot in self._client.get_all(chunk):
+                email = _snapshot_model(Email, snapshot)
+                if email is not None:
+                    found[email.id] = email
+        return found
 
     def list_emails(self, *, limit: int = 500, after_id: str = "") -> list[Email]:
         """By the ``id`` field (single-field index; the emulator cannot order by ``__name__``)."""
