@@ -50,7 +50,11 @@ class MailMixin(FirestoreBase):
 
         def body(transaction: firestore.Transaction) -> bool:
             stored = self._get(Email, EMAILS, email.id, transaction)
-            sightings, links = self._email_sources(email.id, transaction)
+            # A new email has no sightings or links to read: both refuse an unknown email (in
+            # transactions that read it) and emails are never deleted.
+            sightings, links = (
+                self._email_sources(email.id, transaction) if stored is not None else ([], [])
+            )
             merged = email.merged_into(stored)
             refreshed = self._denormalised(merged, sightings, links)
             transaction.set(ref, self._email_document(refreshed, transaction))
@@ -240,8 +244,10 @@ class MailMixin(FirestoreBase):
             email = self._get(Email, EMAILS, link.email_id, transaction)
             if email is None:
                 raise NotFoundError("link of an unknown email", email_id=link.email_id)
-            existed = self._exists(link_ref, transaction)
             sightings, links = self._email_sources(email.id, transaction)
+            # A link's id names its email, so the email's links read just now show whether it
+            # exists: no second read of the link document.
+            existed = any(existing.id == link.id for existing in links)
             if not existed:
                 links = [*links, link]
             refreshed = self._denormalised(email, sightings, links)
