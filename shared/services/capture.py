@@ -195,18 +195,21 @@ class Capture:
         # decide on. Only an email written earlier in this chunk (a Message-ID seen twice) is
         # read again, so its second message sees the first one's write.
         email_ids = {m.id: self._email_id(m, p) for m, p in prepared}
-        stored = self.store.get_emails(email_ids.values()) if prepared else {}
+        stored: dict[str, Email | None] = {}
+        if prepared:
+            stored.update(self.store.get_emails(email_ids.values()))
         written: set[str] = set()
         matches = self._match_all(prepared)
         bodies = self._fetch_bodies(prepared, matches, email_ids, stored)
         for message, parsed in prepared:
             gid = message.id
             email_id = email_ids[gid]
-            before = self.store.get_email(email_id) if email_id in written else stored.get(email_id)
-            written.add(email_id)
             try:
+                if email_id in written:
+                    stored[email_id] = self.store.get_email(email_id)
+                written.add(email_id)
                 found = matches.get(gid, [])
-                self._write(message, parsed, found, bodies.get(gid), email_id, before)
+                self._write(message, parsed, found, bodies.get(gid), email_id, stored.get(email_id))
             except Exception as exc:
                 # One message must never stop the rest; its reason is kept for the status.
                 logger.exception(
@@ -232,7 +235,7 @@ class Capture:
         prepared: Sequence[tuple[GmailMessage, ParsedMessage]],
         matches: dict[str, list[Match]],
         email_ids: dict[str, str],
-        stored_emails: dict[str, Email],
+        stored_emails: dict[str, Email | None],
     ) -> dict[str, ParsedMessage]:
         """Second fetch, for matched mail only, and only when no mailbox stored its body yet."""
         small: list[str] = []

@@ -163,3 +163,22 @@ def test_the_snippet_is_stored_unescaped_and_search_does_not_find_the_entity(
     assert hits("39") == []
     assert hits("amp") == []
     assert hits("deck") == [email.id]
+
+
+def test_one_message_id_twice_in_a_mailbox_is_one_email_whose_problem_counts_once(
+    store: Store, world: GmailWorld, crm_seeded: Scenario
+) -> None:
+    """Both copies land in one chunk, whose stored emails are read in one batch before either
+    is written: the second copy must still see the first one's write (its header problem is
+    counted once, and the body the first fetched is kept)."""
+    first = deliver(world, "<twice.5@zeta.vc>", sender=ZOE_CRLF_BCC)
+    second = deliver(world, "<twice.5@zeta.vc>", sender=ZOE_CRLF_BCC)
+
+    sync_all(store, world, now=NOW)
+
+    email = stored(store, "<twice.5@zeta.vc>")
+    assert email.matched and email.body.startswith("We'd like to see the deck")
+    account = store.get_email_account(crm_seeded.accounts[0].id)
+    assert account is not None
+    assert account.sync.header_problems == 1
+    assert {s.gmail_message_id for s in store.list_sightings(email.id)} == {first, second}
