@@ -26,7 +26,9 @@ from shared.ports.gmail import (
     HistoryExpiredError,
     HistoryPage,
     HistoryRecord,
+    MailboxProfile,
     MessageIdPage,
+    WatchAnswer,
 )
 from shared.ports.mail import MailStore
 from shared.ports.mailboxes import MailboxStore, SyncStateChange
@@ -79,6 +81,7 @@ __all__ = [
     "HistoryPage",
     "HistoryRecord",
     "MailStore",
+    "MailboxProfile",
     "MailboxStore",
     "MessageIdPage",
     "Narrator",
@@ -93,4 +96,5 @@ __all__ = [
     "SyncStateChange",
     "TokenVerifier",
     "UserStore",
+    "WatchAnswer",
 ]

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Protocol
 
 
 @dataclass(frozen=True)
@@ -108,6 +108,24 @@ class FetchResult:
 
 
 @dataclass(frozen=True)
+class MailboxProfile:
+    """``users.getProfile``: the mailbox, Gmail's counts (estimates) and its current history id."""
+
+    email_address: str
+    messages_total: int = 0
+    threads_total: int = 0
+    history_id: int = 0
+
+
+@dataclass(frozen=True)
+class WatchAnswer:
+    """``users.watch``: the history id the watch starts from and when it lapses."""
+
+    history_id: int
+    expiration: datetime
+
+
+@dataclass(frozen=True)
 class CreatedDraft:
     """What ``users.drafts.create`` made: the draft, its message, and the thread Gmail filed
     it in (not always the one asked for: a draft that does not fit goes to a new thread)."""
@@ -130,9 +148,7 @@ class GmailClient(Protocol):
     the rest. A grant that lacks the scope raises ConfigurationError naming it.
     """
 
-    def get_profile(self) -> dict[str, Any]:
-        """``{emailAddress, messagesTotal, threadsTotal, historyId}``."""
-        ...
+    def get_profile(self) -> MailboxProfile: ...
 
     def list_message_ids(
         self, *, query: str = "", page_token: str = "", max_results: int = 500
@@ -153,8 +169,6 @@ class GmailClient(Protocol):
         raises HistoryExpiredError on Gmail's 404."""
         ...
 
-    def watch(self, *, topic: str, label_ids: Sequence[str] = ()) -> dict[str, Any]:
-        """``users.watch``: ``{historyId, expiration}`` (epoch ms)."""
-        ...
+    def watch(self, *, topic: str, label_ids: Sequence[str] = ()) -> WatchAnswer: ...
 
     def stop(self) -> None: ...

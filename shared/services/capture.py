@@ -653,8 +653,8 @@ def _full_sync(
         state = store.update_sync_state(
             account.id,
             SyncStateChange(
-                backfill_history_id=int(profile.get("historyId", 0) or 0),
-                messages_total=int(profile.get("messagesTotal", 0) or 0),
+                backfill_history_id=profile.history_id,
+                messages_total=profile.messages_total,
                 messages_done=0 if state.backfill_history_id == 0 else None,
                 status=SyncStatus.SYNCING,
             ),

@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from shared import events
 from shared.domain.models import EmailAccount
@@ -42,8 +41,7 @@ def renew_watches(
                 },
             )
             continue
-        expiration = datetime.fromtimestamp(int(answer["expiration"]) / 1000, tz=UTC)
-        store.update_sync_state(account.id, SyncStateChange(watch_expiration=expiration))
+        store.update_sync_state(account.id, SyncStateChange(watch_expiration=answer.expiration))
         renewed.append(account.address)
     return renewed, failed
 
@@ -101,6 +99,5 @@ def start_watch(
             },
         )
         return WatchStart(started=False, error=reason)
-    expiration = datetime.fromtimestamp(int(answer["expiration"]) / 1000, tz=UTC)
-    store.update_sync_state(account.id, SyncStateChange(watch_expiration=expiration))
+    store.update_sync_state(account.id, SyncStateChange(watch_expiration=answer.expiration))
     return WatchStart(started=True)

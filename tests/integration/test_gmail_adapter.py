@@ -120,10 +120,10 @@ def test_profile_is_the_delegated_mailbox(client: GmailApiClient, sandbox: Gmail
 
     profile = client.get_profile()
 
-    assert profile["emailAddress"] == MAILBOX
-    assert profile["messagesTotal"] == 3
-    assert isinstance(profile["historyId"], int)
-    assert profile["historyId"] > 0
+    assert profile.email_address == MAILBOX
+    assert profile.messages_total == 3
+    assert isinstance(profile.history_id, int)
+    assert profile.history_id > 0
 
 
 def test_list_message_ids_pages_newest_first_with_estimate(
@@ -279,7 +279,7 @@ def test_a_persistent_500_on_one_message_fails_that_id_only(
 
 
 def test_history_pages_then_expires(client: GmailApiClient, sandbox: GmailSandbox) -> None:
-    start = client.get_profile()["historyId"]
+    start = client.get_profile().history_id
     added = seed(sandbox, 3)
     sandbox.modify_labels(MAILBOX, added[0], add=["STARRED"])
     sandbox.delete_message(MAILBOX, added[1])
@@ -309,8 +309,8 @@ def test_watch_and_stop(client: GmailApiClient) -> None:
 
     response = client.watch(topic=topic, label_ids=["INBOX"])
 
-    assert isinstance(response["historyId"], int)
-    assert response["expiration"] > 0
+    assert isinstance(response.history_id, int)
+    assert response.expiration.timestamp() > 0
     client.stop()
 
 

@@ -32,9 +32,22 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from shared.adapters.gmail.wire import decode_history_record, decode_message
+from shared.adapters.gmail.wire import (
+    decode_history_record,
+    decode_message,
+    decode_profile,
+    decode_watch,
+)
 from shared.errors import AppError, ConfigurationError, RetryableError
-from shared.ports import FetchResult, GmailMessage, HistoryExpiredError, HistoryPage, MessageIdPage
+from shared.ports import (
+    FetchResult,
+    GmailMessage,
+    HistoryExpiredError,
+    HistoryPage,
+    MailboxProfile,
+    MessageIdPage,
+    WatchAnswer,
+)
 
 if TYPE_CHECKING:
     from google.auth.credentials import Credentials as GoogleCredentials
@@ -248,13 +261,9 @@ class GmailApiClient:
 
     # -- the port ---------------------------------------------------------------------------
 
-    def get_profile(self) -> dict[str, Any]:
+    def get_profile(self) -> MailboxProfile:
         profile = self._call("getProfile", lambda users: users.getProfile(userId=self._user_id))
-        result = dict(profile)
-        for key in ("historyId", "messagesTotal", "threadsTotal"):
-            if key in result:
-                result[key] = int(result[key])
-        return result
+        return decode_profile(profile)
 
     def list_message_ids(
         self, *, query: str = "", page_token: str = "", max_results: int = MAX_PAGE_SIZE
@@ -359,16 +368,13 @@ class GmailApiClient:
             next_page_token=str(response.get("nextPageToken") or ""),
         )
 
-    def watch(self, *, topic: str, label_ids: Sequence[str] = ()) -> dict[str, Any]:
+    def watch(self, *, topic: str, label_ids: Sequence[str] = ()) -> WatchAnswer:
         body: dict[str, Any] = {"topicName": topic}
         if label_ids:
             body["labelIds"] = list(label_ids)
             body["labelFilterBehavior"] = "include"
         response = self._call("watch", lambda users: users.watch(userId=self._user_id, body=body))
-        return {
-            "historyId": int(response["historyId"]),
-            "expiration": int(response["expiration"]),
-        }
+        return decode_watch(response)
 
     def stop(self) -> None:
         self._call("stop", lambda users: users.stop(userId=self._user_id))

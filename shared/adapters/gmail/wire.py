@@ -29,6 +29,8 @@ from shared.ports.gmail import (
     HistoryChange,
     HistoryChangeKind,
     HistoryRecord,
+    MailboxProfile,
+    WatchAnswer,
 )
 
 # Headers whose decoded value the parser reads as an address list.
@@ -97,6 +99,24 @@ def decode_history_record(record: Mapping[str, Any]) -> HistoryRecord:
     return HistoryRecord(id=int(record.get("id", 0) or 0), changes=tuple(changes))
 
 
+def decode_profile(resource: Mapping[str, Any]) -> MailboxProfile:
+    """``users.getProfile``'s answer (its counts and history id are strings), typed."""
+    return MailboxProfile(
+        email_address=str(resource.get("emailAddress", "")),
+        messages_total=int(resource.get("messagesTotal", 0) or 0),
+        threads_total=int(resource.get("threadsTotal", 0) or 0),
+        history_id=int(resource.get("historyId", 0) or 0),
+    )
+
+
+def decode_watch(resource: Mapping[str, Any]) -> WatchAnswer:
+    """``users.watch``'s answer: ``expiration`` is epoch milliseconds as a string."""
+    expiration = internal_date(resource["expiration"])
+    if expiration is None:
+        raise ValueError("users.watch answered without an expiration")
+    return WatchAnswer(history_id=int(resource["historyId"]), expiration=expiration)
+
+
 def decode_created_draft(resource: Mapping[str, Any]) -> CreatedDraft:
     """A ``users.drafts`` resource as ``drafts.create`` answers it, typed."""
     message = resource.get("message") or {}
@@ -108,7 +128,8 @@ def decode_created_draft(resource: Mapping[str, Any]) -> CreatedDraft:
 
 
 def internal_date(value: Any) -> datetime | None:
-    """Gmail's ``internalDate`` (epoch milliseconds, a string) as a UTC datetime."""
+    """Gmail's epoch milliseconds (``internalDate``, a watch's ``expiration``; a string) as a
+    UTC datetime."""
     if value in (None, ""):
         return None
     return datetime.fromtimestamp(int(str(value)) / 1000, tz=UTC)
