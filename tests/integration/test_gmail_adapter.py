@@ -421,3 +421,27 @@ def test_importing_the_adapter_is_cheap() -> None:
         timeout=60,
     )
     assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("method", ["get", "watch"])
+def test_a_batch_part_is_written_exactly_as_the_library_writes_it(method: str) -> None:
+    """The plain-text part writer (no ``email`` generator) changes the CPU, not the bytes."""
+    from datetime import UTC, datetime, timedelta
+
+    from google.oauth2.credentials import Credentials
+    from googleapiclient.http import BatchHttpRequest
+
+    from shared.adapters.gmail.api import _plain_batch_class, build_gmail_service
+
+    expiry = (datetime.now(UTC) + timedelta(hours=1)).replace(tzinfo=None)
+    service = build_gmail_service(Credentials(token="t0ken", expiry=expiry), "http://127.0.0.1:9/")
+    users = service.users()
+    request = (
+        users.messages().get(userId="me", id="m1", format="metadata", metadataHeaders=["From"])
+        if method == "get"
+        else users.watch(userId="me", body={"topicName": "projects/p/topics/t"})
+    )
+    ours = _plain_batch_class()(batch_uri="http://127.0.0.1:9/batch")._serialize_request(request)
+    theirs = BatchHttpRequest(batch_uri="http://127.0.0.1:9/batch")._serialize_request(request)
+    assert ours == theirs
+    assert "authorization: Bearer t0ken" in ours

@@ -24,10 +24,12 @@
 from __future__ import annotations
 
 import email.utils
+import functools
 import json
 import random
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -477,8 +479,6 @@ class GmailApiClient:
         self, ids: Sequence[str], fmt: str, metadata_headers: list[str]
     ) -> dict[str, GmailMessage | _Failure]:
         """One batch POST of ``messages.get`` parts: each id's message or failure."""
-        from googleapiclient.http import BatchHttpRequest
-
         results: dict[str, GmailMessage | _Failure] = {}
 
         def on_part(request_id: str, response: Any, exception: Exception | None) -> None:
@@ -493,7 +493,7 @@ class GmailApiClient:
                     status=200, reason="undecodable", message=type(exc).__name__
                 )
 
-        batch = BatchHttpRequest(callback=on_part, batch_uri=self._batch_uri)
+        batch = _plain_batch_class()(callback=on_part, batch_uri=self._batch_uri)
         messages = self._messages()
         for message_id in ids:
             params: dict[str, Any] = {"userId": self._user_id, "id": message_id, "format": fmt}
@@ -572,6 +572,44 @@ class GmailApiClient:
             scopes=list(self._scopes),
             status=failure.status,
         )
+
+
+@functools.cache
+def _plain_batch_class() -> type[Any]:
+    """``BatchHttpRequest`` writing each part's request as plain text.
+
+    The library builds every part as an ``email`` MIME message and flattens it with the
+    ``email`` generator, folding each header through the policy machinery: about a fifth of
+    capture's CPU. A part is only an HTTP request line, headers and a blank line (a body for
+    none of our GETs), so it is written here with the same lines, credentials applied the
+    same way.
+    """
+    from googleapiclient import _auth
+    from googleapiclient.http import BatchHttpRequest
+
+    class PlainBatchHttpRequest(BatchHttpRequest):
+        def _serialize_request(self, request: Any) -> str:
+            parsed = urllib.parse.urlparse(request.uri)
+            target = urllib.parse.urlunparse(("", "", parsed.path, parsed.params, parsed.query, ""))
+            headers = dict(request.headers)
+            if request.http is not None:
+                credentials = _auth.get_credentials_from_http(request.http)
+                if credentials is not None:
+                    _auth.apply_credentials(credentials, headers)
+            content_type = headers.pop("content-type", "application/json")
+            lines = [
+                f"{request.method} {target} HTTP/1.1",
+                f"Content-Type: {content_type}",
+                "MIME-Version: 1.0",
+                *(f"{name}: {value}" for name, value in headers.items()),
+                f"Host: {parsed.netloc}",
+            ]
+            body = request.body
+            if body is not None:
+                lines.append(f"content-length: {len(body)}")
+            return "\n".join(lines) + "\n\n" + (body if body is not None else "")
+
+    return PlainBatchHttpRequest
 
 
 def _chunks(items: Sequence[str], size: int) -> Iterator[list[str]]:
