@@ -21,8 +21,8 @@ import requests
 from embedded.stack import DRAFTING_AGENT_IDENTITY, Stack, local_stack
 from sandbox.scenario import TEAM, Scenario, seed_crm, seed_mail
 from shared import wiring
-from shared.adapters.gmail_credentials import SCOPE_COMPOSE, delegated_credentials
-from shared.adapters.gmail_drafts import GmailDraftsClient
+from shared.adapters.gmail.credentials import SCOPE_COMPOSE, delegated_credentials
+from shared.adapters.gmail.drafts import GmailDraftsClient
 from shared.adapters.queue import LocalQueue
 from shared.adapters.sqlite import SqliteStore
 from shared.domain.models import (
