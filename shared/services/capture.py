@@ -756,7 +756,9 @@ def _partial_sync(
             for change in record.changes:
                 labels = set(change.label_ids)
                 if change.kind is HistoryChangeKind.MESSAGE_ADDED:
-                    if not NOT_CAPTURED_LABELS & labels:
+                    # Mail that arrives straight in TRASH or SPAM is not captured, as the
+                    # backfill (which lists neither) would not: it is when it leaves them.
+                    if not (NOT_CAPTURED_LABELS | DELETED_LABELS) & labels:
                         added.append(change.message_id)
                 elif change.kind is HistoryChangeKind.MESSAGE_DELETED:
                     soft_delete.append(change.message_id)
