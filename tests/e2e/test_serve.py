@@ -5,6 +5,7 @@ database, each with its reason."""
 from __future__ import annotations
 
 import stat
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -178,3 +179,65 @@ def test_refusals_before_anything_listens(tmp_path: Path, env: dict[str, str], r
         server.kill()
     assert reason in server.stderr
     assert not (tmp_path / "var").exists()
+
+
+def test_real_mode_captures_through_delegation_with_its_own_key(tmp_path: Path) -> None:
+    """Real mode end to end against loopback stand-ins of Google: people's tokens from a
+    Google-issuer stand-in, Gmail (and its token endpoint) from the Gmail sandbox through the
+    delegation key, and the queue's calls to ``sync_mailbox`` signed by the server's own key
+    (the only anchor real mode trusts for them). An admin enters the CRM records and adds a
+    mailbox; the mail is captured and listed."""
+    from embedded.demo import CRM_FIELDS
+    from embedded.stack import sandbox_environment
+    from sandbox.gmail import GmailSandbox, serve_gmail_sandbox
+    from sandbox.scenario import crm_records, seed_mail
+
+    google = SandboxIssuer("https://accounts.google.com")
+    gmail = GmailSandbox()
+    seed_mail(gmail)
+    with serve_issuer(google) as certs, serve_gmail_sandbox(gmail) as gmail_server:
+        env = {
+            **sandbox_environment(certs, gmail, gmail_server.base_url),
+            "CRM_MODE": "real",
+            "CRM_BOOTSTRAP_ADMIN": ADMIN,
+            "CRM_TEAM_DOMAINS": "fund.example",
+        }
+        env.pop("CRM_GMAIL_WATCH_TOPIC")  # no topic: no watches, polling only
+        for identity in ("CRM_SCHEDULER_IDENTITY", "CRM_PUSH_IDENTITY"):
+            env.pop(identity)  # real mode's own local identities
+        real = ServeProcess(tmp_path, env)
+        try:
+            real.wait_healthy()
+            token = google.mint(ADMIN, PEOPLE_AUDIENCE, hosted_domain="fund.example")
+
+            def call(method: str, path: str, body: object = None) -> requests.Response:
+                return requests.request(
+                    method,
+                    f"{real.base_url}/admin_api{path}",
+                    json=body,
+                    headers={"Authorization": f"Bearer {token}"},
+                    timeout=30,
+                )
+
+            records = crm_records()
+            for kind, record in (
+                ("organizations", records.organization),
+                ("investors", records.investor),
+                ("contacts", records.contact),
+            ):
+                body = record.model_dump(mode="json", include=CRM_FIELDS)
+                assert call("PUT", f"/{kind}/{record.id}", body).status_code in (200, 201, 202)
+            added = call("POST", "/mailboxes", {"address": ADMIN})
+            assert added.status_code == 201, added.text
+            assert added.json()["sync_requested"] is True
+            deadline = time.monotonic() + 60
+            subjects: list[str] = []
+            while time.monotonic() < deadline and "Intro: Zeta Capital x Fund" not in subjects:
+                time.sleep(0.5)
+                listed = call("GET", "/activity")
+                assert listed.status_code == 200, listed.text
+                subjects = [item["subject"] for item in listed.json()["items"]]
+            assert "Intro: Zeta Capital x Fund" in subjects
+            assert not [line for line in real.lines if line.get("severity") == "ERROR"]
+        finally:
+            real.kill()
