@@ -185,6 +185,7 @@ def run(stack: Stack) -> None:
     print_activity(stack, admin, "q=Z%C3%A9ta%20intro")
     picker = call(stack, "GET", "/admin_api/activity/investors", admin).json()["items"]
     print(f"   picker: {[i['name'] for i in picker]}")
+    email_detail_and_correction(stack, admin, records.investor.id)
 
     show_drafts(stack, admin)
 
@@ -304,6 +305,39 @@ def email_text(raw: bytes) -> str:
     assert isinstance(message, EmailMessage)
     part = message.get_body(preferencelist=("plain",))
     return part.get_content() if part is not None else ""
+
+
+def email_detail_and_correction(stack: Stack, admin: str, investor_id: str) -> None:
+    """One email in detail (why it matched, who saw it), a member's own view, and a "not
+    investor mail" correction and its undo (docs/email-detail-and-corrections.md)."""
+    show("Email detail, a member's own view, a 'not investor mail' correction and its undo")
+    member = stack.person_token(TEAM[1])
+    partner = email_id_for("<diligence.7@zeta.vc>")
+    path = f"/admin_api/emails/{partner}"
+    detail = call(stack, "GET", path, admin).json()
+    for person in detail["participants"]:
+        for why in person["matches"]:
+            reason = why["domain"] or why["contact_name"] or why["matched_address"]
+            print(
+                f"   {person['address']} ({person['header']}) -> {why['investor_name']}"
+                f" via {why['via']} {reason}"
+            )
+    print(f"   seen by {[s['mailbox'] for s in detail['sightings']]}; body {brief(detail['body'])}")
+    mine = call(stack, "GET", "/admin_api/me/activity", member).json()["items"]
+    print(f"   Ben's own mail: {[item['subject'] for item in mine]}")
+    hidden = call(
+        stack, "GET", f"/admin_api/emails/{email_id_for('<follow-on.1@fund.example>')}", member
+    )
+    print(f"   Ben asks for Ada's reply to Jo -> {hidden.status_code} (not his to see)")
+    body = {"investor_id": investor_id}
+    done = call(stack, "POST", f"{path}/not-investor-mail", admin, body).json()
+    print(f"   corrected -> {brief(done)}")
+    after = call(stack, "GET", path, admin).json()
+    print(f"   now matched={after['matched']} body={after['body']!r}")
+    undone = call(stack, "DELETE", f"{path}/not-investor-mail?investor_id={investor_id}", admin)
+    print(f"   undone -> {brief(undone.json())}")
+    again = call(stack, "GET", path, admin).json()
+    print(f"   matched again={again['matched']} body {brief(again['body'])}")
 
 
 def print_activity(stack: Stack, token: str, params: str) -> None:

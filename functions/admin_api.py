@@ -30,6 +30,8 @@ ROUTE_MODULES = (
     "functions.admin.meta",
     "functions.admin.lists",
     "functions.admin.exports",
+    "functions.admin.emails",
+    "functions.admin.me",
 )
 
 api = Router(

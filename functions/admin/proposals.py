@@ -60,8 +60,10 @@ class BulkResult(ApiModel):
     "GET", "/proposals", roles=ADMINS, query=ProposalQuery, response=ProposalPage, tag="proposals"
 )
 def list_proposals(request: flask.Request, caller: Caller, query: ProposalQuery) -> ProposalPage:
-    """Proposals, newest first, filtered by status, investor, mailbox and creation time."""
-    page = wiring.store().list_proposals(
+    """Proposals, newest first, filtered by status, investor, mailbox and creation time, each
+    with its evidence (subject, sender, date, snippet, mailbox, what matched)."""
+    store = wiring.store()
+    page = store.list_proposals(
         status=query.status,
         investor_id=query.investor_id or None,
         account_id=query.account_id or None,
@@ -70,16 +72,18 @@ def list_proposals(request: flask.Request, caller: Caller, query: ProposalQuery)
         limit=query.limit,
         page_token=query.page_token,
     )
-    return ProposalPage(items=page.items, next_page_token=page.next_token)
+    items = proposals.with_evidence(store, page.items)
+    return ProposalPage(items=items, next_page_token=page.next_token)
 
 
 @api.route("GET", "/proposals/<proposal_id>", roles=ADMINS, response=Proposal, tag="proposals")
 def get_proposal(request: flask.Request, caller: Caller, proposal_id: str) -> Proposal:
-    """One proposal; 404 if unknown."""
-    proposal = wiring.store().get_proposal(proposal_id)
+    """One proposal with its evidence; 404 if unknown."""
+    store = wiring.store()
+    proposal = store.get_proposal(proposal_id)
     if proposal is None:
         raise NotFoundError("no such proposal", proposal_id=proposal_id)
-    return proposal
+    return proposals.with_evidence(store, [proposal])[0]
 
 
 @api.route(

@@ -21,10 +21,12 @@ from shared.domain.addresses import (
 )
 from shared.domain.models import (
     Contact,
+    Email,
     Investor,
     InvestorLink,
     Mailbox,
     MatchHeader,
+    MatchVia,
     Organization,
     normalize_domain,
 )
@@ -86,6 +88,9 @@ class Match:
     contact_id: str | None
     matched_address: str
     header: MatchHeader
+    # How: as a contact, by the investor's own address, or by a domain (the proposal's evidence;
+    # not part of a match's identity, which is what it links).
+    via: MatchVia | None = field(default=None, compare=False)
 
     def to_link(self, email_id: str) -> InvestorLink:
         return InvestorLink.new(
@@ -105,6 +110,14 @@ class MatchResult:
 # How a participant reached an investor, most specific first: a known person beats the
 # investor's shared address, which beats "someone at their domain".
 _VIA_CONTACT, _VIA_ADDRESS, _VIA_DOMAIN = 0, 1, 2
+_VIA_NAMES = (MatchVia.CONTACT, MatchVia.INVESTOR_ADDRESS, MatchVia.DOMAIN)
+
+
+def without_corrected(found: Iterable[Match], email: Email | None) -> list[Match]:
+    """The matches an admin has not corrected away ("not investor mail" on this email for that
+    investor): what capture, re-match and repair may link."""
+    corrected = email.corrected_investor_ids if email is not None else frozenset()
+    return [m for m in found if m.investor_id not in corrected]
 
 
 def _candidates(
@@ -217,7 +230,10 @@ def match_email(
             rank = (_HEADER_RANK[header], via, position)
             key = (investor_id, contact_id)
             if key not in best or rank < best[key][0]:
-                best[key] = (rank, Match(investor_id, contact_id, address, header))
+                best[key] = (
+                    rank,
+                    Match(investor_id, contact_id, address, header, _VIA_NAMES[via]),
+                )
 
     matches = sorted(
         (match for _, match in best.values()),

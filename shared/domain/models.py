@@ -375,6 +375,11 @@ class EmailAccount(Record):
     def addresses(self) -> list[str]:
         return [self.address, *self.aliases]
 
+    def belongs_to(self, user_id: str | None) -> bool:
+        """Whether the user ``user_id`` owns this mailbox (an ownerless one is no one's, and a
+        caller without a user id, a service, owns none): what scopes a member's views."""
+        return user_id is not None and self.user_id == user_id
+
     def refuse_offboarded(self) -> EmailAccount:
         """The account, unless it is offboarded: then its sync has ended and nothing more may be
         written for it (a run still going stops at its next write; a purge is not undone)."""
@@ -479,6 +484,18 @@ class Mailbox(Record):
     address: Address
 
 
+class Correction(Record):
+    """An admin's "not investor mail" on one email for one investor (``docs/email-detail-and-
+    corrections.md``): while it stands, no capture, re-match or repair links the pair again (the
+    store refuses the link), and undoing it removes it."""
+
+    investor_id: RecordId
+    by: str
+    at: Timestamp = Field(default_factory=utcnow)
+    # The address this correction added to the exclusions ("" if none): undoing removes it.
+    excluded_address: str = ""
+
+
 class Email(Record):
     """One message however many team mailboxes saw it.
 
@@ -519,6 +536,37 @@ class Email(Record):
     matched_at: Timestamp | None = None
     investor_ids: list[str] = Field(default_factory=list)
     live_account_ids: list[str] = Field(default_factory=list)
+    # The admins' corrections: kept by the store like the denormalised fields (a capture never
+    # carries them), changed only through ``MailStore.set_email_correction``.
+    corrections: list[Correction] = Field(default_factory=list)
+
+    @property
+    def corrected_investor_ids(self) -> frozenset[str]:
+        """The investors an admin said this email is not mail of."""
+        return frozenset(c.investor_id for c in self.corrections)
+
+    def correction_for(self, investor_id: str) -> Correction | None:
+        return next((c for c in self.corrections if c.investor_id == investor_id), None)
+
+    def with_correction(self, investor_id: str, correction: Correction | None) -> Email:
+        """The email with its correction for ``investor_id`` set (or removed, for None)."""
+        kept = [c for c in self.corrections if c.investor_id != investor_id]
+        if correction is not None:
+            if correction.investor_id != investor_id:
+                raise ValueError("a correction names the investor it corrects")
+            kept.append(correction)
+        kept.sort(key=lambda c: c.investor_id)
+        return self.model_copy(update={"corrections": kept})
+
+    def without_text_if_unmatched(self) -> Email:
+        """Match-only storage after the last link went: unmatched mail keeps no snippet or
+        body (its search words follow ``matched`` in the stores' index), as if it had never
+        matched. A re-match or an undone correction fetches them again."""
+        if self.matched or not (self.body or self.snippet or self.body_truncated):
+            return self
+        return self.model_copy(
+            update={"snippet": "", "snippet_plain": True, "body": "", "body_truncated": False}
+        )
 
     @property
     def matched_key(self) -> str:
@@ -563,9 +611,10 @@ class Email(Record):
                     "matched_at": None,
                     "investor_ids": [],
                     "live_account_ids": [],
+                    "corrections": [],
                 }
             )
-        keep = {name: getattr(stored, name) for name in _DENORMALISED}
+        keep = {name: getattr(stored, name) for name in (*_DENORMALISED, "corrections")}
         keep["first_seen_at"] = min(stored.first_seen_at, self.first_seen_at)
         return self.model_copy(update=keep)
 
@@ -629,6 +678,30 @@ class InvestorLink(Record):
         )
 
 
+class MatchVia(StrEnum):
+    """How a participant reached an investor, most specific first (``shared.domain.matching``)."""
+
+    CONTACT = "contact"
+    INVESTOR_ADDRESS = "investor_address"
+    DOMAIN = "domain"
+
+
+class ProposalEvidence(Record):
+    """What a proposal is about, copied from its email and match when it is made, so the queue
+    can be decided without opening each email: the mail's subject, sender, date and snippet,
+    the mailbox whose capture proposed it, and which address (in which header, how) matched."""
+
+    subject: str = ""
+    sender: Mailbox | None = None
+    date: Timestamp | None = None
+    snippet: str = ""
+    account_id: str = ""
+    mailbox: str = ""
+    matched_address: str = ""
+    header: MatchHeader | None = None
+    via: MatchVia | None = None
+
+
 class Proposal(Record):
     """Proposed CRM activity for one (email, investor); nothing lands until a human approves."""
 
@@ -641,6 +714,9 @@ class Proposal(Record):
     created_at: Timestamp = Field(default_factory=utcnow)
     decided_by: str = ""
     decided_at: Timestamp | None = None
+    # Filled when capture or the re-match job makes it; proposals made before evidence existed
+    # get theirs when listed (``shared.services.proposals.with_evidence``).
+    evidence: ProposalEvidence | None = None
 
     @property
     def sort_key(self) -> str:
@@ -724,6 +800,19 @@ class Activity(Record):
     summary: str = ""
     created_by: str
     created_at: Timestamp = Field(default_factory=utcnow)
+    # A person approved it, so a later "not investor mail" keeps it, marked (the timeline
+    # shows it struck through); undoing the correction clears the mark.
+    corrected: bool = False
+    corrected_by: str = ""
+    corrected_at: Timestamp | None = None
+
+    def marked_corrected(self, by: str, at: datetime | None) -> Activity:
+        """The activity marked corrected by ``by`` at ``at``, or unmarked (``at`` None)."""
+        if at is None:
+            return self.model_copy(
+                update={"corrected": False, "corrected_by": "", "corrected_at": None}
+            )
+        return self.model_copy(update={"corrected": True, "corrected_by": by, "corrected_at": at})
 
     @property
     def sort_key(self) -> str:

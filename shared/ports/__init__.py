@@ -41,8 +41,10 @@ from shared.ports.service_stores import (
     DigestStore,
     DirectoryStore,
     DraftStore,
+    EmailDetailStore,
     ExportStore,
     ProposalDecisionStore,
+    ProposalListStore,
     TimelineStore,
 )
 from shared.ports.settings import SettingsStore
@@ -67,6 +69,7 @@ __all__ = [
     "DirectoryStore",
     "DraftStore",
     "DraftsClient",
+    "EmailDetailStore",
     "ExportStore",
     "FetchResult",
     "GmailClient",
@@ -81,6 +84,7 @@ __all__ = [
     "Narrator",
     "Page",
     "ProposalDecisionStore",
+    "ProposalListStore",
     "ProposalStore",
     "Queue",
     "Secrets",

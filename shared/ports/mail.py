@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Protocol
 
-from shared.domain.models import CaptureProblem, Email, InvestorLink, Sighting
+from shared.domain.models import CaptureProblem, Correction, Email, InvestorLink, Sighting
 from shared.ports.paging import Page
 
 
@@ -59,11 +59,28 @@ class MailStore(Protocol):
 
     def clear_capture_problem(self, account_id: str, gmail_message_id: str) -> bool: ...
     def link_email_to_investor(self, link: InvestorLink) -> bool:
-        """Record why an email matched; True if new. Marks the email matched."""
+        """Record why an email matched; True if new. Marks the email matched. A pair the email
+        carries a correction for is refused (False, nothing written), decided in the link's
+        own transaction, so a capture racing a correction cannot link it back."""
         ...
 
     def unlink_email_from_investor(self, email_id: str, investor_id: str) -> int:
-        """Remove every link of the pair; returns how many. Unmatches the email if none remain."""
+        """Remove every link of the pair; returns how many. Unmatches the email if none remain,
+        and then purges its snippet and body (``Email.without_text_if_unmatched``)."""
+        ...
+
+    def set_email_correction(
+        self, email_id: str, investor_id: str, correction: Correction | None
+    ) -> Email | None:
+        """Set the email's correction for ``investor_id`` (None removes it) in one transaction;
+        the stored email, None if unknown. Links are not touched: unlink separately."""
+        ...
+
+    def list_thread_sightings(
+        self, account_id: str, thread_id: str, *, limit: int = 100
+    ) -> list[Sighting]:
+        """The mailbox's sightings in one Gmail thread (deleted ones too), by id, at most
+        ``limit``."""
         ...
 
     def list_links(self, email_id: str) -> list[InvestorLink]: ...

@@ -37,3 +37,9 @@ class ProposalStore(Protocol):
         ...
 
     def get_activity(self, activity_id: str) -> Activity | None: ...
+    def set_activity_corrected(
+        self, activity_id: str, by: str, at: datetime | None
+    ) -> Activity | None:
+        """Mark an approved activity corrected by ``by`` at ``at`` (None clears the mark), in one
+        transaction; the stored activity, None if there is none."""
+        ...

@@ -69,3 +69,13 @@ class ExportStore(ListingStore, SettingsStore, Protocol):
 class TimelineStore(ListingStore, ActivityIndexStore, MailboxStore, MailStore, Protocol):
     """An investor's timeline: approved activities, and the investor's listed mail as the
     panel shows it (its mailboxes and links)."""
+
+
+class EmailDetailStore(MailStore, MailboxStore, CrmStore, ActivityIndexStore, Protocol):
+    """One email in detail: the mail, its sightings, links and threads, the mailboxes, and the
+    CRM records that explain each match (investors by id through the index's batched read)."""
+
+
+class ProposalListStore(ProposalStore, MailStore, MailboxStore, CrmStore, Protocol):
+    """Listing proposals with their evidence: old proposals lacking it get it from their email,
+    link, mailbox and investor."""

@@ -23,7 +23,8 @@ from shared.domain.activity import (
     PickerInvestor,
 )
 from shared.domain.activity_keys import activity_time
-from shared.domain.models import EmailAccount, Investor, InvestorLink
+from shared.domain.models import Caller, EmailAccount, Investor, InvestorLink
+from shared.errors import BadRequestError, NotFoundError
 from shared.ports import ActivityPanelStore, CrmStore, MailStore
 
 
@@ -96,3 +97,38 @@ def _item(
         ],
         investors=named,
     )
+
+
+def search_own(store: ActivityPanelStore, caller: Caller, query: ActivityQuery) -> ActivityPage:
+    """The panel's search scoped to the caller's own mailboxes (``GET /me/activity``): the mail
+    a live sighting puts in one of them, each row naming only their own mailboxes.
+
+    The store's search takes one mailbox: ``account_id`` names which of the caller's; without
+    it, the caller's only mailbox (none: an empty page; several: BadRequestError asking which).
+    A mailbox that is not the caller's is refused as unknown.
+    """
+    own = [
+        a for a in store.list_email_accounts(include_deleted=True) if a.belongs_to(caller.user_id)
+    ]
+    own_ids = {a.id for a in own}
+    if query.account_id:
+        if query.account_id not in own_ids:
+            raise NotFoundError("no such mailbox of yours", account_id=query.account_id)
+        scoped = query
+    elif not own:
+        return ActivityPage(items=[], has_more=False, next_page_token="")
+    elif len(own) > 1:
+        raise BadRequestError(
+            "you have several mailboxes: name one with account_id",
+            account_id=sorted(own_ids),
+        )
+    else:
+        scoped = query.model_copy(update={"account_id": own[0].id})
+    page = search(store, scoped)
+    items = [
+        item.model_copy(
+            update={"mailboxes": [m for m in item.mailboxes if m.account_id in own_ids]}
+        )
+        for item in page.items
+    ]
+    return page.model_copy(update={"items": items})

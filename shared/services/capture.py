@@ -41,7 +41,13 @@ from typing import Any
 
 from shared.domain.addresses import canonical_address
 from shared.domain.headers import angle_addr_specs, has_control, one_line
-from shared.domain.matching import Exclusions, Match, lookup_keys, match_participants
+from shared.domain.matching import (
+    Exclusions,
+    Match,
+    lookup_keys,
+    match_participants,
+    without_corrected,
+)
 from shared.domain.models import (
     CaptureProblem,
     Email,
@@ -49,6 +55,7 @@ from shared.domain.models import (
     Mailbox,
     MatchHeader,
     Proposal,
+    ProposalEvidence,
     ProposalStatus,
     Sighting,
     SyncState,
@@ -231,6 +238,8 @@ class Capture:
             stored = self.store.get_email(self._email_id(message, parsed))
             if stored is not None and stored.matched and (stored.body or stored.snippet):
                 continue
+            if not without_corrected(matches[gid], stored):
+                continue  # every match corrected away: it will not be stored as matched
             size = int(message.get("sizeEstimate", 0) or 0)
             (small if size <= RAW_FETCH_LIMIT_BYTES else large).append(gid)
         bodies, failed = fetch_bodies(self.gmail, small, large)
@@ -264,6 +273,8 @@ class Capture:
         notes = decoded_header_notes(message, read_from_raw=from_body)
         email = build_email(self._email_id(message, parsed), message, headers, notes=notes)
         stored = self.store.get_email(email.id)
+        # An admin's "not investor mail" holds in every mailbox that sees the email.
+        found = without_corrected(found, stored)
         snippet = plain_snippet(message)
         if found:
             if body is not None:
@@ -637,18 +648,32 @@ def apply_matches(
     new, unlink what no longer matches and withdraw its open proposal. Returns (linked, unlinked).
 
     Every write is idempotent, so capture, a redelivery and the re-match job can all call it.
+    Pairs an admin corrected ("not investor mail") are neither linked nor proposed. A new
+    proposal carries its evidence (``proposal_evidence``), from the email as stored.
     """
     found = list(found)
+    email = store.get_email(email_id) if found else None  # most captured mail matches nothing
+    found = without_corrected(found, email)
     wanted = {m.investor_id for m in found}
     for match in found:
         store.link_email_to_investor(match.to_link(email_id))
+    account = store.get_email_account(account_id) if found and account_id else None
     for match in found:
         proposal = Proposal.new(
-            email_id, match.investor_id, contact_id=match.contact_id, account_id=account_id
+            email_id,
+            match.investor_id,
+            contact_id=match.contact_id,
+            account_id=account_id,
+            evidence=proposal_evidence(email, match, account),
         )
         if not store.create_proposal(proposal):
             existing = store.get_proposal(proposal.id)
             if existing is not None and existing.status is ProposalStatus.WITHDRAWN:
+                # A correction may have landed since the email was read (its link was then
+                # refused by the store): a corrected pair's proposal stays withdrawn.
+                current = store.get_email(email_id)
+                if current is not None and match.investor_id in current.corrected_investor_ids:
+                    continue
                 store.decide_proposal(proposal.id, ProposalStatus.PROPOSED, actor)
     unlinked = 0
     stale = {link.investor_id for link in store.list_links(email_id)} - wanted if unlink else set()
@@ -660,6 +685,23 @@ def apply_matches(
             with contextlib.suppress(ConflictError):
                 store.decide_proposal(proposal.id, ProposalStatus.WITHDRAWN, actor)
     return len(wanted), unlinked
+
+
+def proposal_evidence(
+    email: Email | None, match: Match, account: EmailAccount | None
+) -> ProposalEvidence:
+    """What a person deciding the proposal needs to see: the mail, the mailbox, the match."""
+    return ProposalEvidence(
+        subject=email.subject if email else "",
+        sender=email.sender if email else None,
+        date=email.date if email else None,
+        snippet=email.snippet if email else "",
+        account_id=account.id if account else "",
+        mailbox=account.address if account else "",
+        matched_address=match.matched_address,
+        header=match.header,
+        via=match.via,
+    )
 
 
 # -- sync runs -------------------------------------------------------------------------------

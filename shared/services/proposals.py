@@ -15,12 +15,22 @@ the request, validated once by the router); the answer says whether more remain 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from shared.domain.models import AuditEntry, Caller, ProposalStatus
+from shared.domain.email_detail import explain_link
+from shared.domain.matching import HEADER_ORDER
+from shared.domain.models import (
+    AuditEntry,
+    Caller,
+    EmailAccount,
+    Proposal,
+    ProposalEvidence,
+    ProposalStatus,
+)
 from shared.domain.proposal_requests import VERDICTS, BulkDecision
 from shared.errors import BadRequestError, ConflictError, NotFoundError
-from shared.ports import Decision, ProposalDecisionStore
+from shared.ports import Decision, ProposalDecisionStore, ProposalListStore
 
 DECISIONS = frozenset({ProposalStatus.APPROVED, ProposalStatus.REJECTED})
 
@@ -118,3 +128,50 @@ def decide_matching(
         else:  # decided the same way by someone else meanwhile
             skipped[proposal.id] = decision.proposal.status.value
     return BulkOutcome(status, decided, skipped, more=bool(page.next_token))
+
+
+def with_evidence(store: ProposalListStore, items: Sequence[Proposal]) -> list[Proposal]:
+    """The proposals, each with its evidence: proposals made before evidence existed get it
+    from their email, link and mailbox now, and one made before its body was fetched (the
+    re-match job links first, then fetches) gets the snippet it lacked. Nothing is written:
+    a listing is a read."""
+    accounts: dict[str, EmailAccount] | None = None
+    out: list[Proposal] = []
+    for proposal in items:
+        evidence = proposal.evidence
+        if evidence is not None and evidence.snippet:
+            out.append(proposal)
+            continue
+        email = store.get_email(proposal.email_id)
+        if evidence is not None:
+            if email is not None and email.snippet:
+                evidence = evidence.model_copy(update={"snippet": email.snippet})
+            out.append(proposal.model_copy(update={"evidence": evidence}))
+            continue
+        if accounts is None:
+            accounts = {a.id: a for a in store.list_email_accounts(include_deleted=True)}
+        links = [
+            ln
+            for ln in store.list_links(proposal.email_id)
+            if ln.investor_id == proposal.investor_id
+        ]
+        link = min(links, key=lambda ln: HEADER_ORDER.index(ln.header)) if links else None
+        account = accounts.get(proposal.account_id or "")
+        via = (
+            explain_link(link, store.get_investor(link.investor_id), None, None).via
+            if link
+            else None
+        )
+        filled = ProposalEvidence(
+            subject=email.subject if email else "",
+            sender=email.sender if email else None,
+            date=email.date if email else None,
+            snippet=email.snippet if email else "",
+            account_id=account.id if account else "",
+            mailbox=account.address if account else "",
+            matched_address=link.matched_address if link else "",
+            header=link.header if link else None,
+            via=via,
+        )
+        out.append(proposal.model_copy(update={"evidence": filled}))
+    return out

@@ -26,6 +26,7 @@ from typing import Any
 
 from shared.catalog import Topic
 from shared.domain.addresses import canonical_address
+from shared.domain.matching import without_corrected
 from shared.domain.models import Email, Guard, utcnow
 from shared.errors import NotFoundError, TooLargeError
 from shared.ports import CaptureStore, GmailClient, Queue, SettingsStore
@@ -148,7 +149,7 @@ def run_rematch(
         candidates = {e.id: email_participants(e) for e in emails if not e.is_bulk}
         matches = match_many(store, candidates, own, exclusions)
         for email in emails:
-            found = matches.get(email.id, [])
+            found = without_corrected(matches.get(email.id, []), email)
             # A proposal names a mailbox that holds the mail, as capture's do, so the
             # console's mailbox filter finds proposals the re-match made too.
             holder = email.live_account_ids[0] if email.live_account_ids else None
@@ -159,7 +160,7 @@ def run_rematch(
             data["linked"] += int(bool(found) and not email.matched)
             data["unlinked"] += unlinked
             if found and not (email.body or email.snippet):
-                data["bodies_fetched"] += _fetch_body(store, email, gmail_for)
+                data["bodies_fetched"] += fetch_body(store, email, gmail_for)
         data["done"] += len(emails)
         data["cursor"] = emails[-1].id
         _save(store, job_id, "running", data)
@@ -180,7 +181,7 @@ def _pass_keys(data: dict[str, Any], index: int) -> tuple[list[str], list[str]]:
     return addresses[start:end], domains[max(0, start - offset) : max(0, end - offset)]
 
 
-def _fetch_body(store: CaptureStore, email: Email, gmail_for: Callable[[str], GmailClient]) -> int:
+def fetch_body(store: CaptureStore, email: Email, gmail_for: Callable[[str], GmailClient]) -> int:
     """Fetch a newly matched email's body through a mailbox that still holds it (1 if done)."""
     for sighting in store.list_sightings(email.id):
         if sighting.deleted:

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shared.domain.headers import has_control
+from shared.domain.matching import without_corrected
 from shared.domain.models import Email, EmailAccount, Guard, Mailbox, utcnow
 from shared.domain.parser import parse_message
 from shared.ports import CaptureStore, GmailClient, GmailMessage, SettingsStore
@@ -294,7 +295,7 @@ def repair_participants(
             parse_message(header_block(message)),
             notes=decoded_header_notes(message),
         )
-        found = matches_of(fresh)
+        found = without_corrected(matches_of(fresh), email)
         update = _headers_of(fresh)
         if found:
             # Matched mail: its headers from its own raw bytes (structure parsed before any
@@ -305,7 +306,7 @@ def repair_participants(
             if body is not None:
                 if body.from_:
                     fresh = build_email(email.id, message, body)
-                    found = matches_of(fresh)
+                    found = without_corrected(matches_of(fresh), email)
                     update = _headers_of(fresh)
                 if found:
                     texts = with_body(fresh, plain_snippet(message), body)

@@ -18,6 +18,7 @@ from shared.domain.models import (
     AuditEntry,
     CaptureProblem,
     Contact,
+    Correction,
     Direction,
     Email,
     EmailAccount,
@@ -148,6 +149,10 @@ def exercise_every_method(store: Store) -> None:
     store.find_emails_by_participants(addresses=["jane@acme.example"], domains=["acme.example"])
     store.find_emails_by_participants(addresses=["jane@acme.example"], after_id=email.id)
     store.unlink_email_from_investor(email.id, investor.id)
+    correction = Correction(investor_id="inv-x", by="admin@fund.example", at=T0)
+    store.set_email_correction(email.id, "inv-x", correction)
+    store.set_email_correction(email.id, "inv-x", None)
+    store.list_thread_sightings(account.id, "thread-1")
     leaving = EmailAccount.new("leaver@fund.example")
     store.add_email_account(leaving)
     store.record_sighting(Sighting.new(leaving.id, "m3", email.id))
@@ -161,6 +166,7 @@ def exercise_every_method(store: Store) -> None:
     store.get_proposal(proposal.id)
     store.decide_proposal(proposal.id, ProposalStatus.APPROVED, admin.email)
     store.get_activity(proposal.id)
+    store.set_activity_corrected(proposal.id, admin.email, T0)
     far_future = base64.urlsafe_b64encode(b"9999-12-31T00:00:00.000000Z|zzzz").decode()
     for status in (None, ProposalStatus.APPROVED):
         for investor_id in (None, investor.id):

@@ -24,6 +24,7 @@ from shared.adapters.firestore.documents import (
 from shared.adapters.firestore.indexes import Direction
 from shared.domain.models import (
     CaptureProblem,
+    Correction,
     Email,
     InvestorLink,
     Sighting,
@@ -228,6 +229,8 @@ class MailMixin(FirestoreBase):
                 raise NotFoundError("link of an unknown email", email_id=link.email_id)
             existed = self._exists(link_ref, transaction)
             sightings, links = self._email_sources(email.id, transaction)
+            if link.investor_id in email.corrected_investor_ids:
+                return False
             if not existed:
                 links = [*links, link]
             refreshed = self._denormalised(email, sightings, links)
@@ -254,7 +257,9 @@ class MailMixin(FirestoreBase):
             if email is not None and doomed:
                 kept = [link for link in links if link.investor_id != investor_id]
                 refreshed = self._denormalised(email, sightings, kept)
-                if self._denormalised_changed(email, refreshed):
+                purged = refreshed.without_text_if_unmatched()
+                if purged is not refreshed or self._denormalised_changed(email, refreshed):
+                    refreshed = purged
                     document = self._email_document(refreshed, transaction)
             for link in doomed:
                 transaction.delete(self._ref(LINKS, link.id))
@@ -263,6 +268,35 @@ class MailMixin(FirestoreBase):
             return len(doomed)
 
         return self._transact(body)
+
+    def set_email_correction(
+        self, email_id: str, investor_id: str, correction: Correction | None
+    ) -> Email | None:
+        if not _valid_document_id(email_id):
+            return None
+        ref = self._ref(EMAILS, email_id)
+
+        def set_correction(transaction: firestore.Transaction) -> Email | None:
+            stored = self._get(Email, EMAILS, email_id, transaction)
+            if stored is None:
+                return None
+            sightings, links = self._email_sources(email_id, transaction)
+            changed = stored.with_correction(investor_id, correction)
+            refreshed = self._denormalised(changed, sightings, links)
+            transaction.set(ref, self._email_document(refreshed, transaction))
+            return refreshed
+
+        return self._transact(set_correction)
+
+    def list_thread_sightings(
+        self, account_id: str, thread_id: str, *, limit: int = 100
+    ) -> list[Sighting]:
+        """Equality filters only (served by merging single-field indexes), sorted here."""
+        check_limit(limit)
+        spec = _Query(
+            SIGHTINGS, equals=(("account_id", account_id), ("thread_id", thread_id)), limit=limit
+        )
+        return sorted(self._query_models(Sighting, spec), key=lambda s: s.id)
 
     def list_links(self, email_id: str) -> list[InvestorLink]:
         return sorted(self._query_models(InvestorLink, _links_of(email_id)), key=lambda x: x.id)

@@ -119,3 +119,20 @@ class ProposalsMixin(FirestoreBase):
 
     def get_activity(self, activity_id: str) -> Activity | None:
         return self._get(Activity, ACTIVITIES, activity_id)
+
+    def set_activity_corrected(
+        self, activity_id: str, by: str, at: datetime | None
+    ) -> Activity | None:
+        if not _valid_document_id(activity_id):
+            return None
+        ref = self._ref(ACTIVITIES, activity_id)
+
+        def mark_corrected(transaction: firestore.Transaction) -> Activity | None:
+            activity = self._get(Activity, ACTIVITIES, activity_id, transaction)
+            if activity is None:
+                return None
+            marked = activity.marked_corrected(by, at)
+            transaction.set(ref, _document(marked))
+            return marked
+
+        return self._transact(mark_corrected)

@@ -9,6 +9,7 @@ from datetime import datetime
 from shared.adapters.sqlite.base import _dump, _load, _placeholders, _SqliteBase
 from shared.domain.models import (
     CaptureProblem,
+    Correction,
     Email,
     InvestorLink,
     Sighting,
@@ -135,13 +136,15 @@ class SqliteMail(_SqliteBase):
             self._after_read("record_sighting")
             conn.execute(
                 "INSERT OR REPLACE INTO sightings"
-                " (id, account_id, gmail_message_id, email_id, deleted, doc) VALUES (?,?,?,?,?,?)",
+                " (id, account_id, gmail_message_id, email_id, deleted, thread_id, doc)"
+                " VALUES (?,?,?,?,?,?,?)",
                 (
                     sighting.id,
                     sighting.account_id,
                     sighting.gmail_message_id,
                     sighting.email_id,
                     int(sighting.deleted),
+                    sighting.thread_id,
                     _dump(sighting),
                 ),
             )
@@ -238,6 +241,8 @@ class SqliteMail(_SqliteBase):
                 "SELECT 1 FROM investor_links WHERE id = ?", (link.id,)
             ).fetchone()
             self._after_read("link_email_to_investor")
+            if link.investor_id in email.corrected_investor_ids:
+                return False
             if existed is None:
                 conn.execute(
                     "INSERT INTO investor_links (id, email_id, investor_id, doc) VALUES (?,?,?,?)",
@@ -255,8 +260,31 @@ class SqliteMail(_SqliteBase):
                 (email_id, investor_id),
             ).rowcount
             if email is not None and removed:
-                self._refresh_email(conn, email)
+                refreshed = self._refresh_email(conn, email)
+                purged = refreshed.without_text_if_unmatched()
+                if purged is not refreshed:
+                    self._refresh_email(conn, purged)
             return int(removed)
+
+    def set_email_correction(
+        self, email_id: str, investor_id: str, correction: Correction | None
+    ) -> Email | None:
+        with self._write() as conn:
+            stored = self._stored_email(conn, email_id)
+            self._after_read("set_email_correction")
+            if stored is None:
+                return None
+            return self._refresh_email(conn, stored.with_correction(investor_id, correction))
+
+    def list_thread_sightings(
+        self, account_id: str, thread_id: str, *, limit: int = 100
+    ) -> list[Sighting]:
+        check_limit(limit)
+        return self._many(
+            Sighting,
+            "SELECT doc FROM sightings WHERE account_id = ? AND thread_id = ? ORDER BY id LIMIT ?",
+            (account_id, thread_id, limit),
+        )
 
     def list_links(self, email_id: str) -> list[InvestorLink]:
         return self._many(

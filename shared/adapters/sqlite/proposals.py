@@ -112,3 +112,17 @@ class SqliteProposals(_SqliteBase):
 
     def get_activity(self, activity_id: str) -> Activity | None:
         return self._one(Activity, "SELECT doc FROM activities WHERE id = ?", (activity_id,))
+
+    def set_activity_corrected(
+        self, activity_id: str, by: str, at: datetime | None
+    ) -> Activity | None:
+        with self._write() as conn:
+            row = conn.execute("SELECT doc FROM activities WHERE id = ?", (activity_id,)).fetchone()
+            self._after_read("set_activity_corrected")
+            if row is None:
+                return None
+            activity = _load(Activity, row[0]).marked_corrected(by, at)
+            conn.execute(
+                "UPDATE activities SET doc = ? WHERE id = ?", (_dump(activity), activity_id)
+            )
+            return activity

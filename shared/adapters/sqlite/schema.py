@@ -128,6 +128,12 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX audit_by_action_key ON audit (action, sort_key);
     CREATE INDEX audit_by_target_key ON audit (target, sort_key);
     """,
+    # A mailbox's sightings by Gmail thread (the email detail's "rest of the thread").
+    """
+    ALTER TABLE sightings ADD COLUMN thread_id TEXT NOT NULL DEFAULT '';
+    UPDATE sightings SET thread_id = COALESCE(json_extract(doc, '$.thread_id'), '');
+    CREATE INDEX sightings_by_thread ON sightings (account_id, thread_id);
+    """,
 )
 # Python steps run right after a version's SQL, in the same transaction: what SQL cannot
 # compute (the panel's rows need the shared tokenizer).
