@@ -139,3 +139,18 @@ def test_the_audit_trail_is_filtered(console: ConsolePage) -> None:
     # A range that ended before anything happened shows nothing.
     page.get_by_label("To (UTC day, included)").fill("2000-01-01")
     page.get_by_text("0 entries").wait_for()
+
+
+def test_proposals_show_their_evidence_as_text(console: ConsolePage) -> None:
+    console.open("proposals")
+    console.sign_in(ADMIN)
+    page = console.page
+    table = page.get_by_test_id("proposals")
+    evidence = table.get_by_test_id("evidence").filter(has_text="Matched ")
+    evidence.first.wait_for()
+    text = table.inner_text()
+    assert re.search(
+        r"Matched \S+@zeta\.vc \((from|to|cc)\) by (a contact's address|the domain)", text
+    )
+    assert "in ada@fund.example" in text or "in ben@fund.example" in text
+    assert table.locator("script, img, iframe").count() == 0
