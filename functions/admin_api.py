@@ -32,6 +32,7 @@ ROUTE_MODULES = (
     "functions.admin.exports",
     "functions.admin.emails",
     "functions.admin.me",
+    "functions.admin.relationships",
 )
 
 api = Router(

@@ -12,6 +12,9 @@ Firestore project):
   the admin lists their listing keys (Firestore documents; SQLite's migration does it) and
   re-derive investors' last contact from stored mail (``ListingStore.refresh_listing_keys``).
   Idempotent; run it once after upgrading, and daily to keep the last-contact sort current.
+- ``python -m shared.cli recompute-relationships``: rebuild every relationship contribution
+  row from stored mail, then re-score every investor (after an upgrade that added them, or to
+  check: it prints how many rows it had to change, 0 when capture kept them right).
 
 The repairs are resumable: each keeps its cursor in the store and continues where it stopped.
 
@@ -79,6 +82,10 @@ def main(argv: list[str] | None = None) -> int:
         help="fill the admin lists' keys of older records and re-derive investors' last contact",
     )
     listing.add_argument("investor_ids", nargs="*", help="only these investors (default: all)")
+    commands.add_parser(
+        "recompute-relationships",
+        help="rebuild relationship rows from stored mail and re-score every investor",
+    )
     args = parser.parse_args(argv)
 
     if args.command == "doctor":
@@ -124,6 +131,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "refresh-listing-keys":
         changed = wiring.store().refresh_listing_keys(args.investor_ids or None)
         print(f"listing keys refreshed: {changed} record(s) changed")
+        return 0
+    if args.command == "recompute-relationships":
+        from shared.services import relationships
+
+        result = relationships.recompute(wiring.store(), now=wiring.clock().now())
+        print(
+            f"recomputed relationships: {result.emails} emails, {result.rows_changed} rows"
+            f" changed, {result.rescore.investors} investors scored"
+        )
         return 0
     return 2  # pragma: no cover - argparse rejects unknown commands
 

@@ -145,6 +145,12 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     fund_time_zone: str = "UTC"
 
+    # --- relationship intelligence (shared.domain.relationships) ----------------------------
+    # Going cold: no two-way exchange for this many days, or strength down by more than this
+    # many points in 30 days.
+    relationship_cold_days: int = Field(default=90, ge=1, le=3650)
+    relationship_cold_drop: int = Field(default=20, ge=0, le=100)
+
     @field_validator("fund_time_zone")
     @classmethod
     def _known_zone(cls, value: str) -> str:

@@ -277,6 +277,8 @@ def digest_runtime() -> DigestRuntime:
         team_domains=team_domains,
         digest_sender=settings.digest_sender,
         smtp_from=settings.smtp_from,
+        cold_days=settings.relationship_cold_days,
+        cold_drop=settings.relationship_cold_drop,
     )
 
 

@@ -17,10 +17,12 @@ HTML body; the only markup is the fixed template here.
 from __future__ import annotations
 
 import html
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from shared.domain.models import Direction
+from shared.domain.relationships import ColdReason, GoingCold
 
 # Mail already this old when it became investor mail (a new mailbox's backfill, a new contact's
 # history) is counted per investor as "N earlier messages newly linked", never listed.
@@ -231,6 +233,18 @@ def _health_lines(health: list[MailboxHealth]) -> list[str]:
     return lines
 
 
+def _cold_line(cold: GoingCold, now: datetime) -> str:
+    """One investor going cold, in words (``going_cold_of`` decided it)."""
+    reasons = []
+    if cold.last_two_way_at is not None and ColdReason.NO_EXCHANGE in cold.reasons:
+        days = (now - cold.last_two_way_at).days
+        reasons.append(f"no two-way exchange for {_plural(days, 'day')}")
+    if ColdReason.STRENGTH_DROP in cold.reasons:
+        reasons.append(f"strength down {cold.drop_30d} points in 30 days")
+    name = cold.name or cold.investor_id
+    return f"{name} (strength {cold.strength}): {', '.join(reasons)}"
+
+
 # -- composition --------------------------------------------------------------------------------
 
 
@@ -244,6 +258,7 @@ def compose(
     paragraphs: dict[str, str],
     mailbox_count: int = 0,
     earlier_count: int = 0,
+    going_cold: Sequence[GoingCold] = (),
 ) -> Digest:
     """The digest: subject, text and HTML bodies, and its counts.
 
@@ -309,6 +324,17 @@ def compose(
         if ordered:
             items = "".join(f"<li>{html.escape(_message_text(m))}</li>" for m in ordered)
             body.append(f"<ul>{items}</ul>")
+
+    text += ["", "Going cold", "=========="]
+    body.append("<h2>Going cold</h2>")
+    cold_lines = [_cold_line(cold, until) for cold in going_cold]
+    if cold_lines:
+        text += [f"- {line}" for line in cold_lines]
+        items = "".join(f"<li>{html.escape(line)}</li>" for line in cold_lines)
+        body.append(f"<ul>{items}</ul>")
+    else:
+        text.append("No investor is going cold.")
+        body.append("<p>No investor is going cold.</p>")
 
     text += ["", "Sync health", "==========="]
     body.append("<h2>Sync health</h2>")

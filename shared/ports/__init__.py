@@ -31,6 +31,7 @@ from shared.ports.narrator import Narrator
 from shared.ports.paging import Page
 from shared.ports.proposals import Decision, ProposalStore
 from shared.ports.queue import Queue
+from shared.ports.relationships import RelationshipStore
 from shared.ports.secrets import Secrets
 from shared.ports.service_stores import (
     ActivityPanelStore,
@@ -45,6 +46,7 @@ from shared.ports.service_stores import (
     ExportStore,
     ProposalDecisionStore,
     ProposalListStore,
+    RelationshipsStore,
     TimelineStore,
 )
 from shared.ports.settings import SettingsStore
@@ -87,6 +89,8 @@ __all__ = [
     "ProposalListStore",
     "ProposalStore",
     "Queue",
+    "RelationshipStore",
+    "RelationshipsStore",
     "Secrets",
     "SettingsStore",
     "SmtpTransport",

@@ -17,6 +17,7 @@ from shared.ports.listings import ListingStore
 from shared.ports.mail import MailStore
 from shared.ports.mailboxes import MailboxStore
 from shared.ports.proposals import ProposalStore
+from shared.ports.relationships import RelationshipStore
 from shared.ports.settings import SettingsStore
 from shared.ports.users import UserStore
 
@@ -44,9 +45,18 @@ class DigestScheduleStore(UserStore, SettingsStore, Protocol):
     """When the digest goes out: its policy, cursor, day guard and audit, and the admins."""
 
 
-class DigestRuntimeStore(UserStore, MailboxStore, MailStore, CrmStore, SettingsStore, Protocol):
-    """The digest's runtime (``services.digest_schedule.DigestRuntime``): building it, and the
-    schedule's policy, cursor and guards."""
+class DigestRuntimeStore(
+    UserStore,
+    MailboxStore,
+    MailStore,
+    CrmStore,
+    SettingsStore,
+    RelationshipStore,
+    ActivityIndexStore,
+    Protocol,
+):
+    """The digest's runtime (``services.digest_schedule.DigestRuntime``): building it (with
+    its going-cold section), and the schedule's policy, cursor and guards."""
 
 
 class DirectoryStore(UserStore, MailboxStore, ActivityIndexStore, SettingsStore, Protocol):
@@ -79,3 +89,18 @@ class EmailDetailStore(MailStore, MailboxStore, CrmStore, ActivityIndexStore, Pr
 class ProposalListStore(ProposalStore, MailStore, MailboxStore, CrmStore, Protocol):
     """Listing proposals with their evidence: old proposals lacking it get it from their email,
     link, mailbox and investor."""
+
+
+class RelationshipsStore(
+    RelationshipStore,
+    CrmStore,
+    ActivityIndexStore,
+    UserStore,
+    MailboxStore,
+    MailStore,
+    SettingsStore,
+    Protocol,
+):
+    """Relationship intelligence: the rows and scores, the investors and contacts they are of
+    (a page's names in one batched read), the mailboxes and users who are the teammates, the
+    stored mail the recompute rebuilds from, and the guard of the daily re-score."""

@@ -16,6 +16,7 @@ from shared.ports.listings import ListingStore
 from shared.ports.mail import MailStore
 from shared.ports.mailboxes import MailboxStore
 from shared.ports.proposals import ProposalStore
+from shared.ports.relationships import RelationshipStore
 from shared.ports.settings import SettingsStore
 from shared.ports.users import UserStore
 
@@ -29,6 +30,7 @@ class Store(
     ProposalStore,
     SettingsStore,
     ListingStore,
+    RelationshipStore,
     Protocol,
 ):
     """Every read and write of the service's state.
@@ -56,4 +58,5 @@ STORE_AREAS: tuple[type, ...] = (
     ProposalStore,
     SettingsStore,
     ListingStore,
+    RelationshipStore,
 )

@@ -23,7 +23,7 @@ captured late or linked by a re-match is not missed); tests may pass ``emails_in
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -51,6 +51,7 @@ from shared.domain.models import (
     Organization,
     SyncStatus,
 )
+from shared.domain.relationships import GoingCold
 from shared.ports import CrmStore, DigestStore, MailStore, Narrator
 from shared.services.sync import is_behind, lag_seconds
 
@@ -67,6 +68,7 @@ def build_digest(
     narrator: Narrator | None,
     *,
     emails_in_window: EmailsInWindow | None = None,
+    going_cold: Sequence[GoingCold] = (),
 ) -> Digest:
     """The digest of mail that became investor mail in ``(since, until]``."""
     if since.tzinfo is None or until.tzinfo is None:
@@ -165,6 +167,7 @@ def build_digest(
         paragraphs=paragraphs,
         mailbox_count=len(accounts),
         earlier_count=len(earlier_ids),
+        going_cold=going_cold,
     )
 
 

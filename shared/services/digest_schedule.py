@@ -69,11 +69,19 @@ class DigestRuntime:
     team_domains: Callable[[], TeamDomains]
     digest_sender: str = ""
     smtp_from: str = ""
+    # Going cold's thresholds (settings CRM_RELATIONSHIP_COLD_DAYS / _DROP).
+    cold_days: int = 90
+    cold_drop: int = 20
 
 
 def build(runtime: DigestRuntime, since: datetime, until: datetime) -> Digest:
     """The digest of the window ``(since, until]``."""
-    return build_digest(runtime.store, since, until, runtime.narrator)
+    from shared.services import relationships
+
+    cold = relationships.going_cold(
+        runtime.store, now=until, cold_days=runtime.cold_days, cold_drop=runtime.cold_drop
+    )
+    return build_digest(runtime.store, since, until, runtime.narrator, going_cold=cold)
 
 
 def deliver(runtime: DigestRuntime, to: list[str], digest: Digest) -> str:
@@ -193,8 +201,12 @@ def tick(
     policy: DigestPolicy,
     run_id: str,
 ) -> TickOutcome:
-    """One scheduler tick: send today's digest if the policy says it is time and no one has."""
+    """One scheduler tick: send today's digest if the policy says it is time and no one has.
+    The first tick of each UTC day also re-scores every investor's relationship first."""
+    from shared.services import relationships
+
     store = runtime.store
+    relationships.daily_rescore(store, now=now)
     if not policy.enabled:
         return TickOutcome(False, "disabled")
     local = now.astimezone(ZoneInfo(time_zone))

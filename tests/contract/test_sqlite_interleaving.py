@@ -198,3 +198,48 @@ def test_schema_is_created_once_and_reopening_migrates_nothing(tmp_path: Path) -
     assert reopened.get_setting("kept") == {"a": 1}
     mode = reopened._connection().execute("PRAGMA journal_mode").fetchone()[0]
     assert mode == "wal"
+
+
+def test_two_concurrent_captures_of_one_investor_lose_no_contribution(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from shared.domain.models import (
+        Email,
+        Investor,
+        InvestorLink,
+        Mailbox,
+        MatchHeader,
+        Sighting,
+        email_id_for,
+    )
+    from shared.domain.relationships import contribution_id_for
+
+    path = tmp_path / "crm.sqlite3"
+    store = SqliteStore(path)
+    account = EmailAccount.new("team@fund.example")
+    store.add_email_account(account)
+    store.upsert_investor(Investor(id="acme", name="Acme LP"))
+    emails = []
+    for n in (1, 2):
+        email = Email(
+            id=email_id_for(f"<{n}@acme.example>"),
+            message_id=f"<{n}@acme.example>",
+            sender=Mailbox(address="jane@acme.example"),
+            date=datetime(2026, 5, n, tzinfo=UTC),
+        )
+        store.upsert_email(email)
+        store.link_email_to_investor(
+            InvestorLink.new(email.id, "acme", None, "jane@acme.example", MatchHeader.FROM)
+        )
+        emails.append(email)
+
+    def capture(n: int) -> Callable[[SqliteStore], bool]:
+        # The sighting is what capture writes last, and what makes the row.
+        return lambda s: s.record_sighting(Sighting.new(account.id, f"g{n}", emails[n - 1].id))
+
+    first, second, waited = interleave(path, "record_sighting", capture(1), capture(2))
+
+    assert (first, second) == (True, True)
+    assert waited >= 0.3
+    rows = SqliteStore(path).list_investor_contributions("acme")
+    assert [r.id for r in rows] == [contribution_id_for(e.id, "acme") for e in emails]

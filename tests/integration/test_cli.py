@@ -107,3 +107,40 @@ def test_repair_participants_refetches_through_the_configured_gmail(tmp_path: Pa
     # Re-parsed from the raw message: a name that held a NUL once decoded is nobody's name.
     assert email.sender is not None and email.sender.address == "zoe@zeta.vc"
     assert email.sender.name == ""
+
+
+def test_recompute_relationships_rebuilds_rows_mail_stored_before_them_lacks(
+    tmp_path: Path,
+) -> None:
+    import sqlite3
+
+    from shared.domain.models import EmailAccount, InvestorLink, Mailbox, MatchHeader, Sighting
+
+    db = tmp_path / "crm.sqlite3"
+    store = SqliteStore(db)
+    scenario = seed_crm(store)
+    email = Email(
+        id=email_id_for("<lp.1@zeta.vc>"),
+        message_id="<lp.1@zeta.vc>",
+        sender=Mailbox(address="zoe@zeta.vc"),
+        date=datetime.now(UTC) - timedelta(days=2),
+    )
+    store.upsert_email(email)
+    store.link_email_to_investor(
+        InvestorLink.new(email.id, scenario.investor.id, None, "zoe@zeta.vc", MatchHeader.FROM)
+    )
+    store.record_sighting(Sighting.new(EmailAccount.new(TEAM[0]).id, "g1", email.id))
+    assert len(store.list_investor_contributions(scenario.investor.id)) == 1
+    store.close()
+    # A database from before the rows existed: the mail is there, its row is not.
+    with sqlite3.connect(db) as raw:
+        raw.execute("DELETE FROM relationship_contributions")
+
+    first = run_cli(db, "recompute-relationships")
+    assert first.returncode == 0, first.stderr
+    assert "1 rows changed" in first.stdout
+    again = run_cli(db, "recompute-relationships")
+    assert "0 rows changed" in again.stdout
+    store = SqliteStore(db)
+    assert len(store.list_investor_contributions(scenario.investor.id)) == 1
+    assert store.get_relationship_scores([scenario.investor.id])[scenario.investor.id].strength > 0

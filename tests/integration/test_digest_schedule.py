@@ -235,3 +235,55 @@ class TestSendNowAndTestEmail:
         assert refused.value.details["refused"] == ["mem@fund.example"]
         with pytest.raises(BadRequestError):
             digest_schedule.check_test_recipients(team_store, [], team=FUND)
+
+
+class TestGoingCold:
+    def test_the_first_tick_of_a_day_rescores_and_the_digest_lists_who_goes_cold(
+        self, team_store: SqliteStore, sink: SmtpSink
+    ) -> None:
+        from email import message_from_bytes
+        from email.policy import default
+
+        from shared.domain.models import (
+            Email,
+            EmailAccount,
+            Investor,
+            InvestorLink,
+            Mailbox,
+            MatchHeader,
+            Sighting,
+            email_id_for,
+        )
+        from shared.services import relationships
+
+        day = datetime(2026, 11, 25, tzinfo=UTC)
+        account = EmailAccount.new(ADMINS[0], User.new(ADMINS[0]).id)
+        team_store.add_email_account(account)
+        team_store.upsert_investor(Investor(id="acme", name="Acme <b>LP</b>"))
+        for n, (sent, days_ago) in enumerate([(False, 120), (True, 118)]):
+            email = Email(
+                id=email_id_for(f"<{n}@acme.example>"),
+                message_id=f"<{n}@acme.example>",
+                references=["<0@acme.example>"] if n else [],
+                sender=Mailbox(address=ADMINS[0] if sent else "jane@acme.example"),
+                date=day - timedelta(days=days_ago),
+            )
+            team_store.upsert_email(email)
+            team_store.link_email_to_investor(
+                InvestorLink.new(email.id, "acme", None, "jane@acme.example", MatchHeader.TO)
+            )
+            team_store.record_sighting(Sighting.new(account.id, f"g{n}", email.id, is_sent=sent))
+
+        assert not tick(team_store, sink, day + timedelta(hours=1)).sent  # before send hour
+        assert team_store.get_guard(relationships.rescore_guard_id(day)) is not None
+        scored = team_store.get_relationship_scores(["acme"])["acme"]
+        assert scored.scored_at == day + timedelta(hours=1)
+        assert tick(team_store, sink, day + timedelta(hours=18)).sent
+        assert team_store.get_relationship_scores(["acme"])["acme"] == scored  # once a day
+        (message,) = sink.messages
+        parsed = message_from_bytes(message.data, policy=default)
+        text = parsed.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
+        html = parsed.get_body(preferencelist=("html",)).get_content()  # type: ignore[union-attr]
+        assert "Going cold" in text
+        assert "Acme <b>LP</b> (strength" in text and "no two-way exchange for 118 days" in text
+        assert "Acme &lt;b&gt;LP&lt;/b&gt;" in html and "<b>LP</b>" not in html

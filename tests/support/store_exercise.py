@@ -37,6 +37,7 @@ from shared.domain.models import (
     email_id_for,
     time_key,
 )
+from shared.domain.relationships import RelationshipScore, RelationshipSort
 from shared.ports import Store, SyncStateChange
 
 T0 = datetime(2024, 5, 1, 9, 30, tzinfo=UTC)
@@ -277,3 +278,30 @@ def exercise_every_method(store: Store) -> None:
     store.set_last_contact(investor.id, T0)
     store.refresh_listing_keys()
     store.refresh_listing_keys([investor.id])
+    # relationships: the rows (written by the mail calls above), the scores and their listings
+    store.link_email_to_investor(
+        InvestorLink.new(email.id, investor.id, contact.id, "jane@acme.example", MatchHeader.FROM)
+    )
+    store.list_investor_contributions(investor.id)
+    store.list_contact_contributions(contact.id)
+    store.list_contributions(limit=1)
+    store.list_contributions(after_id=email.id)
+    store.recompute_email_contributions(email.id)
+    score = RelationshipScore(
+        id=investor.id,
+        strength=10,
+        scored_at=T0,
+        strength_sort=f"010|{investor.id}",
+        last_contact_sort=f"{time_key(T0)}|{investor.id}",
+        last_two_way_sort=f"0|{investor.id}",
+    )
+    store.put_relationship_scores([score])
+    store.get_relationship_scores([investor.id, "no-such-investor"])
+    resume_at = {
+        RelationshipSort.STRENGTH: b"100|zzzz",
+        RelationshipSort.LAST_CONTACT: b"9999-12-31T00:00:00.000000Z|zzzz",
+    }
+    for sort in RelationshipSort:
+        for token in ("", base64.urlsafe_b64encode(resume_at[sort]).decode()):
+            store.list_relationship_scores(sort, limit=1, page_token=token)
+    store.list_cold_scores(cutoff_key=time_key(T0), cold_drop=20, limit=1)

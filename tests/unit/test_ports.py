@@ -22,6 +22,7 @@ from shared.ports import (
     MailboxStore,
     MailStore,
     ProposalStore,
+    RelationshipStore,
     SettingsStore,
     Store,
     UserStore,
@@ -39,6 +40,7 @@ AREAS = (
     ProposalStore,
     SettingsStore,
     ListingStore,
+    RelationshipStore,
 )
 
 

@@ -44,6 +44,7 @@ from shared.adapters.firestore.listings import ListingsMixin
 from shared.adapters.firestore.mail import MailMixin
 from shared.adapters.firestore.mailboxes import MailboxesMixin
 from shared.adapters.firestore.proposals import ProposalsMixin
+from shared.adapters.firestore.relationships import RelationshipsMixin
 from shared.adapters.firestore.settings import SettingsMixin
 from shared.adapters.firestore.users import UsersMixin
 
@@ -57,6 +58,7 @@ class FirestoreStore(
     ProposalsMixin,
     SettingsMixin,
     ListingsMixin,
+    RelationshipsMixin,
 ):
     """Store adapter over a ``google.cloud.firestore.Client`` (production or the emulator).
 

@@ -11,10 +11,12 @@ from google.cloud import firestore
 from shared.adapters.firestore.documents import (
     _OWN_ADDRESSES,
     APP_SETTINGS,
+    CONTRIBUTIONS,
     EMAIL_ACCOUNTS,
     M,
     T,
     _caused_by_conflict,
+    _document,
     _links_of,
     _model,
     _Query,
@@ -35,6 +37,11 @@ from shared.domain.models import (
     Sighting,
     utcnow,
 )
+from shared.domain.relationships import (
+    Contribution,
+    contribution_changes,
+    contributions_of,
+)
 from shared.errors import RetryableError
 
 
@@ -53,6 +60,8 @@ class FirestoreBase:
         # Email documents read by query_activity alone (also in ``reads``): what its read
         # budget bounds; the panel's name look-ups show in ``reads`` under their collections.
         self.activity_email_reads = 0
+        # Documents written per collection where a benchmark asks (relationship rows, scores).
+        self.writes: dict[str, int] = {}
 
     # -- plumbing -----------------------------------------------------------------------------
 
@@ -218,6 +227,37 @@ class FirestoreBase:
         live = [s.account_id for s in sightings if not s.deleted]
         investors = [link.investor_id for link in links]
         return email.denormalised(live, investors, at=utcnow())
+
+    def _write_contributions(
+        self,
+        transaction: firestore.Transaction,
+        before: Mapping[str, Contribution],
+        after: Mapping[str, Contribution],
+    ) -> int:
+        """Make an email's relationship rows go from ``before`` to ``after`` (both computed by
+        ``contributions_of`` from what the transaction read, or ``before`` read itself): the
+        rows are pure functions of the email, its sightings and links, so no extra read is
+        needed and an unchanged email writes nothing. Call it after the last read."""
+        writes, deletes = contribution_changes(before, after)
+        for row in writes:
+            transaction.set(self._ref(CONTRIBUTIONS, row.id), _document(row))
+        for row_id in deletes:
+            transaction.delete(self._ref(CONTRIBUTIONS, row_id))
+        changed = len(writes) + len(deletes)
+        if changed:
+            self.writes[CONTRIBUTIONS] = self.writes.get(CONTRIBUTIONS, 0) + changed
+        return changed
+
+    def _follow_contributions(
+        self,
+        transaction: firestore.Transaction,
+        before: tuple[Email | None, Iterable[Sighting], Iterable[InvestorLink]],
+        after: tuple[Email | None, Iterable[Sighting], Iterable[InvestorLink]],
+    ) -> int:
+        """:meth:`_write_contributions` from an email's state before and after the change."""
+        return self._write_contributions(
+            transaction, contributions_of(*before), contributions_of(*after)
+        )
 
     @staticmethod
     def _denormalised_changed(before: Email, after: Email) -> bool:

@@ -48,6 +48,8 @@ APP_SETTINGS = "app_settings"
 GUARDS = "guards"
 AUDIT = "audit"
 CAPTURE_PROBLEMS = "capture_problems"
+CONTRIBUTIONS = "relationship_contributions"
+RELATIONSHIP_SCORES = "relationship_scores"
 
 # Firestore's documented limit on disjunctions (array-contains-any / in values) per query.
 MAX_DISJUNCTIONS = 30

@@ -54,6 +54,9 @@ class MailMixin(FirestoreBase):
             merged = email.merged_into(stored)
             refreshed = self._denormalised(merged, sightings, links)
             transaction.set(ref, self._email_document(refreshed, transaction))
+            self._follow_contributions(
+                transaction, (stored, sightings, links), (refreshed, sightings, links)
+            )
             return stored is None
 
         return self._transact(body)
@@ -76,6 +79,9 @@ class MailMixin(FirestoreBase):
             merged = changed.merged_into(stored)
             refreshed = self._denormalised(merged, sightings, links)
             transaction.set(ref, self._email_document(refreshed, transaction))
+            self._follow_contributions(
+                transaction, (stored, sightings, links), (refreshed, sightings, links)
+            )
             return refreshed
 
         return self._transact(change_stored_email)
@@ -123,14 +129,17 @@ class MailMixin(FirestoreBase):
                 raise NotFoundError("sighting of an unknown email", email_id=sighting.email_id)
             self._refuse_offboarded(sighting.account_id, transaction)
             existed = self._exists(sighting_ref, transaction)
-            sightings, links = self._email_sources(email.id, transaction)
-            sightings = [s for s in sightings if s.id != sighting.id] + [sighting]
+            before, links = self._email_sources(email.id, transaction)
+            sightings = [s for s in before if s.id != sighting.id] + [sighting]
             refreshed = self._denormalised(email, sightings, links)
             changed = self._denormalised_changed(email, refreshed)
             document = self._email_document(refreshed, transaction) if changed else None
             transaction.set(sighting_ref, _document(sighting))
             if document is not None:
                 transaction.set(email_ref, document)
+            self._follow_contributions(
+                transaction, (email, before, links), (refreshed, sightings, links)
+            )
             return not existed
 
         return self._transact(body)
@@ -156,6 +165,7 @@ class MailMixin(FirestoreBase):
                 )
             document = None
             if email is not None:
+                before = sightings
                 sightings = [s for s in sightings if s.id != sighting.id] + [sighting]
                 refreshed = self._denormalised(email, sightings, links)
                 if self._denormalised_changed(email, refreshed):
@@ -164,6 +174,10 @@ class MailMixin(FirestoreBase):
                 transaction.set(sighting_ref, _document(sighting))
             if email is not None and document is not None:
                 transaction.set(self._ref(EMAILS, email.id), document)
+            if email is not None and flipped:
+                self._follow_contributions(
+                    transaction, (email, before, links), (refreshed, sightings, links)
+                )
             return True
 
         return self._transact(body)
@@ -228,16 +242,18 @@ class MailMixin(FirestoreBase):
             if email is None:
                 raise NotFoundError("link of an unknown email", email_id=link.email_id)
             existed = self._exists(link_ref, transaction)
-            sightings, links = self._email_sources(email.id, transaction)
+            sightings, before = self._email_sources(email.id, transaction)
             if link.investor_id in email.corrected_investor_ids:
                 return False
-            if not existed:
-                links = [*links, link]
+            links = before if existed else [*before, link]
             refreshed = self._denormalised(email, sightings, links)
             changed = self._denormalised_changed(email, refreshed)
             document = self._email_document(refreshed, transaction) if changed else None
             if not existed:
                 transaction.set(link_ref, _document(link))
+                self._follow_contributions(
+                    transaction, (email, sightings, before), (refreshed, sightings, links)
+                )
             if document is not None:
                 transaction.set(email_ref, document)
             return not existed
@@ -254,8 +270,8 @@ class MailMixin(FirestoreBase):
             sightings, links = self._email_sources(email_id, transaction)
             doomed = [link for link in links if link.investor_id == investor_id]
             document = None
+            kept = [link for link in links if link.investor_id != investor_id]
             if email is not None and doomed:
-                kept = [link for link in links if link.investor_id != investor_id]
                 refreshed = self._denormalised(email, sightings, kept)
                 purged = refreshed.without_text_if_unmatched()
                 if purged is not refreshed or self._denormalised_changed(email, refreshed):
@@ -265,6 +281,10 @@ class MailMixin(FirestoreBase):
                 transaction.delete(self._ref(LINKS, link.id))
             if document is not None:
                 transaction.set(email_ref, document)
+            if doomed:
+                self._follow_contributions(
+                    transaction, (email, sightings, links), (email, sightings, kept)
+                )
             return len(doomed)
 
         return self._transact(body)

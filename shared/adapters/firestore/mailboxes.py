@@ -37,8 +37,12 @@ from shared.domain.models import (
 from shared.domain.paging import (
     check_purge_limit,
 )
+from shared.domain.relationships import contribution_changes, contributions_of
 from shared.errors import NotFoundError
 from shared.ports import SyncStateChange
+
+# Writes one purge commit may make (Firestore allows 500), with room to spare.
+_MAX_PURGE_WRITES = 480
 
 
 class MailboxesMixin(FirestoreBase):
@@ -130,8 +134,9 @@ class MailboxesMixin(FirestoreBase):
 
     def soft_delete_account_sightings(self, account_id: str, *, limit: int = 100) -> int:
         """One transaction per page: the page's live sightings, then each affected email and
-        its sightings and links (every read before the first write), then at most ``limit``
-        sighting writes and as many email writes: under Firestore's 500 writes per commit."""
+        its sightings and links (every read before the first write), then the writes of as
+        many whole emails (sightings, email, relationship rows) as fit under Firestore's 500
+        writes per commit: a page may stop short, and the caller's loop continues."""
         check_purge_limit(limit)
         spec = _Query(
             SIGHTINGS, equals=(("account_id", account_id), ("deleted", False)), limit=limit
@@ -145,15 +150,43 @@ class MailboxesMixin(FirestoreBase):
                 if email is not None:
                     emails[email_id] = (email, *self._email_sources(email_id, transaction))
             now = utcnow()
-            gone = {
-                s.id: s.model_copy(update={"deleted": True, "deleted_at": now}) for s in sightings
-            }
+            gone: dict[str, Sighting] = {}
             refreshed_emails = []
-            for email, its_sightings, links in emails.values():
-                current = [gone.get(s.id, s) for s in its_sightings]
-                refreshed = self._denormalised(email, current, links)
-                if self._denormalised_changed(email, refreshed):
-                    refreshed_emails.append(refreshed)
+            followed = []
+            writes = 0
+            # Take whole emails while the commit stays under Firestore's 500 writes: each
+            # costs its gone sightings, its document and its relationship rows' changes.
+            for email_id in sorted({s.email_id for s in sightings}):
+                its_gone = {
+                    s.id: s.model_copy(update={"deleted": True, "deleted_at": now})
+                    for s in sightings
+                    if s.email_id == email_id
+                }
+                cost = len(its_gone)
+                step = None
+                if email_id in emails:
+                    email, its_sightings, links = emails[email_id]
+                    current = [its_gone.get(s.id, s) for s in its_sightings]
+                    refreshed = self._denormalised(email, current, links)
+                    changed = self._denormalised_changed(email, refreshed)
+                    rows = contribution_changes(
+                        contributions_of(email, its_sightings, links),
+                        contributions_of(refreshed, current, links),
+                    )
+                    cost += int(changed) + len(rows[0]) + len(rows[1])
+                    step = (
+                        refreshed if changed else None,
+                        (email, its_sightings, links),
+                        (refreshed, current, links),
+                    )
+                if gone and writes + cost > _MAX_PURGE_WRITES:
+                    break
+                writes += cost
+                gone.update(its_gone)
+                if step is not None:
+                    if step[0] is not None:
+                        refreshed_emails.append(step[0])
+                    followed.append((step[1], step[2]))
             # The panel's fields need the team's addresses for mail still listed: one read,
             # before the first write.
             listed = any(is_listed(e) for e in refreshed_emails)
@@ -162,6 +195,8 @@ class MailboxesMixin(FirestoreBase):
                 transaction.set(self._ref(SIGHTINGS, sighting.id), _document(sighting))
             for refreshed in refreshed_emails:
                 transaction.set(self._ref(EMAILS, refreshed.id), email_document(refreshed, own))
+            for before, after in followed:
+                self._follow_contributions(transaction, before, after)
             return len(gone)
 
         return self._transact(body)

@@ -18,6 +18,7 @@ from shared.adapters.sqlite.listings import SqliteListings
 from shared.adapters.sqlite.mail import SqliteMail
 from shared.adapters.sqlite.mailboxes import SqliteMailboxes
 from shared.adapters.sqlite.proposals import SqliteProposals
+from shared.adapters.sqlite.relationships import SqliteRelationships
 from shared.adapters.sqlite.settings import SqliteSettings
 from shared.adapters.sqlite.users import SqliteUsers
 
@@ -33,6 +34,7 @@ class SqliteStore(
     SqliteProposals,
     SqliteSettings,
     SqliteListings,
+    SqliteRelationships,
 ):
     """Store adapter over one SQLite file (path from settings): one mixin per area of the
     port (``shared/ports/``), over the connection helpers of ``base``."""

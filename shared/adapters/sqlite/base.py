@@ -21,7 +21,9 @@ from shared.domain.models import (
     Email,
     EmailAccount,
     Investor,
+    InvestorLink,
     Organization,
+    Sighting,
 )
 
 M = TypeVar("M", bound=BaseModel)
@@ -152,3 +154,11 @@ class _SqliteBase:
 
         @staticmethod
         def _put_activity_row(conn: sqlite3.Connection, activity: Activity) -> None: ...
+        def _sync_contributions(  # relationships
+            self,
+            conn: sqlite3.Connection,
+            email: Email | None,
+            email_id: str,
+            sightings: Sequence[Sighting],
+            links: Sequence[InvestorLink],
+        ) -> int: ...

@@ -134,6 +134,31 @@ MIGRATIONS: tuple[str, ...] = (
     UPDATE sightings SET thread_id = COALESCE(json_extract(doc, '$.thread_id'), '');
     CREATE INDEX sightings_by_thread ON sightings (account_id, thread_id);
     """,
+    # Relationship intelligence (SqliteRelationships): one contribution row per (email,
+    # investor), written with the email, its contacts in a side table, and the daily scores.
+    # Mail stored before this version gets its rows from `shared.cli recompute-relationships`.
+    """
+    CREATE TABLE relationship_contributions (
+        id TEXT PRIMARY KEY, email_id TEXT NOT NULL, investor_id TEXT NOT NULL,
+        at_key TEXT NOT NULL, doc TEXT NOT NULL);
+    CREATE INDEX relationship_contributions_by_email ON relationship_contributions (email_id);
+    CREATE INDEX relationship_contributions_by_investor
+        ON relationship_contributions (investor_id, at_key);
+    CREATE TABLE relationship_contribution_contacts (
+        contact_id TEXT NOT NULL, at_key TEXT NOT NULL, contribution_id TEXT NOT NULL,
+        PRIMARY KEY (contact_id, at_key, contribution_id)) WITHOUT ROWID;
+    CREATE INDEX relationship_contribution_contacts_by_row
+        ON relationship_contribution_contacts (contribution_id);
+    CREATE TABLE relationship_scores (
+        id TEXT PRIMARY KEY, listed INTEGER NOT NULL, strength_sort TEXT NOT NULL,
+        last_contact_sort TEXT NOT NULL, last_two_way_sort TEXT NOT NULL,
+        drop_30d INTEGER NOT NULL, doc TEXT NOT NULL);
+    CREATE INDEX relationship_scores_by_strength ON relationship_scores (listed, strength_sort);
+    CREATE INDEX relationship_scores_by_last_contact
+        ON relationship_scores (listed, last_contact_sort);
+    CREATE INDEX relationship_scores_by_two_way ON relationship_scores (listed, last_two_way_sort);
+    CREATE INDEX relationship_scores_by_drop ON relationship_scores (listed, drop_30d);
+    """,
 )
 # Python steps run right after a version's SQL, in the same transaction: what SQL cannot
 # compute (the panel's rows need the shared tokenizer).
