@@ -6,10 +6,14 @@ every list (the ``console`` fixture fails a test on any dialog or foreign reques
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sandbox.scenario import TEAM
+from embedded.stack import Stack
+from sandbox.scenario import TEAM, Scenario
+from shared import wiring
+from shared.services import relationships
 from tests.support.browser import HOSTILE_SUBJECT, ConsolePage
 
 ADMIN = TEAM[0]
@@ -154,3 +158,28 @@ def test_proposals_show_their_evidence_as_text(console: ConsolePage) -> None:
     )
     assert "in ada@fund.example" in text or "in ben@fund.example" in text
     assert table.locator("script, img, iframe").count() == 0
+
+
+def test_relationships_show_on_the_investor_page_the_ranking_and_home(
+    console: ConsolePage, console_stack: tuple[Stack, Scenario]
+) -> None:
+    relationships.rescore_all(wiring.store(), now=datetime.now(UTC))  # the daily re-score
+    console.open("investors/inv-zeta-fund-1")
+    console.sign_in(ADMIN)
+    page = console.page
+    relationship = page.get_by_test_id("relationship")
+    relationship.wait_for()
+    strength = int(page.get_by_test_id("strength").inner_text())
+    assert 0 <= strength <= 100
+    assert "points for recency" in page.get_by_test_id("strength-why").inner_text()
+    who = page.get_by_test_id("who-knows")
+    assert "Ada" in who.inner_text() or ADMIN in who.inner_text()
+    console.go("investors")
+    page.get_by_label("Sort by").select_option("strength")
+    ranked = page.get_by_test_id("ranked")
+    ranked.get_by_role("link", name="Zeta Capital Fund I").wait_for()
+    console.go("")
+    page.get_by_role("heading", name="Going cold").wait_for()
+    page.locator("[data-testid=going-cold], [data-testid=going-cold-none]").filter(
+        has_not_text="…"
+    ).first.wait_for()
