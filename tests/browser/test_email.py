@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from email import message_from_bytes
 from email.utils import getaddresses
+from typing import Any
 
 from embedded.stack import Stack
 from sandbox.scenario import TEAM, Scenario
@@ -98,3 +99,39 @@ def test_not_investor_mail_is_marked_and_undone(console: ConsolePage) -> None:
     page.get_by_role("status").filter(has_text="Correction undone").wait_for()
     corrections.wait_for(state="detached")
     page.get_by_role("button", name="Not mail of Zeta Capital Fund I").wait_for()
+
+
+def test_the_email_page_has_no_serious_accessibility_violation(
+    console: ConsolePage, chromium: Any
+) -> None:
+    console.open("communications")
+    console.sign_in(ADMIN)
+    page = console.page
+    results = page.get_by_test_id("activity-results")
+    href = results.get_by_role("link", name=HOSTILE_SUBJECT).get_attribute("href")
+    assert href is not None and href.startswith("#/emails/")
+    violations = console.axe_serious(chromium, href.removeprefix("#/"), ADMIN)
+    assert violations == [], [(v["id"], v["help"]) for v in violations]
+
+
+def test_a_draft_is_made_from_the_keyboard(
+    console: ConsolePage, console_stack: tuple[Stack, Scenario]
+) -> None:
+    stack, _ = console_stack
+    console.open("communications")
+    console.sign_in(ADMIN)
+    page = console.page
+    link = page.get_by_test_id("activity-results").get_by_role("link", name="Diligence questions")
+    link.focus()
+    page.keyboard.press("Enter")
+    page.get_by_test_id("email-headers").wait_for()
+    before = len(stack.gmail.drafts(MEMBER))
+    page.get_by_label("The sender").focus()
+    page.keyboard.press("ArrowDown")  # radio group: to "Everyone"
+    assert page.get_by_label("Everyone").is_checked()
+    page.get_by_label("Text").focus()
+    page.keyboard.type("Answers below.")
+    page.get_by_role("button", name="Draft a reply-all").focus()
+    page.keyboard.press("Enter")
+    page.get_by_test_id("draft-created").wait_for()
+    assert len(stack.gmail.drafts(MEMBER)) == before + 1
