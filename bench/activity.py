@@ -222,10 +222,10 @@ def populate_firestore(store: Any, corpus: Corpus) -> None:
     client = store._client
 
     def document(email: Email) -> dict[str, Any]:
-        live = [s.account_id for s in corpus.sightings[email.id]]
-        investors = [link.investor_id for link in corpus.links[email.id]]
         denormalised = email.model_copy(update={"matched_at": MATCHED_AT})
-        denormalised = denormalised.denormalised(live, investors, at=MATCHED_AT)
+        denormalised = denormalised.denormalised(
+            corpus.sightings[email.id], corpus.links[email.id], at=MATCHED_AT
+        )
         return email_document(denormalised, own)
 
     checked = corpus.emails[:CHECKED]

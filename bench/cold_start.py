@@ -26,7 +26,18 @@ Output: one human line per configuration, then exactly
 ``RESULT import_s=<median> eager_s=<median> ratio=<import/eager>`` (3 decimals) as the last
 stdout line.
 
+``--baseline DIR`` also measures another checkout of the project (say, the commit before a
+change, ``git worktree add --detach DIR <commit>``) in the same run: every run times the four
+children in turn (this checkout's import, the baseline's, then both eager), so drift hits both
+alike. The subprocess for the baseline runs from DIR with ``PYTHONPATH=DIR``. Output then ends
+with ``RESULT checkout=new ...``, ``RESULT checkout=baseline ...`` (same fields as above) and
+``RESULT import_vs_baseline=<new / baseline import wall time> import_cpu_vs_baseline=<the same
+for the children's CPU time>`` (on a machine other jobs share, the CPU time is the steadier
+figure: wall time then includes waiting for a core); the exit status is 1 if the new import's
+wall time is more than ``--max-slowdown`` (default 0.10) above the baseline's.
+
     PYTHONPATH=. .venv/bin/python -m bench.cold_start [--module functions.main] [--runs 15]
+        [--baseline DIR] [--max-slowdown 0.10]
 """
 
 from __future__ import annotations
@@ -67,17 +78,20 @@ _CHILD = """
 import importlib, json, sys, time
 import functions_framework  # untimed: the runtime has imported it before it loads main.py
 before = set(sys.modules)
-start = time.perf_counter()
+start, cpu_start = time.perf_counter(), time.process_time()
 for name in sys.argv[1:]:
     importlib.import_module(name)
-elapsed = time.perf_counter() - start
-print(json.dumps({"elapsed": elapsed, "before": sorted(before), "after": sorted(sys.modules)}))
+elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+print(json.dumps(
+    {"elapsed": elapsed, "cpu": cpu, "before": sorted(before), "after": sorted(sys.modules)}
+))
 """
 
 
 @dataclass(frozen=True)
 class ChildResult:
     elapsed: float
+    cpu: float  # the child's CPU time for the same imports: less sensitive to a busy machine
     loaded_before: frozenset[str]
     loaded_after: frozenset[str]
 
@@ -86,19 +100,20 @@ class BenchError(RuntimeError):
     """The child could not import what it was asked to (the message carries its stderr)."""
 
 
-def _child_env() -> dict[str, str]:
+def _child_env(root: Path) -> dict[str, str]:
     env = dict(os.environ)
     inherited = env.get("PYTHONPATH", "")
-    env["PYTHONPATH"] = os.pathsep.join(part for part in (str(REPO_ROOT), inherited) if part)
+    env["PYTHONPATH"] = os.pathsep.join(part for part in (str(root), inherited) if part)
     return env
 
 
-def run_child(python: str, modules: list[str]) -> ChildResult:
-    """Import ``modules`` in a fresh interpreter and report the time and what got loaded."""
+def run_child(python: str, modules: list[str], root: Path = REPO_ROOT) -> ChildResult:
+    """Import ``modules`` in a fresh interpreter started in the checkout ``root`` and report
+    the time and what got loaded."""
     completed = subprocess.run(
         [python, "-c", _CHILD, *modules],
-        cwd=REPO_ROOT,
-        env=_child_env(),
+        cwd=root,
+        env=_child_env(root),
         capture_output=True,
         text=True,
         timeout=120,
@@ -112,6 +127,7 @@ def run_child(python: str, modules: list[str]) -> ChildResult:
     data = json.loads(completed.stdout.strip().splitlines()[-1])
     return ChildResult(
         elapsed=float(data["elapsed"]),
+        cpu=float(data["cpu"]),
         loaded_before=frozenset(data["before"]),
         loaded_after=frozenset(data["after"]),
     )
@@ -150,6 +166,43 @@ def measure(python: str, module: str, runs: int) -> tuple[list[float], list[floa
     return import_times, eager_times
 
 
+@dataclass
+class Timings:
+    """One checkout's import and eager times, run by run."""
+
+    root: Path
+    imports: list[float]
+    eagers: list[float]
+    import_cpus: list[float]
+
+    def result(self, prefix: str = "") -> str:
+        import_median = statistics.median(self.imports)
+        eager_median = statistics.median(self.eagers)
+        return (
+            f"RESULT {prefix}import_s={import_median:.3f} eager_s={eager_median:.3f} "
+            f"ratio={import_median / eager_median:.3f} "
+            f"import_cpu_s={statistics.median(self.import_cpus):.3f}"
+        )
+
+
+def measure_beside(python: str, module: str, runs: int, roots: list[Path]) -> list[Timings]:
+    """Like :func:`measure` for several checkouts at once, their children alternating within
+    every run, after one warm-up run of each child."""
+    eager = [module, *EAGER_CLIENTS]
+    timings = [Timings(root, [], [], []) for root in roots]
+    for root in roots:
+        run_child(python, [module], root)
+        run_child(python, eager, root)
+    for _ in range(runs):
+        for timing in timings:
+            child = run_child(python, [module], timing.root)
+            timing.imports.append(child.elapsed)
+            timing.import_cpus.append(child.cpu)
+        for timing in timings:
+            timing.eagers.append(run_child(python, eager, timing.root).elapsed)
+    return timings
+
+
 def _describe(label: str, times: list[float]) -> str:
     return (
         f"{label}: median {statistics.median(times):.3f} s "
@@ -165,9 +218,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--check-only", action="store_true", help="only check that the import stays lazy"
     )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        default=None,
+        help="another checkout (an older commit) to measure beside this one, runs alternating",
+    )
+    parser.add_argument(
+        "--max-slowdown",
+        type=float,
+        default=0.10,
+        help="with --baseline: the import may be this much slower than the baseline's",
+    )
     args = parser.parse_args(argv)
     if args.runs < 1:
         parser.error("--runs must be at least 1")
+    if args.baseline is not None:
+        if not (args.baseline / "functions").is_dir():
+            parser.error(f"--baseline {args.baseline} is not a checkout of this project")
+        return _beside_baseline(args.python, args.module, args.runs, args.baseline.resolve(), args)
 
     import_times: list[float] = []
     eager_times: list[float] = []
@@ -194,6 +263,35 @@ def main(argv: list[str] | None = None) -> int:
         f"RESULT import_s={import_median:.3f} eager_s={eager_median:.3f} "
         f"ratio={import_median / eager_median:.3f}"
     )
+    return 1 if problems else 0
+
+
+def _beside_baseline(
+    python: str, module: str, runs: int, baseline: Path, args: argparse.Namespace
+) -> int:
+    try:
+        problems = check_lazy(python, module)
+        new, old = measure_beside(python, module, runs, [REPO_ROOT, baseline])
+    except BenchError as exc:
+        print(f"cold_start: {exc}", file=sys.stderr)
+        return 2
+    for problem in problems:
+        print(f"cold_start: lazy-import check failed: {problem}", file=sys.stderr)
+    for label, timing in (("new", new), (f"baseline {baseline}", old)):
+        print(_describe(f"{label}: import {module}", timing.imports))
+        print(_describe(f"{label}: import {module} + the clients", timing.eagers))
+    slowdown = statistics.median(new.imports) / statistics.median(old.imports)
+    cpu_slowdown = statistics.median(new.import_cpus) / statistics.median(old.import_cpus)
+    print(new.result("checkout=new "))
+    print(old.result("checkout=baseline "))
+    print(f"RESULT import_vs_baseline={slowdown:.3f} import_cpu_vs_baseline={cpu_slowdown:.3f}")
+    if slowdown > 1 + args.max_slowdown:
+        print(
+            f"cold_start: the import is {slowdown - 1:.0%} slower than the baseline's "
+            f"(allowed {args.max_slowdown:.0%})",
+            file=sys.stderr,
+        )
+        return 1
     return 1 if problems else 0
 
 

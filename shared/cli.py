@@ -4,6 +4,8 @@ Firestore project):
 - ``python -m shared.cli bootstrap-admin EMAIL [NAME]``: the first admin. An address outside
   the fund's domains (``CRM_TEAM_DOMAINS``, else the domain of ``CRM_BOOTSTRAP_ADMIN``) is
   refused; with neither set, the first admin's domain becomes the team's.
+- ``python -m shared.cli repair-digest-fields [--max-pages N] [--restart]``: give emails
+  stored before the digest's denormalised fields existed those fields (sent mailboxes, links).
 - ``python -m shared.cli repair-participants [--all] [--max-pages N] [--restart]``: re-fetch and
   re-match emails whose stored participants may have been invented (``shared.services.repair``).
 - ``python -m shared.cli repair-snippets [--max-pages N] [--restart]``: unescape Gmail's
@@ -64,6 +66,11 @@ def main(argv: list[str] | None = None) -> int:
         help="re-fetch every email a mailbox holds, not only those showing the fault",
     )
     _repair_options(participants)
+    digest_fields = commands.add_parser(
+        "repair-digest-fields",
+        help="recompute the digest's fields (sent mailboxes, links) on emails stored before them",
+    )
+    _repair_options(digest_fields)
     snippets = commands.add_parser(
         "repair-snippets", help="unescape stored Gmail snippets once and rebuild their search words"
     )
@@ -108,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         print("refused: an active admin already exists", file=sys.stderr)
         return 1
-    if args.command in ("repair-participants", "repair-snippets"):
+    if args.command in ("repair-participants", "repair-snippets", "repair-digest-fields"):
         # Imported here: bootstrap-admin should not pay for the parser and the matcher.
         from shared.services import repair
 
@@ -122,8 +129,12 @@ def main(argv: list[str] | None = None) -> int:
                 restart=args.restart,
                 everything=args.everything,
             )
-        else:
+        elif args.command == "repair-snippets":
             run = repair.repair_snippets(
+                wiring.store(), max_pages=args.max_pages, restart=args.restart
+            )
+        else:
+            run = repair.repair_digest_fields(
                 wiring.store(), max_pages=args.max_pages, restart=args.restart
             )
         print(run.describe())

@@ -48,7 +48,7 @@ import threading
 import traceback
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import flask
 from flask.typing import ResponseReturnValue
@@ -67,12 +67,16 @@ from shared.errors import (
     TooLargeError,
     UnauthenticatedError,
 )
-from shared.ports import TokenVerifier
+
+if TYPE_CHECKING:
+    # Annotations only: every entry point imports this module at cold start; importing the
+    # ports package there would load all twenty port modules.
+    from shared.ports import TokenVerifier
 
 logger = logging.getLogger(__name__)
 
 AnyRole = Role | ServiceRole
-VerifierFactory = Callable[[], TokenVerifier]
+VerifierFactory = Callable[[], "TokenVerifier"]
 # A handler is called as handler(request, caller, **path_params), like a Flask view.
 Handler = Callable[..., ResponseReturnValue]
 # A router's handler may also return a pydantic model: sent as JSON with the route's status

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -500,8 +500,9 @@ class Email(Record):
     """One message however many team mailboxes saw it.
 
     The header fields are always kept; snippet, body and search tokens only once it matched
-    (match-only storage). ``live_account_ids``, ``investor_ids`` and ``matched`` are denormalised
-    from sightings and links and recomputed by the store inside the transaction that changes them.
+    (match-only storage). ``live_account_ids``, ``investor_ids``, ``matched`` and the digest's
+    fields (``sent_account_ids``, ``links``, ``digest_ready``) are denormalised from sightings and
+    links and recomputed by the store inside the transaction that changes them.
     """
 
     id: RecordId
@@ -536,6 +537,13 @@ class Email(Record):
     matched_at: Timestamp | None = None
     investor_ids: list[str] = Field(default_factory=list)
     live_account_ids: list[str] = Field(default_factory=list)
+    # What the daily digest needs of the sightings and links, so it reads the email alone:
+    # the mailboxes whose live sighting is in Sent, and the links (by link id). Emails written
+    # before these fields existed hold none and ``digest_ready`` False: the digest then reads
+    # the sightings and links themselves, until ``repair-digest-fields`` recomputes them.
+    sent_account_ids: list[str] = Field(default_factory=list)
+    links: list[LinkedInvestor] = Field(default_factory=list)
+    digest_ready: bool = False
     # The admins' corrections: kept by the store like the denormalised fields (a capture never
     # carries them), changed only through ``MailStore.set_email_correction``.
     corrections: list[Correction] = Field(default_factory=list)
@@ -577,21 +585,27 @@ class Email(Record):
         return f"{time_key(self.matched_at)}|{self.id}"
 
     def denormalised(
-        self, live_account_ids: Sequence[str], investor_ids: Sequence[str], *, at: datetime
+        self, sightings: Iterable[Sighting], links: Iterable[InvestorLink], *, at: datetime
     ) -> Email:
-        """The email with ``matched``/``investor_ids`` from its links and ``live_account_ids``
-        from its live sightings, as the store recomputes them at ``at``.
+        """The email with its derived fields recomputed from all its sightings and links, as
+        the store does at ``at``: ``matched``/``investor_ids``/``links`` from the links,
+        ``live_account_ids``/``sent_account_ids`` from the live (not soft-deleted) sightings.
 
         ``matched_at`` is when the mail became known as investor mail: set (to ``at``) on the
         first link, kept while any link remains (the digest's window is on it), cleared when the
         last link goes.
         """
-        investors = sorted(set(investor_ids))
+        live = [s for s in sightings if not s.deleted]
+        ordered = sorted(links, key=lambda link: link.id)
+        investors = sorted({link.investor_id for link in ordered})
         matched = bool(investors)
         return self.model_copy(
             update={
-                "live_account_ids": sorted(set(live_account_ids)),
+                "live_account_ids": sorted({s.account_id for s in live}),
+                "sent_account_ids": sorted({s.account_id for s in live if s.is_sent}),
                 "investor_ids": investors,
+                "links": [LinkedInvestor.of(link) for link in ordered],
+                "digest_ready": True,
                 "matched": matched,
                 "matched_at": (self.matched_at or at) if matched else None,
             }
@@ -612,15 +626,26 @@ class Email(Record):
                     "investor_ids": [],
                     "live_account_ids": [],
                     "corrections": [],
+                    "sent_account_ids": [],
+                    "links": [],
+                    "digest_ready": False,
                 }
             )
-        keep = {name: getattr(stored, name) for name in (*_DENORMALISED, "corrections")}
+        keep = {name: getattr(stored, name) for name in (*DENORMALISED_FIELDS, "corrections")}
         keep["first_seen_at"] = min(stored.first_seen_at, self.first_seen_at)
         return self.model_copy(update=keep)
 
 
 # The Email fields the store derives from sightings and links, never taken from a caller.
-_DENORMALISED = ("matched", "matched_at", "investor_ids", "live_account_ids")
+DENORMALISED_FIELDS = (
+    "matched",
+    "matched_at",
+    "investor_ids",
+    "live_account_ids",
+    "sent_account_ids",
+    "links",
+    "digest_ready",
+)
 
 
 class Sighting(Record):
@@ -700,6 +725,23 @@ class ProposalEvidence(Record):
     matched_address: str = ""
     header: MatchHeader | None = None
     via: MatchVia | None = None
+
+
+class LinkedInvestor(Record):
+    """An investor link as its email carries it (``Email.links``): what the digest needs to
+    name the investor and the counterpart without reading the link."""
+
+    investor_id: RecordId
+    contact_id: RecordId | None = None
+    matched_address: Address
+
+    @classmethod
+    def of(cls, link: InvestorLink) -> LinkedInvestor:
+        return cls(
+            investor_id=link.investor_id,
+            contact_id=link.contact_id,
+            matched_address=link.matched_address,
+        )
 
 
 class Proposal(Record):

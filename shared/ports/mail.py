@@ -14,16 +14,18 @@ from shared.ports.paging import Page
 class MailStore(Protocol):
     """Emails, sightings, links and capture problems.
 
-    The email's denormalised fields (``matched``, ``investor_ids``, ``live_account_ids``) are the
-    store's: recomputed from sightings and links, never taken from a caller. A sighting or link
-    of an unknown email raises NotFoundError.
+    The email's denormalised fields (``models.DENORMALISED_FIELDS``: ``matched``,
+    ``investor_ids``, ``live_account_ids`` and the digest's ``sent_account_ids``, ``links``,
+    ``digest_ready``) are the store's: recomputed by ``Email.denormalised`` from sightings and
+    links, never taken from a caller. A sighting or link of an unknown email raises
+    NotFoundError.
     """
 
     def upsert_email(self, email: Email) -> bool:
         """Insert or refresh an email's captured fields; True if it was new.
 
-        The denormalised fields (``matched``, ``investor_ids``, ``live_account_ids``) are never
-        taken from the argument: they are recomputed from sightings and links.
+        The denormalised fields (``models.DENORMALISED_FIELDS``) are never taken from the
+        argument: they are recomputed from sightings and links.
         """
         ...
 

@@ -52,6 +52,7 @@ class DigestRuntimeStore(
     CrmStore,
     SettingsStore,
     RelationshipStore,
+    ListingStore,
     ActivityIndexStore,
     Protocol,
 ):
@@ -93,6 +94,7 @@ class ProposalListStore(ProposalStore, MailStore, MailboxStore, CrmStore, Protoc
 
 class RelationshipsStore(
     RelationshipStore,
+    ListingStore,
     CrmStore,
     ActivityIndexStore,
     UserStore,

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.domain.models import AuditEntry, Caller
-from shared.errors import BadRequestError
 from shared.ports import SettingsStore
 from shared.services.capture import BACKFILL_DAYS_SETTING, DEFAULT_BACKFILL_DAYS
 
@@ -44,14 +43,10 @@ def update_app_settings(
     store: SettingsStore, caller: Caller, *, backfill_horizon_days: int | None = None
 ) -> tuple[AppSettings, bool]:
     """Change the settings given (None: keep); returns them and whether anything changed.
-    Only a real change is audited."""
+    Only a real change is audited. The range (MIN_BACKFILL_DAYS..MAX_BACKFILL_DAYS) is the
+    request model's to check (``functions.admin.settings.SettingsChange``), once."""
     if backfill_horizon_days is not None:
         days = backfill_horizon_days
-        if not MIN_BACKFILL_DAYS <= days <= MAX_BACKFILL_DAYS:
-            raise BadRequestError(
-                f"backfill_horizon_days must be {MIN_BACKFILL_DAYS} to {MAX_BACKFILL_DAYS}",
-                backfill_horizon_days=days,
-            )
         seen: list[Any] = []
 
         def set_horizon(current: Any | None) -> int:

@@ -17,13 +17,16 @@ out of both sections.
   the team's addresses (``Store.own_addresses``), else inbound.
 
 Listing the window: the store's ``list_emails_matched_between`` (on ``matched_at``, so mail
-captured late or linked by a re-match is not missed); tests may pass ``emails_in_window``.
+captured late or linked by a re-match is not missed); tests may pass ``emails_in_window``. Each
+email is read once, with what the digest needs of its sightings and links denormalised onto it
+(``sent_account_ids``, ``links``; see ``docs/digest-reads.md``); only an email stored before those
+fields existed has its sightings and links read (``_team_sources``).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -47,7 +50,7 @@ from shared.domain.models import (
     Email,
     EmailAccount,
     Investor,
-    InvestorLink,
+    LinkedInvestor,
     Organization,
     SyncStatus,
 )
@@ -92,16 +95,11 @@ def build_digest(
         if email.id in seen or not _in_window(email, since, until):
             continue
         seen.add(email.id)
-        # Cheap pre-check on the denormalised live set before reading the sightings.
+        # Cheap pre-check on the denormalised live set before anything else is read.
         if not set(email.live_account_ids) & owner_of.keys():
             continue
-        sightings = [
-            s for s in store.list_sightings(email.id) if not s.deleted and s.account_id in owner_of
-        ]
-        if not sightings:
-            continue
-        links = [ln for ln in store.list_links(email.id) if ln.investor_id in email.investor_ids]
-        if not links:
+        holders, links = _team_sources(store, email, owner_of.keys())
+        if not holders or not links:
             continue
         assert email.matched_at is not None  # _in_window checked it
         earlier = is_earlier(email.date, email.matched_at)
@@ -132,13 +130,13 @@ def build_digest(
                 entry.messages.append(line)
                 lines.append(line)
 
-        for user_id in dict.fromkeys(owner_of[s.account_id] for s in sightings):
+        for user_id in dict.fromkeys(owner_of[account_id] for account_id in holders):
             assert user_id is not None
             user = activity[user_id]
             if earlier:
                 user.earlier += 1
                 continue
-            sent = any(s.is_sent for s in sightings if owner_of[s.account_id] == user_id)
+            sent = any(is_sent for a, is_sent in holders.items() if owner_of[a] == user_id)
             user.messages.append(
                 MessageLine(
                     email_id=email.id,
@@ -169,6 +167,34 @@ def build_digest(
         earlier_count=len(earlier_ids),
         going_cold=going_cold,
     )
+
+
+def _team_sources(
+    store: MailStore, email: Email, team_accounts: Collection[str]
+) -> tuple[dict[str, bool], list[LinkedInvestor]]:
+    """The team mailboxes holding the email live (each with whether its copy is in Sent) and
+    the email's links to its investors.
+
+    From the email's own denormalised fields (no read) once the store has written them
+    (``digest_ready``); an email written before they existed, and not yet repaired
+    (``repair-digest-fields``), has its sightings and links read, to the same result.
+    """
+    if email.digest_ready:
+        sent = set(email.sent_account_ids)
+        holders = {a: a in sent for a in email.live_account_ids if a in team_accounts}
+        return holders, [ln for ln in email.links if ln.investor_id in email.investor_ids]
+    holders = {}
+    for sighting in store.list_sightings(email.id):
+        if not sighting.deleted and sighting.account_id in team_accounts:
+            holders[sighting.account_id] = holders.get(sighting.account_id, False) or (
+                sighting.is_sent
+            )
+    links = [
+        LinkedInvestor.of(ln)
+        for ln in store.list_links(email.id)
+        if ln.investor_id in email.investor_ids
+    ]
+    return holders, links
 
 
 def _in_window(email: Email, since: datetime, until: datetime) -> bool:
@@ -252,7 +278,7 @@ class _Names:
             self._organizations[organization_id] = found if found and not found.deleted else None
         return self._organizations[organization_id]
 
-    def investor(self, investor_id: str, links: list[InvestorLink]) -> tuple[str, str]:
+    def investor(self, investor_id: str, links: list[LinkedInvestor]) -> tuple[str, str]:
         """(investor name, organisation name or "") — the matched address if it is deleted."""
         investor = self._investor(investor_id)
         if investor is None:
@@ -260,7 +286,7 @@ class _Names:
         organization = self._organization(investor.organization_id)
         return investor.name, organization.name if organization else ""
 
-    def counterpart(self, investor_id: str, links: list[InvestorLink]) -> str:
+    def counterpart(self, investor_id: str, links: list[LinkedInvestor]) -> str:
         """Who the mail was with: a live contact's name, else the live organisation's name (for
         a match by its domain), else the matched address."""
         for link in links:

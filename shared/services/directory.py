@@ -40,7 +40,7 @@ from shared.domain.models import (
     User,
 )
 from shared.domain.tenancy import TeamDomains
-from shared.errors import BadRequestError, ConflictError, NotFoundError
+from shared.errors import ConflictError, NotFoundError
 from shared.ports import (
     DirectoryStore,
     GmailClient,
@@ -109,9 +109,8 @@ def change_user(
 ) -> UserChange:
     """Change a user's role or activity (409 if no active admin would remain, decided in the
     store's transaction), then make their mailboxes follow: paused while they are inactive,
-    resumed (and asked to sync) when they come back unless paused for another reason."""
-    if role is None and is_active is None:
-        raise BadRequestError("nothing to change: give role or is_active")
+    resumed (and asked to sync) when they come back unless paused for another reason. That
+    something is given is the request model's to check (``functions.admin.people.UserPatch``)."""
     before = get_user(store, user_id)
     after = store.change_user(user_id, role=role, is_active=is_active)
     paused, resumed = _mailboxes_follow_owner(store, caller, after, queue)

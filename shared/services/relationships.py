@@ -173,6 +173,11 @@ def rescore_all(store: RelationshipsStore, *, now: datetime) -> RescoreResult:
         scores = []
         for investor in chunk:
             figures = figures_of(store.list_investor_contributions(investor.id), directory, now)
+            # The admin list's last-contact sort (GET /investors?sort=last_contact) follows the
+            # figures daily, instead of capture writing the investor per message.
+            store.set_last_contact(
+                investor.id, figures.last_contact.at if figures.last_contact else None
+            )
             scores.append(
                 score_of(
                     investor.id,

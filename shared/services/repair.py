@@ -12,6 +12,10 @@ repair makes them right:
   mail that matches is re-parsed from its raw bytes, with its body. Rows the old parse got
   wrong without leaving a control character behind (a CR LF was stored as a space) cannot be
   told apart from good ones: ``everything=True`` re-fetches every email with a mailbox.
+- **Digest fields** (``repair_digest_fields``): emails stored before the digest's denormalised
+  fields existed (``Email.digest_ready`` false) get them recomputed from their sightings and
+  links (``Store.update_email``); not a fault (the digest reads the sources of such an email),
+  but until then the digest reads two more collections per email.
 - **Snippets** (``repair_snippets``): Gmail's snippet is HTML-escaped (``We&#39;d``) and was
   stored as is. Each row not yet marked ``snippet_plain`` is unescaped once and marked, in one
   transaction (``Store.update_email``), so no row is ever unescaped twice; the store rebuilds the
@@ -214,6 +218,57 @@ def repair_snippets(
         "repair-snippets",
         SNIPPETS_GUARD,
         SNIPPET_COUNTS,
+        repair_page,
+        page_size=page_size,
+        max_pages=max_pages,
+        restart=restart,
+    )
+
+
+# -- the digest's fields ---------------------------------------------------------------------------
+
+DIGEST_FIELDS_GUARD = "repair:digest-fields"
+DIGEST_FIELD_COUNTS = ("examined", "recomputed")
+
+
+class _Recompute:
+    """For ``update_email``: the stored email as is, so the store recomputes its derived fields
+    from its sightings and links; None (no write) once they are there. Remembers whether the
+    last attempt (the one a transaction committed) asked for the write."""
+
+    def __init__(self) -> None:
+        self.wrote = False
+
+    def __call__(self, stored: Email) -> Email | None:
+        self.wrote = not stored.digest_ready
+        return stored if self.wrote else None
+
+
+def repair_digest_fields(
+    store: CaptureStore,
+    *,
+    page_size: int = PAGE_SIZE,
+    max_pages: int | None = None,
+    restart: bool = False,
+) -> RepairRun:
+    """Give emails stored before ``Email.digest_ready`` existed the digest's fields
+    (``sent_account_ids``, ``links``), recomputed by the store in one transaction with their
+    other derived fields, so the digest stops reading their sightings and links. The digest is
+    the same before and after: it reads those sources for an email not yet ready."""
+
+    def repair_page(emails: list[Email], step: dict[str, int]) -> None:
+        for email in emails:
+            if email.digest_ready:
+                continue
+            change = _Recompute()
+            store.update_email(email.id, change)
+            step["recomputed"] += int(change.wrote)
+
+    return _scan(
+        store,
+        "repair-digest-fields",
+        DIGEST_FIELDS_GUARD,
+        DIGEST_FIELD_COUNTS,
         repair_page,
         page_size=page_size,
         max_pages=max_pages,

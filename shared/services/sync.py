@@ -17,18 +17,12 @@ from typing import TYPE_CHECKING
 
 from shared import events
 from shared.catalog import Topic, function_spec
-from shared.domain.models import EmailAccount, Guard, SyncStatus
+from shared.domain.models import EmailAccount, Guard, SyncStateChange, SyncStatus
 from shared.errors import BadRequestError, ConfigurationError, NotFoundError, RetryableError
-from shared.ports import (
-    CaptureStore,
-    GmailClient,
-    MailboxStore,
-    Queue,
-    SettingsStore,
-    SyncStateChange,
-)
 
 if TYPE_CHECKING:
+    # Annotations only: entry points import this module at cold start, the ports at first use.
+    from shared.ports import CaptureStore, GmailClient, MailboxStore, Queue, SettingsStore
     from shared.services.capture import RunResult
 
 logger = logging.getLogger(__name__)

@@ -7,11 +7,15 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from shared import events
-from shared.domain.models import EmailAccount
+from shared.domain.models import EmailAccount, SyncStateChange
 from shared.errors import AppError, ConfigurationError
-from shared.ports import GmailClient, MailboxStore, SyncStateChange
+
+if TYPE_CHECKING:
+    # Annotations only: entry points import this module at cold start, the ports at first use.
+    from shared.ports import GmailClient, MailboxStore
 
 logger = logging.getLogger(__name__)
 

@@ -11,9 +11,13 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from shared import events
-from shared.ports import MailboxStore
+
+if TYPE_CHECKING:
+    # Annotations only: entry points import this module at cold start, the ports at first use.
+    from shared.ports import MailboxStore
 
 logger = logging.getLogger(__name__)
 

@@ -23,6 +23,7 @@ from shared.domain.models import (
     User,
     email_id_for,
 )
+from shared.domain.listing_keys import InvestorSort
 from shared.domain.relationships import (
     ColdReason,
     RelationshipSort,
@@ -205,6 +206,16 @@ class TestScores:
         assert relationships.rescore_once_today(store, now=NOW + timedelta(days=1)) is not None
         score = store.get_relationship_scores(["acme"])["acme"]
         assert sorted(score.snapshots) == ["2026-06-01", "2026-06-02"]
+
+    def test_the_rescore_keeps_the_admin_lists_last_contact_sort(self, store: Store) -> None:
+        """GET /investors?sort=last_contact follows the figures: the daily re-score sets each
+        investor's last-contact key (capture does not write investors per message)."""
+        _, zoe_box, _ = _setup(store)
+        store.upsert_investor(Investor(id="quiet", name="Quiet LP"))
+        _capture(store, 1, account=zoe_box, sent=False, days_ago=3)
+        relationships.rescore_all(store, now=NOW)
+        page = store.list_investor_page(sort=InvestorSort.LAST_CONTACT)
+        assert [i.id for i in page.items] == ["acme", "quiet"]
 
 
 class TestRandomisedEvents:

@@ -24,6 +24,7 @@ from shared.domain.models import (
     Guard,
     Investor,
     InvestorLink,
+    LinkedInvestor,
     Mailbox,
     MatchHeader,
     Organization,
@@ -644,6 +645,46 @@ class TestEmails:
             [],
         )
         assert store.list_links(email.id) == []
+
+    def test_the_email_carries_what_the_digest_needs_through_every_write(
+        self, store: Store
+    ) -> None:
+        """The mailboxes whose live copy is in Sent and the links, on the email itself, kept
+        right by sightings, soft deletes, restores, links, unlinks and a mailbox's purge."""
+
+        def digest_fields() -> tuple[bool, list[str], list[LinkedInvestor]]:
+            stored = store.get_email(email.id)
+            assert stored is not None
+            return stored.digest_ready, stored.sent_account_ids, stored.links
+
+        email = make_email(
+            "lp@fund.example",
+            sent_account_ids=["a_forged"],
+            links=[LinkedInvestor.of(make_link(email_id_for("<f@x>"), "inv-forged"))],
+            digest_ready=False,
+        )
+        store.upsert_email(email)
+        assert digest_fields() == (True, [], [])
+        store.record_sighting(Sighting.new("a_one", "m1", email.id, label_ids=["INBOX"]))
+        store.record_sighting(Sighting.new("a_two", "m2", email.id, is_sent=True))
+        by_jane = make_link(email.id, "inv-1", "contact-jane")
+        other = make_link(email.id, "inv-2")
+        store.link_email_to_investor(by_jane)
+        store.link_email_to_investor(other)
+        both = [LinkedInvestor.of(x) for x in sorted([by_jane, other], key=lambda x: x.id)]
+        assert digest_fields() == (True, ["a_two"], both)
+
+        store.set_sighting_deleted("a_two", "m2", True)
+        assert digest_fields() == (True, [], both)
+        store.set_sighting_deleted("a_two", "m2", False)
+        assert digest_fields() == (True, ["a_two"], both)
+        store.unlink_email_from_investor(email.id, "inv-2")
+        assert digest_fields() == (True, ["a_two"], [LinkedInvestor.of(by_jane)])
+        # A later capture of the email cannot overwrite them.
+        store.upsert_email(email.model_copy(update={"subject": "Re: Hello"}))
+        assert digest_fields() == (True, ["a_two"], [LinkedInvestor.of(by_jane)])
+        store.soft_delete_account_sightings("a_two")
+        assert digest_fields() == (True, [], [LinkedInvestor.of(by_jane)])
 
     def test_link_of_unknown_email_is_not_found(self, store: Store) -> None:
         with pytest.raises(NotFoundError):

@@ -18,6 +18,7 @@ from shared.domain.models import (
     EmailAccount,
     Investor,
     InvestorLink,
+    LinkedInvestor,
     MatchHeader,
     Organization,
     PauseReason,
@@ -174,27 +175,63 @@ class TestSyncState:
         assert state.applied(SyncStateChange(header_problems_added=1)).header_problems == 3
 
 
+def seen(account_id: str, *, sent: bool = False, deleted: bool = False) -> Sighting:
+    return Sighting.new(account_id, f"g-{account_id}", "e1", is_sent=sent, deleted=deleted)
+
+
+def linked(investor_id: str, contact_id: str | None = None) -> InvestorLink:
+    address = f"{contact_id or 'desk'}@{investor_id}.example"
+    return InvestorLink.new("e1", investor_id, contact_id, address, MatchHeader.FROM)
+
+
 class TestEmailDenormalisation:
     def test_matched_at_is_set_once_and_cleared_when_unlinked(self) -> None:
         email = Email(id="e1")
-        first = email.denormalised(["a2", "a1", "a1"], ["i1"], at=AT)
+        first = email.denormalised([seen("a2"), seen("a1")], [linked("i1")], at=AT)
         assert first.matched is True
         assert first.live_account_ids == ["a1", "a2"]
-        kept = first.denormalised([], ["i1", "i2"], at=LATER)
+        kept = first.denormalised([], [linked("i1"), linked("i2")], at=LATER)
         assert kept.matched_at == first.matched_at
         gone = kept.denormalised([], [], at=LATER)
         assert (gone.matched, gone.matched_at, gone.investor_ids) == (False, None, [])
 
     def test_matched_at_is_the_time_the_store_gives(self) -> None:
-        assert Email(id="e1").denormalised([], ["i1"], at=AT).matched_at == AT
+        assert Email(id="e1").denormalised([], [linked("i1")], at=AT).matched_at == AT
+
+    def test_the_digest_fields_follow_the_live_sightings_and_the_links(self) -> None:
+        sightings = [seen("a3", sent=True), seen("a1"), seen("a2", sent=True, deleted=True)]
+        links = [linked("i2", "c2"), linked("i1"), linked("i2", "c1")]
+        email = Email(id="e1").denormalised(sightings, links, at=AT)
+        assert email.digest_ready is True
+        assert email.live_account_ids == ["a1", "a3"]
+        assert email.sent_account_ids == ["a3"]  # a2's Sent copy is soft-deleted
+        assert email.investor_ids == ["i1", "i2"]
+        assert email.links == [
+            LinkedInvestor.of(link) for link in sorted(links, key=lambda link: link.id)
+        ]
 
     def test_callers_cannot_set_denormalised_fields(self) -> None:
-        forged = Email(id="e1", matched=True, investor_ids=["i1"], live_account_ids=["a1"])
-        assert forged.merged_into(None).matched is False
+        forged = Email(
+            id="e1",
+            matched=True,
+            investor_ids=["i1"],
+            live_account_ids=["a1"],
+            sent_account_ids=["a1"],
+            links=[LinkedInvestor.of(linked("i1"))],
+            digest_ready=True,
+        )
+        fresh = forged.merged_into(None)
+        assert (fresh.matched, fresh.sent_account_ids, fresh.links, fresh.digest_ready) == (
+            False,
+            [],
+            [],
+            False,
+        )
         stored = Email(id="e1", matched=False, first_seen_at=datetime(2026, 1, 1, tzinfo=UTC))
         merged = forged.model_copy(update={"subject": "new"}).merged_into(stored)
         assert merged.matched is False
         assert merged.investor_ids == []
+        assert (merged.sent_account_ids, merged.links, merged.digest_ready) == ([], [], False)
         assert merged.subject == "new"
         assert merged.first_seen_at == datetime(2026, 1, 1, tzinfo=UTC)
 

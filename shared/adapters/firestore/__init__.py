@@ -30,8 +30,9 @@ tests run on SQLite instead. No field transforms (``ArrayUnion``, ``Increment``,
 ``SERVER_TIMESTAMP``): the emulator mishandles them, and computing the value inside the
 transaction is what makes the rules (history id only grows, last admin stays) enforceable anyway.
 
-An email's denormalised fields (``matched``, ``matched_at``, ``investor_ids``,
-``live_account_ids``) are recomputed from its sightings and links inside every transaction that
+An email's denormalised fields (``models.DENORMALISED_FIELDS``: ``matched``, ``matched_at``,
+``investor_ids``, ``live_account_ids``, and the digest's ``sent_account_ids``, ``links`` and
+``digest_ready``) are recomputed from its sightings and links inside every transaction that
 changes either. Every such transaction reads the email document first and sightings/links can only
 be written for an existing email, so the email document is the lock that serialises them.
 """

@@ -31,6 +31,7 @@ from shared.domain.activity_keys import (
     is_listed,
 )
 from shared.domain.models import (
+    DENORMALISED_FIELDS,
     Email,
     EmailAccount,
     InvestorLink,
@@ -224,9 +225,7 @@ class FirestoreBase:
     def _denormalised(
         email: Email, sightings: Iterable[Sighting], links: Iterable[InvestorLink]
     ) -> Email:
-        live = [s.account_id for s in sightings if not s.deleted]
-        investors = [link.investor_id for link in links]
-        return email.denormalised(live, investors, at=utcnow())
+        return email.denormalised(sightings, links, at=utcnow())
 
     def _write_contributions(
         self,
@@ -263,5 +262,5 @@ class FirestoreBase:
     def _denormalised_changed(before: Email, after: Email) -> bool:
         return any(
             getattr(before, name) != getattr(after, name)
-            for name in ("matched", "matched_at", "investor_ids", "live_account_ids")
+            for name in DENORMALISED_FIELDS  # the digest's too: a copy moved to Sent changes them
         )

@@ -32,35 +32,20 @@ class SqliteMail(_SqliteBase):
 
     def _refresh_email(self, conn: sqlite3.Connection, email: Email) -> Email:
         """Recompute the denormalised fields from sightings and links, inside the caller's
-        transaction, and write the email, its panel rows and its relationship rows. Mail with
-        no link (most of it) reads only the sightings' mailbox ids, as before relationship
-        rows: it has none, and had none unless it was linked when last written."""
+        transaction, and write the email, its panel rows and its relationship rows (mail with
+        no link has none, and had none unless it was linked when last written)."""
+        had_links = bool(email.investor_ids)
+        sightings = [
+            _load(Sighting, row[0])
+            for row in conn.execute("SELECT doc FROM sightings WHERE email_id = ?", (email.id,))
+        ]
         links = [
             _load(InvestorLink, row[0])
             for row in conn.execute(
                 "SELECT doc FROM investor_links WHERE email_id = ?", (email.id,)
             )
         ]
-        had_links = bool(email.investor_ids)
-        sightings: list[Sighting] = []
-        if links:
-            sightings = [
-                _load(Sighting, row[0])
-                for row in conn.execute("SELECT doc FROM sightings WHERE email_id = ?", (email.id,))
-            ]
-            live = sorted({s.account_id for s in sightings if not s.deleted})
-        else:
-            live = sorted(
-                {
-                    row[0]
-                    for row in conn.execute(
-                        "SELECT account_id FROM sightings WHERE email_id = ? AND deleted = 0",
-                        (email.id,),
-                    )
-                }
-            )
-        investors = sorted({link.investor_id for link in links})
-        email = email.denormalised(live, investors, at=utcnow())
+        email = email.denormalised(sightings, links, at=utcnow())
         conn.execute(
             "INSERT OR REPLACE INTO emails (id, matched, matched_key, doc) VALUES (?,?,?,?)",
             (email.id, int(email.matched), email.matched_key, _dump(email)),
