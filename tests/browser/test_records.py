@@ -172,6 +172,10 @@ def test_relationships_show_on_the_investor_page_the_ranking_and_home(
     strength = int(page.get_by_test_id("strength").inner_text())
     assert 0 <= strength <= 100
     assert "points for recency" in page.get_by_test_id("strength-why").inner_text()
+    # Zoe's own figures beside her name (GET /contacts/{id}/relationship).
+    zoe = page.get_by_test_id("investor-contacts").get_by_role("listitem").filter(has_text="Zoe")
+    zoe.get_by_test_id("contact-figures").wait_for()
+    assert re.search(r"strength \d+, last contact", zoe.inner_text())
     who = page.get_by_test_id("who-knows")
     assert "Ada" in who.inner_text() or ADMIN in who.inner_text()
     console.go("investors")
