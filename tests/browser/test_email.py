@@ -21,6 +21,10 @@ ADMIN, MEMBER = TEAM
 def _open_from_communications(console: ConsolePage, search: str, subject: str) -> None:
     page = console.page
     page.get_by_label("Search").fill(search)
+    page.wait_for_function(
+        "q => document.querySelector('[data-testid=activity-results]').dataset.renderedQuery === q",
+        arg=search,
+    )
     page.get_by_test_id("activity-results").get_by_role("link", name=subject).click()
     page.wait_for_url(re.compile(r"#/emails/"))
     page.get_by_test_id("email-headers").wait_for()
