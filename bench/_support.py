@@ -90,14 +90,21 @@ _PARAGRAPH = (
 
 
 def generate_mail(
-    mailbox_index: int, address: str, count: int, *, now: datetime, seed: int = 7
+    mailbox_index: int,
+    address: str,
+    count: int,
+    *,
+    now: datetime,
+    seed: int = 7,
+    matched_share: float = MATCHED_SHARE,
+    bulk_share: float = BULK_SHARE,
 ) -> list[BenchMail]:
     """``count`` messages for one mailbox, deterministic for (mailbox_index, seed): exactly
-    ``round(count * MATCHED_SHARE)`` matched and ``round(count * BULK_SHARE)`` bulk, shuffled,
+    ``round(count * matched_share)`` matched and ``round(count * bulk_share)`` bulk, shuffled,
     spread over the last 300 days (inside the 365-day backfill horizon)."""
     rng = random.Random(seed * 1000 + mailbox_index)
-    n_matched = round(count * MATCHED_SHARE)
-    n_bulk = round(count * BULK_SHARE)
+    n_matched = round(count * matched_share)
+    n_bulk = round(count * bulk_share)
     kinds = ["matched"] * n_matched + ["bulk"] * n_bulk
     kinds += ["stranger"] * (count - len(kinds))
     rng.shuffle(kinds)
@@ -146,6 +153,8 @@ class MailboxSpec:
     index: int
     address: str
     count: int
+    matched_share: float = MATCHED_SHARE
+    bulk_share: float = BULK_SHARE
 
 
 def _sandbox_child(
@@ -155,7 +164,7 @@ def _sandbox_child(
     now_ts: float,
 ) -> None:
     from sandbox.gmail import GmailSandbox, serve_gmail_sandbox
-    from shared.adapters.gmail_credentials import SCOPE_READONLY
+    from shared.adapters.gmail.credentials import SCOPE_READONLY
 
     # Loaded with no rate: loading is not capture. The real rate is set just before serving.
     sandbox = GmailSandbox(units_per_second=None)
@@ -164,7 +173,14 @@ def _sandbox_child(
     for spec in specs:
         sandbox.add_mailbox(spec.address)
         counted: dict[str, int] = {}
-        for mail in generate_mail(spec.index, spec.address, spec.count, now=now):
+        for mail in generate_mail(
+            spec.index,
+            spec.address,
+            spec.count,
+            now=now,
+            matched_share=spec.matched_share,
+            bulk_share=spec.bulk_share,
+        ):
             sandbox.add_message(
                 spec.address, mail.raw, label_ids=mail.labels, internal_date=mail.internal_date
             )

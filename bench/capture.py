@@ -10,7 +10,11 @@ default ``RetryPolicy``). Configurations:
 - ``sqlite``, 1 mailbox, 5,000 messages;
 - ``sqlite``, 4 mailboxes at once (one thread each, one mailbox each), 5,000 messages each; the
   quota is per user, so the ceiling is 4 x one mailbox's;
-- ``firestore`` (the emulator, started here), 1 mailbox, 2,000 messages.
+- ``firestore`` (the emulator, started here), 1 mailbox, 2,000 messages;
+- ``firestore-matched`` and ``firestore-unmatched``: 1 mailbox of 500 messages, every one
+  matched, or none (strangers and 5% bulk): what one message of each kind costs in Firestore
+  documents read and written (the adapter counts both, ``FirestoreStore.reads``/``writes``)
+  and in Gmail quota units.
 
 The mail (``bench/_support.py``): per mailbox exactly 20% matched (from, or for a quarter of
 them sent to, one of 40 LPs' contacts or another person at an LP's domain), 5% bulk (LP
@@ -27,11 +31,17 @@ gRPC threads) over the sync is capture's own: HTTP client and batch parsing, par
 store. ``cpu_ms_per_msg`` = that / messages. The sync threads' own ``time.thread_time()`` is
 printed beside it.
 
+Per message: ``units_per_msg`` = Gmail quota units the sandbox charged / messages captured;
+on Firestore ``reads_per_msg`` and ``writes_per_msg`` = documents read and written over the
+sync (the run's own bookkeeping included: lease, sync state, problems) / messages captured.
+
 Output: human lines, then per configuration exactly ``RESULT store=<sqlite|firestore>
 mailboxes=<n> messages=<n> rate=<msg/s> ceiling=<msg/s> ratio=<rate/ceiling>
-cpu_ms_per_msg=<x>``.
+cpu_ms_per_msg=<x> config=<key> units_per_msg=<x>``, and on Firestore also
+``reads_per_msg=<x> writes_per_msg=<x>``.
 
-    PYTHONPATH=. .venv/bin/python bench/capture.py [--quick] [--only sqlite1,sqlite4,firestore]
+    PYTHONPATH=. .venv/bin/python bench/capture.py [--quick]
+        [--only sqlite1,sqlite4,firestore,firestore-matched,firestore-unmatched]
         [--per-mailbox N] [--profile FILE]
 """
 
@@ -61,8 +71,8 @@ from bench._support import (
     remote_sandbox,
     seed_crm,
 )
-from shared.adapters.gmail_api import GmailApiClient, QuotaPacer
-from shared.adapters.gmail_credentials import SCOPE_READONLY, delegated_credentials
+from shared.adapters.gmail.api import GmailApiClient, QuotaPacer
+from shared.adapters.gmail.credentials import SCOPE_READONLY, delegated_credentials
 from shared.adapters.queue import LocalQueue
 from shared.config import Settings
 from shared.ports import Store
@@ -78,6 +88,8 @@ class Config:
     store: str  # "sqlite" | "firestore"
     mailboxes: int
     per_mailbox: int
+    matched_share: float = MATCHED_SHARE
+    bulk_share: float = BULK_SHARE
 
 
 @dataclass
@@ -100,11 +112,15 @@ def configs(quick: bool) -> list[Config]:
             Config("sqlite1", "sqlite", 1, 300),
             Config("sqlite4", "sqlite", 4, 150),
             Config("firestore", "firestore", 1, 200),
+            Config("firestore-matched", "firestore", 1, 100, matched_share=1.0, bulk_share=0.0),
+            Config("firestore-unmatched", "firestore", 1, 100, matched_share=0.0),
         ]
     return [
         Config("sqlite1", "sqlite", 1, 5000),
         Config("sqlite4", "sqlite", 4, 5000),
         Config("firestore", "firestore", 1, 2000),
+        Config("firestore-matched", "firestore", 1, 500, matched_share=1.0, bulk_share=0.0),
+        Config("firestore-unmatched", "firestore", 1, 500, matched_share=0.0),
     ]
 
 
@@ -200,7 +216,13 @@ def sync_mailbox(
 def run_config(config: Config, workdir: Path, profile_path: str | None) -> dict[str, float]:
     now = datetime.now(UTC)
     specs = [
-        MailboxSpec(index, f"team{index}@fund.example", config.per_mailbox)
+        MailboxSpec(
+            index,
+            f"team{index}@fund.example",
+            config.per_mailbox,
+            matched_share=config.matched_share,
+            bulk_share=config.bulk_share,
+        )
         for index in range(config.mailboxes)
     ]
     total = config.mailboxes * config.per_mailbox
@@ -231,12 +253,17 @@ def run_config(config: Config, workdir: Path, profile_path: str | None) -> dict[
         for thread in threads:
             thread.start()
         remote.reset_bucket()  # every mailbox starts with the same (full, 1 s) bucket
+        reads0, writes0 = document_counts(store)
+        reads_by0 = dict(getattr(store, "reads", None) or {})
+        writes_by0 = dict(getattr(store, "writes", None) or {})
+        units0 = sum(s["units"] for s in remote.stats().values())
         barrier.wait()
         t0, c0 = time.perf_counter(), time.process_time()
         for thread in threads:
             thread.join()
         wall = time.perf_counter() - t0
         cpu = time.process_time() - c0
+        reads1, writes1 = document_counts(store)
         stats = remote.stats()
         problems = sum(
             len(store.list_capture_problems(store_account_id(store, a), limit=10000))
@@ -268,13 +295,24 @@ def run_config(config: Config, workdir: Path, profile_path: str | None) -> dict[
             f"  WARNING: {captured} of {total} messages captured, {problems} capture problems "
             "left in the store"
         )
-    ceiling = ceiling_msgs_per_s(MATCHED_SHARE, GMAIL_UNITS_PER_SECOND) * config.mailboxes
+    ceiling = ceiling_msgs_per_s(config.matched_share, GMAIL_UNITS_PER_SECOND) * config.mailboxes
+    units = sum(s["units"] for s in stats.values()) - units0
+    per_msg = {"units_per_msg": units / max(captured, 1)}
+    if reads1 is not None and reads0 is not None and writes1 is not None and writes0 is not None:
+        per_msg["reads_per_msg"] = (reads1 - reads0) / max(captured, 1)
+        per_msg["writes_per_msg"] = (writes1 - writes0) / max(captured, 1)
+        print(
+            f"  Firestore documents per captured message: {per_msg['reads_per_msg']:.2f} read, "
+            f"{per_msg['writes_per_msg']:.2f} written; Gmail {per_msg['units_per_msg']:.2f} "
+            f"units/msg; reads by collection {diff_counts(store, 'reads', reads_by0)}, "
+            f"writes by collection {diff_counts(store, 'writes', writes_by0)}"
+        )
     rate = total / wall
     thread_cpu = sum(run.thread_cpu_s for run in results.values())
     print(
         f"  {config.store}, {config.mailboxes} mailbox(es) x {config.per_mailbox}: "
         f"{total} messages in {wall:.1f} s = {rate:.1f} msg/s; quota ceiling {ceiling:.1f} msg/s "
-        f"(matched share {MATCHED_SHARE:.0%}, bulk {BULK_SHARE:.0%}); "
+        f"(matched share {config.matched_share:.0%}, bulk {config.bulk_share:.0%}); "
         f"process CPU {cpu:.1f} s ({1000 * cpu / total:.2f} ms/msg), "
         f"sync threads CPU {thread_cpu:.1f} s ({1000 * thread_cpu / total:.2f} ms/msg)",
         flush=True,
@@ -286,7 +324,23 @@ def run_config(config: Config, workdir: Path, profile_path: str | None) -> dict[
         "ceiling": ceiling,
         "ratio": rate / ceiling,
         "cpu_ms_per_msg": 1000 * cpu / total,
+        **per_msg,
     }
+
+
+def document_counts(store: Store) -> tuple[int | None, int | None]:
+    """Firestore documents read and written so far (None on a store that does not count)."""
+    reads = getattr(store, "reads", None)
+    writes = getattr(store, "writes", None)
+    return (
+        sum(reads.values()) if reads is not None else None,
+        sum(writes.values()) if writes is not None else None,
+    )
+
+
+def diff_counts(store: Store, name: str, before: dict[str, int]) -> dict[str, int]:
+    now: dict[str, int] = getattr(store, name, None) or {}
+    return {k: v - before.get(k, 0) for k, v in sorted(now.items()) if v - before.get(k, 0)}
 
 
 def store_account_id(store: Store, address: str) -> str:
@@ -312,7 +366,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
     parser.add_argument(
-        "--only", default="", help="comma-separated subset of sqlite1,sqlite4,firestore"
+        "--only",
+        default="",
+        help="comma-separated subset of sqlite1,sqlite4,firestore,firestore-matched,"
+        "firestore-unmatched",
     )
     parser.add_argument("--profile", default="", help="cProfile the sync threads to FILE.<key>")
     parser.add_argument(
@@ -322,7 +379,10 @@ def main(argv: list[str] | None = None) -> int:
     wanted = {key for key in args.only.split(",") if key}
     selected = [c for c in configs(args.quick) if not wanted or c.key in wanted]
     if args.per_mailbox:
-        selected = [Config(c.key, c.store, c.mailboxes, args.per_mailbox) for c in selected]
+        selected = [
+            Config(c.key, c.store, c.mailboxes, args.per_mailbox, c.matched_share, c.bulk_share)
+            for c in selected
+        ]
     if not selected:
         parser.error(f"--only matched nothing: {args.only}")
     print(
@@ -345,7 +405,13 @@ def main(argv: list[str] | None = None) -> int:
                 f"RESULT store={config.store} mailboxes={config.mailboxes} "
                 f"messages={config.mailboxes * config.per_mailbox} "
                 f"rate={figures['rate']:.1f} ceiling={figures['ceiling']:.1f} "
-                f"ratio={figures['ratio']:.3f} cpu_ms_per_msg={figures['cpu_ms_per_msg']:.2f}"
+                f"ratio={figures['ratio']:.3f} cpu_ms_per_msg={figures['cpu_ms_per_msg']:.2f} "
+                f"config={config.key} units_per_msg={figures['units_per_msg']:.2f}"
+                + "".join(
+                    f" {key}={figures[key]:.2f}"
+                    for key in ("reads_per_msg", "writes_per_msg")
+                    if key in figures
+                )
             )
             print(lines[-1], flush=True)
     return 1 if failed else 0

@@ -70,7 +70,7 @@ def sandbox_environment(
     the tests' stack and ``make serve``'s sandbox mode."""
     import json
 
-    from shared.adapters.gmail_credentials import SCOPE_COMPOSE, SCOPE_READONLY
+    from shared.adapters.gmail.credentials import SCOPE_COMPOSE, SCOPE_READONLY
 
     key_info = gmail.service_account_info()
     gmail.grant_scopes(key_info["client_id"], [SCOPE_READONLY, SCOPE_COMPOSE])

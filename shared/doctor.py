@@ -222,7 +222,7 @@ class Doctor:
                 )
                 continue
             if variable == "CRM_GMAIL_KEY_SECRET":
-                from shared.adapters.gmail_credentials import parse_key_secret
+                from shared.adapters.gmail.credentials import parse_key_secret
 
                 try:
                     parse_key_secret(value, secret=name)
@@ -238,7 +238,7 @@ class Doctor:
         return str(info.get("client_id", "")) if info else ""
 
     def check_delegation(self, settings: Settings) -> None:
-        from shared.adapters.gmail_credentials import SCOPE_COMPOSE, SCOPE_READONLY
+        from shared.adapters.gmail.credentials import SCOPE_COMPOSE, SCOPE_READONLY
 
         if settings.mode != "sandbox" and not (
             settings.gmail_key_secret or settings.gmail_service_account
@@ -270,7 +270,7 @@ class Doctor:
                 check = f"delegation {address} {short}"
                 try:
                     credentials = wiring.delegated_credentials(address, scope)
-                    with _quiet("shared.adapters.gmail_credentials"):
+                    with _quiet("shared.adapters.gmail.credentials"):
                         credentials.refresh(google.auth.transport.requests.Request())
                 except AppError as exc:
                     self.add(
@@ -501,7 +501,7 @@ def _key_info(settings: Settings) -> dict[str, Any] | None:
     the secret cannot be read (its own check says why)."""
     if not settings.gmail_key_secret:
         return None
-    from shared.adapters.gmail_credentials import parse_key_secret
+    from shared.adapters.gmail.credentials import parse_key_secret
 
     name = settings.gmail_key_secret
     try:

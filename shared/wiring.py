@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from shared.adapters.firestore_admin import FirestoreAdmin
-    from shared.adapters.gmail_drafts import GmailDraftsClient
-    from shared.adapters.gmail_send import GmailSender
+    from shared.adapters.gmail.drafts import GmailDraftsClient
+    from shared.adapters.gmail.send import GmailSender
     from shared.adapters.local_identity import LocalKey
     from shared.adapters.narrator import ChatNarrator
     from shared.adapters.pubsub_pull import PubSubInspector, PubSubPuller
@@ -147,7 +147,7 @@ def team_domains() -> TeamDomains:
 def _delegated_credentials(address: str, scope: str) -> Any:
     """Domain-wide-delegated credentials acting as ``address`` with exactly ``scope``: the
     key from the secret named in settings, else keyless (IAM signs for the service account)."""
-    from shared.adapters.gmail_credentials import (
+    from shared.adapters.gmail.credentials import (
         RedirectingRequest,
         delegated_credentials,
         parse_key_secret,
@@ -174,8 +174,8 @@ def _delegated_credentials(address: str, scope: str) -> Any:
 @functools.cache
 def gmail_for(address: str) -> GmailClient:
     """The read-only (``gmail.readonly``) Gmail client of one team mailbox, once per instance."""
-    from shared.adapters.gmail_api import GmailApiClient, QuotaPacer
-    from shared.adapters.gmail_credentials import SCOPE_READONLY
+    from shared.adapters.gmail.api import GmailApiClient, QuotaPacer
+    from shared.adapters.gmail.credentials import SCOPE_READONLY
 
     settings = get_settings()
     return GmailApiClient(
@@ -189,8 +189,8 @@ def gmail_for(address: str) -> GmailClient:
 @functools.cache
 def gmail_drafts_for(address: str) -> GmailDraftsClient:
     """The ``gmail.compose`` client of one team mailbox: it can only create drafts."""
-    from shared.adapters.gmail_credentials import SCOPE_COMPOSE
-    from shared.adapters.gmail_drafts import GmailDraftsClient
+    from shared.adapters.gmail.credentials import SCOPE_COMPOSE
+    from shared.adapters.gmail.drafts import GmailDraftsClient
 
     return GmailDraftsClient(
         _delegated_credentials(address, SCOPE_COMPOSE),
@@ -201,8 +201,8 @@ def gmail_drafts_for(address: str) -> GmailDraftsClient:
 @functools.cache
 def gmail_sender_for(address: str) -> GmailSender:
     """The digest's Gmail transport, acting as ``address`` with ``gmail.compose``."""
-    from shared.adapters.gmail_credentials import SCOPE_COMPOSE
-    from shared.adapters.gmail_send import GmailSender
+    from shared.adapters.gmail.credentials import SCOPE_COMPOSE
+    from shared.adapters.gmail.send import GmailSender
 
     return GmailSender(
         _delegated_credentials(address, SCOPE_COMPOSE), endpoint=get_settings().gmail_api_endpoint
@@ -326,7 +326,7 @@ def gmail_watch_puller() -> PubSubPuller:
 
 def _pubsub_credentials() -> Any:
     """Pub/Sub REST calls act as the delegation key's service account, else as ADC."""
-    from shared.adapters.gmail_credentials import parse_key_secret
+    from shared.adapters.gmail.credentials import parse_key_secret
     from shared.adapters.pubsub_pull import pull_credentials
 
     settings = get_settings()

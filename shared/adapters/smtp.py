@@ -1,6 +1,6 @@
 """The digest's SMTP transport: the ONE module allowed to import ``smtplib``.
 
-The fallback half of the digest's only automated send path (``gmail_send.py`` is the
+The fallback half of the digest's only automated send path (``gmail/send.py`` is the
 preferred half). Like the Gmail half, :meth:`SmtpSender.deliver` refuses by itself: it takes the
 active admins as a required argument and runs the domain's
 :func:`shared.domain.digest_recipients.require_admin_recipients` over the message's To/Cc/Bcc

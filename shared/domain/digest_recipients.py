@@ -1,7 +1,7 @@
 """Who may receive the digest, read from the message itself: the guard both transports run.
 
 The digest is the one automated send path and goes only to the fund's active admins at its own
-domains (seed spec, "Outbound mail"). The transports (``shared.adapters.gmail_send`` and
+domains (seed spec, "Outbound mail"). The transports (``shared.adapters.gmail.send`` and
 ``shared.adapters.smtp``) call :func:`require_admin_recipients` and
 :func:`require_team_recipients` right before sending, and the digest service
 (``shared.services.mail_transport``) refuses the same way before building the message; the rule

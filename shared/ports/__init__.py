@@ -17,12 +17,18 @@ from shared.ports.clock import Clock
 from shared.ports.crm import CrmStore
 from shared.ports.drafts import DraftsClient
 from shared.ports.gmail import (
+    CreatedDraft,
     FetchResult,
     GmailClient,
     GmailMessage,
+    HistoryChange,
+    HistoryChangeKind,
     HistoryExpiredError,
     HistoryPage,
+    HistoryRecord,
+    MailboxProfile,
     MessageIdPage,
+    WatchAnswer,
 )
 from shared.ports.listings import ListingStore
 from shared.ports.mail import MailStore
@@ -62,6 +68,7 @@ __all__ = [
     "AllowedRoles",
     "CaptureStore",
     "Clock",
+    "CreatedDraft",
     "CrmEditStore",
     "CrmStore",
     "Decision",
@@ -77,10 +84,14 @@ __all__ = [
     "GmailClient",
     "GmailMessage",
     "GmailTransport",
+    "HistoryChange",
+    "HistoryChangeKind",
     "HistoryExpiredError",
     "HistoryPage",
+    "HistoryRecord",
     "ListingStore",
     "MailStore",
+    "MailboxProfile",
     "MailboxStore",
     "MessageIdPage",
     "Narrator",
@@ -99,4 +110,5 @@ __all__ = [
     "TimelineStore",
     "TokenVerifier",
     "UserStore",
+    "WatchAnswer",
 ]

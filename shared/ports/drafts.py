@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Protocol
+
+from shared.ports.gmail import CreatedDraft
 
 
 class DraftsClient(Protocol):
-    """``users.drafts.create`` as one mailbox (``adapters.gmail_drafts.GmailDraftsClient``)."""
+    """``users.drafts.create`` as one mailbox (``adapters.gmail.drafts.GmailDraftsClient``)."""
 
-    def create_draft(self, raw: bytes, thread_id: str) -> dict[str, Any]: ...
+    def create_draft(self, raw: bytes, thread_id: str) -> CreatedDraft: ...

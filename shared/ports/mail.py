@@ -30,6 +30,11 @@ class MailStore(Protocol):
         ...
 
     def get_email(self, email_id: str) -> Email | None: ...
+    def get_emails(self, email_ids: Iterable[str]) -> dict[str, Email]:
+        """The stored emails among these ids, by id, in one batched read (unknown ids are
+        left out): capture reads a chunk of messages' emails at once, not one by one."""
+        ...
+
     def list_emails_matched_between(
         self, since: datetime, until: datetime, *, limit: int = 500, page_token: str = ""
     ) -> Page[Email]:

@@ -14,7 +14,7 @@ from shared.domain.tenancy import TeamDomains
 
 
 class GmailTransport(Protocol):
-    """``users.messages.send`` as one mailbox (``shared.adapters.gmail_send.GmailSender``)."""
+    """``users.messages.send`` as one mailbox (``shared.adapters.gmail.send.GmailSender``)."""
 
     def deliver(self, raw: bytes, *, admins: Collection[str], team: TeamDomains) -> str:
         """Send ``raw`` (RFC 5322 bytes) to its header recipients; Gmail's message id."""

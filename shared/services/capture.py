@@ -20,18 +20,19 @@ when behind. How:
   else ``full``; attachments never). Unmatched mail keeps header metadata only.
 - **A decoded value is never re-read as structure.** Gmail hands metadata (and ``full``
   headers) over already decoded, so a display name may now hold CR LF ``Bcc: ...`` or a NUL.
-  Such a value keeps only its valid ``<addr-spec>`` addresses, its names are dropped and the
-  email carries a header problem (counted in the mailbox's status); other headers are
-  flattened to one line. Matched mail fetched ``raw`` takes its headers from the raw bytes.
-- **Snippets are text.** Gmail's snippet is HTML-escaped (``We&#39;d``); it is unescaped once
-  here, and the email says so (``snippet_plain``), so nothing unescapes it twice.
+  The Gmail adapter makes such values safe before they reach the parser and says what it did
+  (``GmailMessage.header_notes``); the email carries those as header problems (counted in the
+  mailbox's status). Matched mail fetched ``raw`` takes its headers from the raw bytes.
+- **Snippets are text.** Gmail's snippet is HTML-escaped (``We&#39;d``); the adapter unescapes
+  it once, and the email says so (``snippet_plain``), so nothing unescapes it twice.
+
+Gmail's JSON never reaches this module: the port hands over typed messages and history records.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
-import html
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -40,7 +41,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shared.domain.addresses import canonical_address
-from shared.domain.headers import angle_addr_specs, has_control, one_line
+from shared.domain.headers import has_control, one_line
 from shared.domain.matching import (
     Exclusions,
     Match,
@@ -69,6 +70,7 @@ from shared.ports import (
     CrmStore,
     GmailClient,
     GmailMessage,
+    HistoryChangeKind,
     HistoryExpiredError,
     MailboxStore,
     SettingsStore,
@@ -113,9 +115,11 @@ EXCLUSIONS_SETTING = "exclusions"
 BACKFILL_DAYS_SETTING = "backfill_horizon_days"
 DEFAULT_BACKFILL_DAYS = 365
 COVERAGE_QUERY = "newer_than:2d -in:chats -in:drafts"
-# Headers whose decoded value the parser reads as an address list.
-ADDRESS_HEADER_NAMES = frozenset({"from", "sender", "reply-to", "to", "cc", "bcc"})
 RECONCILE_EVERY = timedelta(days=7)
+# A run reads at most this many of its mailbox's capture problems (the status counts up to it)
+# and retries the first PROBLEMS_RETRIED of them, by Gmail id, before anything new.
+PROBLEMS_READ = 1000
+PROBLEMS_RETRIED = 500
 
 
 @dataclass
@@ -189,20 +193,32 @@ class Capture:
             message = fetched.messages.get(gid)
             if message is None:
                 continue
-            if NOT_CAPTURED_LABELS & set(message.get("labelIds", [])):
+            if NOT_CAPTURED_LABELS & set(message.label_ids):
                 # Labels as of this fetch, not as of the history record that named the id: a
                 # draft is never stored, whichever record made capture look at it.
                 report.skipped += 1
                 continue
-            prepared.append((message, parse_message(header_block(message))))
+            prepared.append((message, parse_message(message.header_block)))
 
+        # The chunk's stored emails in one batched read: what the body fetch and the writes
+        # decide on. Only an email written earlier in this chunk (a Message-ID seen twice) is
+        # read again, so its second message sees the first one's write.
+        email_ids = {m.id: self._email_id(m, p) for m, p in prepared}
+        stored: dict[str, Email | None] = {}
+        if prepared:
+            stored.update(self.store.get_emails(email_ids.values()))
+        written: set[str] = set()
         matches = self._match_all(prepared)
-        bodies = self._fetch_bodies(prepared, matches)
+        bodies = self._fetch_bodies(prepared, matches, email_ids, stored)
         for message, parsed in prepared:
-            gid = message["id"]
+            gid = message.id
+            email_id = email_ids[gid]
             try:
+                if email_id in written:
+                    stored[email_id] = self.store.get_email(email_id)
+                written.add(email_id)
                 found = matches.get(gid, [])
-                self._write(message, parsed, found, bodies.get(gid))
+                self._write(message, parsed, found, bodies.get(gid), email_id, stored.get(email_id))
             except Exception as exc:
                 # One message must never stop the rest; its reason is kept for the status.
                 logger.exception(
@@ -220,28 +236,29 @@ class Capture:
         self, prepared: Sequence[tuple[GmailMessage, ParsedMessage]]
     ) -> dict[str, list[Match]]:
         """Match a chunk of messages with one round of store look-ups for all of them."""
-        candidates = {m["id"]: participants(p) for m, p in prepared if not p.is_bulk}
+        candidates = {m.id: participants(p) for m, p in prepared if not p.is_bulk}
         return match_many(self.store, candidates, self.own_addresses, self.exclusions)
 
     def _fetch_bodies(
         self,
         prepared: Sequence[tuple[GmailMessage, ParsedMessage]],
         matches: dict[str, list[Match]],
+        email_ids: dict[str, str],
+        stored_emails: dict[str, Email | None],
     ) -> dict[str, ParsedMessage]:
         """Second fetch, for matched mail only, and only when no mailbox stored its body yet."""
         small: list[str] = []
         large: list[str] = []
-        for message, parsed in prepared:
-            gid = message["id"]
+        for message, _ in prepared:
+            gid = message.id
             if gid not in matches:
                 continue
-            stored = self.store.get_email(self._email_id(message, parsed))
+            stored = stored_emails.get(email_ids[gid])
             if stored is not None and stored.matched and (stored.body or stored.snippet):
                 continue
             if not without_corrected(matches[gid], stored):
                 continue  # every match corrected away: it will not be stored as matched
-            size = int(message.get("sizeEstimate", 0) or 0)
-            (small if size <= RAW_FETCH_LIMIT_BYTES else large).append(gid)
+            (small if message.size_estimate <= RAW_FETCH_LIMIT_BYTES else large).append(gid)
         bodies, failed = fetch_bodies(self.gmail, small, large)
         for gid, reason in failed.items():
             # Kept without its body for now: the metadata is stored and the body retried.
@@ -252,9 +269,9 @@ class Capture:
         return email_id_for(
             parsed.message_id,
             from_address=parsed.sender.address if parsed.sender else "",
-            date=header_value(message, "Date"),
+            date=message.header("Date"),
             subject=parsed.subject,
-            body_sha256=hashlib.sha256(message.get("snippet", "").encode()).hexdigest(),
+            body_sha256=hashlib.sha256(message.snippet_escaped.encode()).hexdigest(),
         )
 
     def _write(
@@ -263,19 +280,21 @@ class Capture:
         parsed: ParsedMessage,
         found: list[Match],
         body: ParsedMessage | None,
+        email_id: str,
+        stored: Email | None,
     ) -> None:
-        """The writes of one message, sighting last (see the module docstring)."""
+        """The writes of one message, sighting last (see the module docstring). ``stored``:
+        the email as the chunk's read found it."""
         # With the raw message in hand, its own headers are the better source: Gmail's metadata
         # values come decoded, which can split an encoded display name holding a comma. The
-        # ``full`` format's headers are decoded values too: ``full_to_mime`` made them safe.
+        # ``full`` format's headers are decoded values too: the adapter made them safe.
         from_body = body is not None and bool(body.from_)
         headers = body if body is not None and from_body else parsed
         notes = decoded_header_notes(message, read_from_raw=from_body)
-        email = build_email(self._email_id(message, parsed), message, headers, notes=notes)
-        stored = self.store.get_email(email.id)
+        email = build_email(email_id, message, headers, notes=notes)
         # An admin's "not investor mail" holds in every mailbox that sees the email.
         found = without_corrected(found, stored)
-        snippet = plain_snippet(message)
+        snippet = message.snippet
         if found:
             if body is not None:
                 email = with_body(email, snippet, body)
@@ -295,7 +314,7 @@ class Capture:
                     "fields": {
                         "event": "header_problem",
                         "mailbox": self.account.address,
-                        "gmail_id": message["id"],
+                        "gmail_id": message.id,
                         "problems": len(email.header_problems),
                     }
                 },
@@ -306,27 +325,28 @@ class Capture:
         apply_matches(
             self.store, email.id, found, account_id=self.account.id, actor="capture", unlink=False
         )
-        labels = list(message.get("labelIds", []))
+        labels = list(message.label_ids)
         self.store.record_sighting(
             Sighting.new(
                 self.account.id,
-                message["id"],
+                message.id,
                 email.id,
-                thread_id=message.get("threadId", ""),
+                thread_id=message.thread_id,
                 label_ids=labels,
                 is_sent="SENT" in labels,
-                internal_date=internal_date(message),
+                internal_date=message.internal_date,
                 deleted=bool(DELETED_LABELS & set(labels)),
             )
         )
-        self._clear_problem(message["id"])
+        self._clear_problem(message.id)
 
     @property
     def problem_ids(self) -> set[str]:
-        """The mailbox's recorded problems, read once per run (clearing is then only a write
-        for messages that had one, not for every captured message)."""
+        """The mailbox's recorded problems, read once per run and then kept up to date here
+        (clearing is then only a write for messages that had one, not for every captured
+        message, and the run's end counts them without reading them again)."""
         if self._problem_ids is None:
-            problems = self.store.list_capture_problems(self.account.id, limit=1000)
+            problems = self.store.list_capture_problems(self.account.id, limit=PROBLEMS_READ)
             self._problem_ids = {p.gmail_message_id for p in problems}
         return self._problem_ids
 
@@ -406,8 +426,7 @@ def fetch_bodies(
             continue
         fetched = gmail.get_messages(ids, format=fmt)
         for gid, message in fetched.messages.items():
-            data = raw_bytes(message) if fmt == "raw" else full_to_mime(message)
-            bodies[gid] = parse_message(data)
+            bodies[gid] = parse_message(message.mime)
         failed.update(fetched.failed)
     return bodies, failed
 
@@ -440,125 +459,15 @@ def own_canonical_addresses(store: MailboxStore) -> set[str]:
 # -- pure helpers --------------------------------------------------------------------------------
 
 
-def header_value(message: GmailMessage, name: str) -> str:
-    for header in message.get("payload", {}).get("headers", []):
-        if str(header.get("name", "")).lower() == name.lower():
-            return str(header.get("value", ""))
-    return ""
-
-
-def plain_snippet(message: GmailMessage) -> str:
-    """Gmail's snippet as text: Gmail sends it HTML-escaped (``We&#39;d``); unescaped once."""
-    return html.unescape(str(message.get("snippet", "")))
-
-
-def decoded_header(name: str, value: str) -> tuple[str, str]:
-    """A header value Gmail decoded, made safe to hand to the parser again, and the problem
-    found in it ("" if none).
-
-    A value without control characters is as it came. One with them was shaped by the
-    sender's display-name text (decoded encoded words): an address header keeps only its
-    valid ``<addr-spec>`` addresses and drops the names (no address is ever read out of name
-    text, and none is made up: with none left the header is empty); any other header becomes
-    one line.
-    """
-    if not has_control(value):
-        return value, ""
-    if name.strip().lower() in ADDRESS_HEADER_NAMES:
-        kept = angle_addr_specs(value)
-        safe = ", ".join(f"<{address}>" for address in kept)
-        return safe, (
-            f"{name}: held control characters; kept only its {len(kept)} <address>"
-            f" value(s), display names dropped"
-        )
-    return one_line(value), f"{name}: held control characters; flattened to one line"
-
-
-def decoded_headers(headers: Iterable[dict[str, Any]]) -> tuple[list[tuple[str, str]], list[str]]:
-    """Gmail's decoded header values (metadata, or a ``full`` payload's) as safe
-    ``(name, value)`` pairs, and the problems found in them."""
-    pairs: list[tuple[str, str]] = []
-    notes: list[str] = []
-    for header in headers:
-        name = one_line(str(header.get("name", ""))).replace(" ", "").rstrip(":")
-        if not name:
-            continue
-        value, note = decoded_header(name, str(header.get("value", "")))
-        pairs.append((name, value))
-        if note and note not in notes:
-            notes.append(note)
-    return pairs, notes
-
-
 def decoded_header_notes(message: GmailMessage, *, read_from_raw: bool = False) -> list[str]:
-    """The problems of a message's metadata header values (see ``decoded_header``); with
+    """The problems of a message's metadata header values (the adapter's notes); with
     ``read_from_raw``, noted as such (the headers were taken from the raw message instead)."""
-    headers = message.get("payload", {}).get("headers", [])
     if not read_from_raw:
-        return decoded_headers(headers)[1]
-    names = [str(h.get("name", "")) for h in headers if has_control(str(h.get("value", "")))]
+        return list(message.header_notes)
     return [
-        f"{one_line(name)}: held control characters once decoded; read from the raw message"
-        for name in dict.fromkeys(names)
+        f"{name}: held control characters once decoded; read from the raw message"
+        for name in message.control_header_names
     ]
-
-
-def header_block(message: GmailMessage) -> bytes:
-    """The message's metadata headers as an RFC 5322 header block, for the one parser (each
-    value made safe first: ``decoded_header``)."""
-    pairs, _ = decoded_headers(message.get("payload", {}).get("headers", []))
-    lines = [f"{name}: {value}" for name, value in pairs]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8", "surrogateescape")
-
-
-def raw_bytes(message: GmailMessage) -> bytes:
-    import base64
-
-    data = str(message.get("raw", ""))
-    return base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))
-
-
-def full_to_mime(message: GmailMessage) -> bytes:
-    """A ``format=full`` message as MIME bytes for the parser: its headers plus the text parts
-    (attachments arrive without data and are never downloaded)."""
-    import base64
-
-    texts: list[tuple[str, str]] = []
-
-    def walk(part: dict[str, Any]) -> None:
-        mime = str(part.get("mimeType", ""))
-        data = part.get("body", {}).get("data")
-        if mime in ("text/plain", "text/html") and data and not part.get("filename"):
-            raw = base64.urlsafe_b64decode(str(data) + "=" * (-len(str(data)) % 4))
-            texts.append((mime, raw.decode("utf-8", "replace")))
-        for child in part.get("parts", []) or []:
-            walk(child)
-
-    payload = message.get("payload", {})
-    walk(payload)
-    preferred = next((t for t in texts if t[0] == "text/plain"), texts[0] if texts else None)
-    # The payload's header values are decoded like metadata's: made safe the same way.
-    pairs, _ = decoded_headers(payload.get("headers", []))
-    headers = [
-        f"{name}: {value}"
-        for name, value in pairs
-        if name.lower() not in ("content-type", "content-transfer-encoding")
-    ]
-    if preferred is None:
-        return ("\r\n".join(headers) + "\r\n\r\n").encode("utf-8", "replace")
-    mime, text = preferred
-    headers += [
-        f"Content-Type: {mime}; charset=utf-8",
-        "Content-Transfer-Encoding: 8bit",
-    ]
-    return ("\r\n".join(headers) + "\r\n\r\n" + text).encode("utf-8", "replace")
-
-
-def internal_date(message: GmailMessage) -> datetime | None:
-    value = message.get("internalDate")
-    if value in (None, ""):
-        return None
-    return datetime.fromtimestamp(int(str(value)) / 1000, tz=UTC)
 
 
 def participants(parsed: ParsedMessage) -> list[tuple[MatchHeader, Mailbox]]:
@@ -625,8 +534,8 @@ def build_email(
         to=flat("To", parsed.to),
         cc=flat("Cc", parsed.cc),
         bcc=flat("Bcc", parsed.bcc),
-        date=parsed.date or internal_date(message),
-        size=int(message.get("sizeEstimate", 0) or 0),
+        date=parsed.date or message.internal_date,
+        size=message.size_estimate,
         participant_addresses=searchable,
         participant_domains=list(parsed.participant_domains),
         is_bulk=parsed.is_bulk,
@@ -715,6 +624,8 @@ class RunResult:
     report: IngestReport
     finished: bool
     coverage_gap: int = 0
+    # The mailbox's capture problems left at the end of the run (at most PROBLEMS_READ).
+    problems: int = 0
 
 
 def backfill_query(store: SettingsStore, now: datetime) -> str:
@@ -734,9 +645,9 @@ def run_capture(
     expired) or a partial sync, then optionally the coverage check."""
     store, account = capture.store, capture.account
     report = IngestReport()
-    problems = store.list_capture_problems(account.id, limit=500)
-    if problems:
-        report.add(capture.ingest([p.gmail_message_id for p in problems], retry_known=True))
+    retried = sorted(capture.problem_ids)[:PROBLEMS_RETRIED]
+    if retried:
+        report.add(capture.ingest(retried, retry_known=True))
     state = account.sync
     if not state.backfill_done or state.history_id == 0:
         mode, finished = "full", _full_sync(capture, state, report, deadline, clock)
@@ -765,7 +676,10 @@ def run_capture(
     gap = 0
     if finished and coverage:
         gap = check_coverage(capture, report)
-    return RunResult(mode=mode, report=report, finished=finished, coverage_gap=gap)
+    problems = min(len(capture.problem_ids), PROBLEMS_READ)
+    return RunResult(
+        mode=mode, report=report, finished=finished, coverage_gap=gap, problems=problems
+    )
 
 
 def _full_sync(
@@ -783,8 +697,8 @@ def _full_sync(
         state = store.update_sync_state(
             account.id,
             SyncStateChange(
-                backfill_history_id=int(profile.get("historyId", 0) or 0),
-                messages_total=int(profile.get("messagesTotal", 0) or 0),
+                backfill_history_id=profile.history_id,
+                messages_total=profile.messages_total,
                 messages_done=0 if state.backfill_history_id == 0 else None,
                 status=SyncStatus.SYNCING,
             ),
@@ -839,26 +753,27 @@ def _partial_sync(
         restore: list[str] = []
         soft_delete: list[str] = []
         for record in page.records:
-            for item in record.get("messagesAdded", []):
-                message = item.get("message", {})
-                if not NOT_CAPTURED_LABELS & set(message.get("labelIds", [])):
-                    added.append(message["id"])
-            for item in record.get("messagesDeleted", []):
-                soft_delete.append(item["message"]["id"])
-            for item in record.get("labelsAdded", []):
-                labels = set(item.get("labelIds", []))
-                if DELETED_LABELS & labels:
-                    soft_delete.append(item["message"]["id"])
-                if BECAME_MAIL_LABELS & labels:
-                    added.append(item["message"]["id"])
-            for item in record.get("labelsRemoved", []):
-                labels = set(item.get("labelIds", []))
-                if DELETED_LABELS & labels:
-                    restore.append(item["message"]["id"])
-                if "DRAFT" in labels:
-                    # A draft sent under its own message id (Gmail's other shape of a send is
-                    # a new id in messagesAdded, above).
-                    added.append(item["message"]["id"])
+            for change in record.changes:
+                labels = set(change.label_ids)
+                if change.kind is HistoryChangeKind.MESSAGE_ADDED:
+                    # Mail that arrives straight in TRASH or SPAM is not captured, as the
+                    # backfill (which lists neither) would not: it is when it leaves them.
+                    if not (NOT_CAPTURED_LABELS | DELETED_LABELS) & labels:
+                        added.append(change.message_id)
+                elif change.kind is HistoryChangeKind.MESSAGE_DELETED:
+                    soft_delete.append(change.message_id)
+                elif change.kind is HistoryChangeKind.LABELS_ADDED:
+                    if DELETED_LABELS & labels:
+                        soft_delete.append(change.message_id)
+                    if BECAME_MAIL_LABELS & labels:
+                        added.append(change.message_id)
+                else:
+                    if DELETED_LABELS & labels:
+                        restore.append(change.message_id)
+                    if "DRAFT" in labels:
+                        # A draft sent under its own message id (Gmail's other shape of a send
+                        # is a new id in messagesAdded, above).
+                        added.append(change.message_id)
         # Ids already sighted are skipped without a fetch; the rest are fetched and their
         # labels checked then, so an auto-saved draft (a new id per save) stores nothing.
         report.add(capture.ingest(added))
@@ -871,16 +786,14 @@ def _partial_sync(
                 report.add(capture.ingest([gid]))
             else:
                 fresh = gmail.get_messages([gid], format="minimal")
-                if gid in fresh.messages and DELETED_LABELS & set(
-                    fresh.messages[gid].get("labelIds", [])
-                ):
+                if gid in fresh.messages and DELETED_LABELS & set(fresh.messages[gid].label_ids):
                     store.set_sighting_deleted(account.id, gid, True)
         token = page.next_page_token
         if not token:
             store.update_sync_state(account.id, SyncStateChange(history_id=page.history_id))
             return True
         if page.records:
-            last = max(int(r.get("id", 0)) for r in page.records)
+            last = max(r.id for r in page.records)
             store.update_sync_state(account.id, SyncStateChange(history_id=last))
         if clock() >= deadline:
             return False

@@ -126,11 +126,10 @@ def create_reply_draft(
             mailbox=account.address,
         )
     created = drafts_for(account.address).create_draft(draft.raw, sighting.thread_id)
-    message = created.get("message") or {}
     result = DraftResult(
-        draft_id=str(created.get("id") or ""),
-        message_id=str(message.get("id") or ""),
-        thread_id=str(message.get("threadId") or ""),
+        draft_id=created.draft_id,
+        message_id=created.message_id,
+        thread_id=created.thread_id,
         account_id=account.id,
         mailbox=account.address,
         mode=request.mode,

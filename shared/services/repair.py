@@ -48,11 +48,9 @@ from shared.services.capture import (
     decoded_header_notes,
     email_participants,
     fetch_bodies,
-    header_block,
     load_exclusions,
     match_many,
     own_canonical_addresses,
-    plain_snippet,
     with_body,
 )
 
@@ -343,11 +341,11 @@ def repair_participants(
     def repair_one(
         email: Email, message: GmailMessage, account: EmailAccount, step: dict[str, int]
     ) -> None:
-        gid = str(message["id"])
+        gid = message.id
         fresh = build_email(
             email.id,
             message,
-            parse_message(header_block(message)),
+            parse_message(message.header_block),
             notes=decoded_header_notes(message),
         )
         found = without_corrected(matches_of(fresh), email)
@@ -364,7 +362,7 @@ def repair_participants(
                     found = without_corrected(matches_of(fresh), email)
                     update = _headers_of(fresh)
                 if found:
-                    texts = with_body(fresh, plain_snippet(message), body)
+                    texts = with_body(fresh, message.snippet, body)
                     update.update({name: getattr(texts, name) for name in TEXT_FIELDS})
         before = _headers_of(email)
 

@@ -237,7 +237,6 @@ def run_sync(
         except Exception as exc:
             _record_failure(store, account.id, f"{type(exc).__name__}: {exc}"[:500])
             raise
-        problems = len(store.list_capture_problems(account.id, limit=1000))
         finished = result.finished
         try:
             store.update_sync_state(
@@ -246,7 +245,7 @@ def run_sync(
                     status=SyncStatus.OK if finished else SyncStatus.BEHIND,
                     last_success_at=now if finished else None,
                     last_error="",
-                    messages_failed=problems,
+                    messages_failed=result.problems,
                 ),
             )
         except NotFoundError:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from shared import events
@@ -46,8 +45,7 @@ def renew_watches(
                 },
             )
             continue
-        expiration = datetime.fromtimestamp(int(answer["expiration"]) / 1000, tz=UTC)
-        store.update_sync_state(account.id, SyncStateChange(watch_expiration=expiration))
+        store.update_sync_state(account.id, SyncStateChange(watch_expiration=answer.expiration))
         renewed.append(account.address)
     return renewed, failed
 
@@ -105,6 +103,5 @@ def start_watch(
             },
         )
         return WatchStart(started=False, error=reason)
-    expiration = datetime.fromtimestamp(int(answer["expiration"]) / 1000, tz=UTC)
-    store.update_sync_state(account.id, SyncStateChange(watch_expiration=expiration))
+    store.update_sync_state(account.id, SyncStateChange(watch_expiration=answer.expiration))
     return WatchStart(started=True)

@@ -112,3 +112,32 @@ class TestCreateRaces:
         stored = firestore_store.get_user(user.id)
         assert stored is not None
         assert stored.name == "Theirs"
+
+
+@pytest.mark.firestore
+class TestDocumentCounts:
+    """The benchmarks' read and write counts (``FirestoreStore.reads``/``writes``) follow the
+    documents a call touches: a committed transaction's writes, and a batched get's reads."""
+
+    def test_writes_are_counted_per_document_and_batched_reads_per_id(
+        self, firestore_store: FirestoreStore
+    ) -> None:
+        from shared.adapters.firestore.documents import EMAILS, SIGHTINGS
+        from shared.domain.models import Email, EmailAccount, Sighting
+
+        account = EmailAccount.new("team@fund.example")
+        firestore_store.add_email_account(account)
+        email = Email(id=email_id_for("<counted@x>"))
+        writes = dict(firestore_store.writes)
+
+        firestore_store.upsert_email(email)
+        assert firestore_store.writes[EMAILS] == writes.get(EMAILS, 0) + 1
+        firestore_store.record_sighting(Sighting.new(account.id, "g1", email.id))
+        # The sighting, and the email whose live mailboxes it changed.
+        assert firestore_store.writes[SIGHTINGS] == writes.get(SIGHTINGS, 0) + 1
+        assert firestore_store.writes[EMAILS] == writes.get(EMAILS, 0) + 2
+
+        reads = firestore_store.reads.get(EMAILS, 0)
+        found = firestore_store.get_emails([email.id, email_id_for("<absent@x>")])
+        assert list(found) == [email.id]
+        assert firestore_store.reads[EMAILS] == reads + 2

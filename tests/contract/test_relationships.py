@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from shared.adapters.sqlite import SqliteStore
+from shared.domain.listing_keys import InvestorSort
 from shared.domain.models import (
     Contact,
     Email,
@@ -23,7 +24,6 @@ from shared.domain.models import (
     User,
     email_id_for,
 )
-from shared.domain.listing_keys import InvestorSort
 from shared.domain.relationships import (
     ColdReason,
     RelationshipSort,

@@ -551,6 +551,23 @@ class TestEmails:
             email.id
         ]
 
+    def test_get_emails_reads_many_at_once_and_leaves_out_the_unknown(self, store: Store) -> None:
+        first, second = make_email("a@fund.example"), make_email("b@fund.example", subject="Two")
+        investor = Investor(name="Fund I")
+        store.upsert_investor(investor)
+        for email in (first, second):
+            store.upsert_email(email)
+        store.link_email_to_investor(make_link(second.id, investor.id))
+        many = [make_email().id for _ in range(600)]  # more than one batch of look-ups
+
+        found = store.get_emails([second.id, first.id, first.id, "e_unknown", "", *many])
+
+        assert set(found) == {first.id, second.id}
+        assert found[first.id] == store.get_email(first.id)
+        assert found[second.id].subject == "Two"
+        assert found[second.id].matched  # as stored, denormalised fields included
+        assert store.get_emails([]) == {}
+
     def test_upsert_refreshes_captured_fields_and_keeps_first_seen(self, store: Store) -> None:
         email = make_email("lp@fund.example", first_seen_at=T0)
         store.upsert_email(email)

@@ -11,7 +11,7 @@ import pytest
 from embedded.stack import Stack, local_stack
 from sandbox.scenario import TEAM, seed_crm, seed_mail
 from shared import wiring
-from shared.adapters.gmail_credentials import SCOPE_COMPOSE
+from shared.adapters.gmail.credentials import SCOPE_COMPOSE
 from shared.domain.models import Role, User
 from tests.support.admin_api import call
 

@@ -158,7 +158,7 @@ def test_new_mail_reaches_the_store_through_gmail_push(admin_stack: Stack) -> No
 def test_a_grant_without_the_scope_is_a_clear_error_in_the_mailbox_status(
     admin_stack: Stack,
 ) -> None:
-    from shared.adapters.gmail_credentials import SCOPE_READONLY
+    from shared.adapters.gmail.credentials import SCOPE_READONLY
 
     store = wiring.store()
     scenario = seed_crm(store)

@@ -10,7 +10,7 @@ import pytest
 from google.auth import exceptions as auth_exceptions
 
 from shared import events
-from shared.adapters.gmail_credentials import SCOPE_READONLY, translate_auth_error
+from shared.adapters.gmail.credentials import SCOPE_READONLY, translate_auth_error
 from shared.adapters.sqlite import SqliteStore
 from shared.domain.models import EmailAccount
 from shared.errors import ConfigurationError

@@ -175,6 +175,32 @@ class TestPartialSync:
         assert email is not None
         assert email.matched
 
+    def test_mail_arriving_in_trash_or_spam_waits_until_it_leaves(
+        self, sqlite_store: SqliteStore, world: GmailWorld, seeded: Scenario
+    ) -> None:
+        """The partial sync agrees with the backfill: an investor's message added straight to
+        TRASH (or SPAM) is neither stored nor proposed until it is moved back to the inbox."""
+        sync_all(sqlite_store, world)
+        ada = TEAM[0]
+        for label in ("TRASH", "SPAM"):
+            mid, raw = message(
+                sender="Zoe Zeta <zoe@zeta.vc>",
+                to=[ada],
+                subject=f"Straight to {label}",
+                body="Old news.",
+                date=NOW,
+            )
+            gid = world.sandbox.add_message(ada, raw, label_ids=(label,))
+            proposals_before = len(sqlite_store.list_proposals(limit=500).items)
+            sync_once(sqlite_store, world, ada)
+            assert sqlite_store.get_email(email_id_for(mid)) is None
+            assert len(sqlite_store.list_proposals(limit=500).items) == proposals_before
+            world.sandbox.modify_labels(ada, gid, add=["INBOX"], remove=[label])
+            sync_once(sqlite_store, world, ada)
+            email = sqlite_store.get_email(email_id_for(mid))
+            assert email is not None
+            assert email.matched
+
     def test_the_history_id_only_moves_forward(
         self, sqlite_store: SqliteStore, world: GmailWorld, seeded: Scenario
     ) -> None:

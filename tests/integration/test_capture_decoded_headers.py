@@ -19,7 +19,7 @@ from shared.domain.activity import ActivityQuery
 from shared.domain.models import Email, Mailbox, email_id_for
 from shared.domain.parser import parse_message
 from shared.ports import Store
-from shared.services.capture import RAW_FETCH_LIMIT_BYTES, full_to_mime
+from shared.services.capture import RAW_FETCH_LIMIT_BYTES
 from tests.support.decoded_headers import (
     CONTACT,
     INVENTED,
@@ -130,7 +130,7 @@ def test_full_format_headers_are_made_safe_before_they_are_parsed(
     gmail_id = deliver(world, "<big.3@zeta.vc>", sender=ZOE_CRLF_BCC, cc=MAX_CRLF_CC, body=big)
 
     full = world.gmail_for(ADA).get_messages([gmail_id], format="full").messages[gmail_id]
-    reparsed = parse_message(full_to_mime(full))
+    reparsed = parse_message(full.mime)
     assert addresses(reparsed.from_) == [CONTACT]
     assert addresses(reparsed.cc) == ["max@other.example"]
     assert reparsed.bcc == []
@@ -148,7 +148,7 @@ def test_the_snippet_is_stored_unescaped_and_search_does_not_find_the_entity(
 ) -> None:
     gmail_id = deliver(world, "<snippet.4@zeta.vc>", sender="Zoe Zeta <zoe@zeta.vc>")
     sent = world.gmail_for(ADA).get_messages([gmail_id], format="minimal").messages[gmail_id]
-    assert sent["snippet"].startswith("We&#39;d like")  # Gmail's escaping, as the sandbox does
+    assert sent.snippet_escaped.startswith("We&#39;d like")  # Gmail's escaping, as the sandbox does
 
     sync_all(store, world, now=NOW)
 
@@ -163,3 +163,22 @@ def test_the_snippet_is_stored_unescaped_and_search_does_not_find_the_entity(
     assert hits("39") == []
     assert hits("amp") == []
     assert hits("deck") == [email.id]
+
+
+def test_one_message_id_twice_in_a_mailbox_is_one_email_whose_problem_counts_once(
+    store: Store, world: GmailWorld, crm_seeded: Scenario
+) -> None:
+    """Both copies land in one chunk, whose stored emails are read in one batch before either
+    is written: the second copy must still see the first one's write (its header problem is
+    counted once, and the body the first fetched is kept)."""
+    first = deliver(world, "<twice.5@zeta.vc>", sender=ZOE_CRLF_BCC)
+    second = deliver(world, "<twice.5@zeta.vc>", sender=ZOE_CRLF_BCC)
+
+    sync_all(store, world, now=NOW)
+
+    email = stored(store, "<twice.5@zeta.vc>")
+    assert email.matched and email.body.startswith("We'd like to see the deck")
+    account = store.get_email_account(crm_seeded.accounts[0].id)
+    assert account is not None
+    assert account.sync.header_problems == 1
+    assert {s.gmail_message_id for s in store.list_sightings(email.id)} == {first, second}

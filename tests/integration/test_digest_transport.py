@@ -23,8 +23,8 @@ from pathlib import Path
 import pytest
 
 from sandbox.smtp_sink import SmtpSink
-from shared.adapters.gmail_credentials import SCOPE_COMPOSE, delegated_credentials
-from shared.adapters.gmail_send import (
+from shared.adapters.gmail.credentials import SCOPE_COMPOSE, delegated_credentials
+from shared.adapters.gmail.send import (
     GmailSender,
     NotAnAdminError,
     header_recipients,

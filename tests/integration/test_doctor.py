@@ -24,7 +24,7 @@ from sandbox.narrator_stub import NarratorStub, RunningNarrator, serve_narrator_
 from sandbox.pubsub_rest import GMAIL_PUSH_PUBLISHER, PubSubRestStandIn
 from sandbox.smtp_sink import SmtpSink
 from shared import doctor, wiring
-from shared.adapters.gmail_credentials import SCOPE_COMPOSE, SCOPE_READONLY
+from shared.adapters.gmail.credentials import SCOPE_COMPOSE, SCOPE_READONLY
 from shared.cli import main as cli_main
 
 pytestmark = pytest.mark.usefixtures("loopback_bypasses_proxies")

@@ -20,10 +20,10 @@ from typing import Any
 import pytest
 
 from sandbox.gmail import GmailSandbox, serve_gmail_sandbox
-from shared.adapters.gmail_api import BATCH_PATH, GmailApiClient, RetryPolicy
-from shared.adapters.gmail_credentials import SCOPE_READONLY, delegated_credentials
+from shared.adapters.gmail.api import BATCH_PATH, GmailApiClient, RetryPolicy
+from shared.adapters.gmail.credentials import SCOPE_READONLY, delegated_credentials
 from shared.errors import ConfigurationError, RetryableError
-from shared.ports import GmailClient, HistoryExpiredError
+from shared.ports import GmailClient, HistoryChangeKind, HistoryExpiredError, HistoryRecord
 
 pytestmark = pytest.mark.usefixtures("loopback_bypasses_proxies")
 
@@ -120,10 +120,10 @@ def test_profile_is_the_delegated_mailbox(client: GmailApiClient, sandbox: Gmail
 
     profile = client.get_profile()
 
-    assert profile["emailAddress"] == MAILBOX
-    assert profile["messagesTotal"] == 3
-    assert isinstance(profile["historyId"], int)
-    assert profile["historyId"] > 0
+    assert profile.email_address == MAILBOX
+    assert profile.messages_total == 3
+    assert isinstance(profile.history_id, int)
+    assert profile.history_id > 0
 
 
 def test_list_message_ids_pages_newest_first_with_estimate(
@@ -166,13 +166,41 @@ def test_sixty_metadata_gets_go_in_three_batches_and_a_deleted_id_is_missing(
     assert result.failed == {}
     assert set(result.messages) == set(ids) - {gone}
     message = result.messages[ids[0]]
-    assert message["id"] == ids[0]
-    names = {header["name"] for header in message["payload"]["headers"]}
+    assert message.id == ids[0]
+    names = {name for name, _ in message.headers}
     assert names == {"From", "Subject"}
-    assert "raw" not in message
+    assert message.mime == b""
     assert gmail.stats() == {"calls": 0, "batches": 3, "batch_parts": 60, "retries": 0}
     assert sandbox.calls(MAILBOX)["messages.get"] == 60
     assert sleep.waits == []
+
+
+def test_messages_arrive_typed_in_every_format(
+    client: GmailApiClient, sandbox: GmailSandbox
+) -> None:
+    """Gmail's JSON stops here: ids, labels, the internal date, size, snippet text and the
+    message's bytes come typed, whatever the format."""
+    raw = raw_message(1)
+    gmail_id = sandbox.add_message(MAILBOX, raw)
+
+    minimal = client.get_messages([gmail_id], format="minimal").messages[gmail_id]
+    raw_format = client.get_messages([gmail_id], format="raw").messages[gmail_id]
+    full = client.get_messages([gmail_id], format="full").messages[gmail_id]
+    metadata = client.get_messages(
+        [gmail_id], format="metadata", metadata_headers=["From", "Subject"]
+    ).messages[gmail_id]
+
+    assert minimal.thread_id and "INBOX" in minimal.label_ids
+    assert minimal.internal_date is not None and minimal.internal_date.tzinfo is not None
+    assert minimal.size_estimate == len(raw)
+    assert minimal.snippet.startswith("Quarterly numbers, part 1.")
+    assert minimal.mime == b"" and minimal.headers == ()
+    assert raw_format.mime == raw
+    assert b"Quarterly numbers, part 1." in full.mime
+    assert full.mime.startswith(b"From: Limited Partner <lp@investor.example>")
+    assert metadata.header("subject") == "Update 1"
+    assert metadata.header_block.startswith(b"From: Limited Partner <lp@investor.example>\r\n")
+    assert metadata.header_notes == ()
 
 
 def test_parts_beyond_the_concurrency_limit_are_retried_in_smaller_batches(
@@ -251,22 +279,24 @@ def test_a_persistent_500_on_one_message_fails_that_id_only(
 
 
 def test_history_pages_then_expires(client: GmailApiClient, sandbox: GmailSandbox) -> None:
-    start = client.get_profile()["historyId"]
+    start = client.get_profile().history_id
     added = seed(sandbox, 3)
     sandbox.modify_labels(MAILBOX, added[0], add=["STARRED"])
     sandbox.delete_message(MAILBOX, added[1])
 
-    records: list[dict[str, Any]] = []
+    records: list[HistoryRecord] = []
     page = client.list_history(start_history_id=start)
     records.extend(page.records)
     while page.next_page_token:
         page = client.list_history(start_history_id=start, page_token=page.next_page_token)
         records.extend(page.records)
 
-    added_ids = [m["message"]["id"] for r in records for m in r.get("messagesAdded", [])]
-    assert added_ids == added
-    assert any(r.get("labelsAdded") for r in records)
-    assert [m["message"]["id"] for r in records for m in r.get("messagesDeleted", [])] == [added[1]]
+    def ids_of(kind: HistoryChangeKind) -> list[str]:
+        return [c.message_id for r in records for c in r.changes if c.kind is kind]
+
+    assert ids_of(HistoryChangeKind.MESSAGE_ADDED) == added
+    assert ids_of(HistoryChangeKind.LABELS_ADDED)
+    assert ids_of(HistoryChangeKind.MESSAGE_DELETED) == [added[1]]
     assert page.history_id >= start
 
     sandbox.expire_history(MAILBOX, keep_after=page.history_id)
@@ -279,8 +309,8 @@ def test_watch_and_stop(client: GmailApiClient) -> None:
 
     response = client.watch(topic=topic, label_ids=["INBOX"])
 
-    assert isinstance(response["historyId"], int)
-    assert response["expiration"] > 0
+    assert isinstance(response.history_id, int)
+    assert response.expiration.timestamp() > 0
     client.stop()
 
 
@@ -378,7 +408,7 @@ def test_a_retry_after_beyond_the_policy_gives_up_at_once(
 def test_importing_the_adapter_is_cheap() -> None:
     """Cold start: the module imports no Google client, transport or auth code."""
     probe = (
-        "import sys, shared.adapters.gmail_api; "
+        "import sys, shared.adapters.gmail.api; "
         "print([m for m in ('googleapiclient', 'httplib2', 'google_auth_httplib2', "
         "'google.auth', 'requests') if m in sys.modules])"
     )
@@ -391,3 +421,27 @@ def test_importing_the_adapter_is_cheap() -> None:
         timeout=60,
     )
     assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("method", ["get", "watch"])
+def test_a_batch_part_is_written_exactly_as_the_library_writes_it(method: str) -> None:
+    """The plain-text part writer (no ``email`` generator) changes the CPU, not the bytes."""
+    from datetime import UTC, datetime, timedelta
+
+    from google.oauth2.credentials import Credentials
+    from googleapiclient.http import BatchHttpRequest
+
+    from shared.adapters.gmail.api import _plain_batch_class, build_gmail_service
+
+    expiry = (datetime.now(UTC) + timedelta(hours=1)).replace(tzinfo=None)
+    service = build_gmail_service(Credentials(token="t0ken", expiry=expiry), "http://127.0.0.1:9/")
+    users = service.users()
+    request = (
+        users.messages().get(userId="me", id="m1", format="metadata", metadataHeaders=["From"])
+        if method == "get"
+        else users.watch(userId="me", body={"topicName": "projects/p/topics/t"})
+    )
+    ours = _plain_batch_class()(batch_uri="http://127.0.0.1:9/batch")._serialize_request(request)
+    theirs = BatchHttpRequest(batch_uri="http://127.0.0.1:9/batch")._serialize_request(request)
+    assert ours == theirs
+    assert "authorization: Bearer t0ken" in ours

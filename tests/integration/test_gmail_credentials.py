@@ -19,8 +19,8 @@ import pytest
 from google.oauth2 import credentials as user_credentials
 
 from sandbox.gmail import GmailSandbox, serve_gmail_sandbox
-from shared.adapters.gmail_api import GmailApiClient
-from shared.adapters.gmail_credentials import (
+from shared.adapters.gmail.api import GmailApiClient
+from shared.adapters.gmail.credentials import (
     GOOGLE_TOKEN_URI,
     IAM_CREDENTIALS_URL,
     SCOPE_COMPOSE,
@@ -113,7 +113,7 @@ def test_key_path_mints_a_token_for_the_subject_and_reads_the_profile(
     assert creds.method == "key"
     assert creds.valid
     profile = GmailApiClient(creds, endpoint=server.base_url).get_profile()
-    assert profile["emailAddress"] == MAILBOX
+    assert profile.email_address == MAILBOX
     assert sandbox.sign_calls == []  # the key signed locally
 
 
@@ -125,7 +125,7 @@ def test_token_uri_parameter_overrides_the_key_files(sandbox: GmailSandbox, serv
         MAILBOX, [SCOPE_READONLY], key_info=info, token_uri=server.token_uri
     )
 
-    assert GmailApiClient(creds, endpoint=server.base_url).get_profile()["emailAddress"] == MAILBOX
+    assert GmailApiClient(creds, endpoint=server.base_url).get_profile().email_address == MAILBOX
 
 
 # -- keyless --------------------------------------------------------------------------------
@@ -138,7 +138,7 @@ def test_keyless_sign_blob_signs_through_iam_and_reads_the_profile(
 
     profile = GmailApiClient(creds, endpoint=server.base_url).get_profile()
 
-    assert profile["emailAddress"] == MAILBOX
+    assert profile.email_address == MAILBOX
     [call] = sandbox.sign_calls
     assert call.rpc == "signBlob"
     assert call.service_account == sandbox.service_account_email
@@ -160,7 +160,7 @@ def test_keyless_sign_jwt_signs_through_iam_and_reads_the_profile(
 
     profile = GmailApiClient(creds, endpoint=server.base_url).get_profile()
 
-    assert profile["emailAddress"] == MAILBOX
+    assert profile.email_address == MAILBOX
     [call] = sandbox.sign_calls
     assert call.rpc == "signJwt"
     assert call.caller_token == ADC_TOKEN

@@ -31,9 +31,9 @@ from embedded.stack import Stack, local_stack
 from sandbox.scenario import TEAM, Scenario, seed_crm
 from sandbox.smtp_sink import SmtpSink
 from shared import wiring
-from shared.adapters.gmail_credentials import SCOPE_COMPOSE, delegated_credentials
-from shared.adapters.gmail_drafts import GmailDraftsClient
-from shared.adapters.gmail_send import GmailSender
+from shared.adapters.gmail.credentials import SCOPE_COMPOSE, delegated_credentials
+from shared.adapters.gmail.drafts import GmailDraftsClient
+from shared.adapters.gmail.send import GmailSender
 from shared.adapters.queue import LocalQueue
 from shared.adapters.smtp import SmtpSender
 from shared.domain.models import Caller, Contact, Role

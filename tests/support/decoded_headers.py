@@ -7,12 +7,11 @@ from __future__ import annotations
 
 from datetime import datetime
 from email.utils import format_datetime, parseaddr
-from typing import Any
 
 from shared.domain.models import Email, Mailbox, Sighting, email_id_for
 from shared.domain.parser import parse_message
-from shared.ports import GmailClient, Store
-from shared.services.capture import METADATA_HEADERS, header_value, internal_date
+from shared.ports import GmailClient, GmailMessage, Store
+from shared.services.capture import METADATA_HEADERS
 
 CONTACT = "zoe@zeta.vc"  # seed_crm's contact (investor inv-zeta-fund-1)
 STRANGER = "stan@nowhere.example"
@@ -52,12 +51,12 @@ def raw_message(
     return "\r\n".join(lines).encode("utf-8")
 
 
-def old_header_block(message: dict[str, Any]) -> bytes:
+def old_header_block(message: GmailMessage) -> bytes:
     """Capture's header block before the fix: decoded values joined, CR/LF made spaces."""
     lines = []
-    for header in message.get("payload", {}).get("headers", []):
-        name = str(header.get("name", "")).strip()
-        value = str(header.get("value", "")).replace("\r", " ").replace("\n", " ")
+    for raw_name, raw_value in message.headers:
+        name = raw_name.strip()
+        value = raw_value.replace("\r", " ").replace("\n", " ")
         if name:
             lines.append(f"{name}: {value}")
     return ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8", "surrogateescape")
@@ -75,7 +74,7 @@ def write_old_row(
     sender = parsed.sender
     if sender is not None and not sender.name:
         # The parser before its own fix kept a display name holding a NUL as it was decoded.
-        sender = Mailbox(name=parseaddr(header_value(message, "From"))[0], address=sender.address)
+        sender = Mailbox(name=parseaddr(message.header("From"))[0], address=sender.address)
     email = Email(
         id=email_id_for(parsed.message_id),
         message_id=parsed.message_id,
@@ -85,8 +84,8 @@ def write_old_row(
         to=list(parsed.to),
         cc=list(parsed.cc),
         bcc=list(parsed.bcc),
-        date=parsed.date or internal_date(message),
-        size=int(message.get("sizeEstimate", 0) or 0),
+        date=parsed.date or message.internal_date,
+        size=message.size_estimate,
         participant_addresses=written,
         participant_domains=list(parsed.participant_domains),
         is_bulk=parsed.is_bulk,
@@ -98,8 +97,8 @@ def write_old_row(
             account_id,
             gmail_id,
             email.id,
-            thread_id=str(message.get("threadId", "")),
-            label_ids=list(message.get("labelIds", [])),
+            thread_id=message.thread_id,
+            label_ids=list(message.label_ids),
         )
     )
     stored = store.get_email(email.id)

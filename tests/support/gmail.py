@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from sandbox.gmail import GmailSandbox, serve_gmail_sandbox
-from shared.adapters.gmail_api import GmailApiClient, RetryPolicy
-from shared.adapters.gmail_credentials import SCOPE_COMPOSE, SCOPE_READONLY, delegated_credentials
+from shared.adapters.gmail.api import GmailApiClient, RetryPolicy
+from shared.adapters.gmail.credentials import SCOPE_COMPOSE, SCOPE_READONLY, delegated_credentials
 from shared.ports import GmailClient
 
 WRITE_METHODS = frozenset(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.adapters.gmail_api import QUOTA_UNITS, QuotaPacer
+from shared.adapters.gmail.api import QUOTA_UNITS, QuotaPacer
 from shared.errors import ConfigurationError
 
 

@@ -58,11 +58,12 @@ class FirestoreBase:
         # Documents read (billed reads) per collection, for benchmarks: queries and gets made
         # through this adapter; get_all look-ups are counted too.
         self.reads: dict[str, int] = {}
+        # Documents written (billed writes: set, create, delete) per collection, for benchmarks:
+        # what each committed transaction wrote (its last attempt's writes) and direct writes.
+        self.writes: dict[str, int] = {}
         # Email documents read by query_activity alone (also in ``reads``): what its read
         # budget bounds; the panel's name look-ups show in ``reads`` under their collections.
         self.activity_email_reads = 0
-        # Documents written per collection where a benchmark asks (relationship rows, scores).
-        self.writes: dict[str, int] = {}
 
     # -- plumbing -----------------------------------------------------------------------------
 
@@ -118,6 +119,8 @@ class FirestoreBase:
         return _snapshot_model(cls, snapshot)
 
     def _exists(self, ref: firestore.DocumentReference, transaction: firestore.Transaction) -> bool:
+        collection = ref.parent.id
+        self.reads[collection] = self.reads.get(collection, 0) + 1
         return bool(ref.get(transaction=transaction).exists)
 
     def _create(self, ref: firestore.DocumentReference, document: Mapping[str, Any]) -> bool:
@@ -126,7 +129,11 @@ class FirestoreBase:
             ref.create(dict(document))
         except google_exceptions.Conflict:  # AlreadyExists is a Conflict (409)
             return False
+        self._count_write(ref.parent.id)
         return True
+
+    def _count_write(self, collection: str, count: int = 1) -> None:
+        self.writes[collection] = self.writes.get(collection, 0) + count
 
     def _transact(self, body: Callable[[firestore.Transaction], T]) -> T:
         """Run ``body`` in a transaction, retried on contention by the client library.
@@ -135,18 +142,26 @@ class FirestoreBase:
         NotFoundError) roll the transaction back and propagate unchanged.
         """
 
+        written: list[str] = []
+
         @firestore.transactional
         def run(transaction: firestore.Transaction) -> T:
-            return body(transaction)
+            result = body(transaction)
+            # Each attempt replaces the last: only the attempt that commits is counted.
+            written[:] = _written_collections(transaction)
+            return result
 
         try:
-            return cast(T, run(self._client.transaction()))
+            result = cast(T, run(self._client.transaction()))
         except ValueError as exc:
             # The library gives up with ValueError("Failed to commit transaction in 5 attempts.")
             # wrapping Aborted: contention, which a later retry of the request can get through.
             if isinstance(exc.__cause__, google_exceptions.Aborted):
                 raise RetryableError("too much contention; try again") from exc
             raise
+        for collection in written:
+            self._count_write(collection)
+        return result
 
     def _transact_create(self, body: Callable[[firestore.Transaction], bool]) -> bool:
         """A transaction whose ``transaction.create`` may lose a race: then it did not create.
@@ -242,10 +257,8 @@ class FirestoreBase:
             transaction.set(self._ref(CONTRIBUTIONS, row.id), _document(row))
         for row_id in deletes:
             transaction.delete(self._ref(CONTRIBUTIONS, row_id))
-        changed = len(writes) + len(deletes)
-        if changed:
-            self.writes[CONTRIBUTIONS] = self.writes.get(CONTRIBUTIONS, 0) + changed
-        return changed
+        # Counted in ``writes`` with the rest of the transaction's writes, once it commits.
+        return len(writes) + len(deletes)
 
     def _follow_contributions(
         self,
@@ -264,3 +277,20 @@ class FirestoreBase:
             getattr(before, name) != getattr(after, name)
             for name in DENORMALISED_FIELDS  # the digest's too: a copy moved to Sent changes them
         )
+
+
+def _written_collections(transaction: firestore.Transaction) -> list[str]:
+    """The collection of each document write a transaction holds before its commit (from the
+    library's pending write protos; one per document, field transforms included)."""
+    found: list[str] = []
+    for write in getattr(transaction, "_write_pbs", ()):
+        operation = write._pb.WhichOneof("operation")
+        name = (
+            write.update.name
+            if operation == "update"
+            else write.delete
+            if operation == "delete"
+            else write.transform.document
+        )
+        found.append(str(name).rsplit("/", 2)[-2])
+    return found

@@ -37,6 +37,7 @@ class CrmMixin(FirestoreBase):
         self._ref(ORGANIZATIONS, organization.id).set(
             _document(organization, **listing_fields(organization))
         )
+        self._count_write(ORGANIZATIONS)
 
     def upsert_investor(self, investor: Investor) -> None:
         self._write_investor(investor.revalidated())
@@ -44,6 +45,7 @@ class CrmMixin(FirestoreBase):
     def upsert_contact(self, contact: Contact) -> None:
         contact = contact.revalidated()
         self._ref(CONTACTS, contact.id).set(_document(contact, **listing_fields(contact)))
+        self._count_write(CONTACTS)
 
     def _write_investor(self, investor: Investor) -> None:
         """The investor's document with its listing keys; the last contact is read from the

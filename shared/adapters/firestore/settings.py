@@ -38,11 +38,13 @@ class SettingsMixin(FirestoreBase):
 
     def get_setting(self, key: str) -> Any | None:
         snapshot = self._setting_ref(key).get()
+        self.reads[APP_SETTINGS] = self.reads.get(APP_SETTINGS, 0) + 1
         data = snapshot.to_dict() if snapshot.exists else None
         return _from_store(data.get("value")) if data else None
 
     def set_setting(self, key: str, value: Any) -> None:
         self._setting_ref(key).set({"key": key, "value": _json_value(value)})
+        self._count_write(APP_SETTINGS)
 
     def update_setting(self, key: str, change: Callable[[Any | None], Any]) -> Any:
         """``change`` may run more than once (the library retries on contention): keep it pure."""
@@ -50,6 +52,7 @@ class SettingsMixin(FirestoreBase):
 
         def body(transaction: firestore.Transaction) -> Any:
             snapshot = ref.get(transaction=transaction)
+            self.reads[APP_SETTINGS] = self.reads.get(APP_SETTINGS, 0) + 1
             data = snapshot.to_dict() if snapshot.exists else None
             current = _from_store(data.get("value")) if data else None
             value = change(current)

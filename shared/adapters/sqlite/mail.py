@@ -100,6 +100,20 @@ class SqliteMail(_SqliteBase):
     def get_email(self, email_id: str) -> Email | None:
         return self._one(Email, "SELECT doc FROM emails WHERE id = ?", (email_id,))
 
+    def get_emails(self, email_ids: Iterable[str]) -> dict[str, Email]:
+        wanted = sorted(set(email_ids))
+        found: dict[str, Email] = {}
+        # SQLite allows 32,766 parameters; stay far below it.
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            for email in self._many(
+                Email,
+                f"SELECT doc FROM emails WHERE id IN ({_placeholders(chunk)})",  # noqa: S608
+                chunk,
+            ):
+                found[email.id] = email
+        return found
+
     def list_emails(self, *, limit: int = 500, after_id: str = "") -> list[Email]:
         check_limit(limit)
         return self._many(

@@ -25,7 +25,7 @@ Whatever the path, the result is wrapped in :class:`DelegatedCredentials`, which
   :class:`RedirectingRequest` that sends those hosts to the sandbox. Production passes none.
 
 Only ``google.auth.credentials`` (the base class) is imported with the module; the key, IAM and
-transport code is imported on first use. ``gmail_api`` imports this module lazily.
+transport code is imported on first use. ``gmail.api`` imports this module lazily.
 """
 
 from __future__ import annotations

@@ -19,7 +19,8 @@ import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from shared.adapters.gmail_api import DEFAULT_ENDPOINT, RATE_LIMIT_REASONS, build_gmail_service
+from shared.adapters.gmail.api import DEFAULT_ENDPOINT, RATE_LIMIT_REASONS, build_gmail_service
+from shared.adapters.gmail.wire import decode_created_draft
 from shared.errors import (
     AppError,
     ConfigurationError,
@@ -27,6 +28,7 @@ from shared.errors import (
     RetryableError,
     UpstreamError,
 )
+from shared.ports.gmail import CreatedDraft
 
 if TYPE_CHECKING:
     from google.auth.credentials import Credentials as GoogleCredentials
@@ -59,8 +61,8 @@ class GmailDraftsClient:
         self._service: Any = None
         self._lock = threading.Lock()
 
-    def create_draft(self, raw: bytes, thread_id: str) -> dict[str, Any]:
-        """Create a draft of ``raw`` (RFC 5322 bytes) in ``thread_id``; Gmail's Draft resource."""
+    def create_draft(self, raw: bytes, thread_id: str) -> CreatedDraft:
+        """Create a draft of ``raw`` (RFC 5322 bytes) in ``thread_id``; what Gmail made."""
         import google_auth_httplib2
         import httplib2
         from googleapiclient.errors import HttpError
@@ -81,7 +83,7 @@ class GmailDraftsClient:
         )
         try:
             request = service.users().drafts().create(userId="me", body=body)
-            return dict(request.execute(http=http, num_retries=0))
+            return decode_created_draft(request.execute(http=http, num_retries=0))
         except HttpError as exc:
             raise self._translate(int(exc.resp.status), exc.content) from None
         except (httplib2.HttpLib2Error, OSError) as exc:
