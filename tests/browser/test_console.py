@@ -220,7 +220,21 @@ def test_every_action_works_from_the_keyboard(console: ConsolePage) -> None:
 
 
 @pytest.mark.parametrize(
-    "route", ["", "communications", "proposals", "investors", "mailboxes", "users", "settings"]
+    "route",
+    [
+        "",
+        "communications",
+        "proposals",
+        "investors",
+        "mailboxes",
+        "users",
+        "settings",
+        "organizations",
+        "contacts",
+        "investors/inv-zeta-fund-1",
+        "audit",
+    ],
+    ids=lambda route: route.replace("/", "-") or "home",
 )
 def test_no_serious_accessibility_violation(
     console: ConsolePage, chromium: Any, route: str

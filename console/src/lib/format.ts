@@ -31,3 +31,11 @@ export function duration(seconds: number | null | undefined): string {
   if (seconds < 172800) return `${Math.round(seconds / 3600)} h`;
   return `${Math.round(seconds / 86400)} days`;
 }
+
+// Addresses or domains typed one per line (or separated by commas or spaces).
+export function splitList(text: string): string[] {
+  return text
+    .split(/[\s,]+/)
+    .map((s) => s.trim())
+    .filter(Boolean);
+}

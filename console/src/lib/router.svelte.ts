@@ -35,7 +35,11 @@ export function go(path: string, query?: Record<string, string | undefined>): vo
 }
 
 // Replace the query without a new history entry (typing in a search box).
+// A late call (a debounced search firing just after a link was followed) must not pull the
+// location back to the page that was left.
 export function replaceQuery(query: Record<string, string | undefined>): void {
+  const here = parse();
+  if (here.path.join("/") !== route.current.path.join("/")) return;
   const path = route.current.path.map(encodeURIComponent).join("/");
   history.replaceState(null, "", href(path, query));
   route.current = parse();
