@@ -113,9 +113,10 @@ def test_investors_sort_search_and_open_the_investor_page(console: ConsolePage) 
     assert timeline.locator("script, img, iframe").count() == 0
     dates = timeline.locator("tbody tr td:first-child").all_inner_texts()
     assert len(dates) >= 2
-    # Back returns to the list.
+    # Back returns to the list, listed again.
     page.go_back()
     page.get_by_role("heading", name="Investors").wait_for()
+    page.get_by_test_id("investors").get_by_role("link", name="Zeta Capital Fund I").wait_for()
 
 
 def test_the_audit_trail_is_filtered(console: ConsolePage) -> None:
