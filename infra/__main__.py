@@ -84,6 +84,12 @@ def _context(site_file: Path, endpoint: str, *, quiet: bool = False) -> object:
     )
 
 
+def console_url(functions_base_url: str) -> str:
+    """Where the deployed console answers: ``admin_api`` serves it (functions/console.py).
+    Its origin is what the OAuth client lists as an authorised JavaScript origin."""
+    return f"{functions_base_url}/admin_api/console/"
+
+
 def _deploy(args: argparse.Namespace) -> int:
     from infra.deploy import engine
     from infra.deploy.model import render
@@ -111,6 +117,7 @@ def _deploy(args: argparse.Namespace) -> int:
     print("\nApplying:")
     engine.apply(context)
     print("\nDone. Run `python -m infra plan` to check: it should find no changes.")
+    print(f"The admin console: {console_url(context.spec.functions_base_url)}")
     return 0
 
 

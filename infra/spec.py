@@ -96,6 +96,18 @@ LOCAL_ONLY_SETTINGS = frozenset(
         "google_auth_redirect",
         "token_certs_url",
         "token_issuers",
+        # the one-machine server's (``make serve``): the cloud is always mode ``cloud``
+        "mode",
+        "host",
+        "port",
+        "public_url",
+        "backup_dir",
+        "backup_keep",
+        "sandbox_extra_messages",
+        "sandbox_list_delay_ms",
+        "gmail_watch_subscription",
+        "pubsub_rest_endpoint",
+        "firestore_admin_endpoint",
     }
 )
 

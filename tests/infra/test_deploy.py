@@ -103,6 +103,24 @@ class TestPlan:
 
 
 class TestApply:
+    def test_cli_apply_ends_with_the_consoles_address(
+        self, standin: CloudStandIn, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        status = main(
+            [
+                "apply",
+                "--yes",
+                "--site",
+                str(spec.EXAMPLE_SITE_FILE),
+                "--endpoint",
+                standin.endpoint,
+            ]
+        )
+        out = capsys.readouterr().out
+        assert status == 0
+        console = f"https://{REGION}-{PROJECT}.cloudfunctions.net/admin_api/console/"
+        assert out.rstrip().endswith(f"The admin console: {console}")
+
     def test_a_second_apply_sends_no_mutation(
         self, standin: CloudStandIn, example_site: spec.SiteConfig, source_bundle: bundle.Bundle
     ) -> None:
