@@ -185,6 +185,7 @@ def run(stack: Stack) -> None:
     print_activity(stack, admin, "q=Z%C3%A9ta%20intro")
     picker = call(stack, "GET", "/admin_api/activity/investors", admin).json()["items"]
     print(f"   picker: {[i['name'] for i in picker]}")
+    show_relationship(stack, admin, records.investor.id)
     email_detail_and_correction(stack, admin, records.investor.id)
 
     show_drafts(stack, admin)
@@ -305,6 +306,36 @@ def email_text(raw: bytes) -> str:
     assert isinstance(message, EmailMessage)
     part = message.get_body(preferencelist=("plain",))
     return part.get_content() if part is not None else ""
+
+
+def show_relationship(stack: Stack, admin: str, investor_id: str) -> None:
+    """An investor's relationship figures as an admin reads them: who knows them, when we last
+    spoke, and a strength whose every input is shown (docs/relationships.md)."""
+    show("Relationship: who on the team knows this LP, how well, and when we last spoke")
+    reply = call(stack, "GET", f"/admin_api/investors/{investor_id}/relationship", admin).json()
+    figures = reply["figures"]
+    inputs = figures["strength_inputs"]
+    print(f"   {reply['name']}: strength {figures['strength']}/100 =")
+    print(
+        f"     recency {inputs['recency_points']} (last contact"
+        f" {inputs['days_since_last_contact']} days ago)"
+        f" + frequency {inputs['frequency_points']} ({inputs['messages_365']} messages in a year)"
+        f" + reciprocity {inputs['reciprocity_points']}"
+        f" ({inputs['two_way_exchanges_365']} two-way exchanges)"
+    )
+    print(
+        f"   {figures['messages']} messages: {figures['inbound']} in, {figures['outbound']} out;"
+        f" one-way in {figures['one_way_inbound']}, one-way out {figures['one_way_outbound']}"
+    )
+    last = figures["last_contact"]
+    if last:
+        print(f"   last contact {last['at']} ({last['direction']})")
+    for mate in figures["teammates"]:
+        who = mate["teammate"]["email"] or mate["teammate"]["key"]
+        print(
+            f"   knows them: {who} ({mate['teammate']['status']}): {mate['messages']} messages,"
+            f" {mate['two_way_exchanges']} two-way, last {mate['last_contact_at']}"
+        )
 
 
 def email_detail_and_correction(stack: Stack, admin: str, investor_id: str) -> None:

@@ -100,3 +100,14 @@ def test_the_panel_says_why_rejected_mail_stays_listed(demo_output: str) -> None
     explanation = " ".join(panel.split())
     assert "rejecting declines the CRM activity" in explanation
     assert "the email is still mail with an investor" in explanation
+
+
+def test_an_investors_relationship_figures_are_shown_with_their_inputs(demo_output: str) -> None:
+    section = _section(demo_output, "Relationship:")
+    strength = re.search(r"strength (\d+)/100 =", section)
+    assert strength is not None
+    parts = re.findall(r"(recency|frequency|reciprocity) ([\d.]+)", section)
+    assert [name for name, _ in parts] == ["recency", "frequency", "reciprocity"]
+    # The strength is the rounded sum of the parts shown.
+    assert int(strength.group(1)) == round(sum(float(value) for _, value in parts))
+    assert "knows them: ada@fund.example (active)" in section
