@@ -147,6 +147,9 @@ def serving(settings: Settings, *, tick_interval_s: float = 1.0) -> Iterator[Loc
             # Service callers' audience is the function's URL, known once the port is bound.
             os.environ["CRM_FUNCTIONS_BASE_URL"] = settings.public_url or server.base_url
             wiring.reset()
+            # Built here, before any thread or request needs them at once.
+            wiring.store()
+            wiring.local_key()
             if world is not None:
                 world.push_to(server.base_url)
             backups = BackupSchedule(instance.database, instance.backups, keep=settings.backup_keep)

@@ -20,6 +20,7 @@ import contextlib
 import functools
 import hashlib
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -124,18 +125,17 @@ class LocalKey:
 def load_or_create_local_key(var_dir: Path) -> LocalKey:
     """The key in ``var_dir``, generated there on first start (folder 0700, file 0600).
 
-    Created with ``O_EXCL``: two processes starting at once cannot each write a key and trust
-    only their own; the loser reads the winner's. A key file others can read is refused rather
-    than silently used, since anyone who can read it can act as the ticker.
+    Linked into place whole: two threads or processes starting at once cannot each trust a key
+    of their own, and none reads a half-written one; the loser reads the winner's. A key file
+    others can read is refused rather than silently used, since anyone who can read it can act
+    as the ticker.
     """
     var_dir = Path(var_dir)
     var_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     with contextlib.suppress(PermissionError):
         os.chmod(var_dir, 0o700)
     path = var_dir / KEY_FILE_NAME
-    try:
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
+    if path.exists():
         return _read_key(path)
     key = rsa.generate_private_key(public_exponent=65537, key_size=KEY_SIZE)
     pem = key.private_bytes(
@@ -143,8 +143,19 @@ def load_or_create_local_key(var_dir: Path) -> LocalKey:
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
+    # Written whole under a private name, then linked into place: a reader never sees half a
+    # key, and of two creators racing (threads or processes) the first link wins and the
+    # other reads the winner's key.
+    draft = var_dir / f".{KEY_FILE_NAME}.{os.getpid()}.{threading.get_ident()}"
+    descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(descriptor, "wb") as handle:
         handle.write(pem)
+    try:
+        os.link(draft, path)
+    except FileExistsError:
+        return _read_key(path)
+    finally:
+        draft.unlink()
     return LocalKey(pem)
 
 
