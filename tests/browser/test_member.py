@@ -1,12 +1,17 @@
 """A member in a real Chromium: Home lists only their own mailboxes, Communications searches
 only the mail their mailboxes hold (``GET /me/activity``), and an email's detail shows only
-their own mailboxes."""
+their own mailboxes. And someone the fund does not admit is told why, and how to try again."""
 
 from __future__ import annotations
 
 import re
 
-from sandbox.scenario import TEAM
+import pytest
+
+from embedded.stack import Stack
+from sandbox.scenario import TEAM, Scenario
+from shared import wiring
+from shared.domain.models import Role, User
 from tests.support.browser import HOSTILE_SUBJECT, ConsolePage
 
 ADMIN, MEMBER = TEAM
@@ -42,3 +47,28 @@ def test_a_member_sees_only_their_own_mailboxes_mail(console: ConsolePage) -> No
     assert ADMIN not in sightings.inner_text()
     # No corrections for members.
     assert page.get_by_role("heading", name="Not investor mail").count() == 0
+
+
+@pytest.mark.parametrize(
+    ("email", "said"),
+    [
+        ("zed@fund.example", "not a user of the fund's console"),
+        ("carl@fund.example", "has been deactivated"),
+    ],
+)
+def test_a_refused_sign_in_says_why_and_how_to_sign_in_again(
+    console: ConsolePage, console_stack: tuple[Stack, Scenario], email: str, said: str
+) -> None:
+    store = wiring.store()
+    if email.startswith("carl") and store.get_user_by_email(email) is None:
+        carl = User.new(email, "Carl Gone", Role.MEMBER)
+        store.add_user(carl.model_copy(update={"is_active": False}))
+    console.open()
+    page = console.page
+    page.get_by_role("heading", name="Sign in").wait_for()
+    page.get_by_label("Another address").fill(email)
+    page.get_by_role("button", name="Sign in", exact=True).click()
+    alert = page.get_by_role("alert").filter(has_text=said)
+    alert.wait_for()
+    assert "sign in again" in alert.inner_text()
+    assert page.get_by_role("button", name="Sign out").count() == 0
