@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import smtplib
 import ssl
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from email import message_from_bytes
 from email.policy import compat32
 from enum import StrEnum
@@ -94,38 +94,7 @@ class SmtpSender:
     def check_login(self) -> None:
         """Connect, secure and log in, then quit without sending (``doctor``); SmtpSendError
         says at which stage it failed, never with the password."""
-        context = self._ssl_context or ssl.create_default_context()
-        stage = "connect"
-        try:
-            client: smtplib.SMTP
-            if self._security is SmtpSecurity.TLS:
-                client = smtplib.SMTP_SSL(
-                    self._host, self._port, timeout=self._timeout, context=context
-                )
-            else:
-                client = smtplib.SMTP(self._host, self._port, timeout=self._timeout)
-            with client:
-                stage = "ehlo"
-                client.ehlo()
-                if self._security is SmtpSecurity.STARTTLS:
-                    stage = "starttls"
-                    client.starttls(context=context)
-                    client.ehlo()
-                if self._user:
-                    stage = "login"
-                    client.login(self._user, self._password)
-        except smtplib.SMTPAuthenticationError as exc:
-            raise SmtpSendError(
-                f"The SMTP server at {self.where} refused the login (SMTP {exc.smtp_code}): "
-                "check the user and the password secret",
-                stage="login",
-                smtp_code=exc.smtp_code,
-            ) from None
-        except (smtplib.SMTPException, OSError) as exc:
-            raise SmtpSendError(
-                f"SMTP to {self.where} failed during {stage} ({type(exc).__name__})",
-                stage=stage,
-            ) from None
+        self._session(None)
 
     def deliver(
         self,
@@ -141,6 +110,22 @@ class SmtpSender:
         the message's Message-ID."""
         headers = require_admin_recipients(raw, admins, envelope=recipients)
         require_team_recipients([*headers, *recipients], team)
+        refused = self._session(lambda client: client.sendmail(sender, recipients, raw))
+        if refused:
+            raise SmtpSendError(
+                f"The SMTP server at {self.where} refused some recipients; the others got it",
+                stage="send",
+                refused=sorted(refused),
+            )
+        message = message_from_bytes(raw, policy=compat32)
+        return str(message.get("Message-ID", "") or "")
+
+    def _session(
+        self, send: Callable[[smtplib.SMTP], dict[str, tuple[int, bytes]]] | None
+    ) -> dict[str, tuple[int, bytes]]:
+        """Connect, secure and log in, then ``send`` (if any) and quit: the one path for the
+        login check and the delivery, so both fail alike, naming the stage, never the password.
+        Returns the recipients the server refused."""
         context = self._ssl_context or ssl.create_default_context()
         stage = "connect"
         try:
@@ -161,8 +146,10 @@ class SmtpSender:
                 if self._user:
                     stage = "login"
                     client.login(self._user, self._password)
+                if send is None:
+                    return {}
                 stage = "send"
-                refused = client.sendmail(sender, recipients, raw)
+                return send(client)
         except smtplib.SMTPAuthenticationError as exc:
             raise SmtpSendError(
                 f"The SMTP server at {self.where} refused the login (SMTP {exc.smtp_code}): "
@@ -187,11 +174,3 @@ class SmtpSender:
                 f"SMTP to {self.where} failed during {stage} ({type(exc).__name__})",
                 stage=stage,
             ) from None
-        if refused:
-            raise SmtpSendError(
-                f"The SMTP server at {self.where} refused some recipients; the others got it",
-                stage="send",
-                refused=sorted(refused),
-            )
-        message = message_from_bytes(raw, policy=compat32)
-        return str(message.get("Message-ID", "") or "")
