@@ -44,7 +44,6 @@ writes=<n or ->``.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import gc
 import json
 import math
@@ -55,13 +54,14 @@ import tempfile
 import time
 import types
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from bench._support import team_address
+from bench.activity import open_store
 from shared.domain.models import (
     Email,
     EmailAccount,
@@ -219,28 +219,6 @@ def populate_firestore(store: Any, corpus: Corpus) -> None:
             batch.set(client.collection(CONTRIBUTIONS).document(row.id), _document(row))
         batch.commit()
     print(f"    {CHECKED} emails through the store match the bulk documents; {len(rows)} bulk")
-
-
-@contextlib.contextmanager
-def open_store(kind: str, workdir: Path) -> Iterator[Any]:
-    if kind == "sqlite":
-        from shared.adapters.sqlite import SqliteStore
-
-        sqlite = SqliteStore(workdir / f"rel-{uuid.uuid4().hex[:8]}.sqlite3")
-        try:
-            yield sqlite
-        finally:
-            sqlite.close()
-        return
-    from sandbox.firestore_emulator import FirestoreEmulator, new_project_id
-    from shared.adapters.firestore import FirestoreStore
-
-    with FirestoreEmulator() as emulator:
-        client = emulator.client(new_project_id("bench"))
-        try:
-            yield FirestoreStore(client)
-        finally:
-            client.close()
 
 
 # -- measurements ------------------------------------------------------------------------------
