@@ -99,6 +99,13 @@ def one_filter(**filters: object) -> str | None:
     return given[0] if given else None
 
 
+def check_investor_search(sort: InvestorSort, name_prefix: str) -> None:
+    """A name-prefix search sorts by name only: on Firestore a range and its order must be on
+    the same field, and both stores answer alike."""
+    if name_prefix and sort is not InvestorSort.NAME:
+        raise BadRequestError("a name_prefix search sorts by name only", sort=sort.value)
+
+
 def name_page_key(page_token: str) -> str:
     """The ``listing_name`` a name-sorted page resumes after; BadRequestError for a token
     that is not one (a token is the caller's input)."""

@@ -12,6 +12,7 @@ from shared.domain.listing_keys import (
     INVESTOR_SORT_FIELDS,
     InvestorSort,
     address_filter,
+    check_investor_search,
     check_list_limit,
     contact_domains,
     domain_filter,
@@ -30,7 +31,6 @@ from shared.domain.models import (
     Organization,
 )
 from shared.domain.paging import encode_page_token, proposal_window_keys, split_time_id_key
-from shared.errors import BadRequestError
 from shared.ports import Page
 
 _TABLES: dict[type, str] = {
@@ -251,8 +251,7 @@ class SqliteListings(_SqliteBase):
         limit: int = 50,
         page_token: str = "",
     ) -> Page[Investor]:
-        if name_prefix and sort is not InvestorSort.NAME:
-            raise BadRequestError("a name_prefix search sorts by name only", sort=sort.value)
+        check_investor_search(sort, name_prefix)
         if sort is InvestorSort.NAME:
             return self._name_page(
                 Investor,
