@@ -74,3 +74,14 @@ class TestTrailer:
         data = b"name,emails\r\n'Connor,a@x.example\r\n"
         parsed = parse_csv(data, ContactInput)
         assert [given.name for _, given in parsed.rows] == ["'Connor"]
+
+
+def test_a_strangers_line_breaks_and_encoded_words_stay_inside_one_inert_cell() -> None:
+    """A summary or name carrying CR/LF, a NUL or an encoded word that starts with '=' is one
+    cell of one record when read back, and nothing it holds starts a formula."""
+    hostile = ["Re: =evil\r\nBcc: x@y", "a\x00b", "=?utf-8?q?=3Dcmd?=", "<script>x</script>"]
+    line = csv_line(["id1", *hostile])
+    (record,) = list(csv.reader(io.StringIO(line)))
+    assert [unescape_cell(cell) for cell in record] == ["id1", *hostile]
+    assert record[3] == "'=?utf-8?q?=3Dcmd?="
+    assert all(cell[:1] not in FORMULA_TRIGGERS - {"'"} for cell in record)
