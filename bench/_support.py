@@ -13,10 +13,14 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import random
-from collections.abc import Iterator, Sequence
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
 from sandbox.scenario import message
@@ -258,3 +262,24 @@ def remote_sandbox(
             process.terminate()
             process.join(timeout=5)
         parent.close()
+
+
+def run_configs(
+    name: str, configs: Sequence[Any], run_config: Callable[[Any, Path], list[str]]
+) -> int:
+    """Run each configuration in one temporary folder, keep going when one fails (saying so on
+    stderr), then print every RESULT line together; 1 if any failed."""
+    started = time.perf_counter()
+    lines: list[str] = []
+    failed = False
+    with tempfile.TemporaryDirectory(prefix=f"bench-{name}-") as tmp:
+        for config in configs:
+            try:
+                lines += run_config(config, Path(tmp))
+            except Exception as exc:
+                print(f"{name}: {config} failed: {exc!r}", file=sys.stderr, flush=True)
+                failed = True
+    print(f"total {time.perf_counter() - started:.0f} s", flush=True)
+    for line in lines:
+        print(line)
+    return 1 if failed else 0

@@ -60,7 +60,6 @@ import math
 import random
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -69,7 +68,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bench._support import team_address
+from bench._support import run_configs, team_address
 from shared.domain import search
 from shared.domain.activity import ActivityQuery
 from shared.domain.models import (
@@ -517,20 +516,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"timed: shared.services.activity.search (store + names)",
         flush=True,
     )
-    started = time.perf_counter()
-    lines: list[str] = []
-    failed = False
-    with tempfile.TemporaryDirectory(prefix="bench-activity-") as tmp:
-        for config in configs:
-            try:
-                lines += run_config(config, Path(tmp))
-            except Exception as exc:
-                print(f"activity: {config} failed: {exc!r}", file=sys.stderr, flush=True)
-                failed = True
-    print(f"total {time.perf_counter() - started:.0f} s", flush=True)
-    for line in lines:
-        print(line)
-    return 1 if failed else 0
+    return run_configs("activity", configs, run_config)
 
 
 if __name__ == "__main__":

@@ -50,7 +50,6 @@ import math
 import random
 import statistics
 import sys
-import tempfile
 import time
 import types
 import uuid
@@ -60,7 +59,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bench._support import team_address
+from bench._support import run_configs, team_address
 from bench.activity import open_store
 from shared.domain.models import (
     Email,
@@ -480,20 +479,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         " shared.services.relationships.ranked_investors (store + names)",
         flush=True,
     )
-    started = time.perf_counter()
-    lines: list[str] = []
-    failed = False
-    with tempfile.TemporaryDirectory(prefix="bench-relationships-") as tmp:
-        for config in configs:
-            try:
-                lines += run_config(config, Path(tmp))
-            except Exception as exc:
-                print(f"relationships: {config} failed: {exc!r}", file=sys.stderr, flush=True)
-                failed = True
-    print(f"total {time.perf_counter() - started:.0f} s", flush=True)
-    for line in lines:
-        print(line)
-    return 1 if failed else 0
+    return run_configs("relationships", configs, run_config)
 
 
 if __name__ == "__main__":
