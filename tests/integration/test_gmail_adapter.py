@@ -249,6 +249,44 @@ def test_a_failing_whole_batch_is_retried(
     assert len(sleep.waits) == 2
 
 
+def test_a_part_answered_401_is_sent_again_once_after_a_token_refresh(
+    client: GmailApiClient, sandbox: GmailSandbox, sleep: RecordingSleep
+) -> None:
+    """What ``BatchHttpRequest.execute`` does: refresh, re-send the 401 parts, no backoff."""
+    ids = seed(sandbox, 5)
+    client.get_messages(ids[:1], format="minimal")  # a token, minted once
+    token_before = client._credentials.token
+    sandbox.inject_fault("messages.get", status=401, count=2)
+
+    result = client.get_messages(ids, format="minimal")
+
+    assert set(result.messages) == set(ids)
+    assert result.failed == {}
+    assert sleep.waits == []
+    assert client.stats()["batches"] == 1 + 2
+    assert client._credentials.token != token_before
+
+
+def test_a_part_still_answered_401_after_the_refresh_is_a_configuration_error(
+    client: GmailApiClient, sandbox: GmailSandbox
+) -> None:
+    ids = seed(sandbox, 3)
+    sandbox.inject_fault("messages.get", status=401, count=2)
+
+    with pytest.raises(ConfigurationError, match="messages.get"):
+        client.get_messages(ids[:1], format="minimal")
+
+
+def test_a_whole_batch_answered_403_is_a_configuration_error(
+    client: GmailApiClient, sandbox: GmailSandbox
+) -> None:
+    ids = seed(sandbox, 3)
+    sandbox.inject_fault("batch", status=403, count=1)
+
+    with pytest.raises(ConfigurationError, match="batch"):
+        client.get_messages(ids, format="minimal")
+
+
 def test_a_persistent_500_on_one_message_fails_that_id_only(
     sandbox: GmailSandbox, server: Any
 ) -> None:
@@ -423,25 +461,60 @@ def test_importing_the_adapter_is_cheap() -> None:
     assert result.stdout.strip() == "[]"
 
 
-@pytest.mark.parametrize("method", ["get", "watch"])
-def test_a_batch_part_is_written_exactly_as_the_library_writes_it(method: str) -> None:
-    """The plain-text part writer (no ``email`` generator) changes the CPU, not the bytes."""
+@pytest.mark.parametrize("message_id", ["m1", "18c/+ é"])
+def test_a_batch_part_is_written_exactly_as_the_library_writes_it(message_id: str) -> None:
+    """The hand-written batch (no ``email`` generator, no discovery call per part) changes the
+    CPU, not the bytes of a part."""
     from datetime import UTC, datetime, timedelta
 
     from google.oauth2.credentials import Credentials
     from googleapiclient.http import BatchHttpRequest
 
-    from shared.adapters.gmail.api import _plain_batch_class, build_gmail_service
+    from shared.adapters.gmail.api import _ID_SLOT, _BatchWire, build_gmail_service
 
     expiry = (datetime.now(UTC) + timedelta(hours=1)).replace(tzinfo=None)
-    service = build_gmail_service(Credentials(token="t0ken", expiry=expiry), "http://127.0.0.1:9/")
-    users = service.users()
-    request = (
-        users.messages().get(userId="me", id="m1", format="metadata", metadataHeaders=["From"])
-        if method == "get"
-        else users.watch(userId="me", body={"topicName": "projects/p/topics/t"})
+    credentials = Credentials(token="t0ken", expiry=expiry)
+    service = build_gmail_service(credentials, "http://127.0.0.1:9/")
+    messages = service.users().messages()
+    params: dict[str, Any] = {"userId": "me", "format": "metadata", "metadataHeaders": ["From"]}
+    template = messages.get(id=_ID_SLOT, **params)
+    template.http = None  # the template carries no token: each batch adds the current one
+    auth: dict[str, str] = {}
+    credentials.apply(auth)
+
+    ours = _BatchWire.from_request(template, "metadata").part(message_id, auth)
+    theirs = BatchHttpRequest(batch_uri="http://127.0.0.1:9/batch")._serialize_request(
+        messages.get(id=message_id, **params)
     )
-    ours = _plain_batch_class()(batch_uri="http://127.0.0.1:9/batch")._serialize_request(request)
-    theirs = BatchHttpRequest(batch_uri="http://127.0.0.1:9/batch")._serialize_request(request)
     assert ours == theirs
     assert "authorization: Bearer t0ken" in ours
+
+
+def test_a_batch_reply_is_read_in_any_of_its_legal_shapes() -> None:
+    """Quoted or bare boundary, CRLF or LF lines, a preamble, an error part with Retry-After,
+    a part with no body, a part that is not HTTP, and an epilogue."""
+    from shared.adapters.gmail.api import _BatchWire
+
+    reply = (
+        b"preamble to ignore\r\n"
+        b"--b0\r\nContent-Type: application/http\r\nContent-ID: <response-x + 0>\r\n\r\n"
+        b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n{"id": "a"}\r\n'
+        b"--b0\nContent-Type: application/http\ncontent-id: <response-x + 1>\n\n"
+        b"HTTP/1.1 429 Too Many Requests\nRetry-After: 3\n\n"
+        b'{"error": {"errors": [{"reason": "rateLimitExceeded"}]}}\n'
+        b"--b0\r\nContent-ID: <response-x + 2>\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n\r\n"
+        b"--b0\r\nContent-ID: <response-x + 3>\r\n\r\nnot an http response\r\n"
+        b"--b0--\r\nepilogue --b0\r\n"
+    )
+    for content_type in ('multipart/mixed; boundary="b0"', "multipart/mixed; boundary=b0"):
+        parts = list(_BatchWire.parts(content_type, reply))
+        assert [(key, status) for key, status, _, _ in parts] == [
+            ("x + 0", 200),
+            ("x + 1", 429),
+            ("x + 2", 204),
+        ]
+        assert parts[0][3] == b'{"id": "a"}'
+        assert parts[1][2]["retry-after"] == "3"
+        assert b"rateLimitExceeded" in parts[1][3]
+        assert parts[2][3] == b""
+    assert list(_BatchWire.parts("application/json", reply)) == []

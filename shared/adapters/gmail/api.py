@@ -7,8 +7,10 @@
 * httplib2 is not thread-safe: every thread gets its own
   ``AuthorizedHttp(credentials, http=httplib2.Http(timeout=...))`` and passes it to
   ``execute(http=...)``. The credentials are shared (one token for the mailbox).
-* Batches are ``BatchHttpRequest(batch_uri=<endpoint>/batch/gmail/v1)`` built here, because
-  ``new_batch_http_request()`` ignores the endpoint override; at most ``batch_size`` (25) parts.
+* Batches go to ``<endpoint>/batch/gmail/v1`` (``new_batch_http_request()`` would ignore the
+  endpoint override), at most ``batch_size`` (25) parts, written and read by ``_BatchWire``
+  rather than ``BatchHttpRequest`` (why: its docstring), with the library's parts and its
+  re-send of 401 parts after a token refresh.
 * Retries: 429, 5xx, 403 ``rateLimitExceeded``/``userRateLimitExceeded`` and connection failures
   are retried with exponential backoff and jitter, waiting at least ``Retry-After`` when Google
   sends one. In a batch only the parts that failed that way are sent again (in a smaller batch of
@@ -23,15 +25,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import email.message
 import email.utils
-import functools
 import json
 import random
+import re
 import threading
 import time
 import urllib.parse
+import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 from shared.adapters.gmail.wire import (
@@ -242,6 +248,7 @@ class GmailApiClient:
             ("calls", "batches", "batch_parts", "retries"), 0
         )
         self._stats_lock = threading.Lock()
+        self._wires: dict[tuple[str, tuple[str, ...]], _BatchWire] = {}
 
     @property
     def mailbox(self) -> str:
@@ -478,56 +485,101 @@ class GmailApiClient:
     def _run_batch(
         self, ids: Sequence[str], fmt: str, metadata_headers: list[str]
     ) -> dict[str, GmailMessage | _Failure]:
-        """One batch POST of ``messages.get`` parts: each id's message or failure."""
-        results: dict[str, GmailMessage | _Failure] = {}
+        """One batch POST of ``messages.get`` parts: each id's message or failure.
 
-        def on_part(request_id: str, response: Any, exception: Exception | None) -> None:
-            if exception is not None:
-                results[request_id] = self._failure(exception)
-                return
-            try:
-                results[request_id] = decode_message(response or {"id": request_id}, fmt)
-            except (KeyError, TypeError, ValueError) as exc:
-                # Gmail answered, but not in a shape this client reads: that id alone fails.
-                results[request_id] = _Failure(
-                    status=200, reason="undecodable", message=type(exc).__name__
-                )
-
-        batch = _plain_batch_class()(callback=on_part, batch_uri=self._batch_uri)
-        messages = self._messages()
-        for message_id in ids:
-            params: dict[str, Any] = {"userId": self._user_id, "id": message_id, "format": fmt}
-            if metadata_headers:
-                params["metadataHeaders"] = metadata_headers
-            batch.add(messages.get(**params), request_id=message_id)
+        The request and the reply are written and read here (``_BatchWire``), not through
+        ``BatchHttpRequest``: see its docstring. Like ``BatchHttpRequest.execute``, parts answered
+        401 are sent once more after the credentials are refreshed."""
         self._pacer.acquire(QUOTA_UNITS["messages.get"] * len(ids))
+        http = self._http()
+        wire = self._wire(fmt, metadata_headers)
+        try:
+            results = self._post_batch(http, wire, ids)
+            unauthorized = [
+                mid
+                for mid, result in results.items()
+                if isinstance(result, _Failure) and result.status == 401
+            ]
+            if unauthorized:
+                self._refresh(http)
+                results.update(self._post_batch(http, wire, unauthorized))
+        except Exception as exc:
+            return self._whole_batch(self._failure(exc), ids)
+        return results
+
+    def _whole_batch(
+        self, failure: _Failure, ids: Sequence[str]
+    ) -> dict[str, GmailMessage | _Failure]:
+        """The whole POST failed: every part shares its fate."""
+        if failure.refused:
+            raise self._refused("batch", failure) from None
+        whole = _Failure(
+            status=failure.status,
+            reason="batch" if failure.transient else failure.reason,
+            message=failure.describe(),
+            retry_after=failure.retry_after,
+        )
+        return {message_id: whole for message_id in ids}
+
+    def _post_batch(
+        self, http: Any, wire: _BatchWire, ids: Sequence[str]
+    ) -> dict[str, GmailMessage | _Failure]:
         self._count("batches")
         self._count("batch_parts", len(ids))
-        try:
-            batch.execute(http=self._http())
-        except Exception as exc:
-            failure = self._failure(exc)
-            if failure.refused:
-                raise self._refused("batch", failure) from None
-            # The whole POST failed: every part not answered shares its fate.
-            whole = _Failure(
-                status=failure.status,
-                reason="batch" if failure.transient else failure.reason,
-                message=failure.describe(),
-                retry_after=failure.retry_after,
-            )
-            for message_id in ids:
-                results.setdefault(message_id, whole)
+        credentials = http.credentials
+        if not credentials.valid:
+            self._refresh(http)
+        auth: dict[str, str] = {}
+        credentials.apply(auth)
+        body, content_type, order = wire.request(ids, auth)
+        resp, content = http.request(
+            self._batch_uri, method="POST", body=body, headers={"content-type": content_type}
+        )
+        if resp.status >= 300:
+            return self._whole_batch(_http_failure(resp.status, content, resp), ids)
+        results: dict[str, GmailMessage | _Failure] = {}
+        for index, status, headers, payload in wire.parts(resp.get("content-type", ""), content):
+            message_id = order.get(index)
+            if message_id is None:
+                continue  # an id this batch did not ask for: nothing to attach it to
+            if status >= 300:
+                results[message_id] = _http_failure(status, payload, headers)
+                continue
+            try:
+                results[message_id] = decode_message(json.loads(payload or b"{}"), fmt=wire.fmt)
+            except (KeyError, TypeError, ValueError) as exc:
+                # Gmail answered, but not in a shape this client reads: that id alone fails.
+                results[message_id] = _Failure(
+                    status=200, reason="undecodable", message=type(exc).__name__
+                )
         for message_id in ids:
             results.setdefault(
                 message_id, _Failure(status=0, reason="batch", message="part missing from reply")
             )
         return results
 
+    def _refresh(self, http: Any) -> None:
+        """Refresh the token the way ``BatchHttpRequest`` does before re-sending 401 parts."""
+        import google_auth_httplib2
+
+        http.credentials.refresh(google_auth_httplib2.Request(http.http))
+
+    def _wire(self, fmt: str, metadata_headers: list[str]) -> _BatchWire:
+        """The part template for this format, made once from the library's own request."""
+        key = (fmt, tuple(metadata_headers))
+        wire = self._wires.get(key)
+        if wire is None:
+            params: dict[str, Any] = {"userId": self._user_id, "id": _ID_SLOT, "format": fmt}
+            if metadata_headers:
+                params["metadataHeaders"] = metadata_headers
+            wire = _BatchWire.from_request(self._messages().get(**params), fmt)
+            self._wires[key] = wire
+        return wire
+
     def _failure(self, exc: Exception) -> _Failure:
         """Classify what ``execute`` raised; re-raises what is not an HTTP or network failure."""
         import httplib2
-        from googleapiclient.errors import BatchError, HttpError
+        from googleapiclient.errors import HttpError
 
         if isinstance(exc, AppError):
             raise exc  # credentials already translated (ConfigurationError / RetryableError)
@@ -539,8 +591,6 @@ class GmailApiClient:
                 message=message or str(getattr(exc.resp, "reason", "") or ""),
                 retry_after=_retry_after(exc.resp),
             )
-        if isinstance(exc, BatchError):
-            return _Failure(status=0, reason="batch", message="malformed batch reply")
         translated = self._translate_auth(exc)
         if translated is not None:
             raise translated from None
@@ -574,42 +624,143 @@ class GmailApiClient:
         )
 
 
-@functools.cache
-def _plain_batch_class() -> type[Any]:
-    """``BatchHttpRequest`` writing each part's request as plain text.
+_ID_SLOT = "ID-SLOT-0f3a9c"  # stands for the message id in the part template (URL-safe)
+_PART_ID = re.compile(rb"^content-id:[ \t]*<([^>]*)>", re.IGNORECASE | re.MULTILINE)
 
-    The library builds every part as an ``email`` MIME message and flattens it with the
-    ``email`` generator, folding each header through the policy machinery: about a fifth of
-    capture's CPU. A part is only an HTTP request line, headers and a blank line (a body for
-    none of our GETs), so it is written here with the same lines, credentials applied the
-    same way.
+
+@dataclass(frozen=True)
+class _BatchWire:
+    """Writes a batch of ``messages.get`` parts and reads Gmail's multipart reply.
+
+    ``BatchHttpRequest`` builds every part as an ``email`` MIME message, flattens the whole with
+    the ``email`` generator, makes each part's request through discovery (``createMethod``), and
+    reads the reply with ``FeedParser``: together more than a quarter of capture's CPU per
+    message (bench/capture.py, docs/capture.md). A part is an HTTP request line, headers and a
+    blank line; the reply's parts are status lines, headers and JSON. So the part is made once
+    per format by the library (its URL, query and headers: ``template``), the id is put into
+    it per message, and the reply is split on its boundary. Parts carry the token as the
+    library's do (Google applies the outer request's headers to parts too).
     """
-    from googleapiclient import _auth
-    from googleapiclient.http import BatchHttpRequest
 
-    class PlainBatchHttpRequest(BatchHttpRequest):
-        def _serialize_request(self, request: Any) -> str:
-            parsed = urllib.parse.urlparse(request.uri)
-            target = urllib.parse.urlunparse(("", "", parsed.path, parsed.params, parsed.query, ""))
-            headers = dict(request.headers)
-            if request.http is not None:
-                credentials = _auth.get_credentials_from_http(request.http)
-                if credentials is not None:
-                    _auth.apply_credentials(credentials, headers)
-            content_type = headers.pop("content-type", "application/json")
-            lines = [
-                f"{request.method} {target} HTTP/1.1",
-                f"Content-Type: {content_type}",
-                "MIME-Version: 1.0",
-                *(f"{name}: {value}" for name, value in headers.items()),
-                f"Host: {parsed.netloc}",
-            ]
-            body = request.body
-            if body is not None:
-                lines.append(f"content-length: {len(body)}")
-            return "\n".join(lines) + "\n\n" + (body if body is not None else "")
+    fmt: str
+    method: str
+    target: str  # path and query, with _ID_SLOT where the id goes
+    host: str
+    headers: tuple[tuple[str, str], ...]
 
-    return PlainBatchHttpRequest
+    @classmethod
+    def from_request(cls, request: Any, fmt: str) -> _BatchWire:
+        parsed = urllib.parse.urlsplit(request.uri)
+        target = urllib.parse.urlunsplit(("", "", parsed.path, parsed.query, ""))
+        headers = dict(request.headers)
+        headers.pop("content-type", None)
+        return cls(fmt, request.method, target, parsed.netloc, tuple(headers.items()))
+
+    def part(self, message_id: str, auth: Mapping[str, str]) -> str:
+        """One part's HTTP request, as ``BatchHttpRequest._serialize_request`` writes it."""
+        target = self.target.replace(_ID_SLOT, urllib.parse.quote(message_id, safe=""))
+        lines = [
+            f"{self.method} {target} HTTP/1.1",
+            "Content-Type: application/json",
+            "MIME-Version: 1.0",
+            *(f"{name}: {value}" for name, value in self.headers),
+            *(f"{name}: {value}" for name, value in auth.items()),
+            f"Host: {self.host}",
+        ]
+        return "\n".join(lines) + "\n\n"
+
+    def request(
+        self, ids: Sequence[str], auth: Mapping[str, str]
+    ) -> tuple[str, str, dict[str, str]]:
+        """(body, content type, part number -> id) of one batch POST."""
+        boundary = "===============" + uuid.uuid4().hex + "=="
+        base = uuid.uuid4().hex
+        order: dict[str, str] = {}
+        chunks: list[str] = []
+        for number, message_id in enumerate(ids):
+            key = f"{base} + {number}"
+            order[key] = message_id
+            chunks.append(
+                f"--{boundary}\r\nContent-Type: application/http\r\n"
+                "Content-Transfer-Encoding: binary\r\nMIME-Version: 1.0\r\n"
+                f"Content-ID: <{key}>\r\n\r\n{self.part(message_id, auth)}\r\n"
+            )
+        body = "".join(chunks) + f"--{boundary}--\r\n"
+        return body, f'multipart/mixed; boundary="{boundary}"', order
+
+    @staticmethod
+    def parts(
+        content_type: str, content: bytes
+    ) -> Iterator[tuple[str, int, dict[str, str], bytes]]:
+        """(part key, status, headers, body) of each part of a multipart reply; a part that is
+        not an HTTP response is skipped (its id is then reported missing)."""
+        boundary = _boundary(content_type)
+        if not boundary:
+            return
+        delimiter = b"--" + boundary.encode("latin-1")
+        segments = content.split(delimiter)
+        for segment in segments[1:]:
+            if segment.startswith(b"--"):
+                break  # the close delimiter: the epilogue follows
+            head, body = _split_head(segment)
+            found = _PART_ID.search(head)
+            if found is None:
+                continue
+            content_id = found.group(1).decode("latin-1").strip()
+            if content_id.startswith("response-"):
+                content_id = content_id[len("response-") :]
+            status_head, payload = _split_head(body.lstrip(b"\r\n"))
+            lines = status_head.decode("latin-1").splitlines()
+            if not lines:
+                continue
+            status_line = lines[0].split(" ", 2)
+            if len(status_line) < 2 or not status_line[1].isdigit():
+                continue
+            headers: dict[str, str] = {}
+            for line in lines[1:]:
+                name, sep, value = line.partition(":")
+                if sep:
+                    headers[name.strip().lower()] = value.strip()
+            if payload.endswith(b"\r\n"):
+                payload = payload[:-2]
+            elif payload.endswith(b"\n"):
+                payload = payload[:-1]
+            yield content_id, int(status_line[1]), headers, payload
+
+
+def _boundary(content_type: str) -> str:
+    """The ``boundary`` parameter of a ``multipart/mixed`` content type, or ''."""
+    message = email.message.Message()
+    message["content-type"] = content_type
+    if message.get_content_type() != "multipart/mixed":
+        return ""
+    boundary = message.get_param("boundary")
+    return boundary if isinstance(boundary, str) else ""
+
+
+def _split_head(data: bytes) -> tuple[bytes, bytes]:
+    """Headers and body of a MIME or HTTP block, at the first blank line (CRLF or LF)."""
+    crlf = data.find(b"\r\n\r\n")
+    lf = data.find(b"\n\n")
+    if crlf >= 0 and (lf < 0 or crlf < lf):
+        return data[:crlf], data[crlf + 4 :]
+    if lf >= 0:
+        return data[:lf], data[lf + 2 :]
+    return data, b""
+
+
+def _http_failure(status: int, content: Any, headers: Any) -> _Failure:
+    """A non-2xx answer, of the whole POST or of one part, as a failure."""
+    reason, message = _error_reason(content)
+    if not message:
+        phrase = getattr(headers, "reason", "")
+        if not phrase:
+            with contextlib.suppress(ValueError):
+                phrase = HTTPStatus(int(status)).phrase
+        message = str(phrase or "")
+    return _Failure(
+        status=int(status), reason=reason, message=message, retry_after=_retry_after(headers)
+    )
 
 
 def _chunks(items: Sequence[str], size: int) -> Iterator[list[str]]:
