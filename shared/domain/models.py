@@ -949,3 +949,9 @@ class Caller(BaseModel):
     @property
     def is_service(self) -> bool:
         return isinstance(self.role, ServiceRole)
+
+
+def check_capture(email: Email, sighting: Sighting, links: Iterable[InvestorLink]) -> None:
+    """What ``record_capture`` writes in one transaction must all be of the one email."""
+    if sighting.email_id != email.id or any(link.email_id != email.id for link in links):
+        raise ValueError("record_capture: a sighting or link of another email")

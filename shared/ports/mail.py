@@ -46,6 +46,16 @@ class MailStore(Protocol):
         """Insert or refresh one mailbox's sighting; True if new. Updates the email's live set."""
         ...
 
+    def record_capture(
+        self, email: Email, sighting: Sighting, links: Sequence[InvestorLink] = ()
+    ) -> bool:
+        """``upsert_email``, ``link_email_to_investor`` for each link, then ``record_sighting``,
+        as one transaction; True if the email is new. Capture's write of one message: one read
+        of the email and one refresh of what the store derives from it, instead of one per
+        call. Links to an investor the email was corrected away from are not written; an
+        offboarded mailbox's capture writes nothing."""
+        ...
+
     def set_sighting_deleted(self, account_id: str, gmail_message_id: str, deleted: bool) -> bool:
         """Soft-delete or restore a sighting; False if there is no such sighting."""
         ...

@@ -6,8 +6,10 @@ when behind. How:
 - **Writes are idempotent and the sighting is written last.** An email is keyed by its
   Message-ID, a sighting by (mailbox, Gmail id), a link by (email, investor, contact), a
   proposal by (email, investor). A message counts as captured for a mailbox only once its
-  sighting exists, and the sighting is the last write of a message; a run that dies anywhere
-  before it leaves a message that the next run simply captures again, landing on the same keys.
+  sighting exists, and the sighting is the last write of a message (written with the email and
+  its links in one transaction, ``record_capture``, after the proposals); a run that dies
+  anywhere before it leaves a message that the next run simply captures again, landing on the
+  same keys.
 - **The cursor moves only past what is stored.** A full sync saves the ``messages.list`` page
   token after each page is stored and sets the history id (taken from the profile *before* the
   first page) only when the last page is done; a partial sync advances the history id record
@@ -305,7 +307,32 @@ class Capture:
         elif stored is not None and stored.matched:
             # Matched through another mailbox's view (or a re-match): keep what it stored.
             email = email.model_copy(update=_stored_text(stored))
-        self.store.upsert_email(email)
+        labels = list(message.label_ids)
+        sighting = Sighting.new(
+            self.account.id,
+            message.id,
+            email.id,
+            thread_id=message.thread_id,
+            label_ids=labels,
+            is_sent="SENT" in labels,
+            internal_date=message.internal_date,
+            deleted=bool(DELETED_LABELS & set(labels)),
+        )
+        if found:
+            # Before the email: the capture below is the message's last write (the sighting),
+            # so a run stopped in between proposes again, on the same keys.
+            propose(
+                self.store,
+                email.id,
+                email,
+                found,
+                account=self.account,
+                account_id=self.account.id,
+                actor="capture",
+            )
+        # Additive only: another mailbox's run must never undo links; unlinking is the
+        # re-match job's, which looks at the email as a whole.
+        self.store.record_capture(email, sighting, [m.to_link(email.id) for m in found])
         if email.header_problems and (stored is None or not stored.header_problems):
             # Counted once per email, by the mailbox that stored it first with its problem.
             logger.warning(
@@ -320,24 +347,6 @@ class Capture:
                 },
             )
             self.store.update_sync_state(self.account.id, SyncStateChange(header_problems_added=1))
-        # Additive only: another mailbox's run must never undo links; unlinking is the
-        # re-match job's, which looks at the email as a whole.
-        apply_matches(
-            self.store, email.id, found, account_id=self.account.id, actor="capture", unlink=False
-        )
-        labels = list(message.label_ids)
-        self.store.record_sighting(
-            Sighting.new(
-                self.account.id,
-                message.id,
-                email.id,
-                thread_id=message.thread_id,
-                label_ids=labels,
-                is_sent="SENT" in labels,
-                internal_date=message.internal_date,
-                deleted=bool(DELETED_LABELS & set(labels)),
-            )
-        )
         self._clear_problem(message.id)
 
     @property
@@ -567,6 +576,31 @@ def apply_matches(
     for match in found:
         store.link_email_to_investor(match.to_link(email_id))
     account = store.get_email_account(account_id) if found and account_id else None
+    propose(store, email_id, email, found, account=account, account_id=account_id, actor=actor)
+    unlinked = 0
+    stale = {link.investor_id for link in store.list_links(email_id)} - wanted if unlink else set()
+    for investor_id in sorted(stale):
+        unlinked += store.unlink_email_from_investor(email_id, investor_id)
+        proposal = Proposal.new(email_id, investor_id)
+        if store.get_proposal(proposal.id) is not None:
+            # Already approved or rejected by a person: their decision stands.
+            with contextlib.suppress(ConflictError):
+                store.decide_proposal(proposal.id, ProposalStatus.WITHDRAWN, actor)
+    return len(wanted), unlinked
+
+
+def propose(
+    store: CaptureStore,
+    email_id: str,
+    email: Email | None,
+    found: Iterable[Match],
+    *,
+    account: EmailAccount | None,
+    account_id: str | None,
+    actor: str,
+) -> None:
+    """Open a proposal for each match, carrying its evidence from ``email``; idempotent. A
+    proposal withdrawn earlier is opened again, unless an admin's correction withdrew it."""
     for match in found:
         proposal = Proposal.new(
             email_id,
@@ -584,16 +618,6 @@ def apply_matches(
                 if current is not None and match.investor_id in current.corrected_investor_ids:
                     continue
                 store.decide_proposal(proposal.id, ProposalStatus.PROPOSED, actor)
-    unlinked = 0
-    stale = {link.investor_id for link in store.list_links(email_id)} - wanted if unlink else set()
-    for investor_id in sorted(stale):
-        unlinked += store.unlink_email_from_investor(email_id, investor_id)
-        proposal = Proposal.new(email_id, investor_id)
-        if store.get_proposal(proposal.id) is not None:
-            # Already approved or rejected by a person: their decision stands.
-            with contextlib.suppress(ConflictError):
-                store.decide_proposal(proposal.id, ProposalStatus.WITHDRAWN, actor)
-    return len(wanted), unlinked
 
 
 def proposal_evidence(

@@ -19,6 +19,7 @@ from shared.domain.models import (
     AuditEntry,
     CaptureProblem,
     Contact,
+    Correction,
     Email,
     EmailAccount,
     Guard,
@@ -36,6 +37,7 @@ from shared.domain.models import (
     SyncStatus,
     User,
     email_id_for,
+    utcnow,
 )
 from shared.errors import BadRequestError, ConflictError, NotFoundError
 from shared.ports import Store, SyncStateChange
@@ -599,6 +601,81 @@ class TestEmails:
         again = store.get_email(email.id)
         assert again is not None
         assert again.live_account_ids == ["a_one", "a_two"]
+
+    def test_record_capture_is_upsert_then_sighting_in_one_write(self, store: Store) -> None:
+        """The same email, sighting, denormalised fields and relationship rows as the two
+        calls it replaces: for a new email, and for one stored with a link and another
+        mailbox's sighting (whose live set and links it must keep)."""
+        account = EmailAccount.new("partner@fund.example")
+        store.add_email_account(account)
+        fresh = make_email("lp@fund.example", subject="New")
+        sighting = Sighting.new(account.id, "g1", fresh.id, thread_id="t1", is_sent=True)
+        assert store.record_capture(fresh, sighting) is True
+        assert store.list_sightings(fresh.id) == [sighting]
+        stored = store.get_email(fresh.id)
+        assert stored is not None
+        assert (stored.live_account_ids, stored.sent_account_ids, stored.digest_ready) == (
+            [account.id],
+            [account.id],
+            True,
+        )
+
+        known = make_email("lp@fund.example", subject="Known")
+        store.upsert_email(known)
+        store.record_sighting(Sighting.new("a_other", "o1", known.id))
+        link = make_link(known.id, "inv-1")
+        store.link_email_to_investor(link)
+        again = Sighting.new(account.id, "g2", known.id, label_ids=["INBOX"])
+        replied = known.model_copy(update={"subject": "Re: Known"})
+        assert store.record_capture(replied, again) is False  # the email was stored
+        assert store.record_capture(replied, again) is False
+        after = store.get_email(known.id)
+        assert after is not None
+        assert after.subject == "Re: Known"
+        assert after.live_account_ids == sorted(["a_other", account.id])
+        assert after.links == [LinkedInvestor.of(link)]
+        assert after.matched is True
+        assert store.list_sightings(known.id) == sorted(
+            [Sighting.new("a_other", "o1", known.id), again], key=lambda x: x.id
+        )
+
+    def test_record_capture_writes_the_links_but_not_a_corrected_pair(self, store: Store) -> None:
+        account = EmailAccount.new("partner@fund.example")
+        store.add_email_account(account)
+        email = make_email("lp@fund.example")
+        store.upsert_email(email)
+        correction = Correction(investor_id="inv-2", by="ada@fund.example", at=utcnow())
+        store.set_email_correction(email.id, "inv-2", correction)
+        jane, corrected = make_link(email.id, "inv-1", "contact-jane"), make_link(email.id, "inv-2")
+        sighting = Sighting.new(account.id, "g1", email.id)
+
+        store.record_capture(email, sighting, [jane, corrected, jane])
+        store.record_capture(email, sighting, [jane])  # a redelivery changes nothing
+
+        assert store.list_links(email.id) == [jane]
+        stored = store.get_email(email.id)
+        assert stored is not None
+        assert (stored.matched, stored.investor_ids, stored.links) == (
+            True,
+            ["inv-1"],
+            [LinkedInvestor.of(jane)],
+        )
+        assert [r.email_id for r in store.list_investor_contributions("inv-1")] == [email.id]
+        assert store.list_investor_contributions("inv-2") == []
+        with pytest.raises(ValueError, match="another email"):
+            store.record_capture(email, sighting, [make_link(email_id_for("<x@y>"), "inv-1")])
+
+    def test_record_capture_in_an_offboarded_mailbox_writes_nothing(self, store: Store) -> None:
+        account = EmailAccount.new("leaver@fund.example")
+        store.add_email_account(account)
+        store.offboard_email_account(account.id)
+        email = make_email("lp@fund.example")
+        with pytest.raises(NotFoundError):
+            store.record_capture(email, Sighting.new(account.id, "m1", email.id))
+        assert store.get_email(email.id) is None
+        assert store.get_sighting(account.id, "m1") is None
+        with pytest.raises(ValueError, match="another email"):
+            store.record_capture(email, Sighting.new(account.id, "m1", email_id_for("<x@y>")))
 
     def test_sighting_of_unknown_email_is_not_found(self, store: Store) -> None:
         with pytest.raises(NotFoundError):

@@ -21,6 +21,7 @@ WRITE_METHODS = frozenset(
         "upsert_email",
         "update_email",
         "record_sighting",
+        "record_capture",
         "set_sighting_deleted",
         "link_email_to_investor",
         "unlink_email_from_investor",

@@ -29,6 +29,7 @@ from shared.domain.models import (
     Email,
     InvestorLink,
     Sighting,
+    check_capture,
     normalize_address,
     normalize_domain,
     sighting_id_for,
@@ -159,6 +160,45 @@ class MailMixin(FirestoreBase):
                 transaction, (email, before, links), (refreshed, sightings, links)
             )
             return not existed
+
+        return self._transact(body)
+
+    def record_capture(
+        self, email: Email, sighting: Sighting, links: Sequence[InvestorLink] = ()
+    ) -> bool:
+        check_capture(email, sighting, links)
+        email_ref = self._ref(EMAILS, email.id)
+
+        def body(transaction: firestore.Transaction) -> bool:
+            stored = self._get(Email, EMAILS, email.id, transaction)
+            self._refuse_offboarded(sighting.account_id, transaction)
+            # A new email has no sightings or links (see upsert_email).
+            before, linked = (
+                self._email_sources(email.id, transaction) if stored is not None else ([], [])
+            )
+            corrected = stored.corrected_investor_ids if stored is not None else frozenset()
+            known = {link.id for link in linked}
+            added = list(
+                {
+                    link.id: link
+                    for link in links
+                    if link.id not in known and link.investor_id not in corrected
+                }.values()
+            )
+            sightings = [s for s in before if s.id != sighting.id] + [sighting]
+            merged = email.merged_into(stored)
+            refreshed = self._denormalised(merged, sightings, [*linked, *added])
+            document = self._email_document(refreshed, transaction)
+            transaction.set(self._ref(SIGHTINGS, sighting.id), _document(sighting))
+            for link in added:
+                transaction.set(self._ref(LINKS, link.id), _document(link))
+            transaction.set(email_ref, document)
+            self._follow_contributions(
+                transaction,
+                (stored, before, linked),
+                (refreshed, sightings, [*linked, *added]),
+            )
+            return stored is None
 
         return self._transact(body)
 

@@ -13,6 +13,7 @@ from shared.domain.models import (
     Email,
     InvestorLink,
     Sighting,
+    check_capture,
     normalize_address,
     normalize_domain,
     sighting_id_for,
@@ -64,12 +65,7 @@ class SqliteMail(_SqliteBase):
             stored = self._stored_email(conn, email.id)
             self._after_read("upsert_email")
             merged = email.merged_into(stored)
-            conn.execute("DELETE FROM email_participants WHERE email_id = ?", (email.id,))
-            conn.executemany(
-                "INSERT OR IGNORE INTO email_participants (kind, value, email_id) VALUES (?,?,?)",
-                [("address", a, email.id) for a in merged.participant_addresses]
-                + [("domain", d, email.id) for d in merged.participant_domains],
-            )
+            self._put_participants(conn, merged)
             self._refresh_email(conn, merged)
             return stored is None
 
@@ -145,22 +141,50 @@ class SqliteMail(_SqliteBase):
                 "SELECT 1 FROM sightings WHERE id = ?", (sighting.id,)
             ).fetchone()
             self._after_read("record_sighting")
-            conn.execute(
-                "INSERT OR REPLACE INTO sightings"
-                " (id, account_id, gmail_message_id, email_id, deleted, thread_id, doc)"
-                " VALUES (?,?,?,?,?,?,?)",
-                (
-                    sighting.id,
-                    sighting.account_id,
-                    sighting.gmail_message_id,
-                    sighting.email_id,
-                    int(sighting.deleted),
-                    sighting.thread_id,
-                    _dump(sighting),
-                ),
-            )
+            self._put_sighting(conn, sighting)
             self._refresh_email(conn, email)
             return existed is None
+
+    def record_capture(
+        self, email: Email, sighting: Sighting, links: Sequence[InvestorLink] = ()
+    ) -> bool:
+        check_capture(email, sighting, links)
+        with self._write() as conn:
+            stored = self._stored_email(conn, email.id)
+            self._refuse_offboarded(conn, sighting.account_id)
+            self._after_read("record_capture")
+            merged = email.merged_into(stored)
+            self._put_participants(conn, merged)
+            corrected = stored.corrected_investor_ids if stored is not None else frozenset()
+            conn.executemany(
+                "INSERT OR IGNORE INTO investor_links (id, email_id, investor_id, doc)"
+                " VALUES (?,?,?,?)",
+                [
+                    (link.id, link.email_id, link.investor_id, _dump(link))
+                    for link in links
+                    if link.investor_id not in corrected
+                ],
+            )
+            self._put_sighting(conn, sighting)
+            self._refresh_email(conn, merged)
+            return stored is None
+
+    @staticmethod
+    def _put_sighting(conn: sqlite3.Connection, sighting: Sighting) -> None:
+        conn.execute(
+            "INSERT OR REPLACE INTO sightings"
+            " (id, account_id, gmail_message_id, email_id, deleted, thread_id, doc)"
+            " VALUES (?,?,?,?,?,?,?)",
+            (
+                sighting.id,
+                sighting.account_id,
+                sighting.gmail_message_id,
+                sighting.email_id,
+                int(sighting.deleted),
+                sighting.thread_id,
+                _dump(sighting),
+            ),
+        )
 
     def set_sighting_deleted(self, account_id: str, gmail_message_id: str, deleted: bool) -> bool:
         sighting_id = sighting_id_for(account_id, gmail_message_id)
