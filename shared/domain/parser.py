@@ -186,6 +186,7 @@ _SIMPLE_MAILBOX = re.compile(
     rf"|(?P<name>{_ATEXT}(?:[ \t]+{_ATEXT})*)?[ \t]*<(?P<angle>{_DOT_ATOM}@{_DOT_ATOM})>)[ \t]*"
 )
 _MEMO_MAX_CHARS = 2048  # with 4,096 entries: at most about 8 M characters kept
+_MAILBOX_MEMO_MAX_CHARS = 256
 
 
 def _unfold(value: str) -> str:
@@ -232,6 +233,8 @@ class _Headers:
         """Every occurrence of a header as unfolded text, without the policy's structured
         parsing."""
         wanted = name.lower()
+        if wanted not in self._raw:
+            return ()
         values = self._values.get(wanted)
         if values is None:
             values = tuple(_clean("".join(t.splitlines())).strip() for t in self.raw(wanted))
@@ -356,6 +359,16 @@ def _mailbox(name: str, addr_spec: str, header: str, problems: list[str]) -> Mai
         return None
 
 
+@lru_cache(maxsize=4096)
+def _remembered_mailbox(
+    name: str, addr_spec: str, header: str
+) -> tuple[Mailbox | None, tuple[str, ...]]:
+    """``_mailbox`` of a short plain pair, and the problems it noted: the same few addresses
+    (the mailbox's own, its usual correspondents) come back in message after message."""
+    notes: list[str] = []
+    return _mailbox(name, addr_spec, header, notes), tuple(notes)
+
+
 def _simple_addresses(raw: list[str]) -> list[tuple[str, str]] | None:
     """``(display name, addr-spec)`` pairs of address values written in the plain form most
     mail uses (``Name Name <local@domain>, local@domain``: ASCII atoms only), exactly as the
@@ -407,14 +420,18 @@ def _parsed_addresses(
 def _address_list(
     msg: Message, headers: _Headers, header: str, problems: list[str], fast: bool
 ) -> list[Mailbox]:
-    if not headers.values(header):
+    if not headers.raw(header):
         return []
     simple = _simple_addresses(headers.raw(header)) if fast else None
     pairs = simple if simple is not None else _parsed_addresses(msg, headers, header, problems)
     mailboxes: list[Mailbox] = []
     seen: set[str] = set()
     for name, spec in pairs:
-        mailbox = _mailbox(name, spec, header, problems)
+        if simple is not None and len(name) + len(spec) <= _MAILBOX_MEMO_MAX_CHARS:
+            mailbox, notes = _remembered_mailbox(name, spec, header)
+            problems.extend(notes)
+        else:
+            mailbox = _mailbox(name, spec, header, problems)
         if mailbox is not None and mailbox.address not in seen:
             seen.add(mailbox.address)
             mailboxes.append(mailbox)
