@@ -180,10 +180,12 @@ _ENCODED_WORD_START = "=?"
 _ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _DOT_ATOM = rf"{_ATEXT}(?:\.{_ATEXT})*"
 # One mailbox in the plain form (see ``_simple_addresses``): a bare addr-spec, or an optional
-# phrase of atoms and an addr-spec in angle brackets; spaces and tabs around.
+# phrase of atoms or one quoted string (printable ASCII, no backslash) and an addr-spec in
+# angle brackets; spaces and tabs around.
 _SIMPLE_MAILBOX = re.compile(
     rf"[ \t]*(?:(?P<spec>{_DOT_ATOM}@{_DOT_ATOM})"
-    rf"|(?P<name>{_ATEXT}(?:[ \t]+{_ATEXT})*)?[ \t]*<(?P<angle>{_DOT_ATOM}@{_DOT_ATOM})>)[ \t]*"
+    rf"|(?:(?P<name>{_ATEXT}(?:[ \t]+{_ATEXT})*)|\"(?P<quoted>[ \t!#-\[\]-~]+)\")?"
+    rf"[ \t]*<(?P<angle>{_DOT_ATOM}@{_DOT_ATOM})>)[ \t]*"
 )
 _MEMO_MAX_CHARS = 2048  # with 4,096 entries: at most about 8 M characters kept
 _MAILBOX_MEMO_MAX_CHARS = 256
@@ -371,25 +373,34 @@ def _remembered_mailbox(
 
 def _simple_addresses(raw: list[str]) -> list[tuple[str, str]] | None:
     """``(display name, addr-spec)`` pairs of address values written in the plain form most
-    mail uses (``Name Name <local@domain>, local@domain``: ASCII atoms only), exactly as the
-    policy's address parser reads them; ``None`` for anything else (quotes, comments, groups,
-    encoded words, 8-bit, empty entries), which only that parser reads.
+    mail uses (``Name Name <local@domain>, "Last, First" <local@domain>, local@domain``:
+    printable ASCII), exactly as the policy's address parser reads them; ``None`` for anything
+    else (escapes, comments, groups, encoded words, 8-bit, empty entries), which only that
+    parser reads.
 
     Why it is exact: such a value has no token the parser treats specially, so it finds each
-    comma-separated mailbox with no defect, its display name the atoms joined by one space
-    and its addr-spec the text between the brackets (or the bare address), unquoted.
+    comma-separated mailbox with no defect; its display name is the atoms joined by one space
+    (each run of folding whitespace reads as one) or the quoted text as it stands, and its
+    addr-spec the dot-atoms between the brackets (or the bare address), unquoted.
     """
     pairs: list[tuple[str, str]] = []
     for text in raw:
         value = _unfold(text)
         if _ENCODED_WORD_START in value:
             return None
-        for item in value.split(","):
-            match = _SIMPLE_MAILBOX.fullmatch(item)
+        at, end = 0, len(value)
+        while True:
+            match = _SIMPLE_MAILBOX.match(value, at)
             if match is None:
                 return None
-            name, angle, spec = match.group("name", "angle", "spec")
-            pairs.append((" ".join(name.split()) if name else "", angle or spec))
+            name, quoted, angle, spec = match.group("name", "quoted", "angle", "spec")
+            pairs.append((quoted or (" ".join(name.split()) if name else ""), angle or spec))
+            at = match.end()
+            if at == end:
+                break
+            if value[at] != "," or at + 1 == end:  # an empty entry: the parser's to read
+                return None
+            at += 1
     return pairs
 
 

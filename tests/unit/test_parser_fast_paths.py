@@ -167,12 +167,19 @@ def _plain_mailbox(rng: random.Random) -> str:
     words = [rng.choice(["Ada", "Lovelace", "Mr", "x_y", "O'Brien", "#1", "a+b"]) for _ in "abc"]
     name = "".join(w + rng.choice(space[1:]) for w in words[: rng.randint(1, 3)]).rstrip()
     before, after = rng.choice(space), rng.choice(space)
-    form = rng.randrange(3)
+    form = rng.randrange(4)
     if form == 0:
         return f"{before}{local}@{domain}{after}"
     if form == 1:
         return f"{before}{name}{rng.choice(space)}<{local}@{domain}>{after}"
+    if form == 2:
+        quoted = "".join(rng.choice(_QUOTABLE) for _ in range(rng.randint(0, 12)))
+        return f'{before}"{quoted}"{rng.choice(space)}<{local}@{domain}>{after}'
     return f"{before}<{local}@{domain}>{after}"
+
+
+# What a quoted display name holds: mostly printable ASCII, now and then what it must not.
+_QUOTABLE = [*"aZ ,;:()<>@.[]'!#~\t", "  ", "Last, First", "\\", '\\"', "é", "=?", "?="]
 
 
 def _address_value(rng: random.Random) -> str:
