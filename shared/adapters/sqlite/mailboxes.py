@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from collections.abc import Callable
 
@@ -152,9 +153,17 @@ class SqliteMailboxes(_SqliteBase):
         caller's transaction, so an offboarding that commits first is always seen)."""
         row = conn.execute("SELECT doc FROM email_accounts WHERE id = ?", (account_id,)).fetchone()
         if row is not None:
-            _load(EmailAccount, row[0]).refuse_offboarded()
+            _account_to_check(row[0]).refuse_offboarded()
 
     def own_addresses(self) -> set[str]:
         return {
             address for account in self.list_email_accounts() for address in account.addresses()
         }
+
+
+@functools.lru_cache(maxsize=64)
+def _account_to_check(doc: str) -> EmailAccount:
+    """The mailbox as ``_refuse_offboarded`` reads it, parsed once per version of its row:
+    capture checks it with every message, and the row changes only once per page. Only
+    read here (never handed out), so sharing one parsed object is safe."""
+    return _load(EmailAccount, doc)
