@@ -68,11 +68,13 @@ from pathlib import Path
 
 from bench._support import team_address
 from shared.domain.models import (
+    NAMES_CLOCK_SLACK,
     Contact,
     Email,
     EmailAccount,
     Investor,
     InvestorLink,
+    LinkNames,
     Mailbox,
     MatchHeader,
     Organization,
@@ -126,6 +128,8 @@ class Crm:
     accounts: list[EmailAccount]
     contacts: list[Contact]  # CONTACTS_PER_INVESTOR per investor, investor by investor
     weights: list[float]  # per investor: how busy it is
+    investors: dict[str, Investor]
+    organizations: dict[str, Organization]
 
 
 def seed(store: Store) -> Crm:
@@ -140,6 +144,8 @@ def seed(store: Store) -> Crm:
         store.add_email_account(account)
         accounts.append(account)
     contacts = []
+    investors: dict[str, Investor] = {}
+    organizations: dict[str, Organization] = {}
     for index in range(INVESTORS):
         domain = f"lp{index}.vc"
         org = Organization(id=f"org-{index}", name=f"LP {index} Capital", domains=[domain])
@@ -148,6 +154,7 @@ def seed(store: Store) -> Crm:
         )
         store.upsert_organization(org)
         store.upsert_investor(investor)
+        investors[investor.id], organizations[org.id] = investor, org
         for person in ("partner", "principal")[:CONTACTS_PER_INVESTOR]:
             contact = Contact(
                 id=f"con-{person}-{index}",
@@ -160,7 +167,7 @@ def seed(store: Store) -> Crm:
             contacts.append(contact)
     # Zipf-like: the busiest LP gets ~10x the mail of the median one.
     weights = [1.0 / (rank + 1) ** 0.8 for rank in range(INVESTORS)]
-    return Crm(accounts, contacts, weights)
+    return Crm(accounts, contacts, weights, investors, organizations)
 
 
 @dataclass(frozen=True)
@@ -205,6 +212,14 @@ def make_mail(crm: Crm, serial: int, rng: random.Random, *, date: datetime) -> M
         body=body,
     )
     link = InvestorLink.new(email.id, contact.investor_id, contact.id, contact.emails[0], header)
+    investor = crm.investors[contact.investor_id]
+    organization = crm.organizations[investor.organization_id or ""]
+    # The names capture's matcher held (contact, its investor, the organisation its domain
+    # found), taken before it read them: here, when the mail is made.
+    names = LinkNames.of(
+        at=datetime.now(UTC), investor=investor, organization=organization, contact=contact
+    )
+    link = link.model_copy(update={"names": names})
     gmail_id = f"{rng.getrandbits(64):016x}"
     sightings = tuple(
         Sighting.new(
@@ -324,6 +339,12 @@ def run_config(config: Config, workdir: Path, profile: bool) -> Outcome:
             flush=True,
         )
         older_s = populate(store, crm, 0, older, now=now, day=False, writers=writers)
+        # A fund's CRM predates the day's mail: the digest re-reads records stamped within
+        # NAMES_CLOCK_SLACK before the day's oldest name-stamp, so let the seed age past it.
+        settle = (now + NAMES_CLOCK_SLACK - datetime.now(UTC)).total_seconds()
+        if settle > 0:
+            print(f"  waiting {settle:.0f} s for the CRM's stamps to age past the slack")
+            time.sleep(settle + 1)
         since = tick()
         day_s = populate(
             store, crm, older, config.day, now=datetime.now(UTC), day=True, writers=writers
