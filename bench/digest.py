@@ -17,14 +17,18 @@ The store is populated directly through the Store port (no Gmail): 20 active use
 mailbox each; 300 investors, each with an organisation (its own domain) and two contacts. Every
 email is written as capture writes it: ``upsert_email`` (header fields, participants, snippet
 and a 0.5-3 KB body, as matched mail keeps), ``link_email_to_investor`` (one investor, through
-one of its contacts), then ``record_sighting`` in each mailbox that saw it (the sighting last).
+one of its contacts, carrying the names capture's matcher holds: ``LinkNames``), then
+``record_sighting`` in each mailbox that saw it (the sighting last).
 The mix: every email is in one mailbox, or in two for a quarter of them (a teammate on cc);
 20% are outbound (from the mailbox owner to the contact, a Sent sighting); investors are picked
 with a skew (a few busy LPs, a long tail). In the day, 5% of the mail is old when it is linked
 (a late backfill: counted per investor, not listed).
 
 The window: ``matched_at`` is the store's clock at link time, so the older corpus is populated
-first, then ``since = now``, then the day's mail, then ``until = now``. The window is checked
+first, then ``since = now``, then the day's mail, then ``until = now``. The CRM is seeded at
+least ``NAMES_CLOCK_SLACK`` (1 min) before the day's mail, as a fund's CRM predates its day
+(the run waits out what is left of it): otherwise the digest re-reads every record as
+possibly changed since the day's names were taken. The window is checked
 (the store's listing of it holds exactly the day's mail) before anything is timed. Firestore
 population runs on a few threads (each email's writes in order on one thread, through the Store
 methods only): the emulator is a separate process, and one request at a time leaves it idle.

@@ -501,7 +501,8 @@ class TestCrmRecords:
         assert [(o.id, o.name) for o in organizations] == [("org-1", "Acme Capital")]
         assert [(i.id, i.graveyard) for i in investors] == [("inv-1", True)]
         assert [(c.id, c.deleted) for c in contacts] == [("con-1", True)]
-        assert all(r.updated_at >= mark for r in (*organizations, *investors, *contacts))
+        stamps = [r.updated_at for r in organizations] + [r.updated_at for r in investors]
+        assert all(stamp >= mark for stamp in [*stamps, *(r.updated_at for r in contacts)])
 
     def test_lookups_by_address_and_domain_skip_deleted_records(self, store: Store) -> None:
         org = Organization(name="Acme", domains=["acme.example"])

@@ -17,9 +17,20 @@ import pytest
 from sandbox.scenario import Scenario
 from shared.adapters.firestore import FirestoreStore
 from shared.adapters.firestore.documents import CONTACTS, INVESTORS, ORGANIZATIONS
-from shared.domain.models import Email, Organization, email_id_for
+from shared.domain.matching import Exclusions
+from shared.domain.models import (
+    Contact,
+    Email,
+    Investor,
+    LinkNames,
+    Mailbox,
+    MatchHeader,
+    Organization,
+    email_id_for,
+)
 from shared.ports import Store
 from shared.services import digest as digest_service
+from shared.services.capture import match_many
 
 SINCE = datetime(2000, 1, 1, tzinfo=UTC)
 CRM = (ORGANIZATIONS, INVESTORS, CONTACTS)
@@ -115,3 +126,43 @@ def test_a_name_changed_after_capture_shows_in_the_next_digest(
     again, _ = build(store)
     assert "Zeta Fund II (Omega Partners)" in again[1]
     assert again == build(store, carried=False)[0]
+
+
+def test_the_one_read_capture_adds_is_an_organisation_no_domain_found(store: Store) -> None:
+    """Matching holds the contact and its investor; the investor's organisation is in hand when
+    a participant's domain found it, and read by id (once per chunk) when not: a contact at a
+    public mail domain."""
+    org = Organization(id="org-lp", name="LP Capital", domains=["lp.example"])
+    investor = Investor(id="inv-lp", name="LP Fund I", organization_id=org.id)
+    at_gmail = Contact(id="con-gm", name="Gail", investor_id=investor.id, emails=["g@gmail.com"])
+    at_org = Contact(id="con-lp", name="Lee", investor_id=investor.id, emails=["lee@lp.example"])
+    store.upsert_organization(org)
+    store.upsert_investor(investor)
+    for contact in (at_gmail, at_org):
+        store.upsert_contact(contact)
+    reads: dict[str, int] = getattr(store, "reads", {})
+
+    def match(*senders: str) -> tuple[list[LinkNames | None], int]:
+        before = reads.get(ORGANIZATIONS, 0)
+        found = match_many(
+            store,
+            {s: [(MatchHeader.FROM, Mailbox(address=s))] for s in senders},
+            {"ada@fund.example"},
+            Exclusions(),
+        )
+        names = [m.names for s in senders for m in found[s]]
+        return names, reads.get(ORGANIZATIONS, 0) - before
+
+    (by_gmail,), org_reads = match("g@gmail.com")
+    assert by_gmail is not None
+    assert (by_gmail.investor, by_gmail.organization, by_gmail.contact) == (
+        "LP Fund I",
+        "LP Capital",
+        "Gail",
+    )
+    names, org_reads_in_hand = match("lee@lp.example", "g@gmail.com")
+    assert [n.contact for n in names if n] == ["Lee", "Gail"]
+    assert all(n and n.organization == "LP Capital" for n in names)
+    if isinstance(store, FirestoreStore):
+        assert org_reads == 1  # no domain look-up (gmail.com is public): the one get
+        assert org_reads_in_hand == 1  # the domain query found it: nothing more
