@@ -20,7 +20,8 @@ Listing the window: the store's ``list_emails_matched_between`` (on ``matched_at
 captured late or linked by a re-match is not missed); tests may pass ``emails_in_window``. Each
 email is read once, with what the digest needs of its sightings and links denormalised onto it
 (``sent_account_ids``, ``links``; see ``docs/digest-reads.md``); only an email stored before those
-fields existed has its sightings and links read (``_team_sources``).
+fields existed has its sightings and links read (``_team_sources``). The links carry the CRM
+names capture took (``LinkNames``); only the records changed since are read (``_Names``).
 """
 
 from __future__ import annotations
@@ -258,11 +259,11 @@ class _Names:
     """Display names, each record read at most once; soft-deleted names fall back to the
     address.
 
-    A record's current version, where this build read it (``fresh``, None for a deleted or
-    missing one), else the copy a link carries (``LinkNames``), else read by id (a link written
-    before names were carried). A carried copy is current unless the record changed after
-    its ``at``: :meth:`carried` reads, in one query per collection, every record stamped since
-    the oldest carried ``at`` (less ``NAMES_CLOCK_SLACK``) into ``fresh``.
+    A record's current version where this build read it (None for a deleted or missing one),
+    else the copy a link carries (``LinkNames``), else read by id (a link written before names
+    were carried). A carried copy is current unless the record changed after its ``at``:
+    :meth:`carried` reads, in one query per collection, every record stamped since the oldest
+    carried ``at`` (less ``NAMES_CLOCK_SLACK``), and those versions come first.
     """
 
     store: CrmStore
@@ -271,9 +272,10 @@ class _Names:
         self._investors: dict[str, Investor | None] = {}
         self._contacts: dict[str, Contact | None] = {}
         self._organizations: dict[str, Organization | None] = {}
-        self._carried_investors: dict[str, Investor | None] = {}
-        self._carried_contacts: dict[str, Contact | None] = {}
-        self._carried_organizations: dict[str, Organization | None] = {}
+        # By record id, the carried copy that names it (any one: all are current).
+        self._carried_investors: dict[str, LinkNames] = {}
+        self._carried_contacts: dict[str, LinkNames] = {}
+        self._carried_organizations: dict[str, LinkNames] = {}
 
     @classmethod
     def carried(cls, store: CrmStore, links: Sequence[LinkedInvestor]) -> _Names:
@@ -290,59 +292,68 @@ class _Names:
         names._contacts.update({c.id: None if c.deleted else c for c in contacts})
         for link in links:
             if link.names is not None:
-                names._carry(link, link.names)
+                names._carried_investors[link.investor_id] = link.names
+                if link.names.organization_id:
+                    names._carried_organizations[link.names.organization_id] = link.names
+                if link.contact_id:
+                    names._carried_contacts[link.contact_id] = link.names
         return names
 
-    def _carry(self, link: LinkedInvestor, carried: LinkNames) -> None:
-        """The records as ``carried`` names them (only the fields the digest shows)."""
-        self._carried_investors[link.investor_id] = (
-            Investor(
-                id=link.investor_id, name=carried.investor, organization_id=carried.organization_id
-            )
-            if carried.investor is not None
-            else None
-        )
-        if carried.organization_id:
-            self._carried_organizations[carried.organization_id] = (
-                Organization(
-                    id=carried.organization_id,
-                    name=carried.organization,
-                    domains=carried.organization_domains,
-                )
-                if carried.organization is not None
-                else None
-            )
-        if link.contact_id:
-            self._carried_contacts[link.contact_id] = (
-                Contact(id=link.contact_id, name=carried.contact)
-                if carried.contact is not None
-                else None
-            )
+    # Each record as its current version, else as a carried copy names it (only the fields
+    # the digest shows), else read by id; then kept.
 
     def _investor(self, investor_id: str) -> Investor | None:
         if investor_id not in self._investors:
-            if investor_id in self._carried_investors:
-                return self._carried_investors[investor_id]
-            found = self.store.get_investor(investor_id)
-            self._investors[investor_id] = found if found and not found.deleted else None
+            carried = self._carried_investors.get(investor_id)
+            if carried is not None:
+                self._investors[investor_id] = (
+                    Investor(
+                        id=investor_id,
+                        name=carried.investor,
+                        organization_id=carried.organization_id,
+                    )
+                    if carried.investor is not None
+                    else None
+                )
+            else:
+                found = self.store.get_investor(investor_id)
+                self._investors[investor_id] = found if found and not found.deleted else None
         return self._investors[investor_id]
 
     def _contact(self, contact_id: str) -> Contact | None:
         if contact_id not in self._contacts:
-            if contact_id in self._carried_contacts:
-                return self._carried_contacts[contact_id]
-            found = self.store.get_contact(contact_id)
-            self._contacts[contact_id] = found if found and not found.deleted else None
+            carried = self._carried_contacts.get(contact_id)
+            if carried is not None:
+                self._contacts[contact_id] = (
+                    Contact(id=contact_id, name=carried.contact)
+                    if carried.contact is not None
+                    else None
+                )
+            else:
+                found = self.store.get_contact(contact_id)
+                self._contacts[contact_id] = found if found and not found.deleted else None
         return self._contacts[contact_id]
 
     def _organization(self, organization_id: str | None) -> Organization | None:
         if not organization_id:
             return None
         if organization_id not in self._organizations:
-            if organization_id in self._carried_organizations:
-                return self._carried_organizations[organization_id]
-            found = self.store.get_organization(organization_id)
-            self._organizations[organization_id] = found if found and not found.deleted else None
+            carried = self._carried_organizations.get(organization_id)
+            if carried is not None:
+                self._organizations[organization_id] = (
+                    Organization(
+                        id=organization_id,
+                        name=carried.organization,
+                        domains=carried.organization_domains,
+                    )
+                    if carried.organization is not None
+                    else None
+                )
+            else:
+                found = self.store.get_organization(organization_id)
+                self._organizations[organization_id] = (
+                    found if found and not found.deleted else None
+                )
         return self._organizations[organization_id]
 
     def investor(self, investor_id: str, links: list[LinkedInvestor]) -> tuple[str, str]:
