@@ -17,14 +17,18 @@ The store is populated directly through the Store port (no Gmail): 20 active use
 mailbox each; 300 investors, each with an organisation (its own domain) and two contacts. Every
 email is written as capture writes it: ``upsert_email`` (header fields, participants, snippet
 and a 0.5-3 KB body, as matched mail keeps), ``link_email_to_investor`` (one investor, through
-one of its contacts), then ``record_sighting`` in each mailbox that saw it (the sighting last).
+one of its contacts, carrying the names capture's matcher holds: ``LinkNames``), then
+``record_sighting`` in each mailbox that saw it (the sighting last).
 The mix: every email is in one mailbox, or in two for a quarter of them (a teammate on cc);
 20% are outbound (from the mailbox owner to the contact, a Sent sighting); investors are picked
 with a skew (a few busy LPs, a long tail). In the day, 5% of the mail is old when it is linked
 (a late backfill: counted per investor, not listed).
 
 The window: ``matched_at`` is the store's clock at link time, so the older corpus is populated
-first, then ``since = now``, then the day's mail, then ``until = now``. The window is checked
+first, then ``since = now``, then the day's mail, then ``until = now``. The CRM is seeded at
+least ``NAMES_CLOCK_SLACK`` (1 min) before the day's mail, as a fund's CRM predates its day
+(the run waits out what is left of it): otherwise the digest re-reads every record as
+possibly changed since the day's names were taken. The window is checked
 (the store's listing of it holds exactly the day's mail) before anything is timed. Firestore
 population runs on a few threads (each email's writes in order on one thread, through the Store
 methods only): the emulator is a separate process, and one request at a time leaves it idle.
@@ -68,11 +72,13 @@ from pathlib import Path
 
 from bench._support import team_address
 from shared.domain.models import (
+    NAMES_CLOCK_SLACK,
     Contact,
     Email,
     EmailAccount,
     Investor,
     InvestorLink,
+    LinkNames,
     Mailbox,
     MatchHeader,
     Organization,
@@ -126,6 +132,8 @@ class Crm:
     accounts: list[EmailAccount]
     contacts: list[Contact]  # CONTACTS_PER_INVESTOR per investor, investor by investor
     weights: list[float]  # per investor: how busy it is
+    investors: dict[str, Investor]
+    organizations: dict[str, Organization]
 
 
 def seed(store: Store) -> Crm:
@@ -140,6 +148,8 @@ def seed(store: Store) -> Crm:
         store.add_email_account(account)
         accounts.append(account)
     contacts = []
+    investors: dict[str, Investor] = {}
+    organizations: dict[str, Organization] = {}
     for index in range(INVESTORS):
         domain = f"lp{index}.vc"
         org = Organization(id=f"org-{index}", name=f"LP {index} Capital", domains=[domain])
@@ -148,6 +158,7 @@ def seed(store: Store) -> Crm:
         )
         store.upsert_organization(org)
         store.upsert_investor(investor)
+        investors[investor.id], organizations[org.id] = investor, org
         for person in ("partner", "principal")[:CONTACTS_PER_INVESTOR]:
             contact = Contact(
                 id=f"con-{person}-{index}",
@@ -160,7 +171,7 @@ def seed(store: Store) -> Crm:
             contacts.append(contact)
     # Zipf-like: the busiest LP gets ~10x the mail of the median one.
     weights = [1.0 / (rank + 1) ** 0.8 for rank in range(INVESTORS)]
-    return Crm(accounts, contacts, weights)
+    return Crm(accounts, contacts, weights, investors, organizations)
 
 
 @dataclass(frozen=True)
@@ -205,6 +216,14 @@ def make_mail(crm: Crm, serial: int, rng: random.Random, *, date: datetime) -> M
         body=body,
     )
     link = InvestorLink.new(email.id, contact.investor_id, contact.id, contact.emails[0], header)
+    investor = crm.investors[contact.investor_id]
+    organization = crm.organizations[investor.organization_id or ""]
+    # The names capture's matcher held (contact, its investor, the organisation its domain
+    # found), taken before it read them: here, when the mail is made.
+    names = LinkNames.of(
+        at=datetime.now(UTC), investor=investor, organization=organization, contact=contact
+    )
+    link = link.model_copy(update={"names": names})
     gmail_id = f"{rng.getrandbits(64):016x}"
     sightings = tuple(
         Sighting.new(
@@ -324,6 +343,12 @@ def run_config(config: Config, workdir: Path, profile: bool) -> Outcome:
             flush=True,
         )
         older_s = populate(store, crm, 0, older, now=now, day=False, writers=writers)
+        # A fund's CRM predates the day's mail: the digest re-reads records stamped within
+        # NAMES_CLOCK_SLACK before the day's oldest name-stamp, so let the seed age past it.
+        settle = (now + NAMES_CLOCK_SLACK - datetime.now(UTC)).total_seconds()
+        if settle > 0:
+            print(f"  waiting {settle:.0f} s for the CRM's stamps to age past the slack")
+            time.sleep(settle + 1)
         since = tick()
         day_s = populate(
             store, crm, older, config.day, now=datetime.now(UTC), day=True, writers=writers

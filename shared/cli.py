@@ -5,7 +5,8 @@ Firestore project):
   the fund's domains (``CRM_TEAM_DOMAINS``, else the domain of ``CRM_BOOTSTRAP_ADMIN``) is
   refused; with neither set, the first admin's domain becomes the team's.
 - ``python -m shared.cli repair-digest-fields [--max-pages N] [--restart]``: give emails
-  stored before the digest's denormalised fields existed those fields (sent mailboxes, links).
+  stored before the digest's denormalised fields existed those fields (sent mailboxes, links),
+  and links stored before they carried names their names.
 - ``python -m shared.cli repair-participants [--all] [--max-pages N] [--restart]``: re-fetch and
   re-match emails whose stored participants may have been invented (``shared.services.repair``).
 - ``python -m shared.cli repair-snippets [--max-pages N] [--restart]``: unescape Gmail's
@@ -68,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     _repair_options(participants)
     digest_fields = commands.add_parser(
         "repair-digest-fields",
-        help="recompute the digest's fields (sent mailboxes, links) on emails stored before them",
+        help="recompute the digest's fields (sent mailboxes, links and their names) on emails "
+        "stored before them",
     )
     _repair_options(digest_fields)
     snippets = commands.add_parser(

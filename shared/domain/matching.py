@@ -24,6 +24,7 @@ from shared.domain.models import (
     Email,
     Investor,
     InvestorLink,
+    LinkNames,
     Mailbox,
     MatchHeader,
     MatchVia,
@@ -91,11 +92,15 @@ class Match:
     # How: as a contact, by the investor's own address, or by a domain (the proposal's evidence;
     # not part of a match's identity, which is what it links).
     via: MatchVia | None = field(default=None, compare=False)
+    # The records' names as the matcher held them (``LinkNames``), carried onto the link for
+    # the digest; not part of a match's identity either.
+    names: LinkNames | None = field(default=None, compare=False)
 
     def to_link(self, email_id: str) -> InvestorLink:
-        return InvestorLink.new(
+        link = InvestorLink.new(
             email_id, self.investor_id, self.contact_id, self.matched_address, self.header
         )
+        return link.model_copy(update={"names": self.names}) if self.names else link
 
 
 @dataclass(frozen=True)

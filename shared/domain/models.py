@@ -14,9 +14,9 @@ import re
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Self, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -477,6 +477,17 @@ class Contact(Record):
         return self
 
 
+CrmRecordT = TypeVar("CrmRecordT", Organization, Investor, Contact)
+
+
+def stamped(record: CrmRecordT, at: datetime) -> CrmRecordT:
+    """The CRM record as a store writes it at ``at`` (the store's clock): ``updated_at`` is
+    that, whatever the caller set, so every write path (edits, soft delete, graveyard, CSV
+    import, re-match) moves it and the digest can ask which records changed since it took
+    their names."""
+    return record.model_copy(update={"updated_at": at})
+
+
 class Mailbox(Record):
     """A parsed address header entry: display name kept for drafts and the panel."""
 
@@ -673,8 +684,51 @@ class Sighting(Record):
         )
 
 
+# How far a CRM record's store stamp (``updated_at``) may fall before a name-stamp
+# (``LinkNames.at``) that missed its change: the stamp is taken before the write commits, and
+# two processes' clocks differ. The digest re-reads the records changed since the oldest
+# name-stamp less this.
+NAMES_CLOCK_SLACK = timedelta(minutes=1)
+
+
+class LinkNames(Record):
+    """What the digest shows of a link's CRM records, copied from the records the matcher held
+    when it made the link, taken at ``at`` (before those records were read). ``None``: the
+    record was deleted or missing then. Current unless a record changed since ``at``, which
+    its store-stamped ``updated_at`` tells (``docs/digest-reads.md``)."""
+
+    at: Timestamp
+    investor: str | None = None
+    organization_id: RecordId | None = None
+    organization: str | None = None
+    organization_domains: list[str] = Field(default_factory=list)
+    contact: str | None = None
+
+    @classmethod
+    def of(
+        cls,
+        *,
+        at: datetime,
+        investor: Investor | None,
+        organization: Organization | None,
+        contact: Contact | None,
+    ) -> LinkNames:
+        """The names of the (live) records; ``organization`` is the investor's."""
+        live_investor = investor if investor is not None and not investor.deleted else None
+        live_org = organization if organization is not None and not organization.deleted else None
+        return cls(
+            at=at,
+            investor=live_investor.name if live_investor else None,
+            organization_id=live_investor.organization_id if live_investor else None,
+            organization=live_org.name if live_org else None,
+            organization_domains=list(live_org.domains) if live_org else [],
+            contact=contact.name if contact is not None and not contact.deleted else None,
+        )
+
+
 class InvestorLink(Record):
-    """Why an email matched an investor: which address, in which header."""
+    """Why an email matched an investor: which address, in which header; and the names the
+    matcher held then (``names``: None on links written before they were carried)."""
 
     id: RecordId
     email_id: RecordId
@@ -683,6 +737,16 @@ class InvestorLink(Record):
     matched_address: Address
     header: MatchHeader
     created_at: Timestamp = Field(default_factory=utcnow)
+    names: LinkNames | None = None
+
+    def with_names_from(self, given: InvestorLink) -> InvestorLink | None:
+        """This stored link with the names ``given`` (the same link made again) carries, if it
+        has none yet (a link written before names were carried); None: nothing to write. A link
+        is otherwise create-if-absent: names already carried stay (the digest keeps them
+        current)."""
+        if self.names is not None or given.names is None:
+            return None
+        return self.model_copy(update={"names": given.names})
 
     @classmethod
     def new(
@@ -734,6 +798,7 @@ class LinkedInvestor(Record):
     investor_id: RecordId
     contact_id: RecordId | None = None
     matched_address: Address
+    names: LinkNames | None = None
 
     @classmethod
     def of(cls, link: InvestorLink) -> LinkedInvestor:
@@ -741,6 +806,7 @@ class LinkedInvestor(Record):
             investor_id=link.investor_id,
             contact_id=link.contact_id,
             matched_address=link.matched_address,
+            names=link.names,
         )
 
 

@@ -38,7 +38,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -53,10 +53,14 @@ from shared.domain.matching import (
 )
 from shared.domain.models import (
     CaptureProblem,
+    Contact,
     Email,
     EmailAccount,
+    Investor,
+    LinkNames,
     Mailbox,
     MatchHeader,
+    Organization,
     Proposal,
     ProposalEvidence,
     ProposalStatus,
@@ -64,6 +68,7 @@ from shared.domain.models import (
     SyncState,
     SyncStatus,
     email_id_for,
+    utcnow,
 )
 from shared.domain.parser import ParsedMessage, parse_message
 from shared.errors import ConflictError, NotFoundError
@@ -389,6 +394,8 @@ def match_many(
     at least one match are returned)."""
     if not participant_lists:
         return {}
+    # Before the look-ups: a CRM change they miss commits later, so its store stamp is later.
+    names_at = utcnow()
     addresses: set[str] = set()
     domains: set[str] = set()
     for found in participant_lists.values():
@@ -420,7 +427,40 @@ def match_many(
         )
         if matched:
             result[key] = matched
-    return result
+    return _with_names(store, result, names_at, investors, contacts, organizations)
+
+
+def _with_names(
+    store: CrmStore,
+    found: dict[str, list[Match]],
+    at: datetime,
+    investors: dict[str, Investor],
+    contacts: Sequence[Contact],
+    organizations: Sequence[Organization],
+) -> dict[str, list[Match]]:
+    """The matches carrying the names of the records the look-ups found (``LinkNames``), for
+    the digest. The one extra read: the organisation of a matched investor that no
+    participant's domain found (a contact at a public or other domain), once per chunk."""
+    orgs: dict[str, Organization | None] = {o.id: o for o in organizations}
+    people = {c.id: c for c in contacts}
+    for matches in found.values():
+        for match in matches:
+            org_id = investors[match.investor_id].organization_id
+            if org_id and org_id not in orgs:
+                orgs[org_id] = store.get_organization(org_id)
+    named: dict[str, list[Match]] = {}
+    for key, matches in found.items():
+        named[key] = []
+        for match in matches:
+            investor = investors[match.investor_id]
+            names = LinkNames.of(
+                at=at,
+                investor=investor,
+                organization=orgs.get(investor.organization_id or ""),
+                contact=people.get(match.contact_id or ""),
+            )
+            named[key].append(replace(match, names=names))
+    return named
 
 
 def fetch_bodies(

@@ -20,7 +20,8 @@ Listing the window: the store's ``list_emails_matched_between`` (on ``matched_at
 captured late or linked by a re-match is not missed); tests may pass ``emails_in_window``. Each
 email is read once, with what the digest needs of its sightings and links denormalised onto it
 (``sent_account_ids``, ``links``; see ``docs/digest-reads.md``); only an email stored before those
-fields existed has its sightings and links read (``_team_sources``).
+fields existed has its sightings and links read (``_team_sources``). The links carry the CRM
+names capture took (``LinkNames``); only the records changed since are read (``_Names``).
 """
 
 from __future__ import annotations
@@ -45,12 +46,14 @@ from shared.domain.digest import (
     narrator_prompt,
 )
 from shared.domain.models import (
+    NAMES_CLOCK_SLACK,
     Contact,
     Direction,
     Email,
     EmailAccount,
     Investor,
     LinkedInvestor,
+    LinkNames,
     Organization,
     SyncStatus,
 )
@@ -81,8 +84,8 @@ def build_digest(
     users = {u.id: u for u in store.list_users(active_only=True)}
     accounts = store.list_email_accounts()
     owner_of = {a.id: a.user_id for a in accounts if a.user_id in users}
-    own = {normalize_address(a) for a in store.own_addresses()}
-    names = _Names(store)
+    # The team's addresses (``own_addresses``) from the mailboxes just listed, not listed again.
+    own = {normalize_address(x) for a in accounts if not a.deleted for x in a.addresses()}
 
     activity = {
         uid: UserActivity(user_id=uid, name=u.name, email=u.email) for uid, u in users.items()
@@ -91,6 +94,7 @@ def build_digest(
     earlier_ids: set[str] = set()
     seen: set[str] = set()
 
+    team_mail: list[tuple[Email, dict[str, bool], list[LinkedInvestor]]] = []
     for email in listing(since, until):
         if email.id in seen or not _in_window(email, since, until):
             continue
@@ -99,8 +103,11 @@ def build_digest(
         if not set(email.live_account_ids) & owner_of.keys():
             continue
         holders, links = _team_sources(store, email, owner_of.keys())
-        if not holders or not links:
-            continue
+        if holders and links:
+            team_mail.append((email, holders, links))
+    names = _Names.carried(store, [ln for _, _, links in team_mail for ln in links])
+
+    for email, holders, links in team_mail:
         assert email.matched_at is not None  # _in_window checked it
         earlier = is_earlier(email.date, email.matched_at)
         if earlier:
@@ -249,7 +256,15 @@ def _store_window(store: MailStore) -> EmailsInWindow:
 
 @dataclass
 class _Names:
-    """Display names, each record read once; soft-deleted names fall back to the address."""
+    """Display names, each record read at most once; soft-deleted names fall back to the
+    address.
+
+    A record's current version where this build read it (None for a deleted or missing one),
+    else the copy a link carries (``LinkNames``), else read by id (a link written before names
+    were carried). A carried copy is current unless the record changed after its ``at``:
+    :meth:`carried` reads, in one query per collection, every record stamped since the oldest
+    carried ``at`` (less ``NAMES_CLOCK_SLACK``), and those versions come first.
+    """
 
     store: CrmStore
 
@@ -257,25 +272,88 @@ class _Names:
         self._investors: dict[str, Investor | None] = {}
         self._contacts: dict[str, Contact | None] = {}
         self._organizations: dict[str, Organization | None] = {}
+        # By record id, the carried copy that names it (any one: all are current).
+        self._carried_investors: dict[str, LinkNames] = {}
+        self._carried_contacts: dict[str, LinkNames] = {}
+        self._carried_organizations: dict[str, LinkNames] = {}
+
+    @classmethod
+    def carried(cls, store: CrmStore, links: Sequence[LinkedInvestor]) -> _Names:
+        names = cls(store)
+        stamps = [ln.names.at for ln in links if ln.names is not None]
+        if not stamps:
+            return names
+        organizations, investors, contacts = store.list_crm_updated_since(
+            min(stamps) - NAMES_CLOCK_SLACK
+        )
+        # Deleted ones too: a soft delete moves the stamp, and its name then falls back.
+        names._organizations.update({o.id: None if o.deleted else o for o in organizations})
+        names._investors.update({i.id: None if i.deleted else i for i in investors})
+        names._contacts.update({c.id: None if c.deleted else c for c in contacts})
+        for link in links:
+            if link.names is not None:
+                names._carried_investors[link.investor_id] = link.names
+                if link.names.organization_id:
+                    names._carried_organizations[link.names.organization_id] = link.names
+                if link.contact_id:
+                    names._carried_contacts[link.contact_id] = link.names
+        return names
+
+    # Each record as its current version, else as a carried copy names it (only the fields
+    # the digest shows), else read by id; then kept.
 
     def _investor(self, investor_id: str) -> Investor | None:
         if investor_id not in self._investors:
-            found = self.store.get_investor(investor_id)
-            self._investors[investor_id] = found if found and not found.deleted else None
+            carried = self._carried_investors.get(investor_id)
+            if carried is not None:
+                self._investors[investor_id] = (
+                    Investor(
+                        id=investor_id,
+                        name=carried.investor,
+                        organization_id=carried.organization_id,
+                    )
+                    if carried.investor is not None
+                    else None
+                )
+            else:
+                found = self.store.get_investor(investor_id)
+                self._investors[investor_id] = found if found and not found.deleted else None
         return self._investors[investor_id]
 
     def _contact(self, contact_id: str) -> Contact | None:
         if contact_id not in self._contacts:
-            found = self.store.get_contact(contact_id)
-            self._contacts[contact_id] = found if found and not found.deleted else None
+            carried = self._carried_contacts.get(contact_id)
+            if carried is not None:
+                self._contacts[contact_id] = (
+                    Contact(id=contact_id, name=carried.contact)
+                    if carried.contact is not None
+                    else None
+                )
+            else:
+                found = self.store.get_contact(contact_id)
+                self._contacts[contact_id] = found if found and not found.deleted else None
         return self._contacts[contact_id]
 
     def _organization(self, organization_id: str | None) -> Organization | None:
         if not organization_id:
             return None
         if organization_id not in self._organizations:
-            found = self.store.get_organization(organization_id)
-            self._organizations[organization_id] = found if found and not found.deleted else None
+            carried = self._carried_organizations.get(organization_id)
+            if carried is not None:
+                self._organizations[organization_id] = (
+                    Organization(
+                        id=organization_id,
+                        name=carried.organization,
+                        domains=carried.organization_domains,
+                    )
+                    if carried.organization is not None
+                    else None
+                )
+            else:
+                found = self.store.get_organization(organization_id)
+                self._organizations[organization_id] = (
+                    found if found and not found.deleted else None
+                )
         return self._organizations[organization_id]
 
     def investor(self, investor_id: str, links: list[LinkedInvestor]) -> tuple[str, str]:

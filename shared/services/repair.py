@@ -14,8 +14,9 @@ repair makes them right:
   told apart from good ones: ``everything=True`` re-fetches every email with a mailbox.
 - **Digest fields** (``repair_digest_fields``): emails stored before the digest's denormalised
   fields existed (``Email.digest_ready`` false) get them recomputed from their sightings and
-  links (``Store.update_email``); not a fault (the digest reads the sources of such an email),
-  but until then the digest reads two more collections per email.
+  links (``Store.update_email``), and links written before names were carried get their
+  ``LinkNames`` (``Store.link_email_to_investor`` fills them in); not a fault (the digest reads
+  the sources of such an email, and the records of such a link), but until then it reads more.
 - **Snippets** (``repair_snippets``): Gmail's snippet is HTML-escaped (``We&#39;d``) and was
   stored as is. Each row not yet marked ``snippet_plain`` is unescaped once and marked, in one
   transaction (``Store.update_email``), so no row is ever unescaped twice; the store rebuilds the
@@ -37,9 +38,20 @@ from typing import Any
 
 from shared.domain.headers import has_control
 from shared.domain.matching import without_corrected
-from shared.domain.models import Email, EmailAccount, Guard, Mailbox, utcnow
+from shared.domain.models import (
+    Contact,
+    Email,
+    EmailAccount,
+    Guard,
+    Investor,
+    InvestorLink,
+    LinkNames,
+    Mailbox,
+    Organization,
+    utcnow,
+)
 from shared.domain.parser import parse_message
-from shared.ports import CaptureStore, GmailClient, GmailMessage, SettingsStore
+from shared.ports import CaptureStore, CrmStore, GmailClient, GmailMessage, SettingsStore
 from shared.services.capture import (
     METADATA_HEADERS,
     RAW_FETCH_LIMIT_BYTES,
@@ -225,8 +237,10 @@ def repair_snippets(
 
 # -- the digest's fields ---------------------------------------------------------------------------
 
-DIGEST_FIELDS_GUARD = "repair:digest-fields"
-DIGEST_FIELD_COUNTS = ("examined", "recomputed")
+# ":names": the guard of the run that also gives links their names (``LinkNames``); a run
+# finished before names were carried kept its own guard, so it does not stop this one.
+DIGEST_FIELDS_GUARD = "repair:digest-fields:names"
+DIGEST_FIELD_COUNTS = ("examined", "recomputed", "named")
 
 
 class _Recompute:
@@ -242,6 +256,34 @@ class _Recompute:
         return stored if self.wrote else None
 
 
+class _NamesNow:
+    """The CRM records named by links, each read once per page, and the time taken before
+    the first read (the names' ``at``: a change the reads miss is stamped later)."""
+
+    def __init__(self, store: CrmStore) -> None:
+        self.store = store
+        self.at = utcnow()
+        self._investors: dict[str, Investor | None] = {}
+        self._organizations: dict[str, Organization | None] = {}
+        self._contacts: dict[str, Contact | None] = {}
+
+    def of(self, link: InvestorLink) -> LinkNames:
+        if link.investor_id not in self._investors:
+            self._investors[link.investor_id] = self.store.get_investor(link.investor_id)
+        investor = self._investors[link.investor_id]
+        org_id = investor.organization_id if investor is not None else None
+        if org_id and org_id not in self._organizations:
+            self._organizations[org_id] = self.store.get_organization(org_id)
+        if link.contact_id and link.contact_id not in self._contacts:
+            self._contacts[link.contact_id] = self.store.get_contact(link.contact_id)
+        return LinkNames.of(
+            at=self.at,
+            investor=investor,
+            organization=self._organizations.get(org_id or ""),
+            contact=self._contacts.get(link.contact_id or ""),
+        )
+
+
 def repair_digest_fields(
     store: CaptureStore,
     *,
@@ -251,16 +293,28 @@ def repair_digest_fields(
 ) -> RepairRun:
     """Give emails stored before ``Email.digest_ready`` existed the digest's fields
     (``sent_account_ids``, ``links``), recomputed by the store in one transaction with their
-    other derived fields, so the digest stops reading their sightings and links. The digest is
-    the same before and after: it reads those sources for an email not yet ready."""
+    other derived fields, so the digest stops reading their sightings and links; and give
+    links written before names were carried their names (``LinkNames``, from the CRM records
+    as they are now), so the digest stops reading those records one by one. The digest is the
+    same before and after: it reads those sources for an email or link that lacks them."""
 
     def repair_page(emails: list[Email], step: dict[str, int]) -> None:
+        names = _NamesNow(store)
         for email in emails:
-            if email.digest_ready:
-                continue
-            change = _Recompute()
-            store.update_email(email.id, change)
-            step["recomputed"] += int(change.wrote)
+            if not email.digest_ready:
+                change = _Recompute()
+                store.update_email(email.id, change)
+                step["recomputed"] += int(change.wrote)
+            if email.investor_ids and (
+                not email.digest_ready or any(ln.names is None for ln in email.links)
+            ):
+                for link in store.list_links(email.id):
+                    if link.names is None:
+                        # Made again with its names: the store fills them in, and the email's
+                        # copy of its links with them, in one transaction.
+                        named = link.model_copy(update={"names": names.of(link)})
+                        store.link_email_to_investor(named)
+                        step["named"] += 1
 
     return _scan(
         store,

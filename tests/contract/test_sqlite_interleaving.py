@@ -243,3 +243,57 @@ def test_two_concurrent_captures_of_one_investor_lose_no_contribution(tmp_path: 
     assert waited >= 0.3
     rows = SqliteStore(path).list_investor_contributions("acme")
     assert [r.id for r in rows] == [contribution_id_for(e.id, "acme") for e in emails]
+
+
+def test_a_file_from_before_the_crm_stamps_lists_its_records_by_their_updated_at(
+    tmp_path: Path,
+) -> None:
+    """The stamps' schema version (9) fills ``updated_key`` of the CRM rows stored before it
+    from the ``updated_at`` their writer gave them, so the records changed since a time are
+    found as the new code's are."""
+    import sqlite3
+    from datetime import UTC, datetime, timedelta
+
+    from shared.adapters.sqlite.schema import MIGRATIONS
+    from shared.domain.models import Contact, Investor, Organization
+
+    at = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)  # whole seconds: JSON drops the micros
+    old = sqlite3.connect(tmp_path / "old.sqlite3")
+    for script in MIGRATIONS[:8]:
+        for statement in script.split(";"):
+            if statement.strip():
+                old.execute(statement)
+    old.execute("PRAGMA user_version = 8")
+    org = Organization(id="org-old", name="Old Org", updated_at=at)
+    earlier = Organization(id="org-older", name="Older Org", updated_at=at - timedelta(days=1))
+    investor = Investor(id="inv-old", name="Old Investor", updated_at=at)
+    contact = Contact(id="con-old", name="Old Contact", updated_at=at)
+    for record in (org, earlier):
+        old.execute(
+            "INSERT INTO organizations (id, deleted, doc) VALUES (?,0,?)",
+            (record.id, record.model_dump_json()),
+        )
+    old.execute(
+        "INSERT INTO investors (id, name_key, graveyard, deleted, doc) VALUES (?,?,0,0,?)",
+        (investor.id, investor.name_key, investor.model_dump_json()),
+    )
+    old.execute(
+        "INSERT INTO contacts (id, deleted, doc) VALUES (?,0,?)",
+        (contact.id, contact.model_dump_json()),
+    )
+    old.commit()
+    old.close()
+
+    upgraded = SqliteStore(tmp_path / "old.sqlite3")
+    try:
+        assert upgraded.schema_version() == len(MIGRATIONS) == 9
+        organizations, investors, contacts = upgraded.list_crm_updated_since(at)
+        assert [o.id for o in organizations] == ["org-old"]  # the day before is not listed
+        assert (investors, contacts) == ([investor], [contact])
+        assert [o.id for o in upgraded.list_crm_updated_since(at - timedelta(days=2))[0]] == [
+            "org-old",
+            "org-older",
+        ]
+        assert upgraded.list_crm_updated_since(at + timedelta(microseconds=1)) == ([], [], [])
+    finally:
+        upgraded.close()

@@ -26,6 +26,7 @@ from shared.domain.models import (
     Investor,
     InvestorLink,
     LinkedInvestor,
+    LinkNames,
     Mailbox,
     MatchHeader,
     Organization,
@@ -449,12 +450,61 @@ class TestCrmRecords:
         store.upsert_organization(org)
         store.upsert_investor(investor)
         store.upsert_contact(contact)
-        assert store.get_organization(org.id) == org
-        assert store.get_investor(investor.id) == investor
-        assert store.get_contact(contact.id) == contact
+        # Everything as written but ``updated_at``, which the store stamps (the next test).
+        for written, stored in (
+            (org, store.get_organization(org.id)),
+            (investor, store.get_investor(investor.id)),
+            (contact, store.get_contact(contact.id)),
+        ):
+            assert stored is not None
+            assert stored == written.model_copy(update={"updated_at": stored.updated_at})
         assert store.get_investor("missing") is None
         assert store.get_contact("missing") is None
         assert store.get_organization("missing") is None
+
+    def test_every_write_is_stamped_and_the_records_changed_since_are_listed(
+        self, store: Store
+    ) -> None:
+        # The caller's updated_at is not kept: the store stamps its own clock at each write,
+        # so the digest can ask which records changed since it took their names.
+        org = Organization(id="org-1", name="Acme", updated_at=T0)
+        investor = Investor(id="inv-1", name="Jane LP", organization_id=org.id, updated_at=T0)
+        contact = Contact(id="con-1", name="Jane", investor_id=investor.id, updated_at=T0)
+        quiet = Contact(id="con-0", name="Quiet", updated_at=T0)
+        before = datetime.now(UTC)
+        store.upsert_organization(org)
+        store.upsert_investor(investor)
+        store.upsert_contact(contact)
+        store.upsert_contact(quiet)
+        stamps = [
+            r.updated_at
+            for r in (
+                store.get_organization(org.id),
+                store.get_investor(investor.id),
+                store.get_contact(contact.id),
+            )
+            if r is not None
+        ]
+        assert len(stamps) == 3 and all(stamp >= before for stamp in stamps)
+        assert [[r.id for r in records] for records in store.list_crm_updated_since(before)] == [
+            ["org-1"],
+            ["inv-1"],
+            ["con-0", "con-1"],
+        ]
+
+        mark = datetime.now(UTC)
+        assert store.list_crm_updated_since(mark + timedelta(seconds=1)) == ([], [], [])
+        # A rename, a soft delete and a graveyard move are all changes, listed with their
+        # new state; the record left alone is not.
+        store.upsert_organization(org.model_copy(update={"name": "Acme Capital"}))
+        store.upsert_investor(investor.model_copy(update={"graveyard": True}))
+        store.upsert_contact(contact.model_copy(update={"deleted": True}))
+        organizations, investors, contacts = store.list_crm_updated_since(mark)
+        assert [(o.id, o.name) for o in organizations] == [("org-1", "Acme Capital")]
+        assert [(i.id, i.graveyard) for i in investors] == [("inv-1", True)]
+        assert [(c.id, c.deleted) for c in contacts] == [("con-1", True)]
+        stamps = [r.updated_at for r in organizations] + [r.updated_at for r in investors]
+        assert all(stamp >= mark for stamp in [*stamps, *(r.updated_at for r in contacts)])
 
     def test_lookups_by_address_and_domain_skip_deleted_records(self, store: Store) -> None:
         org = Organization(name="Acme", domains=["acme.example"])
@@ -779,6 +829,40 @@ class TestEmails:
         assert digest_fields() == (True, ["a_two"], [LinkedInvestor.of(by_jane)])
         store.soft_delete_account_sightings("a_two")
         assert digest_fields() == (True, [], [LinkedInvestor.of(by_jane)])
+
+    def test_a_link_carries_its_names_and_an_old_link_gets_them_once(self, store: Store) -> None:
+        """The names a link is made with reach the email's copy of it; made again with names,
+        a link written without them gets them (the upgrade's path), and one that has names
+        keeps them (a link is create-if-absent)."""
+
+        def names_of(email_id: str) -> tuple[list[LinkNames | None], list[LinkNames | None]]:
+            stored = store.get_email(email_id)
+            assert stored is not None
+            return [x.names for x in store.list_links(email_id)], [x.names for x in stored.links]
+
+        first = LinkNames(at=T0, investor="Jane LP", organization_id="org-1", contact="Jane")
+        later = first.model_copy(update={"at": T0 + timedelta(hours=1), "investor": "Jane II"})
+        named = make_email("jane@lp.example")
+        store.upsert_email(named)
+        store.link_email_to_investor(
+            make_link(named.id, "inv-1", "contact-jane").model_copy(update={"names": first})
+        )
+        assert names_of(named.id) == ([first], [first])
+        link = make_link(named.id, "inv-1", "contact-jane").model_copy(update={"names": later})
+        assert store.link_email_to_investor(link) is False
+        assert names_of(named.id) == ([first], [first])
+
+        old = make_email("kim@lp.example")
+        store.upsert_email(old)
+        assert store.link_email_to_investor(make_link(old.id, "inv-1")) is True
+        assert names_of(old.id) == ([None], [None])
+        assert (
+            store.link_email_to_investor(
+                make_link(old.id, "inv-1").model_copy(update={"names": later})
+            )
+            is False
+        )
+        assert names_of(old.id) == ([later], [later])
 
     def test_link_of_unknown_email_is_not_found(self, store: Store) -> None:
         with pytest.raises(NotFoundError):

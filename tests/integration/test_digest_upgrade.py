@@ -1,4 +1,4 @@
-"""Upgrade to the digest's denormalised fields, on both stores.
+"""Upgrade to the digest's denormalised fields, and to the names links carry, on both stores.
 
 The store starts as the code before them left it: the demo fund's mail captured, then every
 email row or document stripped of ``sent_account_ids``, ``links`` and ``digest_ready`` (what
@@ -24,10 +24,19 @@ import pytest
 from sandbox.firestore_emulator import FirestoreEmulator
 from sandbox.scenario import TEAM, Scenario
 from shared.adapters.firestore import FirestoreStore
-from shared.adapters.firestore.documents import EMAILS, LINKS, SIGHTINGS
+from shared.adapters.firestore.documents import (
+    CONTACTS,
+    EMAILS,
+    INVESTORS,
+    LINKS,
+    ORGANIZATIONS,
+    SIGHTINGS,
+)
 from shared.adapters.sqlite import SqliteStore
+from shared.adapters.sqlite.schema import MIGRATIONS
 from shared.domain.models import Email, email_id_for
 from shared.ports import Store
+from shared.services import digest as digest_service
 from shared.services.digest import build_digest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -120,6 +129,95 @@ def test_the_repair_brings_emails_from_before_the_digest_fields_up_to_date(
         assert reads_old.get(SIGHTINGS, 0) > 0 and reads_old.get(LINKS, 0) > 0
         assert SIGHTINGS not in reads_after and LINKS not in reads_after
         assert sum(reads_after.values()) < sum(reads_old.values())
+
+    again = run_repair(store, request)
+    assert again.returncode == 0, again.stderr
+    assert "already done" in again.stdout
+
+
+def write_as_code_before_names(store: Store) -> Store:
+    """The store as the code before ``LinkNames`` left it: links and the emails' copies of them
+    without names; on SQLite also the schema before the CRM stamps (version 8). Returns the
+    store reopened as the new code opens it (SQLite migrates)."""
+    if isinstance(store, SqliteStore):
+        with sqlite3.connect(store.path) as conn:
+            conn.execute("UPDATE investor_links SET doc = json_remove(doc, '$.names')")
+            paths = ", ".join(f"'$.links[{i}].names'" for i in range(8))
+            conn.execute(f"UPDATE emails SET doc = json_remove(doc, {paths})")  # noqa: S608
+            for table in ("organizations", "investors", "contacts"):
+                conn.execute(f"DROP INDEX {table}_by_updated")
+                conn.execute(f"ALTER TABLE {table} DROP COLUMN updated_key")
+            conn.execute("PRAGMA user_version = 8")
+        store.close()
+        reopened = SqliteStore(store.path)
+        assert reopened.schema_version() == len(MIGRATIONS)
+        return reopened
+    assert isinstance(store, FirestoreStore)
+    client: Any = store._client  # the test plays the old code's writes, below the port
+    for collection in (LINKS, EMAILS):
+        for snapshot in client.collection(collection).stream():
+            data = snapshot.to_dict() or {}
+            data.pop("names", None)
+            for link in data.get("links", []):
+                link.pop("names", None)
+            snapshot.reference.delete()  # see write_as_old_code
+            snapshot.reference.set(data)
+    return store
+
+
+def undated(emails: dict[str, Email]) -> dict[str, Email]:
+    """The emails with their links' name-stamps set aside (a repair takes names at its time)."""
+    return {
+        key: email.model_copy(
+            update={
+                "links": [
+                    ln.model_copy(update={"names": ln.names.model_copy(update={"at": SINCE})})
+                    if ln.names
+                    else ln
+                    for ln in email.links
+                ]
+            }
+        )
+        for key, email in emails.items()
+    }
+
+
+def test_the_repair_gives_links_from_before_the_names_their_names(
+    store: Store,
+    captured_fund: Scenario,
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # No slack: the digest's CRM query then finds no record changed since the names.
+    monkeypatch.setattr(digest_service, "NAMES_CLOCK_SLACK", timedelta(0))
+    as_written = every_email(store)
+    links = [ln for e in as_written.values() for ln in e.links]
+    assert links and all(ln.names is not None for ln in links)
+    digest_new, _ = digest_and_reads(store)
+
+    store = write_as_code_before_names(store)
+    old = every_email(store)
+    assert not any(ln.names for e in old.values() for ln in e.links)
+    assert not any(ln.names for e in old.values() for ln in store.list_links(e.id))
+    digest_old, reads_old = digest_and_reads(store)
+    assert digest_old == digest_new
+
+    started = datetime.now(UTC)
+    repaired = run_repair(store, request)
+    assert repaired.returncode == 0, repaired.stderr
+    assert "repair-digest-fields: done" in repaired.stdout
+    assert f"recomputed 0, named {len(links)}" in repaired.stdout
+
+    now = every_email(store)
+    assert undated(now) == undated(as_written)  # the names the new code writes
+    assert all(ln.names and ln.names.at >= started for e in now.values() for ln in e.links)
+    assert all(ln.names for e in now.values() for ln in store.list_links(e.id))
+    digest_after, reads_after = digest_and_reads(store)
+    assert digest_after == digest_new
+    if isinstance(store, FirestoreStore):
+        crm = (ORGANIZATIONS, INVESTORS, CONTACTS)
+        assert sum(reads_old.get(c, 0) for c in crm) > len(crm)  # each record by id
+        assert {c: reads_after.get(c, 0) for c in crm} == dict.fromkeys(crm, 1)  # one query each
 
     again = run_repair(store, request)
     assert again.returncode == 0, again.stderr

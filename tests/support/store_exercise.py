@@ -105,6 +105,7 @@ def exercise_every_method(store: Store) -> None:
     store.upsert_investor(investor)
     store.upsert_contact(contact)
     store.get_organization(org.id)
+    store.list_crm_updated_since(datetime(2000, 1, 1, tzinfo=UTC))
     store.get_investor(investor.id)
     store.get_contact(contact.id)
     store.find_contacts_by_addresses(["jane@acme.example"])

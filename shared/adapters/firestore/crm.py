@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 from google.cloud import firestore
@@ -27,6 +28,8 @@ from shared.domain.models import (
     Investor,
     Organization,
     normalize_domain,
+    stamped,
+    utcnow,
 )
 
 
@@ -34,6 +37,7 @@ class CrmMixin(FirestoreBase):
     """The CRM records: organizations, investors, contacts."""
 
     def upsert_organization(self, organization: Organization) -> None:
+        organization = stamped(organization, utcnow())
         self._ref(ORGANIZATIONS, organization.id).set(
             _document(organization, **listing_fields(organization))
         )
@@ -43,7 +47,7 @@ class CrmMixin(FirestoreBase):
         self._write_investor(investor.revalidated())
 
     def upsert_contact(self, contact: Contact) -> None:
-        contact = contact.revalidated()
+        contact = stamped(contact.revalidated(), utcnow())
         self._ref(CONTACTS, contact.id).set(_document(contact, **listing_fields(contact)))
         self._count_write(CONTACTS)
 
@@ -56,11 +60,28 @@ class CrmMixin(FirestoreBase):
             snapshot = ref.get(transaction=transaction)
             stored = (snapshot.to_dict() or {}) if snapshot.exists else {}
             last = stored.get("last_contact_key") or last_contact_key(None, investor.id)
+            # Stamped in the attempt that commits: a retried transaction stamps again.
+            written = stamped(investor, utcnow())
             transaction.set(
-                ref, _document(investor, **listing_fields(investor), last_contact_key=last)
+                ref, _document(written, **listing_fields(written), last_contact_key=last)
             )
 
         self._transact(write_investor)
+
+    def list_crm_updated_since(
+        self, since: datetime
+    ) -> tuple[list[Organization], list[Investor], list[Contact]]:
+        """One range query per collection on ``updated_at`` (its automatic single-field
+        index), deleted records included."""
+        return (
+            self._updated_since(Organization, ORGANIZATIONS, since),
+            self._updated_since(Investor, INVESTORS, since),
+            self._updated_since(Contact, CONTACTS, since),
+        )
+
+    def _updated_since(self, cls: type[M], collection: str, since: datetime) -> list[M]:
+        found = self._query_models(cls, _Query(collection, range=("updated_at", ">=", since)))
+        return sorted(found, key=lambda record: str(getattr(record, "id", "")))
 
     def get_organization(self, organization_id: str) -> Organization | None:
         return self._get(Organization, ORGANIZATIONS, organization_id)

@@ -302,13 +302,22 @@ class MailMixin(FirestoreBase):
             sightings, before = self._email_sources(email.id, transaction)
             # A link's id names its email, so the email's links read just now show whether it
             # exists: no second read of the link document.
-            existed = any(existing.id == link.id for existing in before)
+            stored = next((existing for existing in before if existing.id == link.id), None)
+            existed = stored is not None
             if link.investor_id in email.corrected_investor_ids:
                 return False
-            links = before if existed else [*before, link]
+            named = stored.with_names_from(link) if stored is not None else None
+            if stored is None:
+                links = [*before, link]
+            elif named is not None:
+                links = [named if existing.id == link.id else existing for existing in before]
+            else:
+                links = before
             refreshed = self._denormalised(email, sightings, links)
             changed = self._denormalised_changed(email, refreshed)
             document = self._email_document(refreshed, transaction) if changed else None
+            if named is not None:
+                transaction.set(link_ref, _document(named))
             if not existed:
                 transaction.set(link_ref, _document(link))
                 self._follow_contributions(

@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable
+from datetime import datetime
 
-from shared.adapters.sqlite.base import M, _dump, _placeholders, _SqliteBase
+from shared.adapters.sqlite.base import M, _dump, _load, _placeholders, _SqliteBase
 from shared.domain.addresses import canonical_address
 from shared.domain.models import (
     Contact,
     Investor,
     Organization,
     normalize_domain,
+    stamped,
+    time_key,
+    utcnow,
 )
 
 
@@ -31,9 +35,16 @@ class SqliteCrm(_SqliteBase):
 
     def upsert_organization(self, organization: Organization) -> None:
         with self._write() as conn:
+            organization = stamped(organization, utcnow())
             conn.execute(
-                "INSERT OR REPLACE INTO organizations (id, deleted, doc) VALUES (?,?,?)",
-                (organization.id, int(organization.deleted), _dump(organization)),
+                "INSERT OR REPLACE INTO organizations (id, deleted, updated_key, doc)"
+                " VALUES (?,?,?,?)",
+                (
+                    organization.id,
+                    int(organization.deleted),
+                    time_key(organization.updated_at),
+                    _dump(organization),
+                ),
             )
             self._put_keys(conn, "organization_domain", organization.id, organization.domains)
             self._put_listing_keys(conn, organization)
@@ -41,19 +52,23 @@ class SqliteCrm(_SqliteBase):
     def upsert_investor(self, investor: Investor) -> None:
         investor = investor.revalidated()
         with self._write() as conn:
+            investor = stamped(investor, utcnow())
             # An upsert, not a replace: the row's last-contact listing key survives an edit.
             conn.execute(
                 "INSERT INTO investors"
-                " (id, name_key, graveyard, deleted, organization_id, doc) VALUES (?,?,?,?,?,?)"
+                " (id, name_key, graveyard, deleted, organization_id, updated_key, doc)"
+                " VALUES (?,?,?,?,?,?,?)"
                 " ON CONFLICT (id) DO UPDATE SET name_key = excluded.name_key,"
                 " graveyard = excluded.graveyard, deleted = excluded.deleted,"
-                " organization_id = excluded.organization_id, doc = excluded.doc",
+                " organization_id = excluded.organization_id,"
+                " updated_key = excluded.updated_key, doc = excluded.doc",
                 (
                     investor.id,
                     investor.name_key,
                     int(investor.graveyard),
                     int(investor.deleted),
                     investor.organization_id or "",
+                    time_key(investor.updated_at),
                     _dump(investor),
                 ),
             )
@@ -64,12 +79,46 @@ class SqliteCrm(_SqliteBase):
     def upsert_contact(self, contact: Contact) -> None:
         contact = contact.revalidated()
         with self._write() as conn:
+            contact = stamped(contact, utcnow())
             conn.execute(
-                "INSERT OR REPLACE INTO contacts (id, deleted, doc) VALUES (?,?,?)",
-                (contact.id, int(contact.deleted), _dump(contact)),
+                "INSERT OR REPLACE INTO contacts (id, deleted, updated_key, doc) VALUES (?,?,?,?)",
+                (contact.id, int(contact.deleted), time_key(contact.updated_at), _dump(contact)),
             )
             self._put_keys(conn, "contact_address", contact.id, contact.email_keys)
             self._put_listing_keys(conn, contact)
+
+    def list_crm_updated_since(
+        self, since: datetime
+    ) -> tuple[list[Organization], list[Investor], list[Contact]]:
+        key = time_key(since)
+        return (
+            self._many(
+                Organization,
+                "SELECT doc FROM organizations WHERE updated_key >= ? ORDER BY id",
+                (key,),
+            ),
+            self._many(
+                Investor, "SELECT doc FROM investors WHERE updated_key >= ? ORDER BY id", (key,)
+            ),
+            self._many(
+                Contact, "SELECT doc FROM contacts WHERE updated_key >= ? ORDER BY id", (key,)
+            ),
+        )
+
+    def _backfill_crm_updated_keys(self, conn: sqlite3.Connection) -> None:
+        """Data step of the stamps' schema version: rows stored before it keep the
+        ``updated_at`` their writer gave them."""
+        tables: tuple[tuple[str, type[Organization] | type[Investor] | type[Contact]], ...] = (
+            ("organizations", Organization),
+            ("investors", Investor),
+            ("contacts", Contact),
+        )
+        for table, cls in tables:
+            rows = conn.execute(f"SELECT id, doc FROM {table}").fetchall()  # noqa: S608
+            conn.executemany(
+                f"UPDATE {table} SET updated_key = ? WHERE id = ?",  # noqa: S608
+                [(time_key(_load(cls, doc).updated_at), record_id) for record_id, doc in rows],
+            )
 
     def get_organization(self, organization_id: str) -> Organization | None:
         return self._one(

@@ -273,7 +273,7 @@ class SqliteMail(_SqliteBase):
             if email is None:
                 raise NotFoundError("link of an unknown email", email_id=link.email_id)
             existed = conn.execute(
-                "SELECT 1 FROM investor_links WHERE id = ?", (link.id,)
+                "SELECT doc FROM investor_links WHERE id = ?", (link.id,)
             ).fetchone()
             self._after_read("link_email_to_investor")
             if link.investor_id in email.corrected_investor_ids:
@@ -283,6 +283,12 @@ class SqliteMail(_SqliteBase):
                     "INSERT INTO investor_links (id, email_id, investor_id, doc) VALUES (?,?,?,?)",
                     (link.id, link.email_id, link.investor_id, _dump(link)),
                 )
+            else:
+                named = _load(InvestorLink, existed[0]).with_names_from(link)
+                if named is not None:
+                    conn.execute(
+                        "UPDATE investor_links SET doc = ? WHERE id = ?", (_dump(named), link.id)
+                    )
             self._refresh_email(conn, email)
             return existed is None
 

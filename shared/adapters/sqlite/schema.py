@@ -159,7 +159,21 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX relationship_scores_by_two_way ON relationship_scores (listed, last_two_way_sort);
     CREATE INDEX relationship_scores_by_drop ON relationship_scores (listed, drop_30d);
     """,
+    # CRM records by their store stamp (time_key of updated_at): the digest re-reads the ones
+    # changed since it took their names. Existing rows get theirs in the data step.
+    """
+    ALTER TABLE organizations ADD COLUMN updated_key TEXT NOT NULL DEFAULT '';
+    CREATE INDEX organizations_by_updated ON organizations (updated_key);
+    ALTER TABLE investors ADD COLUMN updated_key TEXT NOT NULL DEFAULT '';
+    CREATE INDEX investors_by_updated ON investors (updated_key);
+    ALTER TABLE contacts ADD COLUMN updated_key TEXT NOT NULL DEFAULT '';
+    CREATE INDEX contacts_by_updated ON contacts (updated_key);
+    """,
 )
 # Python steps run right after a version's SQL, in the same transaction: what SQL cannot
 # compute (the panel's rows need the shared tokenizer).
-_DATA_MIGRATIONS: dict[int, str] = {4: "_backfill_activity", 6: "_backfill_listing_keys"}
+_DATA_MIGRATIONS: dict[int, str] = {
+    4: "_backfill_activity",
+    6: "_backfill_listing_keys",
+    9: "_backfill_crm_updated_keys",
+}
