@@ -715,6 +715,32 @@ class TestEmails:
         with pytest.raises(ValueError, match="another email"):
             store.record_capture(email, sighting, [make_link(email_id_for("<x@y>"), "inv-1")])
 
+    def test_record_capture_names_a_link_written_before_names_and_keeps_given_ones(
+        self, store: Store
+    ) -> None:
+        """As ``link_email_to_investor``: create-if-absent, except that a link stored without
+        names gets the names of the same link captured again."""
+        account = EmailAccount.new("partner@fund.example")
+        store.add_email_account(account)
+        first = LinkNames(at=T0, investor="Jane LP", organization_id="org-1", contact="Jane")
+        later = first.model_copy(update={"at": T0 + timedelta(hours=1), "investor": "Jane II"})
+        old = make_email("kim@lp.example")
+        store.upsert_email(old)
+        store.link_email_to_investor(make_link(old.id, "inv-1"))
+        sighting = Sighting.new(account.id, "g1", old.id)
+
+        store.record_capture(
+            old, sighting, [make_link(old.id, "inv-1").model_copy(update={"names": first})]
+        )
+        store.record_capture(
+            old, sighting, [make_link(old.id, "inv-1").model_copy(update={"names": later})]
+        )
+
+        assert [x.names for x in store.list_links(old.id)] == [first]
+        stored = store.get_email(old.id)
+        assert stored is not None
+        assert [x.names for x in stored.links] == [first]
+
     def test_record_capture_in_an_offboarded_mailbox_writes_nothing(self, store: Store) -> None:
         account = EmailAccount.new("leaver@fund.example")
         store.add_email_account(account)

@@ -177,26 +177,28 @@ class MailMixin(FirestoreBase):
                 self._email_sources(email.id, transaction) if stored is not None else ([], [])
             )
             corrected = stored.corrected_investor_ids if stored is not None else frozenset()
-            known = {link.id for link in linked}
-            added = list(
-                {
-                    link.id: link
-                    for link in links
-                    if link.id not in known and link.investor_id not in corrected
-                }.values()
-            )
+            known = {link.id: link for link in linked}
+            wanted = {link.id: link for link in links if link.investor_id not in corrected}
+            added = [link for link_id, link in wanted.items() if link_id not in known]
+            # As link_email_to_investor: a link written before names gets them once.
+            named = {
+                link_id: renamed
+                for link_id, link in wanted.items()
+                if link_id in known and (renamed := known[link_id].with_names_from(link))
+            }
+            after = [named.get(link.id, link) for link in linked] + added
             sightings = [s for s in before if s.id != sighting.id] + [sighting]
             merged = email.merged_into(stored)
-            refreshed = self._denormalised(merged, sightings, [*linked, *added])
+            refreshed = self._denormalised(merged, sightings, after)
             document = self._email_document(refreshed, transaction)
             transaction.set(self._ref(SIGHTINGS, sighting.id), _document(sighting))
-            for link in added:
+            for link in [*added, *named.values()]:
                 transaction.set(self._ref(LINKS, link.id), _document(link))
             transaction.set(email_ref, document)
             self._follow_contributions(
                 transaction,
                 (stored, before, linked),
-                (refreshed, sightings, [*linked, *added]),
+                (refreshed, sightings, after),
             )
             return stored is None
 

@@ -156,18 +156,43 @@ class SqliteMail(_SqliteBase):
             merged = email.merged_into(stored)
             self._put_participants(conn, merged)
             corrected = stored.corrected_investor_ids if stored is not None else frozenset()
-            conn.executemany(
-                "INSERT OR IGNORE INTO investor_links (id, email_id, investor_id, doc)"
-                " VALUES (?,?,?,?)",
-                [
-                    (link.id, link.email_id, link.investor_id, _dump(link))
-                    for link in links
-                    if link.investor_id not in corrected
-                ],
+            wanted = [link for link in links if link.investor_id not in corrected]
+            known = (
+                {
+                    link.id: link
+                    for link in self._many_in(
+                        conn, InvestorLink, "investor_links", [link.id for link in wanted]
+                    )
+                }
+                if stored is not None and wanted
+                else {}
             )
+            for link in wanted:
+                before = known.get(link.id)
+                if before is None:
+                    conn.execute(
+                        "INSERT OR IGNORE INTO investor_links (id, email_id, investor_id, doc)"
+                        " VALUES (?,?,?,?)",
+                        (link.id, link.email_id, link.investor_id, _dump(link)),
+                    )
+                elif (named := before.with_names_from(link)) is not None:
+                    # As link_email_to_investor: a link written before names gets them once.
+                    conn.execute(
+                        "UPDATE investor_links SET doc = ? WHERE id = ?", (_dump(named), link.id)
+                    )
             self._put_sighting(conn, sighting)
             self._refresh_email(conn, merged)
             return stored is None
+
+    @staticmethod
+    def _many_in(
+        conn: sqlite3.Connection, model: type[InvestorLink], table: str, ids: Sequence[str]
+    ) -> list[InvestorLink]:
+        rows = conn.execute(
+            f"SELECT doc FROM {table} WHERE id IN ({_placeholders(ids)})",  # noqa: S608
+            list(ids),
+        )
+        return [_load(model, row[0]) for row in rows]
 
     @staticmethod
     def _put_sighting(conn: sqlite3.Connection, sighting: Sighting) -> None:
