@@ -273,7 +273,7 @@ def test_a_part_still_answered_401_after_the_refresh_is_a_configuration_error(
     ids = seed(sandbox, 3)
     sandbox.inject_fault("messages.get", status=401, count=2)
 
-    with pytest.raises(ConfigurationError, match="messages.get"):
+    with pytest.raises(ConfigurationError, match=r"messages\.get"):
         client.get_messages(ids[:1], format="minimal")
 
 
