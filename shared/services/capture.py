@@ -38,6 +38,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -75,6 +76,7 @@ from shared.errors import ConflictError, NotFoundError
 from shared.ports import (
     CaptureStore,
     CrmStore,
+    FetchResult,
     GmailClient,
     GmailMessage,
     HistoryChangeKind,
@@ -181,13 +183,26 @@ class Capture:
             known = self.store.sighted_message_ids(self.account.id, wanted)
             report.skipped += len(known)
             wanted = [gid for gid in wanted if gid not in known]
-        for start in range(0, len(wanted), FETCH_CHUNK):
-            report.add(self._ingest_chunk(wanted[start : start + FETCH_CHUNK]))
+        chunks = [wanted[at : at + FETCH_CHUNK] for at in range(0, len(wanted), FETCH_CHUNK)]
+        if not chunks:
+            return report
+        # The next chunk's metadata is fetched while this one is parsed, matched and written:
+        # Gmail's quota is paced in time, so a mailbox whose fetches waited for its writes would
+        # leave quota unused, most of all when several mailboxes share one interpreter.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="capture-prefetch") as pool:
+            ahead = pool.submit(self._fetch_metadata, chunks[0])
+            for index, chunk in enumerate(chunks):
+                fetched = ahead.result()
+                if index + 1 < len(chunks):
+                    ahead = pool.submit(self._fetch_metadata, chunks[index + 1])
+                report.add(self._ingest_chunk(chunk, fetched))
         return report
 
-    def _ingest_chunk(self, ids: Sequence[str]) -> IngestReport:
+    def _fetch_metadata(self, ids: Sequence[str]) -> FetchResult:
+        return self.gmail.get_messages(ids, format="metadata", metadata_headers=METADATA_HEADERS)
+
+    def _ingest_chunk(self, ids: Sequence[str], fetched: FetchResult) -> IngestReport:
         report = IngestReport()
-        fetched = self.gmail.get_messages(ids, format="metadata", metadata_headers=METADATA_HEADERS)
         report.missing += len(fetched.missing)
         for gid in fetched.missing:  # deleted between list and get: nothing left to capture
             self._clear_problem(gid)
