@@ -302,10 +302,6 @@ def _reply(reply: Reply) -> Response:
 
 
 class _QuietRequestHandler(WSGIRequestHandler):
-    # Keep-alive, as Google's front end does: a client keeps its connection between calls, so
-    # a benchmark does not count a TCP connect per call that production never makes.
-    protocol_version = "HTTP/1.1"
-
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         return
 
