@@ -4,6 +4,7 @@ and the messages capture could not read."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Protocol
 
@@ -44,6 +45,13 @@ class MailStore(Protocol):
 
     def record_sighting(self, sighting: Sighting) -> bool:
         """Insert or refresh one mailbox's sighting; True if new. Updates the email's live set."""
+        ...
+
+    def batched(self) -> AbstractContextManager[None]:
+        """Writes made in the block by this thread may share one commit (SQLite: one
+        transaction, a savepoint per write); each write is still all or nothing, and a write
+        that raised undoes only itself. What completed is committed when the block ends, even
+        by an exception."""
         ...
 
     def record_capture(

@@ -741,6 +741,35 @@ class TestEmails:
         assert stored is not None
         assert [x.names for x in stored.links] == [first]
 
+    def test_batched_writes_are_each_all_or_nothing_and_kept_when_the_block_raises(
+        self, store: Store
+    ) -> None:
+        account = EmailAccount.new("partner@fund.example")
+        store.add_email_account(account)
+        gone = EmailAccount.new("leaver@fund.example")
+        store.add_email_account(gone)
+        store.offboard_email_account(gone.id)
+        first, second, third = (make_email("lp@fund.example", subject=s) for s in "abc")
+
+        def writes() -> None:
+            with store.batched():
+                store.record_capture(first, Sighting.new(account.id, "g1", first.id))
+                with pytest.raises(NotFoundError):  # a failed write undoes only itself
+                    store.record_capture(second, Sighting.new(gone.id, "g2", second.id))
+                with store.batched():  # nested: the outer block commits
+                    store.record_capture(third, Sighting.new(account.id, "g3", third.id))
+                raise RuntimeError("stop")
+
+        with pytest.raises(RuntimeError, match="stop"):
+            writes()
+
+        assert store.get_sighting(account.id, "g1") is not None
+        assert store.get_email(second.id) is None
+        assert store.get_sighting(account.id, "g2") is None
+        assert store.get_sighting(account.id, "g3") is not None
+        store.record_capture(second, Sighting.new(account.id, "g2", second.id))  # not locked
+        assert store.get_sighting(account.id, "g2") is not None
+
     def test_record_capture_in_an_offboarded_mailbox_writes_nothing(self, store: Store) -> None:
         account = EmailAccount.new("leaver@fund.example")
         store.add_email_account(account)

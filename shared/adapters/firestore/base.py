@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+import contextlib
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, cast
 
 from google.api_core import exceptions as google_exceptions
@@ -134,6 +135,12 @@ class FirestoreBase:
 
     def _count_write(self, collection: str, count: int = 1) -> None:
         self.writes[collection] = self.writes.get(collection, 0) + count
+
+    @contextlib.contextmanager
+    def batched(self) -> Iterator[None]:
+        """Every write stays its own transaction: Firestore bills per document, not per commit,
+        and a transaction must read before it writes."""
+        yield
 
     def _transact(self, body: Callable[[firestore.Transaction], T]) -> T:
         """Run ``body`` in a transaction, retried on contention by the client library.
