@@ -55,8 +55,13 @@ lint: $(VENV_STAMP) $(CONSOLE_STAMP)
 	$(VENV)/bin/mypy
 	PYTHONPATH=. $(VENV)/bin/lint-imports
 
+# The whole suite on WORKERS processes (pytest-xdist; CI has 2 cores, and many tests wait on
+# servers rather than compute): a worker takes whole test modules, and the browser tier whole
+# (tests/conftest.py, pytest_xdist_make_scheduler). WORKERS=0 runs it in this one process.
+WORKERS ?= 2
+
 test: setup lint console browser
-	$(PY) -m pytest --durations=25
+	$(PY) -m pytest --durations=25 -n $(WORKERS)
 
 # The suite without lint, for a quick loop while editing.
 test-fast: setup

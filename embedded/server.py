@@ -195,6 +195,9 @@ class Ticker:
                 logger.exception("ticker failed", extra={"fields": {"event": "ticker_error"}})
 
 
+_SHUTDOWN_POLL_S = 0.05
+
+
 class LocalServer:
     """The local server: functions, health, ticker and queue delivery, on a loopback port."""
 
@@ -269,8 +272,13 @@ class LocalServer:
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> LocalServer:
+        # werkzeug's loop (the local stack's) checks for shutdown every 0.5 s by default, so
+        # each stop waited that long; waitress's loop ends when stop closes its sockets.
+        poll = (
+            {"poll_interval": _SHUTDOWN_POLL_S} if isinstance(self._server, BaseWSGIServer) else {}
+        )
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="local-server", daemon=True
+            target=self._server.serve_forever, kwargs=poll, name="local-server", daemon=True
         )
         self._thread.start()
         wiring.local_queue().attach(self.deliver)

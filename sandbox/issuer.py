@@ -35,6 +35,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from google.auth import crypt, jwt
 
+from sandbox.loopback import SHUTDOWN_POLL_S
+
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
@@ -248,7 +250,10 @@ def serve_issuer(
     app = CertsApp(issuer, max_age=max_age)
     server = make_server(host, port, app, threaded=True)
     thread = threading.Thread(
-        target=server.serve_forever, name=f"sandbox-issuer:{server.port}", daemon=True
+        target=server.serve_forever,
+        kwargs={"poll_interval": SHUTDOWN_POLL_S},
+        name=f"sandbox-issuer:{server.port}",
+        daemon=True,
     )
     thread.start()
     url_host = f"[{host}]" if ":" in host else host

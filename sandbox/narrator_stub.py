@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from sandbox.loopback import SHUTDOWN_POLL_S
+
 MODES = ("answer", "stall", "error", "garbage", "empty")
 SANDBOX_SIGNATURE = "(Written by the sandbox narrator.)"
 
@@ -132,7 +134,10 @@ def serve_narrator_stub(
     server = ThreadingHTTPServer((host, port), _handler(stub))
     server.daemon_threads = True
     thread = threading.Thread(
-        target=server.serve_forever, name=f"narrator-stub:{server.server_port}", daemon=True
+        target=server.serve_forever,
+        kwargs={"poll_interval": SHUTDOWN_POLL_S},
+        name=f"narrator-stub:{server.server_port}",
+        daemon=True,
     )
     thread.start()
     try:

@@ -10,7 +10,7 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -25,6 +25,34 @@ if str(ROOT) not in sys.path:
 
 # Fails the session if a Gmail sandbox recorded a send to a non-admin or a drafts.send call.
 pytest_plugins = ["tests.support.send_guard"]
+
+
+# Folders whose tests share a package-scoped fixture (the browser tier's one stack and one
+# Chromium): under pytest-xdist each is one work unit, so one worker runs it back to back.
+ONE_WORKER_FOLDERS = ("tests/browser/",)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``make test`` runs the suite on several workers (pytest-xdist): a worker takes a whole
+    test module, since a module's tests share its module-scoped servers and stores, and a whole
+    folder of ``ONE_WORKER_FOLDERS``, since its package-scoped stack would otherwise start on
+    every worker (and again each time the worker came back to the folder).
+
+    Modules are handed out in collection order (tiers alphabetically, the unit tier last), not
+    xdist's default of most tests first: that put the unit tier's big parametrized modules
+    first and left one-test modules of a minute (the stop mid-backfill) for the end, where one
+    worker ran them alone; the unit tier's many quick modules even out the end instead."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    config.option.loadscopereorder = False
+
+    class ModuleScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return next((f for f in ONE_WORKER_FOLDERS if path.startswith(f)), path)
+
+    return ModuleScheduling(config, log)
 
 
 @pytest.fixture(autouse=True)

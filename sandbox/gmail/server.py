@@ -31,6 +31,7 @@ from sandbox.gmail.auth import TokenError
 from sandbox.gmail.errors import GmailError
 from sandbox.gmail.sandbox import MAX_BATCH_PARTS, DropConnection, GmailSandbox, Reply
 from sandbox.issuer import CertsApp
+from sandbox.loopback import SHUTDOWN_POLL_S
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -342,7 +343,7 @@ def serve_gmail_sandbox(
     )
     thread = threading.Thread(
         target=server.serve_forever,
-        kwargs={"poll_interval": 0.05},
+        kwargs={"poll_interval": SHUTDOWN_POLL_S},
         name=f"gmail-sandbox:{server.port}",
         daemon=True,
     )
