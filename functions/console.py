@@ -20,8 +20,6 @@ from pathlib import Path
 
 import flask
 
-from shared.config import get_settings
-
 # console/dist beside functions/: the same relative place in the source tree and in the bundle.
 DIST = Path(__file__).resolve().parent.parent / "console" / "dist"
 PREFIX = "/console"
@@ -56,6 +54,8 @@ def security_headers(mode: str) -> dict[str, str]:
 def client_config() -> dict[str, object]:
     """What the console needs before sign-in. No data: the mode, the OAuth client id (public by
     design: it is in every Google sign-in page) and the fund's time zone."""
+    from shared.config import get_settings  # lazily: see _settings_mode
+
     settings = get_settings()
     return {
         "mode": settings.mode,
@@ -64,6 +64,15 @@ def client_config() -> dict[str, object]:
         # The local server mounts the sandbox's sign-in beside the functions, in sandbox mode only.
         "sandbox_sign_in": "../../sandbox/sign-in" if settings.mode == "sandbox" else "",
     }
+
+
+def _settings_mode() -> str:
+    """The configured mode. ``shared.config`` is imported here, not at module level: it pulls
+    in pydantic-settings (with asyncio, argparse, dotenv), about 15% of ``functions.main``'s
+    cold import, which a console request pays only on its first call."""
+    from shared.config import get_settings
+
+    return get_settings().mode
 
 
 _FILES: dict[str, tuple[bytes, str]] = {}
@@ -90,7 +99,7 @@ def serve(request: flask.Request) -> flask.Response | None:
     path = request.path
     if path != PREFIX and not path.startswith(PREFIX + "/"):
         return None
-    mode = get_settings().mode
+    mode = _settings_mode()
     headers = security_headers(mode)
     if request.method not in ("GET", "HEAD"):
         return _reply(
