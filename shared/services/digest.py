@@ -30,6 +30,7 @@ import logging
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
 
 from shared.domain.activity_keys import email_direction
 from shared.domain.addresses import normalize_address
@@ -62,6 +63,9 @@ from shared.ports import CrmStore, DigestStore, MailStore, Narrator
 from shared.services.sync import is_behind, lag_seconds
 
 logger = logging.getLogger(__name__)
+
+# A CRM record the digest names: read from the store, or rebuilt from the names a link carries.
+_Named = TypeVar("_Named", Investor, Contact, Organization)
 
 EmailsInWindow = Callable[[datetime, datetime], Iterable[Email]]
 WINDOW_PAGE_SIZE = 500
@@ -302,59 +306,62 @@ class _Names:
     # Each record as its current version, else as a carried copy names it (only the fields
     # the digest shows), else read by id; then kept.
 
-    def _investor(self, investor_id: str) -> Investor | None:
-        if investor_id not in self._investors:
-            carried = self._carried_investors.get(investor_id)
+    def _settle(
+        self,
+        cache: dict[str, _Named | None],
+        record_id: str,
+        carried: LinkNames | None,
+        from_names: Callable[[LinkNames], _Named | None],
+        read: Callable[[str], _Named | None],
+    ) -> _Named | None:
+        if record_id not in cache:
             if carried is not None:
-                self._investors[investor_id] = (
-                    Investor(
-                        id=investor_id,
-                        name=carried.investor,
-                        organization_id=carried.organization_id,
-                    )
-                    if carried.investor is not None
-                    else None
-                )
+                cache[record_id] = from_names(carried)
             else:
-                found = self.store.get_investor(investor_id)
-                self._investors[investor_id] = found if found and not found.deleted else None
-        return self._investors[investor_id]
+                found = read(record_id)
+                cache[record_id] = found if found and not found.deleted else None
+        return cache[record_id]
+
+    def _investor(self, investor_id: str) -> Investor | None:
+        return self._settle(
+            self._investors,
+            investor_id,
+            self._carried_investors.get(investor_id),
+            lambda names: (
+                Investor(id=investor_id, name=names.investor, organization_id=names.organization_id)
+                if names.investor is not None
+                else None
+            ),
+            self.store.get_investor,
+        )
 
     def _contact(self, contact_id: str) -> Contact | None:
-        if contact_id not in self._contacts:
-            carried = self._carried_contacts.get(contact_id)
-            if carried is not None:
-                self._contacts[contact_id] = (
-                    Contact(id=contact_id, name=carried.contact)
-                    if carried.contact is not None
-                    else None
-                )
-            else:
-                found = self.store.get_contact(contact_id)
-                self._contacts[contact_id] = found if found and not found.deleted else None
-        return self._contacts[contact_id]
+        return self._settle(
+            self._contacts,
+            contact_id,
+            self._carried_contacts.get(contact_id),
+            lambda names: (
+                Contact(id=contact_id, name=names.contact) if names.contact is not None else None
+            ),
+            self.store.get_contact,
+        )
 
     def _organization(self, organization_id: str | None) -> Organization | None:
         if not organization_id:
             return None
-        if organization_id not in self._organizations:
-            carried = self._carried_organizations.get(organization_id)
-            if carried is not None:
-                self._organizations[organization_id] = (
-                    Organization(
-                        id=organization_id,
-                        name=carried.organization,
-                        domains=carried.organization_domains,
-                    )
-                    if carried.organization is not None
-                    else None
+        return self._settle(
+            self._organizations,
+            organization_id,
+            self._carried_organizations.get(organization_id),
+            lambda names: (
+                Organization(
+                    id=organization_id, name=names.organization, domains=names.organization_domains
                 )
-            else:
-                found = self.store.get_organization(organization_id)
-                self._organizations[organization_id] = (
-                    found if found and not found.deleted else None
-                )
-        return self._organizations[organization_id]
+                if names.organization is not None
+                else None
+            ),
+            self.store.get_organization,
+        )
 
     def investor(self, investor_id: str, links: list[LinkedInvestor]) -> tuple[str, str]:
         """(investor name, organisation name or "") — the matched address if it is deleted."""

@@ -50,14 +50,26 @@ def without_names(store: Store) -> digest_service.EmailsInWindow:
     return listing
 
 
+_UNTIL: dict[str, datetime] = {}
+
+
+@pytest.fixture(autouse=True)
+def _one_window_per_test() -> Iterator[None]:
+    _UNTIL.clear()
+    yield
+    _UNTIL.clear()
+
+
 def build(store: Store, *, carried: bool = True) -> tuple[tuple[str, str, str], dict[str, int]]:
-    """The digest of everything captured, and the CRM documents it read (Firestore)."""
+    """The digest of everything captured, and the CRM documents it read (Firestore). The
+    window ends where the test's first build put it: the digest shows each mailbox's sync lag
+    as of that end, so builds a minute apart (a loaded machine) would differ."""
     reads: dict[str, int] = getattr(store, "reads", {})
     before = dict(reads)
     digest = digest_service.build_digest(
         store,
         SINCE,
-        datetime.now(UTC) + timedelta(seconds=1),
+        _UNTIL.setdefault("until", datetime.now(UTC) + timedelta(seconds=1)),
         None,
         emails_in_window=None if carried else without_names(store),
     )

@@ -86,10 +86,12 @@ def run_repair(store: Store, request: pytest.FixtureRequest) -> subprocess.Compl
     )
 
 
-def digest_and_reads(store: Store) -> tuple[tuple[str, str, str], dict[str, int]]:
+def digest_and_reads(store: Store, until: datetime) -> tuple[tuple[str, str, str], dict[str, int]]:
+    """One build and the documents it read. ``until`` is fixed per test: the digest shows each
+    mailbox's sync lag as of it, so builds a minute apart (a loaded machine) would differ."""
     reads: dict[str, int] | None = getattr(store, "reads", None)
     before = dict(reads or {})
-    digest = build_digest(store, SINCE, datetime.now(UTC) + timedelta(seconds=1), None)
+    digest = build_digest(store, SINCE, until, None)
     spent = {k: v - before.get(k, 0) for k, v in (reads or {}).items() if v != before.get(k, 0)}
     return (digest.subject, digest.text, digest.html), spent
 
@@ -97,6 +99,7 @@ def digest_and_reads(store: Store) -> tuple[tuple[str, str, str], dict[str, int]
 def test_the_repair_brings_emails_from_before_the_digest_fields_up_to_date(
     store: Store, captured_fund: Scenario, request: pytest.FixtureRequest
 ) -> None:
+    until = datetime.now(UTC) + timedelta(seconds=1)
     # A copy soft-deleted in one mailbox: the live and Sent sets must leave it out either way.
     ben = store.get_email_account_by_address(TEAM[1])
     assert ben is not None
@@ -108,13 +111,13 @@ def test_the_repair_brings_emails_from_before_the_digest_fields_up_to_date(
     assert as_written and all(e.digest_ready for e in as_written.values())
     assert any(e.sent_account_ids for e in as_written.values())  # Ada's reply, in her Sent
     assert any(e.links for e in as_written.values())
-    digest_new, _ = digest_and_reads(store)
+    digest_new, _ = digest_and_reads(store, until)
     assert "Zeta" in digest_new[1]  # the digest has something to say
 
     write_as_old_code(store)
     old = every_email(store)
     assert not any(e.digest_ready or e.sent_account_ids or e.links for e in old.values())
-    digest_old, reads_old = digest_and_reads(store)
+    digest_old, reads_old = digest_and_reads(store, until)
     assert digest_old == digest_new
 
     repaired = run_repair(store, request)
@@ -123,7 +126,7 @@ def test_the_repair_brings_emails_from_before_the_digest_fields_up_to_date(
     assert f"recomputed {len(as_written)}" in repaired.stdout
 
     assert every_email(store) == as_written  # exactly what the new code writes
-    digest_after, reads_after = digest_and_reads(store)
+    digest_after, reads_after = digest_and_reads(store, until)
     assert digest_after == digest_new
     if isinstance(store, FirestoreStore):
         assert reads_old.get(SIGHTINGS, 0) > 0 and reads_old.get(LINKS, 0) > 0
@@ -188,18 +191,19 @@ def test_the_repair_gives_links_from_before_the_names_their_names(
     request: pytest.FixtureRequest,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    until = datetime.now(UTC) + timedelta(seconds=1)
     # No slack: the digest's CRM query then finds no record changed since the names.
     monkeypatch.setattr(digest_service, "NAMES_CLOCK_SLACK", timedelta(0))
     as_written = every_email(store)
     links = [ln for e in as_written.values() for ln in e.links]
     assert links and all(ln.names is not None for ln in links)
-    digest_new, _ = digest_and_reads(store)
+    digest_new, _ = digest_and_reads(store, until)
 
     store = write_as_code_before_names(store)
     old = every_email(store)
     assert not any(ln.names for e in old.values() for ln in e.links)
     assert not any(ln.names for e in old.values() for ln in store.list_links(e.id))
-    digest_old, reads_old = digest_and_reads(store)
+    digest_old, reads_old = digest_and_reads(store, until)
     assert digest_old == digest_new
 
     started = datetime.now(UTC)
@@ -212,7 +216,7 @@ def test_the_repair_gives_links_from_before_the_names_their_names(
     assert undated(now) == undated(as_written)  # the names the new code writes
     assert all(ln.names and ln.names.at >= started for e in now.values() for ln in e.links)
     assert all(ln.names for e in now.values() for ln in store.list_links(e.id))
-    digest_after, reads_after = digest_and_reads(store)
+    digest_after, reads_after = digest_and_reads(store, until)
     assert digest_after == digest_new
     if isinstance(store, FirestoreStore):
         crm = (ORGANIZATIONS, INVESTORS, CONTACTS)
