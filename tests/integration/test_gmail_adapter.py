@@ -470,19 +470,20 @@ def test_a_batch_part_is_written_exactly_as_the_library_writes_it(message_id: st
     from google.oauth2.credentials import Credentials
     from googleapiclient.http import BatchHttpRequest
 
-    from shared.adapters.gmail.api import _ID_SLOT, _BatchWire, build_gmail_service
+    from shared.adapters.gmail.api import build_gmail_service
+    from shared.adapters.gmail.batch import ID_SLOT, BatchWire
 
     expiry = (datetime.now(UTC) + timedelta(hours=1)).replace(tzinfo=None)
     credentials = Credentials(token="t0ken", expiry=expiry)
     service = build_gmail_service(credentials, "http://127.0.0.1:9/")
     messages = service.users().messages()
     params: dict[str, Any] = {"userId": "me", "format": "metadata", "metadataHeaders": ["From"]}
-    template = messages.get(id=_ID_SLOT, **params)
+    template = messages.get(id=ID_SLOT, **params)
     template.http = None  # the template carries no token: each batch adds the current one
     auth: dict[str, str] = {}
     credentials.apply(auth)
 
-    ours = _BatchWire.from_request(template, "metadata").part(message_id, auth)
+    ours = BatchWire.from_request(template, "metadata").part(message_id, auth)
     theirs = BatchHttpRequest(batch_uri="http://127.0.0.1:9/batch")._serialize_request(
         messages.get(id=message_id, **params)
     )
@@ -493,7 +494,7 @@ def test_a_batch_part_is_written_exactly_as_the_library_writes_it(message_id: st
 def test_a_batch_reply_is_read_in_any_of_its_legal_shapes() -> None:
     """Quoted or bare boundary, CRLF or LF lines, a preamble, an error part with Retry-After,
     a part with no body, a part that is not HTTP, and an epilogue."""
-    from shared.adapters.gmail.api import _BatchWire
+    from shared.adapters.gmail.batch import BatchWire
 
     reply = (
         b"preamble to ignore\r\n"
@@ -507,7 +508,7 @@ def test_a_batch_reply_is_read_in_any_of_its_legal_shapes() -> None:
         b"--b0--\r\nepilogue --b0\r\n"
     )
     for content_type in ('multipart/mixed; boundary="b0"', "multipart/mixed; boundary=b0"):
-        parts = list(_BatchWire.parts(content_type, reply))
+        parts = list(BatchWire.parts(content_type, reply))
         assert [(key, status) for key, status, _, _ in parts] == [
             ("x + 0", 200),
             ("x + 1", 429),
@@ -517,4 +518,4 @@ def test_a_batch_reply_is_read_in_any_of_its_legal_shapes() -> None:
         assert parts[1][2]["retry-after"] == "3"
         assert b"rateLimitExceeded" in parts[1][3]
         assert parts[2][3] == b""
-    assert list(_BatchWire.parts("application/json", reply)) == []
+    assert list(BatchWire.parts("application/json", reply)) == []

@@ -8,7 +8,7 @@
   ``AuthorizedHttp(credentials, http=httplib2.Http(timeout=...))`` and passes it to
   ``execute(http=...)``. The credentials are shared (one token for the mailbox).
 * Batches go to ``<endpoint>/batch/gmail/v1`` (``new_batch_http_request()`` would ignore the
-  endpoint override), at most ``batch_size`` (25) parts, written and read by ``_BatchWire``
+  endpoint override), at most ``batch_size`` (25) parts, written and read by ``BatchWire``
   rather than ``BatchHttpRequest`` (why: its docstring), with the library's parts and its
   re-send of 401 parts after a token refresh.
 * Retries: 429, 5xx, 403 ``rateLimitExceeded``/``userRateLimitExceeded`` and connection failures
@@ -30,16 +30,14 @@ import email.message
 import email.utils
 import json
 import random
-import re
 import threading
 import time
-import urllib.parse
-import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
+from shared.adapters.gmail.batch import ID_SLOT, BatchWire
 from shared.adapters.gmail.wire import (
     decode_history_record,
     decode_message,
@@ -248,7 +246,7 @@ class GmailApiClient:
             ("calls", "batches", "batch_parts", "retries"), 0
         )
         self._stats_lock = threading.Lock()
-        self._wires: dict[tuple[str, tuple[str, ...]], _BatchWire] = {}
+        self._wires: dict[tuple[str, tuple[str, ...]], BatchWire] = {}
 
     @property
     def mailbox(self) -> str:
@@ -487,7 +485,7 @@ class GmailApiClient:
     ) -> dict[str, GmailMessage | _Failure]:
         """One batch POST of ``messages.get`` parts: each id's message or failure.
 
-        The request and the reply are written and read here (``_BatchWire``), not through
+        The request and the reply are written and read here (``BatchWire``), not through
         ``BatchHttpRequest``: see its docstring. Like ``BatchHttpRequest.execute``, parts answered
         401 are sent once more after the credentials are refreshed."""
         self._pacer.acquire(QUOTA_UNITS["messages.get"] * len(ids))
@@ -522,7 +520,7 @@ class GmailApiClient:
         return {message_id: whole for message_id in ids}
 
     def _post_batch(
-        self, http: Any, wire: _BatchWire, ids: Sequence[str]
+        self, http: Any, wire: BatchWire, ids: Sequence[str]
     ) -> dict[str, GmailMessage | _Failure]:
         self._count("batches")
         self._count("batch_parts", len(ids))
@@ -564,15 +562,15 @@ class GmailApiClient:
 
         http.credentials.refresh(google_auth_httplib2.Request(http.http))
 
-    def _wire(self, fmt: str, metadata_headers: list[str]) -> _BatchWire:
+    def _wire(self, fmt: str, metadata_headers: list[str]) -> BatchWire:
         """The part template for this format, made once from the library's own request."""
         key = (fmt, tuple(metadata_headers))
         wire = self._wires.get(key)
         if wire is None:
-            params: dict[str, Any] = {"userId": self._user_id, "id": _ID_SLOT, "format": fmt}
+            params: dict[str, Any] = {"userId": self._user_id, "id": ID_SLOT, "format": fmt}
             if metadata_headers:
                 params["metadataHeaders"] = metadata_headers
-            wire = _BatchWire.from_request(self._messages().get(**params), fmt)
+            wire = BatchWire.from_request(self._messages().get(**params), fmt)
             self._wires[key] = wire
         return wire
 
@@ -622,131 +620,6 @@ class GmailApiClient:
             scopes=list(self._scopes),
             status=failure.status,
         )
-
-
-_ID_SLOT = "ID-SLOT-0f3a9c"  # stands for the message id in the part template (URL-safe)
-_PART_ID = re.compile(rb"^content-id:[ \t]*<([^>]*)>", re.IGNORECASE | re.MULTILINE)
-
-
-@dataclass(frozen=True)
-class _BatchWire:
-    """Writes a batch of ``messages.get`` parts and reads Gmail's multipart reply.
-
-    ``BatchHttpRequest`` builds every part as an ``email`` MIME message, flattens the whole with
-    the ``email`` generator, makes each part's request through discovery (``createMethod``), and
-    reads the reply with ``FeedParser``: together more than a quarter of capture's CPU per
-    message (bench/capture.py, docs/capture.md). A part is an HTTP request line, headers and a
-    blank line; the reply's parts are status lines, headers and JSON. So the part is made once
-    per format by the library (its URL, query and headers: ``template``), the id is put into
-    it per message, and the reply is split on its boundary. Parts carry the token as the
-    library's do (Google applies the outer request's headers to parts too).
-    """
-
-    fmt: str
-    method: str
-    target: str  # path and query, with _ID_SLOT where the id goes
-    host: str
-    headers: tuple[tuple[str, str], ...]
-
-    @classmethod
-    def from_request(cls, request: Any, fmt: str) -> _BatchWire:
-        parsed = urllib.parse.urlsplit(request.uri)
-        target = urllib.parse.urlunsplit(("", "", parsed.path, parsed.query, ""))
-        headers = dict(request.headers)
-        headers.pop("content-type", None)
-        return cls(fmt, request.method, target, parsed.netloc, tuple(headers.items()))
-
-    def part(self, message_id: str, auth: Mapping[str, str]) -> str:
-        """One part's HTTP request, as ``BatchHttpRequest._serialize_request`` writes it."""
-        target = self.target.replace(_ID_SLOT, urllib.parse.quote(message_id, safe=""))
-        lines = [
-            f"{self.method} {target} HTTP/1.1",
-            "Content-Type: application/json",
-            "MIME-Version: 1.0",
-            *(f"{name}: {value}" for name, value in self.headers),
-            *(f"{name}: {value}" for name, value in auth.items()),
-            f"Host: {self.host}",
-        ]
-        return "\n".join(lines) + "\n\n"
-
-    def request(
-        self, ids: Sequence[str], auth: Mapping[str, str]
-    ) -> tuple[str, str, dict[str, str]]:
-        """(body, content type, part number -> id) of one batch POST."""
-        boundary = "===============" + uuid.uuid4().hex + "=="
-        base = uuid.uuid4().hex
-        order: dict[str, str] = {}
-        chunks: list[str] = []
-        for number, message_id in enumerate(ids):
-            key = f"{base} + {number}"
-            order[key] = message_id
-            chunks.append(
-                f"--{boundary}\r\nContent-Type: application/http\r\n"
-                "Content-Transfer-Encoding: binary\r\nMIME-Version: 1.0\r\n"
-                f"Content-ID: <{key}>\r\n\r\n{self.part(message_id, auth)}\r\n"
-            )
-        body = "".join(chunks) + f"--{boundary}--\r\n"
-        return body, f'multipart/mixed; boundary="{boundary}"', order
-
-    @staticmethod
-    def parts(
-        content_type: str, content: bytes
-    ) -> Iterator[tuple[str, int, dict[str, str], bytes]]:
-        """(part key, status, headers, body) of each part of a multipart reply; a part that is
-        not an HTTP response is skipped (its id is then reported missing)."""
-        boundary = _boundary(content_type)
-        if not boundary:
-            return
-        delimiter = b"--" + boundary.encode("latin-1")
-        segments = content.split(delimiter)
-        for segment in segments[1:]:
-            if segment.startswith(b"--"):
-                break  # the close delimiter: the epilogue follows
-            head, body = _split_head(segment)
-            found = _PART_ID.search(head)
-            if found is None:
-                continue
-            content_id = found.group(1).decode("latin-1").strip()
-            if content_id.startswith("response-"):
-                content_id = content_id[len("response-") :]
-            status_head, payload = _split_head(body.lstrip(b"\r\n"))
-            lines = status_head.decode("latin-1").splitlines()
-            if not lines:
-                continue
-            status_line = lines[0].split(" ", 2)
-            if len(status_line) < 2 or not status_line[1].isdigit():
-                continue
-            headers: dict[str, str] = {}
-            for line in lines[1:]:
-                name, sep, value = line.partition(":")
-                if sep:
-                    headers[name.strip().lower()] = value.strip()
-            if payload.endswith(b"\r\n"):
-                payload = payload[:-2]
-            elif payload.endswith(b"\n"):
-                payload = payload[:-1]
-            yield content_id, int(status_line[1]), headers, payload
-
-
-def _boundary(content_type: str) -> str:
-    """The ``boundary`` parameter of a ``multipart/mixed`` content type, or ''."""
-    message = email.message.Message()
-    message["content-type"] = content_type
-    if message.get_content_type() != "multipart/mixed":
-        return ""
-    boundary = message.get_param("boundary")
-    return boundary if isinstance(boundary, str) else ""
-
-
-def _split_head(data: bytes) -> tuple[bytes, bytes]:
-    """Headers and body of a MIME or HTTP block, at the first blank line (CRLF or LF)."""
-    crlf = data.find(b"\r\n\r\n")
-    lf = data.find(b"\n\n")
-    if crlf >= 0 and (lf < 0 or crlf < lf):
-        return data[:crlf], data[crlf + 4 :]
-    if lf >= 0:
-        return data[:lf], data[lf + 2 :]
-    return data, b""
 
 
 def _http_failure(status: int, content: Any, headers: Any) -> _Failure:
