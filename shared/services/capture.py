@@ -235,38 +235,31 @@ class Capture:
         written: set[str] = set()
         matches = self._match_all(prepared)
         bodies = self._fetch_bodies(prepared, matches, email_ids, stored)
-        for at in range(0, len(prepared), WRITE_BATCH):
+        planned = [(m, p, matches.get(m.id, []), bodies.get(m.id)) for m, p in prepared]
+        for at in range(0, len(planned), WRITE_BATCH):
             with self.store.batched():
-                self._write_all(
-                    prepared[at : at + WRITE_BATCH],
-                    (email_ids, stored, written),
-                    matches,
-                    bodies,
-                    report,
-                )
+                self._write_all(planned[at : at + WRITE_BATCH], email_ids, stored, written, report)
         return report
 
     def _write_all(
         self,
-        prepared: Sequence[tuple[GmailMessage, ParsedMessage]],
-        emails: tuple[dict[str, str], dict[str, Email | None], set[str]],
-        matches: dict[str, list[Match]],
-        bodies: dict[str, ParsedMessage],
+        planned: Sequence[tuple[GmailMessage, ParsedMessage, list[Match], ParsedMessage | None]],
+        email_ids: dict[str, str],
+        stored: dict[str, Email | None],
+        written: set[str],
         report: IngestReport,
     ) -> None:
         """Each message's writes; one that fails is recorded as a problem and the rest go on.
-        ``emails``: each message's email id, the emails as the chunk's read found them, and
-        the ids written so far in the chunk."""
-        email_ids, stored, written = emails
-        for message, parsed in prepared:
+        ``stored``: the emails as the chunk's read found them; ``written``: the ids written so
+        far in the chunk (a Message-ID seen twice is read again)."""
+        for message, parsed, found, body in planned:
             gid = message.id
             email_id = email_ids[gid]
             try:
                 if email_id in written:
                     stored[email_id] = self.store.get_email(email_id)
                 written.add(email_id)
-                found = matches.get(gid, [])
-                self._write(message, parsed, found, bodies.get(gid), email_id, stored.get(email_id))
+                self._write(message, parsed, found, body, email_id, stored.get(email_id))
             except Exception as exc:
                 # One message must never stop the rest; its reason is kept for the status.
                 logger.exception(

@@ -157,14 +157,17 @@ class SqliteMail(_SqliteBase):
             self._put_participants(conn, merged)
             corrected = stored.corrected_investor_ids if stored is not None else frozenset()
             wanted = [link for link in links if link.investor_id not in corrected]
+            ids = [link.id for link in wanted]
             known = (
                 {
                     link.id: link
-                    for link in self._many_in(
-                        conn, InvestorLink, "investor_links", [link.id for link in wanted]
+                    for link in self._many(
+                        InvestorLink,
+                        f"SELECT doc FROM investor_links WHERE id IN ({_placeholders(ids)})",  # noqa: S608
+                        ids,
                     )
                 }
-                if stored is not None and wanted
+                if stored is not None and ids
                 else {}
             )
             for link in wanted:
@@ -183,16 +186,6 @@ class SqliteMail(_SqliteBase):
             self._put_sighting(conn, sighting)
             self._refresh_email(conn, merged)
             return stored is None
-
-    @staticmethod
-    def _many_in(
-        conn: sqlite3.Connection, model: type[InvestorLink], table: str, ids: Sequence[str]
-    ) -> list[InvestorLink]:
-        rows = conn.execute(
-            f"SELECT doc FROM {table} WHERE id IN ({_placeholders(ids)})",  # noqa: S608
-            list(ids),
-        )
-        return [_load(model, row[0]) for row in rows]
 
     @staticmethod
     def _put_sighting(conn: sqlite3.Connection, sighting: Sighting) -> None:
