@@ -46,6 +46,7 @@ from shared.domain.digest import (
     is_earlier,
     narrator_prompt,
 )
+from shared.domain.headers import one_line
 from shared.domain.models import (
     NAMES_CLOCK_SLACK,
     Contact,
@@ -369,7 +370,8 @@ class _Names:
         if investor is None:
             return links[0].matched_address, ""
         organization = self._organization(investor.organization_id)
-        return investor.name, organization.name if organization else ""
+        # CRM names are typed or imported text: one line, no control characters, in the digest.
+        return one_line(investor.name), one_line(organization.name) if organization else ""
 
     def counterpart(self, investor_id: str, links: list[LinkedInvestor]) -> str:
         """Who the mail was with: a live contact's name, else the live organisation's name (for
@@ -377,12 +379,12 @@ class _Names:
         for link in links:
             contact = self._contact(link.contact_id) if link.contact_id else None
             if contact is not None and contact.name:
-                return contact.name
+                return one_line(contact.name)
         link = links[0]
         if link.contact_id is None:
             investor = self._investor(investor_id)
             organization = self._organization(investor.organization_id if investor else None)
             domain = link.matched_address.rsplit("@", 1)[-1]
             if organization is not None and domain in organization.domains:
-                return organization.name
+                return one_line(organization.name)
         return link.matched_address

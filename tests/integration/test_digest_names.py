@@ -178,3 +178,44 @@ def test_the_one_read_capture_adds_is_an_organisation_no_domain_found(store: Sto
     if isinstance(store, FirestoreStore):
         assert org_reads == 1  # no domain look-up (gmail.com is public): the one get
         assert org_reads_in_hand == 1  # the domain query found it: nothing more
+
+
+def test_hostile_names_carried_on_links_come_out_inert(
+    store: Store, captured_fund: Scenario, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The names a link carries were typed into the CRM (or imported from a CSV): in the
+    digest they are text like the names read from the records, escaped in the HTML and never
+    a header line."""
+    monkeypatch.setattr(digest_service, "NAMES_CLOCK_SLACK", timedelta(0))
+    hostile = '=HYPERLINK("x")<script>alert(1)</script>\r\nBcc: evil@example.com\x00=?utf-8?q?x?='
+
+    def listing(since: datetime, until: datetime) -> Iterator[Email]:
+        for email in store.list_emails(limit=500):
+            links = [
+                ln.model_copy(
+                    update={
+                        "names": ln.names.model_copy(
+                            update={
+                                "investor": hostile,
+                                "organization": hostile,
+                                "contact": hostile,
+                            }
+                        )
+                    }
+                )
+                if ln.names
+                else ln
+                for ln in email.links
+            ]
+            yield email.model_copy(update={"links": links})
+
+    digest = digest_service.build_digest(
+        store, SINCE, datetime.now(UTC) + timedelta(seconds=1), None, emails_in_window=listing
+    )
+
+    assert "HYPERLINK" in digest.html  # the carried names were used
+    assert "<script" not in digest.html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in digest.html
+    assert not {"\r", "\n", "\x00"} & set(digest.subject)
+    assert "\x00" not in digest.text and "\x00" not in digest.html
+    assert "\nBcc: evil@example.com" not in digest.text.replace("\r\n", "\n")
