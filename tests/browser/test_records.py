@@ -136,10 +136,17 @@ def test_the_audit_trail_is_filtered(console: ConsolePage) -> None:
     page.get_by_label("Filter by").select_option("actor")
     page.get_by_label("Value").fill(ADMIN)
     page.wait_for_url(re.compile(r"by=actor"))
-    page.wait_for_function(
-        "() => document.querySelectorAll('[data-testid=audit] tbody tr').length > 0"
-    )
-    actors = set(table.locator("tbody tr td:nth-child(2)").all_inner_texts())
+    page.wait_for_url(re.compile(r"term=ada(%40|@)fund\.example"))
+    # Read the rows in the same tick they are seen: the table re-renders once the new filter's
+    # answer lands, and reading between a wait and a read could see it empty.
+    cells = page.wait_for_function(
+        """() => {
+            const cells = [...document.querySelectorAll(
+                '[data-testid=audit] tbody tr td:nth-child(2)')].map((c) => c.innerText);
+            return cells.length > 0 ? cells : null;
+        }"""
+    ).json_value()
+    actors = set(cells)
     assert actors == {ADMIN}
     # A range that ended before anything happened shows nothing.
     page.get_by_label("To (UTC day, included)").fill("2000-01-01")
